@@ -1,0 +1,195 @@
+"""FastAPI app: thin views over engine functions. No Cypher here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import models
+from engine import ingest
+from engine.db import Gateway, connect
+from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
+from engine.settings import Settings, get_settings
+from engine.trace import trace_tube
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_ROWS = 5000
+MAX_STRING = 512
+
+
+class BodyLimit:
+    """Refuse a request body over the limit whole, before anything is parsed or written."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    body = JSONResponse(status_code=413, content={
+        "error": "payload_too_large",
+        "message": f"The request body is larger than {limit} bytes; nothing was stored. "
+                   "Send it in smaller batches."})
+    await body({"type": "http"}, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def get_gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def get_app_settings(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _check_batch(records: list[dict[str, Any]]) -> None:
+    if len(records) > MAX_ROWS:
+        raise models.LimitExceeded(
+            f"The batch has {len(records)} records; at most {MAX_ROWS} are accepted per request. "
+            "Nothing was stored.")
+    for i, rec in enumerate(records):
+        for key, value in rec.items():
+            if isinstance(value, str) and len(value) > MAX_STRING:
+                raise models.LimitExceeded(
+                    f"Record {i}, field '{key}' is {len(value)} characters long; at most "
+                    f"{MAX_STRING} are accepted. Nothing was stored.")
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = gateway is None
+        app.state.gateway = gateway or connect(settings)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if own:
+                app.state.gateway.close()
+
+    app = FastAPI(title="tubetrace", version="0.1.0", lifespan=lifespan,
+                  description="Traceback of pooled PCR tubes: tube -> box -> compound -> persons.")
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+
+    @app.exception_handler(TransitionError)
+    async def conflict(_: Request, exc: TransitionError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc)})
+
+    @app.exception_handler(models.LimitExceeded)
+    async def limit(_: Request, exc: models.LimitExceeded) -> JSONResponse:
+        return JSONResponse(status_code=413,
+                            content={"error": "limit_exceeded", "message": str(exc)})
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse(status_code=503,
+                            content={"error": "database_unavailable", "message": str(exc)})
+
+    @app.exception_handler(TubetraceError)
+    async def other(_: Request, exc: TubetraceError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": "invalid", "message": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(status_code=422, content={
+            "error": "invalid_request",
+            "message": f"The request is not valid at {where or 'body'}: "
+                       f"{first.get('msg', 'invalid')}. Nothing was stored.",
+            "details": [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")}
+                        for e in exc.errors()[:20]]})
+
+    @app.get("/healthz", response_model=models.Health, tags=["ops"])
+    def healthz(gw: GatewayDep) -> models.Health:
+        try:
+            gw.read("ping")
+            return models.Health(status="ok", neo4j="up")
+        except Exception:  # noqa: BLE001 - liveness must answer whatever the driver raises
+            return models.Health(status="degraded", neo4j="down")
+
+    @app.get("/v1/tubes/{tube_code}/trace", response_model=models.Trace, tags=["trace"])
+    def get_trace(tube_code: str, gw: GatewayDep) -> dict[str, Any]:
+        return trace_tube(gw, tube_code)
+
+    def _load(kind: str, records: list[dict[str, Any]], gw: Gateway,
+              s: Settings) -> models.LoadAnswer:
+        _check_batch(records)
+        items = [(i, rec) for i, rec in enumerate(records)]
+        summary = ingest.load_records(gw, kind, items, "request", s, keep_outcomes=True)
+        return models.LoadAnswer(
+            summary=models.LoadSummary(**summary.counts()),
+            outcomes=[models.RecordOutcome(index=o.line or 0, key=o.key, status=o.status,
+                                           flags=o.flags, reason=o.reason)
+                      for o in summary.outcomes])
+
+    @app.post("/v1/registrations", response_model=models.LoadAnswer, tags=["load"])
+    def post_registrations(body: list[models.RegistrationIn], gw: GatewayDep,
+                           s: SettingsDep) -> models.LoadAnswer:
+        return _load("registrations", [r.model_dump(exclude_none=True) for r in body], gw, s)
+
+    @app.post("/v1/results", response_model=models.LoadAnswer, tags=["load"])
+    def post_results(body: list[models.ResultIn], gw: GatewayDep,
+                     s: SettingsDep) -> models.LoadAnswer:
+        return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s)
+
+    @app.get("/v1/quarantine", response_model=models.QuarantinePage, tags=["load"])
+    def get_quarantine(gw: GatewayDep, cursor: str = "",
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+        items = ingest.list_quarantine(gw, after=cursor, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        for item in items:
+            item["at"] = item["at"].to_native().isoformat() if item.get("at") else None
+        return {"items": items, "next_cursor": items[-1]["qkey"] if more else None}
+
+    return app

@@ -1,0 +1,147 @@
+"""Pydantic models of every body and answer of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | None
+
+
+class LimitExceeded(Exception):
+    """A request over a size limit: refused whole, before anything is written."""
+
+
+class Health(BaseModel):
+    status: str
+    neo4j: str
+
+
+class RegistrationIn(BaseModel):
+    """One person swabbed into one tube. Every field is accepted as given: a bad value is
+    stored with a flag, not refused, so that no swab is lost."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    record_id: Scalar = None
+    collected_at: Scalar = None
+    compound_code: Scalar = None
+    box_code: Scalar = None
+    tube_code: Scalar = None
+    pool_size: Scalar = None
+    method: Scalar = None
+    id_type: Scalar = None
+    id_number: Scalar = None
+    name: Scalar = None
+    phone: Scalar = None
+    registered_address: Scalar = None
+    collector_id: Scalar = None
+
+
+class ResultIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tube_code: Scalar = None
+    result: Scalar = None
+    reported_at: Scalar = None
+    lab_code: Scalar = None
+    ct_value: Scalar = None
+
+
+class LoadSummary(BaseModel):
+    read: int
+    stored: int
+    duplicates: int
+    conflicts: int
+    updated: int
+    flagged: int
+    quarantined: int
+
+
+class RecordOutcome(BaseModel):
+    index: int
+    key: str | None
+    status: str = Field(description="stored, duplicate, conflict, updated or quarantined")
+    flags: list[str]
+    reason: str | None
+
+
+class LoadAnswer(BaseModel):
+    summary: LoadSummary
+    outcomes: list[RecordOutcome]
+
+
+class TubeResult(BaseModel):
+    result: str | None
+    reported_at: str | None
+    lab_code: str | None
+    ct_value: float | None
+
+
+class Tube(BaseModel):
+    code: str
+    pool_size: int | None
+    collected_at: str | None
+    result: str | None
+    reported_at: str | None
+    results: list[TubeResult]
+
+
+class BoxRef(BaseModel):
+    code: str
+
+
+class Compound(BaseModel):
+    code: str | None
+    name: str | None
+    address: str | None
+    district_code: str | None
+    district: str | None
+    subdistrict: str | None
+
+
+class Residence(BaseModel):
+    compound_code: str | None
+    address: str | None
+    district_code: str | None
+
+
+class Person(BaseModel):
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+    phone: str | None
+    method: str | None
+    record_id: str
+    collected_at: str | None
+    residence: Residence | None
+    registered_district_code: str | None
+    household_separated: bool | None
+    flags: list[str]
+
+
+class Trace(BaseModel):
+    tube: Tube
+    box: BoxRef | None
+    boxes: list[str]
+    compound: Compound | None
+    compounds: list[str]
+    persons: list[Person]
+    flags: list[str]
+
+
+class QuarantineItem(BaseModel):
+    qkey: str
+    kind: str
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: str
+    existing: str | None
+    at: str | None
+
+
+class QuarantinePage(BaseModel):
+    items: list[QuarantineItem]
+    next_cursor: str | None

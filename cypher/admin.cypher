@@ -1,0 +1,20 @@
+// Maintenance queries used by tests, benchmarks and the bulk import.
+
+// name: wipe_all
+MATCH (n)
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
+
+// name: count_by_label
+MATCH (n)
+UNWIND labels(n) AS label
+RETURN label, count(*) AS n
+ORDER BY label
+
+// name: dump_nodes
+MATCH (n)
+RETURN labels(n) AS labels, properties(n) AS props
+
+// name: dump_relationships
+MATCH (a)-[r]->(b)
+RETURN type(r) AS type, properties(r) AS props, labels(a) AS from_labels,
+       properties(a) AS from_props, labels(b) AS to_labels, properties(b) AS to_props

@@ -1,0 +1,71 @@
+// Writes of the loaders. Rows come in batches; a row whose key is already stored is left alone
+// and reported back with the stored content hash, so the caller can tell duplicate from conflict.
+
+// name: existing_registrations
+// params: keys
+UNWIND $keys AS key
+MATCH (r:Registration {record_id: key})
+RETURN r.record_id AS key, r.content_hash AS content_hash, r.raw AS raw
+
+// name: merge_registrations
+// params: rows, token
+UNWIND $rows AS row
+MERGE (r:Registration {record_id: row.key})
+  ON CREATE SET r += row.props, r.write_token = $token
+WITH r, row, r.write_token = $token AS created
+FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
+  MERGE (t:Tube {code: row.links.tube_code})
+  MERGE (r)-[:INTO_TUBE]->(t)
+  MERGE (p:Person {person_id: row.links.person.person_id})
+    ON CREATE SET p += row.links.person
+  MERGE (r)-[:OF_PERSON]->(p)
+  FOREACH (code IN CASE WHEN row.links.box_code IS NULL THEN [] ELSE [row.links.box_code] END |
+    MERGE (b:Box {code: code})
+    MERGE (r)-[:IN_BOX]->(b))
+  FOREACH (code IN CASE WHEN row.links.compound_code IS NULL THEN [] ELSE [row.links.compound_code] END |
+    MERGE (c:Compound {code: code})
+    MERGE (r)-[:AT_COMPOUND]->(c))
+  FOREACH (_ IN CASE WHEN row.links.box_code IS NULL OR row.links.compound_code IS NULL
+                       OR row.links.day IS NULL THEN [] ELSE [1] END |
+    MERGE (b:Box {code: row.links.box_code})
+    MERGE (c:Compound {code: row.links.compound_code})
+    MERGE (b)-[:FILLED_AT {day: row.links.day}]->(c))
+)
+REMOVE r.write_token
+RETURN row.key AS key, created, r.content_hash AS content_hash, r.raw AS raw
+
+// name: merge_results
+// params: rows, token
+UNWIND $rows AS row
+MERGE (x:Result {result_key: row.key})
+  ON CREATE SET x += row.props, x.write_token = $token
+WITH x, row, x.write_token = $token AS created
+FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
+  MERGE (t:Tube {code: row.links.tube_code})
+  MERGE (x)-[:FOR_TUBE]->(t)
+)
+REMOVE x.write_token
+RETURN row.key AS key, created, x.content_hash AS content_hash, x.raw AS raw
+
+// name: merge_compounds
+// params: rows
+UNWIND $rows AS row
+MERGE (c:Compound {code: row.key})
+WITH c, row, c.content_hash AS before
+SET c += row.props
+RETURN row.key AS key, before IS NULL AS created, before AS content_hash, row.raw AS raw
+
+// name: merge_quarantine
+// params: rows
+UNWIND $rows AS row
+MERGE (q:Quarantine {qkey: row.qkey})
+  ON CREATE SET q += row, q.at = datetime()
+RETURN count(q) AS stored
+
+// name: list_quarantine
+// params: after, limit
+MATCH (q:Quarantine)
+WHERE q.qkey > $after
+RETURN q {.qkey, .kind, .source, .line, .field, .reason, .raw, .existing, .at} AS item
+ORDER BY q.qkey
+LIMIT $limit

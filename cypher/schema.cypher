@@ -1,0 +1,45 @@
+// Constraints and indexes, applied in order on first use. Every statement is idempotent.
+
+// name: schema_registration_key
+CREATE CONSTRAINT registration_record_id IF NOT EXISTS
+FOR (r:Registration) REQUIRE r.record_id IS UNIQUE
+
+// name: schema_person_key
+CREATE CONSTRAINT person_id IF NOT EXISTS
+FOR (p:Person) REQUIRE p.person_id IS UNIQUE
+
+// name: schema_tube_key
+CREATE CONSTRAINT tube_code IF NOT EXISTS
+FOR (t:Tube) REQUIRE t.code IS UNIQUE
+
+// name: schema_box_key
+CREATE CONSTRAINT box_code IF NOT EXISTS
+FOR (b:Box) REQUIRE b.code IS UNIQUE
+
+// name: schema_compound_key
+CREATE CONSTRAINT compound_code IF NOT EXISTS
+FOR (c:Compound) REQUIRE c.code IS UNIQUE
+
+// name: schema_result_key
+CREATE CONSTRAINT result_key IF NOT EXISTS
+FOR (x:Result) REQUIRE x.result_key IS UNIQUE
+
+// name: schema_quarantine_key
+CREATE CONSTRAINT quarantine_key IF NOT EXISTS
+FOR (q:Quarantine) REQUIRE q.qkey IS UNIQUE
+
+// name: schema_meta_key
+CREATE CONSTRAINT meta_key IF NOT EXISTS
+FOR (m:Meta) REQUIRE m.key IS UNIQUE
+
+// name: schema_registration_day
+CREATE INDEX registration_day IF NOT EXISTS FOR (r:Registration) ON (r.day)
+
+// name: schema_result_day
+CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
+
+// name: schema_compound_district
+CREATE INDEX compound_district IF NOT EXISTS FOR (c:Compound) ON (c.district_code)
+
+// name: schema_await
+CALL db.awaitIndexes(300)

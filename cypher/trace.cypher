@@ -1,0 +1,49 @@
+// The traceback: tube -> registrations -> person, box, compound (the residence), and results.
+// One row per tube; flags that depend on other data (duplicate registrations, boxes filled at
+// several compounds, unknown compounds) are computed here, from the data as it is now.
+
+// name: trace_tubes
+// params: tube_codes
+MATCH (t:Tube)
+WHERE t.code IN $tube_codes
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)
+  OPTIONAL MATCH (r)-[:OF_PERSON]->(p:Person)
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
+  WITH r, p, c, b
+  ORDER BY r.collected_at, r.record_id
+  WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
+      record_id: r.record_id, collected_at: r.collected_at, day: r.day,
+      pool_size: r.pool_size, method: r.method, name: r.name, phone: r.phone,
+      flags: r.flags, box_code: r.box_code, compound_code: r.compound_code,
+      person_id: p.person_id, id_type: p.id_type, id_number: p.id_number,
+      registered_district_code: p.registered_district_code,
+      compound: CASE WHEN c IS NULL OR c.known IS NULL THEN NULL
+                ELSE c {.code, .name, .address, .district_code, .subdistrict} END,
+      duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND EXISTS {
+        MATCH (p)<-[:OF_PERSON]-(other:Registration)
+        WHERE other <> r AND other.day = r.day AND other.pool_size > 1
+          AND other.tube_code <> r.tube_code
+      },
+      box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE COUNT {
+        MATCH (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = r.day
+      } END
+  } END) AS registrations
+  RETURN registrations
+}
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
+  WITH x
+  ORDER BY x.reported_at, x.lab_code
+  RETURN collect(x {.result, .reported_at, .lab_code, .ct_value}) AS results
+}
+RETURN t.code AS code, registrations, results
+
+// name: tube_codes_after
+// params: after, limit
+MATCH (t:Tube)
+WHERE t.code > $after
+RETURN t.code AS code
+ORDER BY t.code
+LIMIT $limit

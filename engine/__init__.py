@@ -1,0 +1,1 @@
+"""tubetrace engine: domain logic and the Neo4j gateway."""

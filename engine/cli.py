@@ -1,0 +1,183 @@
+"""The `tubetrace` command line. Run by the machine's own user: it sees data unmasked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engine import ingest
+from engine.db import Gateway, connect
+from engine.errors import NotFound, TubetraceError
+from engine.settings import Settings, get_settings
+
+app = typer.Typer(help="Traceback of pooled PCR tubes on Neo4j.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+neo4j_app = typer.Typer(help="The managed local Neo4j server.", no_args_is_help=True)
+app.add_typer(neo4j_app, name="neo4j")
+
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def gateway(settings: Settings | None = None) -> Iterator[Gateway]:
+    gw = connect(settings or get_settings())
+    try:
+        yield gw
+    finally:
+        gw.close()
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+
+
+@neo4j_app.command("start")
+def neo4j_start() -> None:
+    """Start the managed server (provisioned from Maven Central on first use)."""
+    from engine.server.managed import ManagedServer
+
+    info = ManagedServer(get_settings()).start()
+    out.print(info.describe(), highlight=False)
+
+
+@neo4j_app.command("stop")
+def neo4j_stop() -> None:
+    """Stop the managed server."""
+    from engine.server.managed import ManagedServer
+
+    stopped = ManagedServer(get_settings()).stop()
+    out.print("Neo4j stopped." if stopped else "Neo4j was not running.")
+
+
+@neo4j_app.command("status")
+def neo4j_status() -> None:
+    """Say whether the managed server runs, and where."""
+    from engine.server.managed import ManagedServer
+
+    info = ManagedServer(get_settings()).status()
+    out.print(info.describe(), highlight=False)
+    if not info.running:
+        raise typer.Exit(3)
+
+
+@app.command("load")
+def load(
+    kind: Annotated[str, typer.Argument(help="compounds, registrations or results")],
+    path: Annotated[Path, typer.Argument(help="a .csv or .jsonl file")],
+) -> None:
+    """Load an input file; prints read, stored, duplicates, conflicts, updated, flagged,
+    quarantined."""
+    from loaders.files import count_lines, read_file
+
+    if kind not in ("compounds", "registrations", "results"):
+        fail(f"unknown kind '{kind}'; use compounds, registrations or results", 2)
+    items = read_file(path, kind)
+    total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
+    settings = get_settings()
+    with gateway(settings) as gw, Progress(
+        TextColumn(f"loading {kind}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(), console=err, transient=True, disable=total < settings.batch_size,
+    ) as progress:
+        task = progress.add_task("load", total=total)
+        summary = ingest.load_records(gw, kind, items, path.name, settings,
+                                      on_batch=lambda n: progress.advance(task, n))
+    out.print(summary.line(), highlight=False)
+
+
+@app.command("quarantine")
+def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List quarantined lines: file or request, line, field and reason."""
+    with gateway() as gw:
+        items = ingest.list_quarantine(gw, limit=1_000_000)
+    for item in items:
+        item["at"] = str(item["at"].to_native().isoformat()) if item.get("at") else None
+    if as_json:
+        print_json({"items": items, "next_cursor": None})
+        return
+    table = Table("kind", "source", "line", "field", "reason", "raw")
+    for item in items:
+        table.add_row(item["kind"], item["source"], str(item["line"] or ""), item["field"] or "",
+                      item["reason"], (item["raw"] or "")[:60])
+    out.print(table)
+    out.print(f"{len(items)} quarantined")
+
+
+@app.command("trace")
+def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Trace one tube to its box, compound and every person swabbed into it."""
+    from engine.trace import trace_tube
+
+    with gateway() as gw:
+        try:
+            result = trace_tube(gw, tube_code)
+        except NotFound as exc:
+            fail(str(exc), 4)
+    if as_json:
+        print_json(result)
+    else:
+        print_trace(result)
+
+
+def print_trace(t: dict[str, Any]) -> None:
+    tube = t["tube"]
+    c = t["compound"] or {}
+    out.print(f"[bold]Tube {tube['code']}[/bold]  pool {tube['pool_size']}  "
+              f"collected {tube['collected_at']}  result {tube['result']} ({tube['reported_at']})",
+              highlight=False)
+    out.print(f"Box {', '.join(t['boxes']) or '-'}   Compound {c.get('code')} {c.get('name') or ''}"
+              f"  {c.get('address') or ''}  {c.get('district') or ''} {c.get('subdistrict') or ''}",
+              highlight=False)
+    if t["flags"]:
+        out.print(f"Tube flags: {', '.join(t['flags'])}", highlight=False)
+    table = Table("#", "name", "id", "phone", "residence", "district", "registered", "sep.", "flags")
+    for i, p in enumerate(t["persons"], start=1):
+        res = p["residence"] or {}
+        sep = {True: "yes", False: "no", None: "?"}[p["household_separated"]]
+        table.add_row(str(i), p["name"] or "", p["id_number"] or "", p["phone"] or "",
+                      res.get("compound_code") or "", res.get("district_code") or "",
+                      p["registered_district_code"] or "", sep, ", ".join(p["flags"]))
+    out.print(table)
+
+
+@app.command("serve")
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+def demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+    seed: int = 20220409,
+) -> None:
+    """Provision Neo4j, generate and load a small city, trace a positive tube, serve the API."""
+    from engine.demo import run_demo
+
+    run_demo(get_settings(), out, host=host, port=port, serve_api=serve_api, seed=seed)
+
+
+def main() -> None:
+    try:
+        app()
+    except TubetraceError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

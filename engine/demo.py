@@ -1,0 +1,91 @@
+"""`tubetrace demo`: a small generated city, loaded into the managed Neo4j, traced and served."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from rich.console import Console
+
+from engine import ingest
+from engine.db import Gateway, connect
+from engine.errors import TubetraceError
+from engine.generate import generate_city
+from engine.settings import Settings
+from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_tube_codes, flag_totals, trace_many
+
+DEMO_REGISTRATIONS = 3000
+
+
+def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_api: bool,
+             seed: int) -> None:
+    from loaders.files import read_file
+
+    out.print("Starting Neo4j (the first run fetches the server from Maven Central)...")
+    gw = connect(settings)
+    try:
+        city_dir = settings.home / "demo-city"
+        shutil.rmtree(city_dir, ignore_errors=True)
+        stats = generate_city(city_dir, seed=seed, registrations=DEMO_REGISTRATIONS)
+        out.print(f"Generated {stats.registrations} registrations in {stats.tubes} tubes at "
+                  f"{stats.compounds} compounds (seed {seed}) in {city_dir}", highlight=False)
+        for kind in ("compounds", "registrations", "results"):
+            path = city_dir / f"{kind}.csv"
+            summary = ingest.load_records(gw, kind, read_file(path, kind), path.name, settings)
+            out.print(summary.line(), highlight=False)
+
+        totals = flag_totals(gw)
+        out.print("Flags in the demo city:")
+        for flag, n in sorted(totals.items()):
+            out.print(f"  {flag:<28} {n}", highlight=False)
+        required = (*PERSON_FLAGS, *TUBE_FLAGS, "missing_record_id", "missing_name",
+                    "invalid_collected_at")
+        absent = [f for f in required if totals[f] == 0]
+        if absent:
+            raise TubetraceError(f"the demo city lacks flags {absent}; the generator is broken")
+
+        example = _example_tube(gw)
+        if example is not None:
+            from engine.cli import print_trace
+
+            out.print("\nA positive 10-in-1 tube, traced:")
+            print_trace(example)
+            out.print(f"(tubetrace trace {example['tube']['code']} --json for the JSON)\n")
+        if not settings.neo4j_uri:
+            from engine.server.managed import ManagedServer
+
+            out.print(f"Neo4j Browser: {ManagedServer(settings).browser_url} "
+                      f"(user neo4j, password in {ManagedServer(settings).password_file})",
+                      highlight=False)
+        key_line = _demo_key(gw)
+        if key_line:
+            out.print(key_line, highlight=False)
+        out.print(f"API docs:      http://{host}:{port}/docs", highlight=False)
+    finally:
+        gw.close()
+    if serve_api:
+        import uvicorn
+
+        out.print("Serving the API until Ctrl-C.")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def _example_tube(gw: Gateway) -> dict[str, Any] | None:
+    best = None
+    codes = list(all_tube_codes(gw))
+    for start in range(0, len(codes), 500):
+        for t in trace_many(gw, codes[start:start + 500]).values():
+            tube = t["tube"]
+            if tube["result"] == "positive" and tube["pool_size"] == 10 \
+                    and len(t["persons"]) == 10:
+                if any(p["household_separated"] for p in t["persons"]):
+                    return t
+                best = best or t
+    return best
+
+
+def _demo_key(gw: Gateway) -> str | None:
+    from engine.keys import create_key
+
+    key = create_key(gw, role="investigator", district=None, label="demo")
+    return f"Investigator API key: {key.secret}  (send as 'Authorization: Bearer ...')"

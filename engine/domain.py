@@ -1,0 +1,142 @@
+"""Pure domain rules: ID numbers (GB 11643), phones, districts (GB/T 2260), timestamps, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+ID_TYPES = ("resident_id", "passport", "other")
+METHODS = ("nucleic_code", "id_card", "manual")
+RESULTS = ("positive", "negative", "invalid")
+
+
+def id_check_char(first17: str) -> str:
+    total = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True))
+    return ID_CHECK[total % 11]
+
+
+def resident_id_valid(id_number: str) -> bool:
+    """GB 11643: 17 digits, a valid birth date, and the check character (lower-case x accepted)."""
+    s = id_number.strip().upper()
+    if len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
+        return False
+    try:
+        born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
+    except ValueError:
+        return False
+    if born.year < 1880:
+        return False
+    return id_check_char(s[:17]) == s[17]
+
+
+def normalise_phone(phone: str) -> str:
+    s = re.sub(r"[\s\-]", "", phone)
+    if s.startswith("+86"):
+        s = s[3:]
+    elif s.startswith("0086"):
+        s = s[4:]
+    return s
+
+
+def phone_valid(phone: str) -> bool:
+    return PHONE_RE.fullmatch(normalise_phone(phone)) is not None
+
+
+@lru_cache(maxsize=1)
+def district_data() -> dict[str, Any]:
+    text = (resources.files("engine") / "data" / "districts.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def present_district(code: str | None) -> str | None:
+    """Map a (possibly historic) area code to its present successor; others are kept as they are."""
+    if code is None:
+        return None
+    historic: dict[str, dict[str, str]] = district_data()["historic"]
+    seen = set()
+    while code in historic and code not in seen:
+        seen.add(code)
+        code = historic[code]["successor"]
+    return code
+
+
+def district_name(code: str | None) -> str | None:
+    if code is None:
+        return None
+    current: dict[str, str] = district_data()["current"]
+    return current.get(code)
+
+
+def registered_district_code(id_type: str | None, id_number: str | None) -> str | None:
+    if id_type != "resident_id" or not id_number or not resident_id_valid(id_number):
+        return None
+    return present_district(id_number[:6])
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """ISO 8601 with a UTC offset; anything without an offset is not a valid timestamp here."""
+    s = value.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None and dt.utcoffset() is not None else None
+
+
+def local_day(dt: datetime, tz: str) -> str:
+    return dt.astimezone(ZoneInfo(tz)).date().isoformat()
+
+
+def iso(dt: Any) -> str | None:
+    """Render a driver or native datetime with the offset it arrived with."""
+    if dt is None:
+        return None
+    native = dt.to_native() if hasattr(dt, "to_native") else dt
+    text: str = native.isoformat()
+    return text
+
+
+def canonical_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+
+
+def person_key(id_type: str | None, id_number: str | None, record_id: str) -> str:
+    """A person is (id_type, upper-cased id_number); without a number, the registration alone."""
+    if id_number:
+        return f"{id_type or 'unknown'}|{id_number.strip().upper()}"
+    return f"record|{record_id}"
+
+
+def person_id(secret: str, key: str) -> str:
+    """Opaque and stable: an HMAC of the person key, so an ID number cannot be guessed back."""
+    digest = hmac.new(secret.encode(), key.encode("utf-8"), hashlib.sha256).hexdigest()
+    return "p_" + digest[:24]
+
+
+def mask_id_number(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    return mask_id_number(value)

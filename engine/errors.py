@@ -1,0 +1,31 @@
+"""One root exception; each subclass carries a sentence a person can act on."""
+
+from __future__ import annotations
+
+
+class TubetraceError(Exception):
+    """Root of every error tubetrace raises on purpose."""
+
+
+class ServerError(TubetraceError):
+    """The managed Neo4j server could not be provisioned, started or reached."""
+
+
+class DatabaseUnavailable(TubetraceError):
+    """Neo4j did not answer."""
+
+
+class QueryFileError(TubetraceError):
+    """A `cypher/*.cypher` file is malformed (duplicate name, empty body, parameter mismatch)."""
+
+
+class NotFound(TubetraceError):
+    """The thing asked for does not exist (or is outside the caller's reach)."""
+
+
+class InputError(TubetraceError):
+    """An input file or request cannot be read at all."""
+
+
+class TransitionError(TubetraceError):
+    """A task status change that the lifecycle does not allow."""

@@ -1,0 +1,178 @@
+"""Load: transformed records written in batches of `UNWIND $rows`, each batch one managed write
+transaction (retried by the driver), idempotent by key. Outcomes per record and a summary."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine import records
+from engine.db import Gateway
+from engine.records import Quarantined, Row
+from engine.settings import Settings
+
+Item = tuple[int | None, "dict[str, Any] | Quarantined"]
+
+MERGE_QUERY = {
+    "registrations": "merge_registrations",
+    "results": "merge_results",
+    "compounds": "merge_compounds",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    line: int | None
+    key: str | None
+    status: str
+    flags: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "key": self.key, "status": self.status,
+                "flags": self.flags, "reason": self.reason}
+
+
+@dataclass
+class Summary:
+    kind: str
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    updated: int = 0
+    flagged: int = 0
+    quarantined: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"read": self.read, "stored": self.stored, "duplicates": self.duplicates,
+                "conflicts": self.conflicts, "updated": self.updated, "flagged": self.flagged,
+                "quarantined": self.quarantined}
+
+    def line(self) -> str:
+        return f"{self.kind}: " + ", ".join(f"{k} {v}" for k, v in self.counts().items())
+
+    def add(self, outcome: Outcome, keep: bool) -> None:
+        status = outcome.status
+        if status == "stored":
+            self.stored += 1
+        elif status == "duplicate":
+            self.duplicates += 1
+        elif status == "conflict":
+            self.conflicts += 1
+            self.quarantined += 1
+        elif status == "updated":
+            self.updated += 1
+        elif status == "quarantined":
+            self.quarantined += 1
+        if outcome.flags and status in ("stored", "updated"):
+            self.flagged += 1
+        if keep:
+            self.outcomes.append(outcome)
+
+
+def make_transform(kind: str, settings: Settings, secret: str
+                   ) -> Callable[[dict[str, Any], str, int | None], Row | Quarantined]:
+    if kind == "registrations":
+        return lambda rec, src, ln: records.transform_registration(
+            rec, src, ln, tz=settings.timezone, secret=secret)
+    if kind == "results":
+        return lambda rec, src, ln: records.transform_result(rec, src, ln, tz=settings.timezone)
+    if kind == "compounds":
+        return records.transform_compound
+    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(records.KINDS)}")
+
+
+def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | None, Row]],
+                 quarantined: list[Quarantined]) -> Callable[[ManagedTransaction], list[Outcome]]:
+    def work(tx: ManagedTransaction) -> list[Outcome]:
+        token = uuid.uuid4().hex
+        payload = [{"key": r.key, "props": r.props, "links": r.links, "raw": r.raw}
+                   for _, r in rows]
+        query = MERGE_QUERY[kind]
+        params: dict[str, Any] = {"rows": payload}
+        if "token" in gw.queries[query].params:
+            params["token"] = token
+        answers = gw.run_in(tx, query, **params) if payload else []
+        outcomes: list[Outcome] = []
+        extra_q: list[Quarantined] = []
+        for (line, row), answer in zip(rows, answers, strict=True):
+            if answer["created"]:
+                outcomes.append(Outcome(line, row.key, "stored", row.flags))
+            elif answer["content_hash"] == row.content_hash:
+                outcomes.append(Outcome(line, row.key, "duplicate", row.flags))
+            elif kind == "compounds":
+                outcomes.append(Outcome(line, row.key, "updated", row.flags))
+            else:
+                q = Quarantined(kind, source, line, "record_id" if kind == "registrations"
+                                else "tube_code",
+                                f"conflict: {row.key} is already stored with different content; "
+                                "the first version is kept", row.raw, answer["raw"])
+                extra_q.append(q)
+                outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
+        all_q = quarantined + extra_q
+        if all_q:
+            gw.run_in(tx, "merge_quarantine", rows=[q.as_props() for q in all_q])
+        return outcomes
+
+    return work
+
+
+def load_records(gw: Gateway, kind: str, items: Iterable[Item], source: str, settings: Settings,
+                 *, keep_outcomes: bool = False,
+                 on_batch: Callable[[int], None] | None = None) -> Summary:
+    """Transform and store every item; a bad item never fails the others."""
+    transform = make_transform(kind, settings, gw.secret() if kind == "registrations" else "")
+    summary = Summary(kind)
+    for batch in _batches(items, settings.batch_size):
+        rows: list[tuple[int | None, Row]] = []
+        seen: dict[str, Row] = {}
+        quarantined: list[Quarantined] = []
+        ordered: list[Outcome | int] = []
+        for line, item in batch:
+            summary.read += 1
+            result = item if isinstance(item, Quarantined) else transform(item, source, line)
+            if isinstance(result, Quarantined):
+                quarantined.append(result)
+                ordered.append(Outcome(line, None, "quarantined", [], result.reason))
+                continue
+            first = seen.get(result.key)
+            if first is None:
+                seen[result.key] = result
+                ordered.append(len(rows))
+                rows.append((line, result))
+            elif first.content_hash == result.content_hash:
+                ordered.append(Outcome(line, result.key, "duplicate", result.flags))
+            elif kind == "compounds":
+                seen[result.key] = result
+                ordered.append(len(rows))
+                rows.append((line, result))
+            else:
+                q = Quarantined(kind, source, line, "record_id",
+                                f"conflict: {result.key} appears earlier in the same input with "
+                                "different content; the first version is kept",
+                                result.raw, first.raw)
+                quarantined.append(q)
+                ordered.append(Outcome(line, result.key, "conflict", result.flags, q.reason))
+        written = gw.write_tx(_write_batch(gw, kind, source, rows, quarantined))
+        for entry in ordered:
+            summary.add(written[entry] if isinstance(entry, int) else entry, keep_outcomes)
+        if on_batch is not None:
+            on_batch(len(batch))
+    return summary
+
+
+def list_quarantine(gw: Gateway, after: str = "", limit: int = 500) -> list[dict[str, Any]]:
+    return [r["item"] for r in gw.read("list_quarantine", after=after, limit=limit)]

@@ -1,0 +1,253 @@
+"""Pure transforms: one input record (a dict of what the file or request said) into a row to
+store, with its flags, or into a quarantine entry. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import domain
+
+REGISTRATION_FIELDS = (
+    "record_id", "collected_at", "compound_code", "box_code", "tube_code", "pool_size", "method",
+    "id_type", "id_number", "name", "phone", "registered_address", "collector_id",
+)
+REGISTRATION_REQUIRED = (
+    "record_id", "collected_at", "compound_code", "box_code", "tube_code", "pool_size", "method",
+    "id_type", "id_number", "name",
+)
+RESULT_FIELDS = ("tube_code", "result", "reported_at", "lab_code", "ct_value")
+RESULT_REQUIRED = ("tube_code", "result", "reported_at", "lab_code")
+COMPOUND_FIELDS = ("compound_code", "name", "address", "district_code", "subdistrict", "lat", "lon")
+COMPOUND_REQUIRED = ("compound_code", "name", "address", "district_code")
+KINDS = ("compounds", "registrations", "results")
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A line that cannot be stored: kept whole, with where it came from and why."""
+
+    kind: str
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: str
+    existing: str | None = None
+
+    @property
+    def key(self) -> str:
+        return domain.content_hash({"kind": self.kind, "source": self.source, "line": self.line,
+                                    "raw": self.raw, "reason": self.reason})[:32]
+
+    def as_props(self) -> dict[str, Any]:
+        return {"qkey": self.key, "kind": self.kind, "source": self.source, "line": self.line,
+                "field": self.field, "reason": self.reason, "raw": self.raw,
+                "existing": self.existing}
+
+
+@dataclass
+class Row:
+    """A record to store: its key, content hash, and the properties of its node."""
+
+    kind: str
+    key: str
+    content_hash: str
+    raw: str
+    props: dict[str, Any]
+    flags: list[str] = field(default_factory=list)
+    links: dict[str, Any] = field(default_factory=dict)
+
+
+def _clean(record: dict[str, Any], fields: tuple[str, ...]) -> tuple[dict[str, str | None], set[str]]:
+    """Strings stripped, empty as missing; non-scalar values noted as invalid."""
+    out: dict[str, str | None] = {}
+    invalid: set[str] = set()
+    for name in fields:
+        value = record.get(name)
+        if value is None:
+            out[name] = None
+        elif isinstance(value, bool | dict | list):
+            out[name] = None
+            invalid.add(name)
+        else:
+            text = str(value).strip()
+            out[name] = text or None
+    return out, invalid
+
+
+def _canonical(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """What counts as the record's content: its contract fields, as text, missing as absent."""
+    content: dict[str, Any] = {}
+    for name in fields:
+        value = record.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool | dict | list):
+            content[name] = value
+            continue
+        text = str(value).strip()
+        if text:
+            content[name] = text
+    return content
+
+
+def _int(value: str) -> int | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not number.is_integer() or number < 1:
+        return None
+    return int(number)
+
+
+def _float(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _missing_flags(values: dict[str, str | None], required: tuple[str, ...],
+                   invalid: set[str]) -> list[str]:
+    return [f"missing_{n}" for n in required if values[n] is None and n not in invalid]
+
+
+def transform_registration(record: dict[str, Any], source: str, line: int | None,
+                           *, tz: str, secret: str) -> Row | Quarantined:
+    content = _canonical(record, REGISTRATION_FIELDS)
+    raw = domain.canonical_json(content)
+    v, invalid = _clean(record, REGISTRATION_FIELDS)
+    tube_code = v["tube_code"]
+    if tube_code is None:
+        reason = "tube_code is not a text value" if "tube_code" in invalid else \
+            "no tube_code: a registration must name the tube the swab went into"
+        return Quarantined("registrations", source, line, "tube_code", reason, raw)
+    digest = domain.content_hash(content)
+    flags = _missing_flags(v, REGISTRATION_REQUIRED, invalid)
+    flags += [f"invalid_{n}" for n in sorted(invalid)]
+    record_id = v["record_id"] or f"h:{digest[:32]}"
+
+    collected_at = None
+    day = None
+    if v["collected_at"] is not None:
+        collected_at = domain.parse_timestamp(v["collected_at"])
+        if collected_at is None:
+            flags.append("invalid_collected_at")
+        else:
+            day = domain.local_day(collected_at, tz)
+    pool_size = None
+    if v["pool_size"] is not None:
+        pool_size = _int(v["pool_size"])
+        if pool_size is None:
+            flags.append("invalid_pool_size")
+    if v["method"] is not None and v["method"] not in domain.METHODS:
+        flags.append("invalid_method")
+    id_type = v["id_type"]
+    if id_type is not None and id_type not in domain.ID_TYPES:
+        flags.append("invalid_id_type")
+    id_number = v["id_number"].upper() if v["id_number"] else None
+    if id_type == "resident_id" and id_number and not domain.resident_id_valid(id_number):
+        flags.append("invalid_id_number")
+    phone = v["phone"]
+    if phone is None:
+        flags.append("missing_phone")
+    elif domain.phone_valid(phone):
+        phone = domain.normalise_phone(phone)
+    else:
+        flags.append("invalid_phone")
+
+    key = domain.person_key(id_type, id_number, record_id)
+    person = {
+        "person_id": domain.person_id(secret, key),
+        "id_type": id_type,
+        "id_number": id_number,
+        "registered_district_code": domain.registered_district_code(id_type, id_number),
+    }
+    props: dict[str, Any] = {
+        "record_id": record_id, "collected_at": collected_at, "day": day,
+        "compound_code": v["compound_code"], "box_code": v["box_code"], "tube_code": tube_code,
+        "pool_size": pool_size, "method": v["method"], "id_type": id_type,
+        "name": v["name"], "phone": phone, "registered_address": v["registered_address"],
+        "collector_id": v["collector_id"], "flags": sorted(set(flags)), "content_hash": digest,
+        "raw": raw, "source": source, "line": line,
+    }
+    return Row("registrations", record_id, digest, raw, props, sorted(set(flags)),
+               {"person": person, "tube_code": tube_code, "box_code": v["box_code"],
+                "compound_code": v["compound_code"], "day": day})
+
+
+def transform_result(record: dict[str, Any], source: str, line: int | None,
+                     *, tz: str) -> Row | Quarantined:
+    content = _canonical(record, RESULT_FIELDS)
+    raw = domain.canonical_json(content)
+    v, invalid = _clean(record, RESULT_FIELDS)
+    tube_code = v["tube_code"]
+    if tube_code is None:
+        return Quarantined("results", source, line, "tube_code",
+                           "no tube_code: a result must name its tube", raw)
+    digest = domain.content_hash(content)
+    flags = _missing_flags(v, RESULT_REQUIRED, invalid)
+    flags += [f"invalid_{n}" for n in sorted(invalid)]
+    result = v["result"].lower() if v["result"] else None
+    if result is not None and result not in domain.RESULTS:
+        flags.append("invalid_result")
+    reported_at = None
+    day = None
+    if v["reported_at"] is not None:
+        reported_at = domain.parse_timestamp(v["reported_at"])
+        if reported_at is None:
+            flags.append("invalid_reported_at")
+        else:
+            day = domain.local_day(reported_at, tz)
+    ct_value = None
+    if v["ct_value"] is not None:
+        ct_value = _float(v["ct_value"])
+        if ct_value is None:
+            flags.append("invalid_ct_value")
+    stamp = reported_at.isoformat() if reported_at is not None else v["reported_at"]
+    key = domain.content_hash({"tube_code": tube_code, "lab_code": v["lab_code"],
+                               "reported_at": stamp})[:32]
+    props: dict[str, Any] = {
+        "result_key": key, "tube_code": tube_code, "result": result, "reported_at": reported_at,
+        "day": day, "lab_code": v["lab_code"], "ct_value": ct_value,
+        "flags": sorted(set(flags)), "content_hash": digest, "raw": raw, "source": source,
+        "line": line,
+    }
+    return Row("results", key, digest, raw, props, sorted(set(flags)), {"tube_code": tube_code})
+
+
+def transform_compound(record: dict[str, Any], source: str, line: int | None) -> Row | Quarantined:
+    content = _canonical(record, COMPOUND_FIELDS)
+    raw = domain.canonical_json(content)
+    v, invalid = _clean(record, COMPOUND_FIELDS)
+    code = v["compound_code"]
+    if code is None:
+        return Quarantined("compounds", source, line, "compound_code",
+                           "no compound_code: a compound needs its key", raw)
+    digest = domain.content_hash(content)
+    flags = _missing_flags(v, COMPOUND_REQUIRED, invalid)
+    flags += [f"invalid_{n}" for n in sorted(invalid)]
+    district = v["district_code"]
+    if district is not None:
+        if len(district) != 6 or not district.isdigit():
+            flags.append("invalid_district_code")
+            district = None
+        else:
+            district = domain.present_district(district)
+    coords: dict[str, float | None] = {}
+    for axis, limit in (("lat", 90.0), ("lon", 180.0)):
+        value = v[axis]
+        number = _float(value) if value is not None else None
+        if value is not None and (number is None or abs(number) > limit):
+            flags.append(f"invalid_{axis}")
+            number = None
+        coords[axis] = number
+    props: dict[str, Any] = {
+        "code": code, "name": v["name"], "address": v["address"], "district_code": district,
+        "subdistrict": v["subdistrict"], "lat": coords["lat"], "lon": coords["lon"],
+        "flags": sorted(set(flags)), "content_hash": digest, "raw": raw, "known": True,
+    }
+    return Row("compounds", code, digest, raw, props, sorted(set(flags)))

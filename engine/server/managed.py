@@ -1,0 +1,357 @@
+"""The managed local Neo4j 5.26 Community server, assembled from Maven Central.
+
+No distribution tarball is needed: Maven resolves the server, Browser and APOC jars named in
+`pom.xml` beside this file; the resolved classpath is cached, so the second start downloads
+nothing. State (conf, data, logs, password, ports) lives under `TUBETRACE_HOME/neo4j`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+from engine.errors import ServerError
+from engine.settings import Settings
+
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
+PLUGIN_JARS = ("apoc-core-", "apoc-common-")
+
+JVM_FLAGS = (
+    "-XX:+UseG1GC",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-XX:+UnlockExperimentalVMOptions",
+    "-XX:+TrustFinalNonStaticFields",
+    "-XX:+DisableExplicitGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djdk.nio.maxCachedBufferSize=1024",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dlog4j2.disable.jmx=true",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    running: bool
+    pid: int | None
+    bolt_uri: str
+    browser_url: str
+    home: Path
+    log_path: Path
+
+    def describe(self) -> str:
+        state = f"running (pid {self.pid})" if self.running else "stopped"
+        return (
+            f"Neo4j is {state}\n  Bolt:    {self.bolt_uri}\n  Browser: {self.browser_url}\n"
+            f"  Home:    {self.home}\n  Log:     {self.log_path}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.split(")")[-1].split()[0] != "Z"
+
+
+def pom_path() -> Path:
+    return Path(str(resources.files("engine.server") / "pom.xml"))
+
+
+class ManagedServer:
+    """One Neo4j server per `TUBETRACE_HOME`; two homes run side by side on their own ports."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.home / "neo4j"
+        self.conf_dir = self.root / "conf"
+        self.data_dir = self.root / "data"
+        self.logs_dir = self.root / "logs"
+        self.plugins_dir = self.root / "plugins"
+        self.import_dir = self.root / "import"
+        self.run_dir = self.root / "run"
+        self.state_file = self.root / "state.json"
+        self.password_file = self.root / "password"
+        self.pid_file = self.run_dir / "neo4j.pid"
+        self.log_path = self.logs_dir / "neo4j.log"
+
+    # -- provisioning -------------------------------------------------------------------------
+
+    def classpath(self) -> list[str]:
+        """The server's jars, resolved once by Maven and cached by the pom's hash."""
+        pom = pom_path()
+        digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+        cache = Path(platformdirs.user_cache_dir("tubetrace")) / f"neo4j-{digest}" / "classpath"
+        if cache.exists():
+            jars = cache.read_text().strip().split(os.pathsep)
+            if jars and all(Path(j).is_file() for j in jars):
+                return jars
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise ServerError(
+                "Maven (mvn) is not installed; it is needed once to fetch the Neo4j jars "
+                "(apt-get install maven), or set NEO4J_URI to use another server."
+            )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        proc = subprocess.run(
+            [mvn, "-B", "-q", "-f", str(pom), "dependency:build-classpath",
+             f"-Dmdep.outputFile={tmp}"],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0 or not tmp.exists():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+            raise ServerError(f"Maven could not resolve the Neo4j jars from {pom}:\n{tail}")
+        tmp.replace(cache)
+        return cache.read_text().strip().split(os.pathsep)
+
+    def _java(self) -> str:
+        java = shutil.which("java")
+        if java is None:
+            raise ServerError(
+                "Java is not installed; Neo4j 5.26 needs Java 17 or 21 "
+                "(apt-get install openjdk-17-jre-headless), or set NEO4J_URI."
+            )
+        return java
+
+    def _state(self) -> dict[str, int]:
+        if self.state_file.exists():
+            data: dict[str, int] = json.loads(self.state_file.read_text())
+            return data
+        state = {"bolt_port": _free_port(), "http_port": _free_port()}
+        while state["http_port"] == state["bolt_port"]:
+            state["http_port"] = _free_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state))
+        return state
+
+    def password(self) -> str:
+        if not self.password_file.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24))
+        return self.password_file.read_text().strip()
+
+    @property
+    def bolt_uri(self) -> str:
+        return f"bolt://127.0.0.1:{self._state()['bolt_port']}"
+
+    @property
+    def browser_url(self) -> str:
+        return f"http://127.0.0.1:{self._state()['http_port']}/browser/"
+
+    def _write_conf(self) -> None:
+        st = self._state()
+        lines = [
+            "# Written by tubetrace on every start; edit TUBETRACE_* settings instead.",
+            "server.default_listen_address=127.0.0.1",
+            "server.default_advertised_address=127.0.0.1",
+            f"server.bolt.listen_address=127.0.0.1:{st['bolt_port']}",
+            f"server.bolt.advertised_address=127.0.0.1:{st['bolt_port']}",
+            f"server.http.listen_address=127.0.0.1:{st['http_port']}",
+            f"server.http.advertised_address=127.0.0.1:{st['http_port']}",
+            "server.https.enabled=false",
+            "dbms.security.auth_enabled=true",
+            f"server.memory.heap.initial_size={self.settings.heap_size}",
+            f"server.memory.heap.max_size={self.settings.heap_size}",
+            f"server.memory.pagecache.size={self.settings.pagecache_size}",
+            f"server.directories.data={self.data_dir}",
+            f"server.directories.logs={self.logs_dir}",
+            f"server.directories.plugins={self.plugins_dir}",
+            f"server.directories.import={self.import_dir}",
+            f"server.directories.run={self.run_dir}",
+            "dbms.security.procedures.unrestricted=apoc.*",
+            "dbms.usage_report.enabled=false",
+            # The admin tool does not know the server's browser.* settings.
+            "server.config.strict_validation.enabled=false",
+            "db.tx_log.rotation.retention_policy=1 days",
+        ]
+        extra = self.conf_dir / "extra.conf"
+        if extra.exists():
+            lines.append(extra.read_text())
+        (self.conf_dir / "neo4j.conf").write_text("\n".join(lines) + "\n")
+
+    def _prepare(self) -> list[str]:
+        for d in (self.conf_dir, self.data_dir, self.logs_dir, self.plugins_dir,
+                  self.import_dir, self.run_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        jars = self.classpath()
+        for jar in jars:
+            name = Path(jar).name
+            if name.startswith(PLUGIN_JARS) and not (self.plugins_dir / name).exists():
+                shutil.copy2(jar, self.plugins_dir / name)
+        self._write_conf()
+        return jars
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["NEO4J_HOME"] = str(self.root)
+        env["NEO4J_CONF"] = str(self.conf_dir)
+        return env
+
+    def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `neo4j-admin` (the server's own admin tool) against this home."""
+        jars = self._prepare()
+        argfile = self.run_dir / "admin.args"
+        argfile.write_text(f"-cp {os.pathsep.join(jars)}\n")
+        proc = subprocess.run(
+            [self._java(), "-Xmx1g", f"@{argfile}", ADMIN_TOOL, *args],
+            capture_output=True, text=True, env=self._env(), check=False,
+        )
+        if check and proc.returncode != 0:
+            raise ServerError(
+                f"neo4j-admin {' '.join(args[:2])} failed: "
+                f"{(proc.stderr or proc.stdout).strip()[-800:]}"
+            )
+        return proc
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        if not self.pid_file.exists():
+            return None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except ValueError:
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def status(self) -> ServerInfo:
+        pid = self.pid()
+        return ServerInfo(pid is not None, pid, self.bolt_uri, self.browser_url, self.root,
+                          self.log_path)
+
+    def start(self) -> ServerInfo:
+        """Start the server (or find it running) and return once Bolt answers."""
+        if self.pid() is not None:
+            self._wait_for_bolt(self.pid())
+            return self.status()
+        java = self._java()
+        jars = self._prepare()
+        st = self._state()
+        for port in (st["bolt_port"], st["http_port"]):
+            if _port_in_use(port):
+                raise ServerError(
+                    f"Port {port} on 127.0.0.1 is already in use by another program; "
+                    f"free it or delete {self.state_file} to choose new ports. Log: {self.log_path}"
+                )
+        if not (self.data_dir / "dbms" / "auth.ini").exists() and not any(
+            (self.data_dir / "databases").glob("system")
+        ):
+            self.admin("dbms", "set-initial-password", self.password())
+        argfile = self.run_dir / "java.args"
+        heap = self.settings.heap_size
+        argfile.write_text(
+            "\n".join([f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS,
+                       f"-cp {os.pathsep.join(jars)}"]) + "\n"
+        )
+        console = (self.logs_dir / "console.log").open("ab")
+        proc = subprocess.Popen(
+            [java, f"@{argfile}", ENTRY_POINT, f"--home-dir={self.root}",
+             f"--config-dir={self.conf_dir}"],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            env=self._env(), start_new_session=True, cwd=self.root,
+        )
+        console.close()
+        self.pid_file.write_text(str(proc.pid))
+        self._wait_for_bolt(proc.pid, proc)
+        return self.status()
+
+    def _wait_for_bolt(self, pid: int | None, proc: subprocess.Popen[bytes] | None = None) -> None:
+        from neo4j import GraphDatabase
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        port = self._state()["bolt_port"]
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise ServerError(
+                    f"Neo4j exited during start (code {proc.returncode}): "
+                    f"{self._last_error()} Log: {self.log_path}"
+                )
+            if pid is not None and not _pid_alive(pid):
+                raise ServerError(f"Neo4j is not running: {self._last_error()} Log: {self.log_path}")
+            if _port_in_use(port):
+                try:
+                    with GraphDatabase.driver(self.bolt_uri,
+                                              auth=("neo4j", self.password())) as drv:
+                        drv.verify_connectivity()
+                    return
+                except AuthError as exc:
+                    raise ServerError(
+                        f"Neo4j answered on {self.bolt_uri} but refused the password in "
+                        f"{self.password_file}: {exc.message}"
+                    ) from exc
+                except ServiceUnavailable:
+                    pass
+            time.sleep(0.5)
+        raise ServerError(
+            f"Neo4j did not answer on {self.bolt_uri} within {self.settings.start_timeout_s:.0f}s. "
+            f"Log: {self.log_path}"
+        )
+
+    def _last_error(self) -> str:
+        for path in (self.log_path, self.logs_dir / "console.log"):
+            if path.exists():
+                lines = [ln for ln in path.read_text(errors="replace").splitlines()
+                         if "ERROR" in ln or "Caused by" in ln or "Exception" in ln]
+                if lines:
+                    return lines[-1].strip()[:400]
+        return "no error was logged."
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.3)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """kill -9 the JVM: used by the fault tests."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _pid_alive(pid):
+                time.sleep(0.1)

@@ -1,0 +1,37 @@
+"""Configuration: one settings object, read from the environment or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("tubetrace"))
+
+
+class Settings(BaseSettings):
+    """Typed configuration. Without `NEO4J_URI` the managed local server is used."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    neo4j_uri: str | None = Field(default=None, alias="NEO4J_URI")
+    neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")
+    neo4j_password: SecretStr | None = Field(default=None, alias="NEO4J_PASSWORD")
+    neo4j_database: str = Field(default="neo4j", alias="NEO4J_DATABASE")
+
+    home: Path = Field(default_factory=_default_home, alias="TUBETRACE_HOME")
+    timezone: str = Field(default="Asia/Shanghai", alias="TUBETRACE_TIMEZONE")
+    heap_size: str = Field(default="2g", alias="TUBETRACE_NEO4J_HEAP")
+    pagecache_size: str = Field(default="2g", alias="TUBETRACE_NEO4J_PAGECACHE")
+    start_timeout_s: float = Field(default=180.0, alias="TUBETRACE_NEO4J_START_TIMEOUT")
+    batch_size: int = Field(default=5000, alias="TUBETRACE_BATCH_SIZE")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,148 @@
+"""The trace JSON of the contract, built from the `trace_tubes` query's rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from engine import domain
+from engine.db import Gateway
+from engine.errors import NotFound
+
+
+def _person(reg: dict[str, Any]) -> dict[str, Any]:
+    compound = reg["compound"]
+    residence_district = compound["district_code"] if compound else None
+    registered = reg["registered_district_code"]
+    flags = set(reg["flags"] or [])
+    if reg["compound_code"] is not None and compound is None:
+        flags.add("unknown_compound")
+    if reg["duplicate"]:
+        flags.add("duplicate_registration")
+    separated = None
+    if registered is not None and residence_district is not None:
+        separated = registered != residence_district
+    return {
+        "person_id": reg["person_id"],
+        "id_type": reg["id_type"],
+        "id_number": reg["id_number"],
+        "name": reg["name"],
+        "phone": reg["phone"],
+        "method": reg["method"],
+        "record_id": reg["record_id"],
+        "collected_at": domain.iso(reg["collected_at"]),
+        "residence": {
+            "compound_code": reg["compound_code"],
+            "address": compound["address"] if compound else None,
+            "district_code": residence_district,
+        },
+        "registered_district_code": registered,
+        "household_separated": separated,
+        "flags": sorted(flags),
+    }
+
+
+def _compound(reg: dict[str, Any]) -> dict[str, Any]:
+    c = reg["compound"]
+    if c is None:
+        return {"code": reg["compound_code"], "name": None, "address": None,
+                "district_code": None, "district": None, "subdistrict": None}
+    return {"code": c["code"], "name": c["name"], "address": c["address"],
+            "district_code": c["district_code"], "district": domain.district_name(c["district_code"]),
+            "subdistrict": c["subdistrict"]}
+
+
+def _distinct(values: list[str | None]) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v is not None))
+
+
+def build_trace(row: dict[str, Any]) -> dict[str, Any]:
+    regs: list[dict[str, Any]] = row["registrations"]
+    results = [{"result": x["result"], "reported_at": domain.iso(x["reported_at"]),
+                "lab_code": x["lab_code"], "ct_value": x["ct_value"]} for x in row["results"]]
+    latest = results[-1] if results else None
+    first = regs[0] if regs else None
+    pool_sizes = [r["pool_size"] for r in regs if r["pool_size"] is not None]
+    pool_size = first["pool_size"] if first and first["pool_size"] is not None else (
+        Counter(pool_sizes).most_common(1)[0][0] if pool_sizes else None)
+    boxes = _distinct([r["box_code"] for r in regs])
+    compounds = _distinct([r["compound_code"] for r in regs])
+    flags: set[str] = set()
+    if not regs:
+        flags.add("no_registrations")
+    if pool_size is not None and len(regs) > pool_size:
+        flags.add("over_pool_size")
+    if len(set(pool_sizes)) > 1:
+        flags.add("pool_size_mismatch")
+    if len(boxes) > 1:
+        flags.add("tube_multiple_boxes")
+    if len(compounds) > 1:
+        flags.add("tube_multiple_compounds")
+    if any(r["box_compounds_that_day"] > 1 for r in regs):
+        flags.add("box_multiple_compounds")
+    return {
+        "tube": {
+            "code": row["code"],
+            "pool_size": pool_size,
+            "collected_at": domain.iso(first["collected_at"]) if first else None,
+            "result": latest["result"] if latest else None,
+            "reported_at": latest["reported_at"] if latest else None,
+            "results": results,
+        },
+        "box": {"code": first["box_code"]} if first and first["box_code"] else None,
+        "boxes": boxes,
+        "compound": _compound(first) if first and first["compound_code"] else None,
+        "compounds": compounds,
+        "persons": [_person(r) for r in regs],
+        "flags": sorted(flags),
+    }
+
+
+def trace_many(gw: Gateway, tube_codes: list[str]) -> dict[str, dict[str, Any]]:
+    rows = gw.read("trace_tubes", tube_codes=tube_codes)
+    return {row["code"]: build_trace(row) for row in rows}
+
+
+def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
+    found = trace_many(gw, [tube_code])
+    if tube_code not in found:
+        raise NotFound(f"No tube with code '{tube_code}' was registered or reported.")
+    return found[tube_code]
+
+
+PERSON_FLAGS = ("missing_phone", "invalid_phone", "invalid_id_number", "duplicate_registration",
+                "unknown_compound")
+TUBE_FLAGS = ("over_pool_size", "pool_size_mismatch", "tube_multiple_boxes",
+              "tube_multiple_compounds", "box_multiple_compounds", "no_registrations")
+
+
+def all_tube_codes(gw: Gateway, page: int = 2000) -> Iterator[str]:
+    after = ""
+    while True:
+        codes = [r["code"] for r in gw.read("tube_codes_after", after=after, limit=page)]
+        yield from codes
+        if len(codes) < page:
+            return
+        after = codes[-1]
+
+
+def flag_totals(gw: Gateway, page: int = 500) -> Counter[str]:
+    """Every flag of every person and tube, counted over the whole graph."""
+    totals: Counter[str] = Counter()
+    batch: list[str] = []
+
+    def count(codes: list[str]) -> None:
+        for t in trace_many(gw, codes).values():
+            totals.update(t["flags"])
+            for p in t["persons"]:
+                totals.update(p["flags"])
+
+    for code in all_tube_codes(gw):
+        batch.append(code)
+        if len(batch) == page:
+            count(batch)
+            batch = []
+    if batch:
+        count(batch)
+    return totals

@@ -1,0 +1,116 @@
+"""A real Neo4j for the whole run: `NEO4J_URI` when set; else a container when a Docker engine
+answers; else the managed server in a temporary `TUBETRACE_HOME`, started once per run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.db import Gateway, connect
+from engine.settings import Settings
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no engine
+        return False
+
+
+@pytest.fixture(scope="session")
+def neo4j_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment variables that point any process (CLI, uvicorn) at the test database."""
+    home = tmp_path_factory.mktemp("tubetrace-home")
+    if os.environ.get("NEO4J_URI"):
+        yield {k: os.environ[k] for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD",
+                                          "NEO4J_DATABASE") if k in os.environ} | {
+            "TUBETRACE_HOME": str(home)}
+        return
+    if _docker_answers():
+        from testcontainers.neo4j import Neo4jContainer
+
+        with Neo4jContainer("neo4j:5.26-community") as container:
+            yield {"NEO4J_URI": container.get_connection_url(), "NEO4J_USER": "neo4j",
+                   "NEO4J_PASSWORD": container.password, "TUBETRACE_HOME": str(home)}
+        return
+    from engine.server.managed import ManagedServer
+
+    settings = Settings(TUBETRACE_HOME=home, TUBETRACE_NEO4J_HEAP="1g",
+                        TUBETRACE_NEO4J_PAGECACHE="512m")
+    server = ManagedServer(settings)
+    server.start()
+    try:
+        yield {"TUBETRACE_HOME": str(home), "TUBETRACE_NEO4J_HEAP": "1g",
+               "TUBETRACE_NEO4J_PAGECACHE": "512m"}
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(neo4j_env: dict[str, str]) -> Settings:
+    keys = {k: v for k, v in neo4j_env.items()}
+    return Settings(**keys, TUBETRACE_BATCH_SIZE=500)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def session_gateway(settings: Settings) -> Iterator[Gateway]:
+    gw = connect(settings)
+    yield gw
+    gw.close()
+
+
+@pytest.fixture()
+def gw(session_gateway: Gateway) -> Gateway:
+    """A clean database for each test: nothing shared, schema in place."""
+    session_gateway.run_auto("wipe_all")
+    session_gateway._secret = None
+    session_gateway.apply_schema()
+    return session_gateway
+
+
+@pytest.fixture()
+def subprocess_env(neo4j_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    env.update(neo4j_env)
+    return env
+
+
+def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
+    """Node counts per label and a hash of every property of every node and relationship."""
+    counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
+
+    def norm(value: Any) -> Any:
+        if hasattr(value, "iso_format"):
+            return value.iso_format()
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    nodes = sorted(json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
+                   for r in gw.read("dump_nodes"))
+    rels = sorted(json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
+                  for r in gw.read("dump_relationships"))
+    digest = hashlib.sha256("\n".join(nodes + rels).encode()).hexdigest()
+    return counts, digest
+
+
+@pytest.fixture()
+def tmp_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="tt-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
