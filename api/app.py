@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
-from engine import ingest
+from api.security import RateLimiter, require
+from engine import audit, ingest
 from engine.db import Gateway, connect
 from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
+from engine.keys import Principal
 from engine.settings import Settings, get_settings
 from engine.trace import trace_tube
+from engine.views import trace_view
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ROWS = 5000
@@ -83,6 +87,23 @@ def get_app_settings(request: Request) -> Settings:
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+Reader = Annotated[Principal, Depends(require("investigator", "district"))]
+Investigator = Annotated[Principal, Depends(require("investigator"))]
+Collector = Annotated[Principal, Depends(require("collector"))]
+Lab = Annotated[Principal, Depends(require("lab"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+RevealQ = Annotated[bool, Query(description="investigators only: unmasked identity")]
+ReasonQ = Annotated[str | None, Query(max_length=MAX_STRING,
+                                      description="why identity is revealed (audited)")]
+
+
+def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
+    if not reveal:
+        return
+    if who.role != "investigator":
+        raise HTTPException(403, "Only investigator keys may ask for reveal=true.")
+    if not reason or not reason.strip():
+        raise HTTPException(422, "reveal=true needs a reason=TEXT; the read is audited.")
 
 
 def _check_batch(records: list[dict[str, Any]]) -> None:
@@ -106,6 +127,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         own = gateway is None
         app.state.gateway = gateway or connect(settings)
         app.state.settings = settings
+        app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        audit.prune(app.state.gateway, settings.audit_retention_days)
         try:
             yield
         finally:
@@ -123,6 +146,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @app.exception_handler(TransitionError)
     async def conflict(_: Request, exc: TransitionError) -> JSONResponse:
         return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc)})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        names = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+                 413: "payload_too_large", 422: "invalid", 429: "rate_limited"}
+        return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                            content={"error": names.get(exc.status_code, "error"),
+                                     "message": str(exc.detail)})
 
     @app.exception_handler(models.LimitExceeded)
     async def limit(_: Request, exc: models.LimitExceeded) -> JSONResponse:
@@ -158,14 +189,24 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             return models.Health(status="degraded", neo4j="down")
 
     @app.get("/v1/tubes/{tube_code}/trace", response_model=models.Trace, tags=["trace"])
-    def get_trace(tube_code: str, gw: GatewayDep) -> dict[str, Any]:
-        return trace_tube(gw, tube_code)
+    def get_trace(tube_code: str, gw: GatewayDep, who: Reader, reveal: RevealQ = False,
+                  reason: ReasonQ = None) -> dict[str, Any]:
+        check_reveal(who, reveal, reason)
+        missing = f"No tube with code '{tube_code}' was registered or reported."
+        view = trace_view(trace_tube(gw, tube_code), who, reveal, missing)
+        audit.record(gw, who, "trace", target=tube_code,
+                     person_ids=[p["person_id"] for p in view["persons"]],
+                     reason=reason if reveal else None,
+                     detail="revealed" if reveal else "masked")
+        return view
 
     def _load(kind: str, records: list[dict[str, Any]], gw: Gateway,
-              s: Settings) -> models.LoadAnswer:
+              s: Settings, who: Principal) -> models.LoadAnswer:
         _check_batch(records)
         items = [(i, rec) for i, rec in enumerate(records)]
         summary = ingest.load_records(gw, kind, items, "request", s, keep_outcomes=True)
+        audit.record(gw, who, f"load_{kind}", target=f"{len(records)} records",
+                     detail=summary.line())
         return models.LoadAnswer(
             summary=models.LoadSummary(**summary.counts()),
             outcomes=[models.RecordOutcome(index=o.line or 0, key=o.key, status=o.status,
@@ -174,22 +215,37 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.post("/v1/registrations", response_model=models.LoadAnswer, tags=["load"])
     def post_registrations(body: list[models.RegistrationIn], gw: GatewayDep,
-                           s: SettingsDep) -> models.LoadAnswer:
-        return _load("registrations", [r.model_dump(exclude_none=True) for r in body], gw, s)
+                           s: SettingsDep, who: Collector) -> models.LoadAnswer:
+        return _load("registrations", [r.model_dump(exclude_none=True) for r in body], gw, s,
+                     who)
 
     @app.post("/v1/results", response_model=models.LoadAnswer, tags=["load"])
     def post_results(body: list[models.ResultIn], gw: GatewayDep,
-                     s: SettingsDep) -> models.LoadAnswer:
-        return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s)
+                     s: SettingsDep, who: Lab) -> models.LoadAnswer:
+        return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s, who)
 
     @app.get("/v1/quarantine", response_model=models.QuarantinePage, tags=["load"])
-    def get_quarantine(gw: GatewayDep, cursor: str = "",
+    def get_quarantine(gw: GatewayDep, who: Investigator,
+                       cursor: Annotated[str, Query(max_length=64)] = "",
                        limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         items = ingest.list_quarantine(gw, after=cursor, limit=limit + 1)
+        audit.record(gw, who, "quarantine", target=f"after {cursor or 'start'}")
         more = len(items) > limit
         items = items[:limit]
         for item in items:
             item["at"] = item["at"].to_native().isoformat() if item.get("at") else None
         return {"items": items, "next_cursor": items[-1]["qkey"] if more else None}
+
+    @app.get("/v1/audit", response_model=models.AuditPage, tags=["security"])
+    def get_audit(gw: GatewayDep, who: Admin, since: datetime | None = None,
+                  key: Annotated[str | None, Query(max_length=64)] = None,
+                  cursor: Annotated[str, Query(max_length=64)] = "",
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since needs a UTC offset, e.g. 2022-04-09T00:00:00+08:00.")
+        rows = audit.entries(gw, since=since, key_id=key, after=cursor, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": rows, "next_cursor": rows[-1]["audit_id"] if more else None}
 
     return app

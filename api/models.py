@@ -145,3 +145,21 @@ class QuarantineItem(BaseModel):
 class QuarantinePage(BaseModel):
     items: list[QuarantineItem]
     next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    audit_id: str
+    at: str | None
+    key_id: str
+    role: str
+    action: str
+    target: str | None
+    person_ids: list[str]
+    reason: str | None
+    status: str | None
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None

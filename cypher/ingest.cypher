@@ -32,7 +32,18 @@ FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
     MERGE (b)-[:FILLED_AT {day: row.links.day}]->(c))
 )
 REMOVE r.write_token
-RETURN row.key AS key, created, r.content_hash AS content_hash, r.raw AS raw
+WITH r, row, created
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+OPTIONAL MATCH (r)-[:OF_PERSON]->(p:Person)
+RETURN row.key AS key, created, r.content_hash AS content_hash, r.raw AS raw,
+       [flag IN [
+         CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
+         CASE WHEN r.pool_size > 1 AND EXISTS {
+           MATCH (p)<-[:OF_PERSON]-(other:Registration)
+           WHERE other <> r AND other.day = r.day AND other.pool_size > 1
+             AND other.tube_code <> r.tube_code
+         } THEN 'duplicate_registration' END
+       ] WHERE flag IS NOT NULL] AS derived_flags
 
 // name: merge_results
 // params: rows, token

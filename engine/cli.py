@@ -23,6 +23,8 @@ app = typer.Typer(help="Traceback of pooled PCR tubes on Neo4j.", no_args_is_hel
                   pretty_exceptions_enable=False)
 neo4j_app = typer.Typer(help="The managed local Neo4j server.", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
+keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -105,7 +107,7 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     with gateway() as gw:
         items = ingest.list_quarantine(gw, limit=1_000_000)
     for item in items:
-        item["at"] = str(item["at"].to_native().isoformat()) if item.get("at") else None
+        item["at"] = _iso(item.get("at"))
     if as_json:
         print_json({"items": items, "next_cursor": None})
         return
@@ -120,6 +122,8 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @app.command("trace")
 def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Trace one tube to its box, compound and every person swabbed into it."""
+    from engine import audit
+    from engine.keys import CLI
     from engine.trace import trace_tube
 
     with gateway() as gw:
@@ -127,6 +131,8 @@ def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
             result = trace_tube(gw, tube_code)
         except NotFound as exc:
             fail(str(exc), 4)
+        audit.record(gw, CLI, "trace", target=tube_code,
+                     person_ids=[p["person_id"] for p in result["persons"]], detail="cli")
     if as_json:
         print_json(result)
     else:
@@ -144,7 +150,8 @@ def print_trace(t: dict[str, Any]) -> None:
               highlight=False)
     if t["flags"]:
         out.print(f"Tube flags: {', '.join(t['flags'])}", highlight=False)
-    table = Table("#", "name", "id", "phone", "residence", "district", "registered", "sep.", "flags")
+    table = Table("#", "name", "id", "phone", "residence", "district", "registered", "sep.",
+                  "flags")
     for i, p in enumerate(t["persons"], start=1):
         res = p["residence"] or {}
         sep = {True: "yes", False: "no", None: "?"}[p["household_separated"]]
@@ -152,6 +159,93 @@ def print_trace(t: dict[str, Any]) -> None:
                       res.get("compound_code") or "", res.get("district_code") or "",
                       p["registered_district_code"] or "", sep, ", ".join(p["flags"]))
     out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="investigator, district, collector, lab or admin")],
+    district: Annotated[str | None, typer.Option(help="the district code of a district key")]
+    = None,
+    label: Annotated[str | None, typer.Option(help="who holds the key")] = None,
+) -> None:
+    """Create a key; its secret is printed once and stored only as a hash."""
+    from engine import audit
+    from engine.keys import CLI, create_key
+
+    with gateway() as gw:
+        key = create_key(gw, role=role, district=district, label=label)
+        audit.record(gw, CLI, "key_create", target=key.key_id, detail=role)
+    out.print(f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
+              highlight=False)
+    sys.stdout.write(key.secret + "\n")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List keys (never their secrets)."""
+    from engine.keys import list_keys
+
+    with gateway() as gw:
+        keys = list_keys(gw)
+    rows = [{**k, "created_at": _iso(k["created_at"]), "revoked_at": _iso(k["revoked_at"])}
+            for k in keys]
+    if as_json:
+        print_json({"items": rows, "next_cursor": None})
+        return
+    table = Table("key id", "role", "district", "label", "created", "revoked")
+    for k in rows:
+        table.add_row(k["key_id"], k["role"], k["district"] or "", k["label"] or "",
+                      k["created_at"] or "", k["revoked_at"] or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once."""
+    from engine import audit
+    from engine.keys import CLI, revoke_key
+
+    with gateway() as gw:
+        try:
+            revoke_key(gw, key_id)
+        except NotFound as exc:
+            fail(str(exc), 4)
+        audit.record(gw, CLI, "key_revoke", target=key_id)
+    out.print(f"key {key_id} revoked")
+
+
+@app.command("audit")
+def audit_log(
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
+    key: Annotated[str | None, typer.Option(help="only this key id")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The audit log: who read which personal data, and every write."""
+    from engine import audit, domain
+
+    when = domain.parse_timestamp(since) if since else None
+    if since and when is None:
+        fail("--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", 2)
+    with gateway() as gw:
+        rows = []
+        after = ""
+        while page := audit.entries(gw, since=when, key_id=key, after=after, limit=1000):
+            rows += page
+            after = page[-1]["audit_id"]
+    if as_json:
+        print_json({"items": rows, "next_cursor": None})
+        return
+    table = Table("at", "key", "role", "action", "target", "persons", "reason")
+    for e in rows:
+        table.add_row(e["at"], e["key_id"], e["role"], e["action"], e["target"] or "",
+                      str(len(e["person_ids"])), e["reason"] or "")
+    out.print(table)
+
+
+def _iso(value: Any) -> str | None:
+    from engine.domain import iso
+
+    return iso(value)
 
 
 @app.command("serve")

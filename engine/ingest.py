@@ -109,8 +109,9 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
+            flags = sorted(set(row.flags) | set(answer.get("derived_flags") or []))
             if answer["created"]:
-                outcomes.append(Outcome(line, row.key, "stored", row.flags))
+                outcomes.append(Outcome(line, row.key, "stored", flags))
             elif answer["content_hash"] == row.content_hash:
                 outcomes.append(Outcome(line, row.key, "duplicate", row.flags))
             elif kind == "compounds":

@@ -59,7 +59,8 @@ class Row:
     links: dict[str, Any] = field(default_factory=dict)
 
 
-def _clean(record: dict[str, Any], fields: tuple[str, ...]) -> tuple[dict[str, str | None], set[str]]:
+def _clean(record: dict[str, Any],
+           fields: tuple[str, ...]) -> tuple[dict[str, str | None], set[str]]:
     """Strings stripped, empty as missing; non-scalar values noted as invalid."""
     out: dict[str, str | None] = {}
     invalid: set[str] = set()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     pagecache_size: str = Field(default="2g", alias="TUBETRACE_NEO4J_PAGECACHE")
     start_timeout_s: float = Field(default=180.0, alias="TUBETRACE_NEO4J_START_TIMEOUT")
     batch_size: int = Field(default=5000, alias="TUBETRACE_BATCH_SIZE")
+    rate_per_second: float = Field(default=50.0, alias="TUBETRACE_RATE_PER_SECOND")
+    rate_burst: int = Field(default=200, alias="TUBETRACE_RATE_BURST")
+    audit_retention_days: int = Field(default=200, ge=183, alias="TUBETRACE_AUDIT_RETENTION_DAYS")
 
 
 @lru_cache(maxsize=1)

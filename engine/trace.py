@@ -49,7 +49,8 @@ def _compound(reg: dict[str, Any]) -> dict[str, Any]:
         return {"code": reg["compound_code"], "name": None, "address": None,
                 "district_code": None, "district": None, "subdistrict": None}
     return {"code": c["code"], "name": c["name"], "address": c["address"],
-            "district_code": c["district_code"], "district": domain.district_name(c["district_code"]),
+            "district_code": c["district_code"],
+            "district": domain.district_name(c["district_code"]),
             "subdistrict": c["subdistrict"]}
 
 

@@ -306,7 +306,8 @@ class ManagedServer:
                     f"{self._last_error()} Log: {self.log_path}"
                 )
             if pid is not None and not _pid_alive(pid):
-                raise ServerError(f"Neo4j is not running: {self._last_error()} Log: {self.log_path}")
+                raise ServerError(
+                    f"Neo4j is not running: {self._last_error()} Log: {self.log_path}")
             if _port_in_use(port):
                 try:
                     with GraphDatabase.driver(self.bolt_uri,

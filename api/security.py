@@ -1,0 +1,65 @@
+"""Keys, roles and per-key request rates for the API. The district comes from the key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from engine.db import Gateway
+from engine.keys import Principal, authenticate
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tt_...`")
+
+
+class RateLimiter:
+    """A token bucket per key: `rate` requests a second, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return False
+            self._buckets[key] = (tokens - 1.0, now)
+            return True
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency that lets through only keys of the given roles."""
+
+    def dependency(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                          Depends(bearer)]) -> Principal:
+        if credentials is None:
+            raise HTTPException(401, "An API key is required: send 'Authorization: Bearer KEY'.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        gw: Gateway = request.app.state.gateway
+        who = authenticate(gw, credentials.credentials)
+        if who is None:
+            raise HTTPException(401, "The API key is unknown or revoked.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        limiter: RateLimiter = request.app.state.rate_limiter
+        if not limiter.allow(who.key_id):
+            raise HTTPException(429, "Too many requests for this key; slow down and retry.",
+                                headers={"Retry-After": "1"})
+        if who.role not in roles:
+            raise HTTPException(403, f"A {who.role} key cannot use this endpoint; it needs one "
+                                     f"of: {', '.join(roles)}.")
+        request.state.principal = who
+        return who
+
+    dependency.roles = roles  # type: ignore[attr-defined]
+    return dependency

@@ -1,0 +1,23 @@
+"""`tubetrace demo` on the test database: generated city, every flag present, a traced tube."""
+
+from __future__ import annotations
+
+import re
+
+from engine.db import Gateway
+from engine.trace import PERSON_FLAGS, TUBE_FLAGS
+from tests.test_api_cli import cli
+
+
+def test_demo_loads_prints_flags_and_traces(gw: Gateway, subprocess_env: dict[str, str]) -> None:
+    done = cli(subprocess_env, "demo", "--no-serve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
+    totals = dict(re.findall(r"^\s{2}([a-z_]+)\s+(\d+)$", text, flags=re.M))
+    for flag in (*PERSON_FLAGS, *TUBE_FLAGS):
+        assert int(totals.get(flag, 0)) > 0, flag
+    assert "A positive 10-in-1 tube, traced:" in text
+    assert "Investigator API key: tt_" in text
+    assert re.search(r"registrations: read \d+, stored \d+", text)
+    counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
+    assert counts["Registration"] > 2500 and counts["Compound"] >= 12
