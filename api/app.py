@@ -7,20 +7,20 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
 from api.security import RateLimiter, require
-from engine import audit, ingest
+from engine import audit, ingest, tasks
 from engine.db import Gateway, connect
 from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
 from engine.keys import Principal
 from engine.settings import Settings, get_settings
 from engine.trace import trace_tube
-from engine.views import trace_view
+from engine.views import person_view, trace_view
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ROWS = 5000
@@ -235,6 +235,41 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         for item in items:
             item["at"] = item["at"].to_native().isoformat() if item.get("at") else None
         return {"items": items, "next_cursor": items[-1]["qkey"] if more else None}
+
+    @app.get("/v1/districts/{district_code}/tasks", response_model=models.TaskPage,
+             tags=["tasks"])
+    def get_district_tasks(
+        district_code: Annotated[str, Path(pattern=r"^(\d{6}|unassigned)$")],
+        gw: GatewayDep, who: Reader,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        cursor: Annotated[str, Query(max_length=128)] = "",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        reveal: RevealQ = False, reason: ReasonQ = None,
+    ) -> dict[str, Any]:
+        check_reveal(who, reveal, reason)
+        if who.role == "district" and district_code != who.district:
+            raise NotFound(f"No district '{district_code}'.")
+        items, next_cursor = tasks.tasks_page(gw, district_code, status, cursor, limit)
+        for item in items:
+            if item["person"] is not None:
+                item["person"] = person_view(item["person"], who, reveal)
+        audit.record(gw, who, "district_tasks", target=district_code,
+                     person_ids=[i["person"]["person_id"] for i in items if i["person"]],
+                     reason=reason if reveal else None)
+        return {"items": items, "next_cursor": next_cursor}
+
+    @app.post("/v1/tasks/{task_id}/transitions", response_model=models.Task, tags=["tasks"])
+    def post_transition(task_id: Annotated[str, Path(max_length=64)],
+                        body: models.TransitionIn, gw: GatewayDep,
+                        who: Reader) -> dict[str, Any]:
+        tasks.transition(gw, task_id, who, body.to, body.outcome, body.note)
+        task = tasks.get_task(gw, task_id, who)
+        if task["person"] is not None:
+            task["person"] = person_view(task["person"], who, False)
+        audit.record(gw, who, "task_transition", target=task_id,
+                     person_ids=[task["person"]["person_id"]] if task["person"] else [],
+                     detail=f"to {body.to}" + (f" ({body.outcome})" if body.outcome else ""))
+        return task
 
     @app.get("/v1/audit", response_model=models.AuditPage, tags=["security"])
     def get_audit(gw: GatewayDep, who: Admin, since: datetime | None = None,

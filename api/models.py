@@ -163,3 +163,47 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None
+
+
+class TransitionIn(BaseModel):
+    to: str = Field(max_length=32, description="the new status")
+    outcome: str | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=512)
+
+
+class HistoryEntry(BaseModel):
+    status: str
+    at: str
+    actor: str
+    note: str | None
+    outcome: str | None = None
+
+
+class TaskCompound(BaseModel):
+    code: str | None
+    address: str | None = None
+    district_code: str | None = None
+    name: str | None = None
+    district: str | None = None
+    subdistrict: str | None = None
+
+
+class Task(BaseModel):
+    task_id: str
+    status: str
+    outcome: str | None
+    kind: str
+    tube_code: str
+    district_code: str
+    person: Person | None
+    compound: TaskCompound | None
+    flags: list[str]
+    result_at: str | None
+    created_at: str | None
+    updated_at: str | None
+    history: list[HistoryEntry]
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    next_cursor: str | None

@@ -1,0 +1,169 @@
+// Follow-up tasks: dispatch on results, retest linkage, lifecycle, district queues.
+
+// name: schema_task_key
+CREATE CONSTRAINT task_id IF NOT EXISTS FOR (k:Task) REQUIRE k.task_id IS UNIQUE
+
+// name: schema_task_queue
+CREATE INDEX task_queue IF NOT EXISTS FOR (k:Task) ON (k.district_code, k.sort_key)
+
+// name: schema_case_key
+CREATE CONSTRAINT case_person IF NOT EXISTS FOR (c:Case) REQUIRE c.person_id IS UNIQUE
+
+// name: schema_case_collected
+CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
+
+// name: dispatch_context
+// params: result_keys
+UNWIND $result_keys AS key
+MATCH (x:Result {result_key: key})-[:FOR_TUBE]->(t:Tube)
+WHERE x.result IN ['positive', 'negative', 'invalid']
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  WITH r, p, c ORDER BY r.collected_at, r.record_id
+  RETURN collect(CASE WHEN r IS NULL THEN NULL ELSE {
+    person_id: p.person_id, record_id: r.record_id, pool_size: r.pool_size, day: r.day,
+    collected_at: r.collected_at, compound_code: r.compound_code,
+    district_code: CASE WHEN c.known THEN c.district_code END
+  } END) AS members
+}
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:RETEST_IN]-(k:Task)
+  WHERE k.status = 'retest_collected'
+  RETURN collect(k.task_id) AS retest_tasks
+}
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:FOR_TUBE]-(k:Task {kind: 'resample'})
+  WHERE k.status <> 'closed'
+  RETURN collect(k.task_id) AS open_resample_tasks
+}
+CALL (members) {
+  UNWIND CASE WHEN size(members) = 1 THEN members ELSE [] END AS m
+  MATCH (:Person {person_id: m.person_id})<-[:FOR_PERSON]-(k:Task)
+  WHERE k.status <> 'closed'
+  RETURN collect(k.task_id) AS person_open_tasks
+}
+RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, t.code AS tube_code,
+       members, retest_tasks, open_resample_tasks, person_open_tasks
+
+// name: upsert_tasks
+// params: tasks, now
+UNWIND $tasks AS task
+MATCH (p:Person {person_id: task.person_id})
+MATCH (t:Tube {code: task.tube_code})
+MERGE (k:Task {task_id: task.task_id})
+  ON CREATE SET k += task.props, k.created_at = $now, k.updated_at = $now,
+                k.history = [task.history]
+MERGE (k)-[:FOR_PERSON]->(p)
+MERGE (k)-[:FOR_TUBE]->(t)
+RETURN count(k) AS n
+
+// name: mark_repeat_positive
+// params: person_ids
+UNWIND $person_ids AS pid
+MATCH (p:Person {person_id: pid})
+WITH p, COUNT {
+  MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(:Tube)<-[:FOR_TUBE]-(x:Result)
+  WHERE x.result = 'positive' AND r.pool_size > 1
+  WITH DISTINCT r.day AS day
+  RETURN day
+} AS days
+WHERE days >= 2
+MATCH (p)<-[:FOR_PERSON]-(k:Task)
+WHERE NOT coalesce(k.repeat_positive_pool, false)
+SET k.repeat_positive_pool = true, k.sort_key = '0' + substring(k.sort_key, 1)
+RETURN count(k) AS n
+
+// name: link_retests
+// params: record_ids, now
+UNWIND $record_ids AS rid
+MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
+WHERE r.pool_size = 1
+MATCH (r)-[:INTO_TUBE]->(t:Tube)
+MATCH (p)<-[:FOR_PERSON]-(k:Task)
+WHERE k.status <> 'closed' AND NOT (k)-[:FOR_TUBE]->(t)
+SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
+                  actor: 'system', note: 'single-tube retest ' + rid + ' in tube ' + t.code})],
+    k.status = 'retest_collected', k.updated_at = $now
+MERGE (k)-[:RETEST_IN]->(t)
+RETURN count(k) AS n
+
+// name: close_tasks
+// params: task_ids, outcome, note, now
+UNWIND $task_ids AS tid
+MATCH (k:Task {task_id: tid})
+WHERE k.status <> 'closed'
+SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $outcome,
+                  at: toString($now), actor: 'system', note: $note})],
+    k.status = 'closed', k.outcome = $outcome, k.updated_at = $now,
+    k.closed_at = $now
+RETURN count(k) AS n
+
+// name: confirm_case
+// params: person_id, tube_code, collected_at, compound_code, now
+MATCH (p:Person {person_id: $person_id})
+MATCH (t:Tube {code: $tube_code})
+MERGE (c:Case {person_id: $person_id})
+  ON CREATE SET c.confirmed_at = $now, c.collected_at = $collected_at,
+                c.compound_code = $compound_code
+MERGE (p)-[:IS_CASE]->(c)
+MERGE (c)-[:CONFIRMED_BY]->(t)
+WITH c, p
+OPTIONAL MATCH (p)<-[:FOR_PERSON]-(k:Task)-[:FOR_TUBE]->(pool:Tube)
+WHERE k.kind = 'follow_up'
+FOREACH (x IN CASE WHEN pool IS NULL THEN [] ELSE [pool] END |
+  MERGE (c)-[:FROM_POOL]->(x))
+RETURN c.person_id AS person_id
+
+// name: get_task
+// params: task_id
+MATCH (k:Task {task_id: $task_id})
+RETURN k {.*} AS task
+
+// name: set_task_status
+// params: task_id, expected, status, outcome, entry, now
+MATCH (k:Task {task_id: $task_id})
+WHERE k.status = $expected
+SET k.status = $status, k.outcome = $outcome, k.updated_at = $now,
+    k.history = k.history + [$entry],
+    k.closed_at = CASE WHEN $status = 'closed' THEN $now ELSE k.closed_at END,
+    k.acknowledged_at = CASE WHEN $status = 'acknowledged' AND k.acknowledged_at IS NULL
+                        THEN $now ELSE k.acknowledged_at END
+RETURN k {.*} AS task
+
+// name: district_tasks
+// params: district_code, status, after, limit
+MATCH (k:Task)
+WHERE k.district_code = $district_code AND k.sort_key > $after
+  AND ($status IS NULL OR k.status = $status)
+RETURN k {.*} AS task
+ORDER BY k.sort_key
+LIMIT $limit
+
+// name: result_keys_of_registrations
+// params: record_ids
+UNWIND $record_ids AS rid
+MATCH (:Registration {record_id: rid})-[:INTO_TUBE]->(t:Tube)<-[:FOR_TUBE]-(x:Result)
+WHERE x.result IN ['positive', 'invalid']
+RETURN DISTINCT x.result_key AS key
+
+// name: link_earlier_retests
+// params: task_ids, now
+UNWIND $task_ids AS tid
+MATCH (k:Task {task_id: tid})-[:FOR_PERSON]->(p:Person)
+WHERE k.status IN ['pending', 'acknowledged', 'contacted', 'unreachable']
+  AND k.collected_at IS NOT NULL
+MATCH (k)-[:FOR_TUBE]->(pool:Tube)
+MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(rt:Tube)
+WHERE r.pool_size = 1 AND rt <> pool AND r.collected_at > k.collected_at
+WITH k, r, rt
+ORDER BY r.collected_at
+WITH k, collect({r: r, t: rt})[0] AS first
+WITH k, first.r AS r, first.t AS rt
+SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
+                  actor: 'system', note: 'single-tube retest ' + r.record_id + ' in tube ' + rt.code})],
+    k.status = 'retest_collected', k.updated_at = $now
+MERGE (k)-[:RETEST_IN]->(rt)
+WITH rt
+MATCH (rt)<-[:FOR_TUBE]-(x:Result)
+RETURN DISTINCT x.result_key AS key

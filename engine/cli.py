@@ -161,6 +161,39 @@ def print_trace(t: dict[str, Any]) -> None:
     out.print(table)
 
 
+@app.command("tasks")
+def tasks_cmd(
+    district: Annotated[str, typer.Option(help="district code, or 'unassigned'")],
+    status: Annotated[str | None, typer.Option(help="only tasks in this status")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A district's follow-up queue: repeat positives first, then oldest result first."""
+    from engine import tasks
+
+    items: list[dict[str, Any]] = []
+    cursor = ""
+    with gateway() as gw:
+        while True:
+            page, nxt = tasks.tasks_page(gw, district, status, cursor, 500)
+            items += page
+            if nxt is None:
+                break
+            cursor = nxt
+    if as_json:
+        print_json({"items": items, "next_cursor": None})
+        return
+    table = Table("task", "kind", "status", "tube", "name", "phone", "compound", "flags")
+    for t in items:
+        p = t["person"] or {}
+        flags = sorted(set(t["flags"]) | set(p.get("flags") or []))
+        table.add_row(t["task_id"], t["kind"], t["status"] + (f" ({t['outcome']})"
+                                                              if t["outcome"] else ""),
+                      t["tube_code"], p.get("name") or "", p.get("phone") or "",
+                      (t["compound"] or {}).get("code") or "", ", ".join(flags))
+    out.print(table)
+    out.print(f"{len(items)} tasks in {district}", highlight=False)
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="investigator, district, collector, lab or admin")],

@@ -96,7 +96,8 @@ def connect(settings: Settings, *, apply_schema: bool = True) -> Gateway:
         server = ManagedServer(settings)
         server.start()
         uri, user, password = server.bolt_uri, "neo4j", server.password()
-    driver = GraphDatabase.driver(uri, auth=(user, password), max_connection_pool_size=50)
+    driver = GraphDatabase.driver(uri, auth=(user, password), max_connection_pool_size=50,
+                                  notifications_min_severity="OFF")
     try:
         driver.verify_connectivity()
     except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:

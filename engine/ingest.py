@@ -11,7 +11,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import records
+from engine import records, tasks
 from engine.db import Gateway
 from engine.records import Quarantined, Row
 from engine.settings import Settings
@@ -123,6 +123,11 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
                                 "the first version is kept", row.raw, answer["raw"])
                 extra_q.append(q)
                 outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
+        created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
+        if kind == "results":
+            tasks.dispatch(gw, tx, created)
+        elif kind == "registrations":
+            tasks.after_registrations(gw, tx, created)
         all_q = quarantined + extra_q
         if all_q:
             gw.run_in(tx, "merge_quarantine", rows=[q.as_props() for q in all_q])

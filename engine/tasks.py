@@ -1,0 +1,259 @@
+"""The closed loop: tasks created from results, linked to retests, moved through their
+lifecycle by district units and investigators, and listed per residence district."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine import domain
+from engine.db import Gateway
+from engine.errors import InputError, NotFound, TransitionError
+from engine.keys import Principal
+from engine.trace import trace_many
+
+STATUSES = ("pending", "acknowledged", "contacted", "retest_collected", "unreachable", "closed")
+OUTCOMES = ("released", "confirmed", "superseded", "closed_by_investigator")
+KINDS = ("follow_up", "resample", "case")
+UNASSIGNED = "unassigned"
+# Moves a district unit or an investigator may make; `closed` from retest_collected carries
+# released or confirmed. An investigator may also close any open task (closed_by_investigator).
+ALLOWED = {
+    "pending": ("acknowledged", "unreachable"),
+    "acknowledged": ("contacted", "unreachable"),
+    "contacted": ("retest_collected", "unreachable"),
+    "unreachable": ("contacted",),
+    "retest_collected": ("closed",),
+    "closed": (),
+}
+
+
+def task_id(person_id: str, tube_code: str, kind: str) -> str:
+    digest = hashlib.sha256(f"{person_id}|{tube_code}|{kind}".encode()).hexdigest()
+    return "k_" + digest[:24]
+
+
+def _history(status: str, at: datetime, actor: str, note: str | None,
+             outcome: str | None = None) -> str:
+    entry = {"status": status, "at": at.isoformat(), "actor": actor, "note": note}
+    if outcome is not None:
+        entry["outcome"] = outcome
+    return json.dumps(entry, ensure_ascii=False)
+
+
+@dataclass
+class DispatchPlan:
+    """What a batch of results does to the task graph; computed without touching it."""
+
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[tuple[list[str], str, str]] = field(default_factory=list)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    positive_persons: list[str] = field(default_factory=list)
+
+
+def _task(kind: str, member: dict[str, Any], tube_code: str, reported_at: Any,
+          now: datetime, note: str) -> dict[str, Any]:
+    tid = task_id(member["person_id"], tube_code, kind)
+    utc = (reported_at.to_native() if hasattr(reported_at, "to_native") else now).astimezone(UTC)
+    district = member["district_code"] or UNASSIGNED
+    return {
+        "task_id": tid, "person_id": member["person_id"], "tube_code": tube_code,
+        "history": _history("pending", now, "system", note),
+        "props": {"task_id": tid, "kind": kind, "status": "pending", "outcome": None,
+                  "tube_code": tube_code, "person_id": member["person_id"],
+                  "record_id": member["record_id"], "district_code": district,
+                  "compound_code": member["compound_code"], "result_at": reported_at,
+                  "collected_at": member["collected_at"],
+                  "repeat_positive_pool": False,
+                  "sort_key": f"1|{utc.isoformat()}|{tid}"},
+    }
+
+
+def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan:
+    plan = DispatchPlan()
+    for ctx in contexts:
+        members = ctx["members"]
+        tube = ctx["tube_code"]
+        result = ctx["result"]
+        pooled = len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
+        if result == "invalid":
+            for m in members:
+                plan.upserts.append(_task("resample", m, tube, ctx["reported_at"], now,
+                                          f"tube {tube} result invalid: resample"))
+        elif result == "positive" and pooled:
+            for m in members:
+                plan.upserts.append(_task("follow_up", m, tube, ctx["reported_at"], now,
+                                          f"member of positive pooled tube {tube}"))
+                plan.positive_persons.append(m["person_id"])
+            if ctx["open_resample_tasks"]:
+                plan.closes.append((ctx["open_resample_tasks"], "superseded",
+                                    f"tube {tube} later reported positive"))
+        elif result == "positive" and members:
+            member = members[0]
+            if ctx["retest_tasks"]:
+                plan.closes.append((ctx["retest_tasks"], "confirmed",
+                                    f"single-tube retest {tube} positive"))
+            elif not ctx["person_open_tasks"]:
+                plan.upserts.append(_task("case", member, tube, ctx["reported_at"], now,
+                                          f"positive single tube {tube}"))
+            plan.cases.append({"person_id": member["person_id"], "tube_code": tube,
+                               "collected_at": member["collected_at"],
+                               "compound_code": member["compound_code"]})
+        elif result == "negative" and ctx["retest_tasks"]:
+            plan.closes.append((ctx["retest_tasks"], "released",
+                                f"single-tube retest {tube} negative"))
+    return plan
+
+
+def _is_pooled(ctx: dict[str, Any]) -> bool:
+    members = ctx["members"]
+    return len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
+
+
+def _apply(gw: Gateway, tx: ManagedTransaction, plan: DispatchPlan, now: datetime) -> None:
+    if plan.upserts:
+        gw.run_in(tx, "upsert_tasks", tasks=plan.upserts, now=now)
+    for task_ids, outcome, note in plan.closes:
+        gw.run_in(tx, "close_tasks", task_ids=task_ids, outcome=outcome, note=note, now=now)
+    for case in plan.cases:
+        gw.run_in(tx, "confirm_case", now=now, **case)
+    if plan.positive_persons:
+        gw.run_in(tx, "mark_repeat_positive", person_ids=sorted(set(plan.positive_persons)))
+
+
+def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> None:
+    """Run in the loader's transaction: results and their tasks commit together.
+
+    Pooled results go first; new tasks then pick up single-tube retests that were registered
+    (and perhaps reported) before them; single-tube results go last, so the order in which
+    files arrive does not change the outcome."""
+    if not result_keys:
+        return
+    now = datetime.now(UTC)
+    contexts = gw.run_in(tx, "dispatch_context", result_keys=result_keys)
+    pooled = [c for c in contexts if _is_pooled(c)]
+    single_keys = [c["key"] for c in contexts if not _is_pooled(c)]
+    plan = plan_dispatch(pooled, now)
+    _apply(gw, tx, plan, now)
+    if plan.upserts:
+        linked = gw.run_in(tx, "link_earlier_retests",
+                           task_ids=[u["task_id"] for u in plan.upserts], now=now)
+        single_keys += [r["key"] for r in linked if r["key"] not in single_keys]
+    if single_keys:
+        singles = gw.run_in(tx, "dispatch_context", result_keys=single_keys)
+        _apply(gw, tx, plan_dispatch(singles, now), now)
+
+
+def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[str]) -> None:
+    """Single-tube retests move open tasks to retest_collected; registrations arriving after
+    their tube's positive or invalid result are dispatched too."""
+    if not record_ids:
+        return
+    now = datetime.now(UTC)
+    gw.run_in(tx, "link_retests", record_ids=record_ids, now=now)
+    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations",
+                                         record_ids=record_ids)]
+    dispatch(gw, tx, keys)
+
+
+def _check_transition(task: dict[str, Any], who: Principal, to: str,
+                      outcome: str | None) -> None:
+    current = task["status"]
+    if to not in STATUSES:
+        raise InputError(f"unknown status '{to}'; statuses are {', '.join(STATUSES)}")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise InputError(f"unknown outcome '{outcome}'; outcomes are {', '.join(OUTCOMES)}")
+    if to != "closed" and outcome is not None:
+        raise TransitionError(f"only a move to 'closed' carries an outcome, not '{to}'")
+    if to == "closed" and outcome == "closed_by_investigator":
+        if who.role != "investigator" and not who.is_cli:
+            raise TransitionError("only an investigator may close a task as "
+                                  "closed_by_investigator")
+        if current == "closed":
+            raise TransitionError("the task is already closed")
+        return
+    allowed = ALLOWED[current]
+    if to not in allowed:
+        options = ", ".join(allowed) or "nothing (it is closed)"
+        extra = "; an investigator may also close it (outcome closed_by_investigator)" \
+            if current != "closed" else ""
+        raise TransitionError(f"a task in '{current}' can move to {options}{extra}, "
+                              f"not to '{to}'")
+    if to == "closed" and outcome not in ("released", "confirmed"):
+        raise TransitionError("closing after a retest needs outcome 'released' or 'confirmed'")
+
+
+def transition(gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str | None,
+               note: str | None) -> dict[str, Any]:
+    """Validate and apply one move; the same move sent again changes nothing."""
+    def work(tx: ManagedTransaction) -> dict[str, Any]:
+        rows = gw.run_in(tx, "get_task", task_id=task_id_)
+        if not rows or not _visible(rows[0]["task"], who):
+            raise NotFound(f"No task with id '{task_id_}'.")
+        task = rows[0]["task"]
+        if task["status"] == to and task.get("outcome") == outcome:
+            return dict(task)
+        _check_transition(task, who, to, outcome)
+        if to == "closed" and outcome == "closed_by_investigator" and not (note or "").strip():
+            raise TransitionError("closing as closed_by_investigator needs a note")
+        now = datetime.now(UTC)
+        entry = _history(to, now, who.key_id, note, outcome)
+        updated = gw.run_in(tx, "set_task_status", task_id=task_id_, expected=task["status"],
+                            status=to, outcome=outcome, entry=entry, now=now)
+        if not updated:
+            raise TransitionError("the task changed meanwhile; read it again and retry")
+        return dict(updated[0]["task"])
+
+    return gw.write_tx(work)
+
+
+def _visible(task: dict[str, Any], who: Principal) -> bool:
+    return who.role != "district" or task["district_code"] == who.district
+
+
+def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, Any]:
+    person = None
+    compound = None
+    if trace is not None:
+        person = next((p for p in trace["persons"] if p["record_id"] == task["record_id"]), None)
+        compound = trace["compound"]
+        if person is not None and person["residence"]["compound_code"] != (compound or {}).get(
+                "code"):
+            compound = {"code": person["residence"]["compound_code"],
+                        "address": person["residence"]["address"],
+                        "district_code": person["residence"]["district_code"]}
+    flags = ["repeat_positive_pool"] if task.get("repeat_positive_pool") else []
+    return {
+        "task_id": task["task_id"], "status": task["status"], "outcome": task.get("outcome"),
+        "kind": task["kind"], "tube_code": task["tube_code"],
+        "district_code": task["district_code"], "person": person, "compound": compound,
+        "flags": flags, "result_at": domain.iso(task.get("result_at")),
+        "created_at": domain.iso(task["created_at"]), "updated_at": domain.iso(task["updated_at"]),
+        "history": [json.loads(h) for h in task.get("history") or []],
+    }
+
+
+def tasks_page(gw: Gateway, district: str, status: str | None, cursor: str,
+               limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    if status is not None and status not in STATUSES:
+        raise InputError(f"unknown status '{status}'; statuses are {', '.join(STATUSES)}")
+    rows = [r["task"] for r in gw.read("district_tasks", district_code=district, status=status,
+                                       after=cursor, limit=limit + 1)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    traces = trace_many(gw, sorted({t["tube_code"] for t in rows}))
+    items = [task_json(t, traces.get(t["tube_code"])) for t in rows]
+    return items, (rows[-1]["sort_key"] if more and rows else None)
+
+
+def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
+    rows = gw.read("get_task", task_id=task_id_)
+    if not rows or not _visible(rows[0]["task"], who):
+        raise NotFound(f"No task with id '{task_id_}'.")
+    task = rows[0]["task"]
+    return task_json(task, trace_many(gw, [task["tube_code"]]).get(task["tube_code"]))
