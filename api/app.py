@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
 from api.security import RateLimiter, require
-from engine import audit, ingest, tasks
+from engine import audit, ingest, reports, tasks
 from engine.db import Gateway, connect
 from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
 from engine.keys import Principal
@@ -270,6 +270,53 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                      person_ids=[task["person"]["person_id"]] if task["person"] else [],
                      detail=f"to {body.to}" + (f" ({body.outcome})" if body.outcome else ""))
         return task
+
+    @app.get("/v1/positives", response_model=models.PositivesPage, tags=["tasks"])
+    def get_positives(gw: GatewayDep, who: Reader,
+                      date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
+                      cursor: Annotated[str, Query(max_length=128)] = "",
+                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                      reveal: RevealQ = False, reason: ReasonQ = None) -> dict[str, Any]:
+        check_reveal(who, reveal, reason)
+        district = who.district if who.role == "district" else None
+        items, next_cursor = reports.positives_page(gw, date, district, cursor, limit)
+        for item in items:
+            item["trace"]["persons"] = [person_view(p, who, reveal)
+                                        for p in item["trace"]["persons"]]
+        audit.record(gw, who, "positives", target=date,
+                     person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
+                     reason=reason if reveal else None)
+        return {"items": items, "next_cursor": next_cursor}
+
+    @app.get("/v1/persons/{person_id}/rings", response_model=models.Rings, tags=["tasks"])
+    def get_rings(person_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,
+                  who: Investigator, cursor: Annotated[str, Query(max_length=128)] = "",
+                  limit: Annotated[int, Query(ge=1, le=reports.RING2_MAX_PAGE)] = 100,
+                  depth: Annotated[int, Query(ge=1, le=2)] = 2,
+                  reveal: RevealQ = False, reason: ReasonQ = None) -> dict[str, Any]:
+        check_reveal(who, reveal, reason)
+        answer = reports.rings(gw, person_id, cursor, limit)
+        answer["ring1"] = [person_view(p, who, reveal) for p in answer["ring1"]]
+        if depth < 2:
+            answer["ring2"] = {"items": [], "next_cursor": None}
+        answer["ring2"]["items"] = [person_view(p, who, reveal)
+                                    for p in answer["ring2"]["items"]]
+        audit.record(gw, who, "rings", target=person_id,
+                     person_ids=[p["person_id"] for p in answer["ring1"]]
+                     + [p["person_id"] for p in answer["ring2"]["items"]],
+                     reason=reason if reveal else None)
+        return answer
+
+    @app.get("/v1/reports/{report}", response_model=models.Report, tags=["reports"])
+    def get_report(report: Annotated[str, Path(pattern=r"^(completeness|household-separation|"
+                                                       r"zoning|timeliness)$")],
+                   gw: GatewayDep, s: SettingsDep, who: Reader,
+                   date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+                   ) -> dict[str, Any]:
+        district = who.district if who.role == "district" else None
+        rows = reports.run_report(gw, report, date, s.timezone, district)
+        audit.record(gw, who, f"report_{report}", target=date)
+        return {"report": report, "date": date, "items": rows, "next_cursor": None}
 
     @app.get("/v1/audit", response_model=models.AuditPage, tags=["security"])
     def get_audit(gw: GatewayDep, who: Admin, since: datetime | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 Scalar = str | int | float | None
@@ -206,4 +208,46 @@ class Task(BaseModel):
 
 class TaskPage(BaseModel):
     items: list[Task]
+    next_cursor: str | None
+
+
+class PositiveItem(BaseModel):
+    district_code: str
+    district: str | None
+    tube_code: str
+    trace: Trace
+
+
+class PositivesPage(BaseModel):
+    items: list[PositiveItem]
+    next_cursor: str | None
+
+
+class RingPerson(Person):
+    tube_code: str
+
+
+class RingPage(BaseModel):
+    items: list[RingPerson]
+    next_cursor: str | None
+
+
+class CaseInfo(BaseModel):
+    confirmed_at: str | None
+    collected_at: str | None
+    compound_code: str | None
+    pool_tubes: list[str]
+
+
+class Rings(BaseModel):
+    person_id: str
+    case: CaseInfo
+    ring1: list[RingPerson]
+    ring2: RingPage
+
+
+class Report(BaseModel):
+    report: str
+    date: str
+    items: list[dict[str, Any]]
     next_cursor: str | None

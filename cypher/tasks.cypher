@@ -43,7 +43,8 @@ CALL (members) {
   WHERE k.status <> 'closed'
   RETURN collect(k.task_id) AS person_open_tasks
 }
-RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, t.code AS tube_code,
+RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, x.day AS day,
+       t.code AS tube_code,
        members, retest_tasks, open_resample_tasks, person_open_tasks
 
 // name: upsert_tasks
@@ -134,6 +135,7 @@ RETURN k {.*} AS task
 // name: district_tasks
 // params: district_code, status, after, limit
 MATCH (k:Task)
+USING INDEX SEEK k:Task(district_code, sort_key)
 WHERE k.district_code = $district_code AND k.sort_key > $after
   AND ($status IS NULL OR k.status = $status)
 RETURN k {.*} AS task

@@ -5,6 +5,7 @@
 // name: trace_tubes
 // params: tube_codes
 MATCH (t:Tube)
+USING INDEX SEEK t:Tube(code)
 WHERE t.code IN $tube_codes
 CALL (t) {
   OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)

@@ -194,6 +194,122 @@ def tasks_cmd(
     out.print(f"{len(items)} tasks in {district}", highlight=False)
 
 
+@app.command("positives")
+def positives_cmd(
+    date: Annotated[str, typer.Option(help="YYYY-MM-DD, the day results were reported")],
+    district: Annotated[str | None, typer.Option(help="only this residence district")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The day's positive tubes with their traces, by residence district (streamed)."""
+    from engine import reports
+
+    with gateway() as gw:
+        stream = reports.positives_stream(gw, date, district)
+        if as_json:
+            # The envelope is written as it streams: constant memory at any size.
+            sys.stdout.write('{"items": [')
+            for i, item in enumerate(stream):
+                sys.stdout.write(("," if i else "") + "\n" + json.dumps(item, ensure_ascii=False))
+            sys.stdout.write('\n], "next_cursor": null}\n')
+            return
+        current = None
+        tubes = persons = 0
+        for item in stream:
+            if item["district_code"] != current:
+                current = item["district_code"]
+                out.print(f"\n[bold]{current} {item['district'] or ''}[/bold]", highlight=False)
+            t = item["trace"]
+            tubes += 1
+            persons += len(t["persons"])
+            out.print(f"  {item['tube_code']}  pool {t['tube']['pool_size']}  "
+                      f"{len(t['persons'])} residents  compound "
+                      f"{(t['compound'] or {}).get('code')}  {', '.join(t['flags'])}",
+                      highlight=False)
+        out.print(f"\n{tubes} positive tubes, {persons} residents to follow up on {date}",
+                  highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+    name: Annotated[str, typer.Argument(
+        help="completeness, household-separation, zoning or timeliness")],
+    date: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    district: Annotated[str | None, typer.Option(help="only this district")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Investigator reports: completeness, household separation, zoning, loop timeliness."""
+    from engine import reports
+
+    settings = get_settings()
+    with gateway(settings) as gw:
+        rows = reports.run_report(gw, name, date, settings.timezone, district)
+    if as_json:
+        print_json({"report": name, "date": date, "items": rows, "next_cursor": None})
+        return
+    if not rows:
+        out.print(f"no rows for {name} on {date}")
+        return
+    table = Table(*rows[0].keys())
+    for r in rows:
+        table.add_row(*(json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else
+                        ("" if v is None else str(v)) for v in r.values()))
+    out.print(table)
+
+
+@app.command("rings")
+def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Exposure rings of a confirmed case: ring 1 its pool, ring 2 its compound that day."""
+    from engine import reports
+
+    with gateway() as gw:
+        try:
+            answer = reports.rings(gw, person_id, "", reports.RING2_MAX_PAGE)
+        except NotFound as exc:
+            fail(str(exc), 4)
+    if as_json:
+        print_json(answer)
+        return
+    out.print(f"Case {person_id}: pools {', '.join(answer['case']['pool_tubes'])}",
+              highlight=False)
+    for ring, people in (("ring 1", answer["ring1"]), ("ring 2", answer["ring2"]["items"])):
+        table = Table("tube", "name", "phone", "compound", title=ring)
+        for p in people:
+            table.add_row(p["tube_code"], p["name"] or "", p["phone"] or "",
+                          p["residence"]["compound_code"] or "")
+        out.print(table)
+
+
+@app.command("export")
+def export_cmd(
+    tube: Annotated[str | None, typer.Argument(help="a tube code")] = None,
+    date: Annotated[str | None, typer.Option(help="all positive tubes of this day")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="graphml or cytoscape")] = "graphml",
+    output: Annotated[Path | None, typer.Option("--out", help="file to write")] = None,
+) -> None:
+    """Write trace subgraphs for Gephi (GraphML) or Cytoscape (JSON), built with networkx."""
+    from engine import export, reports
+    from engine.trace import trace_tube
+
+    if (tube is None) == (date is None):
+        fail("give either a TUBE or --date D", 2)
+    if fmt not in ("graphml", "cytoscape"):
+        fail("--format is graphml or cytoscape", 2)
+    with gateway() as gw:
+        if tube is not None:
+            try:
+                traces = [trace_tube(gw, tube)]
+            except NotFound as exc:
+                fail(str(exc), 4)
+        else:
+            assert date is not None
+            traces = [i["trace"] for i in reports.positives_stream(gw, date)]
+    graph = export.trace_graph(traces)
+    target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
+    export.write(graph, target, fmt)
+    out.print(f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges "
+              f"to {target}", highlight=False)
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="investigator, district, collector, lab or admin")],

@@ -70,8 +70,7 @@ class Gateway:
             session.run(q.text, params).consume()
 
     def apply_schema(self) -> None:
-        schema = [q for f in ("schema.cypher", "security.cypher", "tasks.cypher")
-                  for q in self.queries.in_file(f) if q.name.startswith("schema_")]
+        schema = [q for q in self.queries.all() if q.name.startswith("schema_")]
         for q in sorted(schema, key=lambda q: q.name == "schema_await"):
             self.driver.execute_query(q.text, database_=self.database)
 

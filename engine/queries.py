@@ -113,6 +113,9 @@ class QueryBook:
     def in_file(self, filename: str) -> list[Query]:
         return [q for q in self._by_name.values() if q.file == filename]
 
+    def all(self) -> list[Query]:
+        return list(self._by_name.values())
+
     def names(self) -> list[str]:
         return sorted(self._by_name)
 

@@ -56,8 +56,10 @@ class DispatchPlan:
     positive_persons: list[str] = field(default_factory=list)
 
 
-def _task(kind: str, member: dict[str, Any], tube_code: str, reported_at: Any,
-          now: datetime, note: str) -> dict[str, Any]:
+def _task(kind: str, member: dict[str, Any], ctx: dict[str, Any], now: datetime,
+          note: str) -> dict[str, Any]:
+    tube_code = ctx["tube_code"]
+    reported_at = ctx["reported_at"]
     tid = task_id(member["person_id"], tube_code, kind)
     utc = (reported_at.to_native() if hasattr(reported_at, "to_native") else now).astimezone(UTC)
     district = member["district_code"] or UNASSIGNED
@@ -69,6 +71,7 @@ def _task(kind: str, member: dict[str, Any], tube_code: str, reported_at: Any,
                   "record_id": member["record_id"], "district_code": district,
                   "compound_code": member["compound_code"], "result_at": reported_at,
                   "collected_at": member["collected_at"],
+                  "result_day": ctx["day"],
                   "repeat_positive_pool": False,
                   "sort_key": f"1|{utc.isoformat()}|{tid}"},
     }
@@ -83,11 +86,11 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
         pooled = len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
         if result == "invalid":
             for m in members:
-                plan.upserts.append(_task("resample", m, tube, ctx["reported_at"], now,
+                plan.upserts.append(_task("resample", m, ctx, now,
                                           f"tube {tube} result invalid: resample"))
         elif result == "positive" and pooled:
             for m in members:
-                plan.upserts.append(_task("follow_up", m, tube, ctx["reported_at"], now,
+                plan.upserts.append(_task("follow_up", m, ctx, now,
                                           f"member of positive pooled tube {tube}"))
                 plan.positive_persons.append(m["person_id"])
             if ctx["open_resample_tasks"]:
@@ -99,7 +102,7 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
                 plan.closes.append((ctx["retest_tasks"], "confirmed",
                                     f"single-tube retest {tube} positive"))
             elif not ctx["person_open_tasks"]:
-                plan.upserts.append(_task("case", member, tube, ctx["reported_at"], now,
+                plan.upserts.append(_task("case", member, ctx, now,
                                           f"positive single tube {tube}"))
             plan.cases.append({"person_id": member["person_id"], "tube_code": tube,
                                "collected_at": member["collected_at"],

@@ -1,0 +1,61 @@
+// The day's positives, exposure rings and the data behind the investigator reports.
+
+// name: schema_task_result_day
+CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
+
+// name: positive_tubes_of_day
+// params: day, district_code, after, limit
+MATCH (x:Result {day: $day})
+USING INDEX SEEK x:Result(day)
+WHERE x.result = 'positive'
+MATCH (x)-[:FOR_TUBE]->(t:Tube)
+WITH DISTINCT t
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(:Registration)-[:AT_COMPOUND]->(c:Compound)
+  WITH collect(DISTINCT CASE WHEN c.known THEN c.district_code ELSE 'unassigned' END) AS ds
+  UNWIND CASE WHEN size(ds) = 0 THEN ['unassigned'] ELSE ds END AS district_code
+  RETURN district_code
+}
+WITH district_code, t.code AS tube_code, district_code + '|' + t.code AS sort_key
+WHERE ($district_code IS NULL OR district_code = $district_code) AND sort_key > $after
+RETURN district_code, tube_code, sort_key
+ORDER BY sort_key
+LIMIT $limit
+
+// name: case_of_person
+// params: person_id
+MATCH (c:Case {person_id: $person_id})
+OPTIONAL MATCH (c)-[:FROM_POOL]->(pool:Tube)
+RETURN c {.person_id, .confirmed_at, .collected_at, .compound_code} AS case,
+       collect(pool.code) AS pools
+
+// name: ring_same_compound_day
+// params: person_id, pools, after, limit
+MATCH (p:Person {person_id: $person_id})<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+WHERE t.code IN $pools
+MATCH (r)-[:AT_COMPOUND]->(c:Compound)<-[:AT_COMPOUND]-(other:Registration)
+WHERE other.day = r.day AND NOT (other)-[:INTO_TUBE]->(t)
+MATCH (other)-[:OF_PERSON]->(q:Person)
+WHERE q <> p AND other.record_id > $after
+RETURN DISTINCT other.record_id AS record_id, other.tube_code AS tube_code, q.person_id AS person_id
+ORDER BY record_id
+LIMIT $limit
+
+// name: cases_until
+// params: until
+MATCH (c:Case)
+WHERE c.collected_at <= $until AND c.compound_code IS NOT NULL
+RETURN c.compound_code AS compound_code, max(c.collected_at) AS last_case
+
+// name: known_compounds
+MATCH (c:Compound)
+WHERE c.known
+RETURN c.code AS code, c.name AS name, c.district_code AS district_code
+ORDER BY code
+
+// name: tasks_of_day
+// params: day
+MATCH (k:Task {result_day: $day})
+RETURN k.district_code AS district_code, k.status AS status, k.result_at AS result_at,
+       k.acknowledged_at AS acknowledged_at, k.closed_at AS closed_at,
+       k.created_at AS created_at

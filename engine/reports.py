@@ -1,0 +1,223 @@
+"""The day's positives, exposure rings and the investigator reports."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine import domain
+from engine.db import Gateway
+from engine.errors import InputError, NotFound
+from engine.trace import trace_many
+from engine.views import in_district
+
+RING2_MAX_PAGE = 500
+
+
+def parse_day(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None
+
+
+def positives_page(gw: Gateway, day: str, district: str | None, cursor: str,
+                   limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of (residence district, positive tube) pairs of the day, each with the trace
+    of that tube's residents of that district. Two set-based queries a page."""
+    rows = gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district,
+                   after=cursor, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
+    items = []
+    for r in rows:
+        trace = dict(traces[r["tube_code"]])
+        trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
+        items.append({"district_code": r["district_code"],
+                      "district": domain.district_name(r["district_code"]),
+                      "tube_code": r["tube_code"], "trace": trace})
+    return items, (rows[-1]["sort_key"] if more and rows else None)
+
+
+def positives_stream(gw: Gateway, day: str, district: str | None = None,
+                     page: int = 500) -> Iterator[dict[str, Any]]:
+    cursor = ""
+    while True:
+        items, nxt = positives_page(gw, day, district, cursor, page)
+        yield from items
+        if nxt is None:
+            return
+        cursor = nxt
+
+
+def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dict[str, Any]]:
+    """Is the data complete enough to reach everyone in the day's positive pools?"""
+    acc: dict[str, Counter[str]] = defaultdict(Counter)
+    for item in positives_stream(gw, day, district):
+        c = acc[item["district_code"]]
+        trace = item["trace"]
+        pooled = (trace["tube"]["pool_size"] or 0) > 1 or len(trace["persons"]) > 1
+        if not pooled:
+            continue
+        c["tubes"] += 1
+        c["over_filled_tubes"] += "over_pool_size" in trace["flags"]
+        for p in trace["persons"]:
+            flags = set(p["flags"])
+            c["persons"] += 1
+            c["usable_phone"] += p["phone"] is not None and "invalid_phone" not in flags
+            c["invalid_id_numbers"] += "invalid_id_number" in flags
+            c["unknown_compounds"] += "unknown_compound" in flags
+            c["duplicate_registrations"] += "duplicate_registration" in flags
+    rows = []
+    for code in sorted(acc):
+        c = acc[code]
+        rows.append({"district_code": code, "district": domain.district_name(code),
+                     "positive_pooled_tubes": c["tubes"], "persons": c["persons"],
+                     "usable_phone_share": round(c["usable_phone"] / c["persons"], 4)
+                     if c["persons"] else None,
+                     "invalid_id_numbers": c["invalid_id_numbers"],
+                     "unknown_compounds": c["unknown_compounds"],
+                     "over_filled_tubes": c["over_filled_tubes"],
+                     "duplicate_registrations": c["duplicate_registrations"]})
+    return rows
+
+
+def household_separation(gw: Gateway, day: str,
+                         district: str | None = None) -> list[dict[str, Any]]:
+    pairs: Counter[tuple[str, str]] = Counter()
+    for item in positives_stream(gw, day, district):
+        for p in item["trace"]["persons"]:
+            if p["household_separated"]:
+                pairs[(p["registered_district_code"], p["residence"]["district_code"])] += 1
+    return [{"registered_district_code": reg, "registered_district": domain.district_name(reg),
+             "residence_district_code": res, "residence_district": domain.district_name(res),
+             "persons": n}
+            for (reg, res), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def zone_for(last_case_day: date | None, on: date) -> str:
+    """sealed: a case collected in the last 7 days (on-6 .. on); controlled: none in 7 but
+    some in 14 (on-13 .. on-7); precaution: none in 14."""
+    if last_case_day is None:
+        return "precaution"
+    age = (on - last_case_day).days
+    if age < 0:
+        return "precaution"
+    if age < 7:
+        return "sealed"
+    if age < 14:
+        return "controlled"
+    return "precaution"
+
+
+def zoning(gw: Gateway, day: str, tz: str, district: str | None = None) -> list[dict[str, Any]]:
+    on = date.fromisoformat(parse_day(day))
+    end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz)) \
+        - timedelta(microseconds=1)
+    last = {r["compound_code"]: r["last_case"]
+            for r in gw.read("cases_until", until=end.astimezone(UTC))}
+    rows = []
+    for c in gw.read("known_compounds"):
+        if district is not None and c["district_code"] != district:
+            continue
+        case_at = last.get(c["code"])
+        case_day = date.fromisoformat(domain.local_day(case_at.to_native(), tz)) \
+            if case_at is not None else None
+        rows.append({"compound_code": c["code"], "name": c["name"],
+                     "district_code": c["district_code"], "zone": zone_for(case_day, on),
+                     "last_case_collected_at": domain.iso(case_at)})
+    return rows
+
+
+def _hours(a: Any, b: Any) -> float | None:
+    if a is None or b is None:
+        return None
+    return float((b.to_native() - a.to_native()).total_seconds() / 3600)
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p90": None}
+    if len(values) == 1:
+        return {"median": round(values[0], 2), "p90": round(values[0], 2)}
+    qs = statistics.quantiles(values, n=10, method="inclusive")
+    return {"median": round(statistics.median(values), 2), "p90": round(qs[8], 2)}
+
+
+def timeliness(gw: Gateway, day: str, district: str | None = None,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
+    by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    old_open: Counter[str] = Counter()
+    for r in gw.read("tasks_of_day", day=parse_day(day)):
+        code = r["district_code"]
+        if district is not None and code != district:
+            continue
+        by[code]["n"].append(1)
+        ack = _hours(r["result_at"], r["acknowledged_at"])
+        closed = _hours(r["result_at"], r["closed_at"])
+        if ack is not None:
+            by[code]["ack"].append(ack)
+        if closed is not None:
+            by[code]["closed"].append(closed)
+        if r["status"] != "closed" and (now - r["created_at"].to_native()) > timedelta(hours=24):
+            old_open[code] += 1
+    return [{"district_code": code, "district": domain.district_name(code),
+             "tasks": len(v["n"]),
+             "result_to_acknowledged_hours": _quantiles(v["ack"]),
+             "result_to_closed_hours": _quantiles(v["closed"]),
+             "open_older_than_24h": old_open[code]}
+            for code, v in sorted(by.items())]
+
+
+def rings(gw: Gateway, person_id: str, cursor: str = "",
+          limit: int = 100) -> dict[str, Any]:
+    """Ring 1: the others in the case's pooled tubes. Ring 2: people swabbed at the same
+    compound the same day (paged, at most RING2_MAX_PAGE a page)."""
+    if limit > RING2_MAX_PAGE:
+        raise InputError(f"limit is at most {RING2_MAX_PAGE}")
+    rows = gw.read("case_of_person", person_id=person_id)
+    if not rows or rows[0]["case"] is None:
+        raise NotFound(f"Person '{person_id}' is not a confirmed case.")
+    pools = sorted(rows[0]["pools"])
+    traces = trace_many(gw, pools)
+    ring1 = [dict(p, tube_code=code) for code in pools for p in traces[code]["persons"]
+             if p["person_id"] != person_id]
+    ring2_rows = gw.read("ring_same_compound_day", person_id=person_id, pools=pools,
+                         after=cursor, limit=limit + 1)
+    more = len(ring2_rows) > limit
+    ring2_rows = ring2_rows[:limit]
+    ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
+    ring2 = []
+    for r in ring2_rows:
+        person = next(p for p in ring2_traces[r["tube_code"]]["persons"]
+                      if p["record_id"] == r["record_id"])
+        ring2.append(dict(person, tube_code=r["tube_code"]))
+    case = rows[0]["case"]
+    return {"person_id": person_id,
+            "case": {"confirmed_at": domain.iso(case["confirmed_at"]),
+                     "collected_at": domain.iso(case["collected_at"]),
+                     "compound_code": case["compound_code"], "pool_tubes": pools},
+            "ring1": ring1, "ring2": {"items": ring2,
+                                      "next_cursor": ring2_rows[-1]["record_id"] if more else None}}
+
+
+REPORTS = ("completeness", "household-separation", "zoning", "timeliness")
+
+
+def run_report(gw: Gateway, report: str, day: str, tz: str,
+               district: str | None = None) -> list[dict[str, Any]]:
+    if report == "completeness":
+        return completeness(gw, day, district)
+    if report == "household-separation":
+        return household_separation(gw, day, district)
+    if report == "zoning":
+        return zoning(gw, day, tz, district)
+    if report == "timeliness":
+        return timeliness(gw, day, district)
+    raise InputError(f"unknown report '{report}'; reports are {', '.join(REPORTS)}")
