@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,7 @@ from engine.settings import Settings
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 PLUGIN_JARS = ("apoc-core-", "apoc-common-")
+BROWSER_ASSETS = Path(__file__).parent / "browser"
 
 JVM_FLAGS = (
     "-XX:+UseG1GC",
@@ -140,6 +142,30 @@ class ManagedServer:
         tmp.replace(cache)
         return cache.read_text().strip().split(os.pathsep)
 
+    def browser_root(self, jars: list[str]) -> tuple[Path, list[str]]:
+        """Neo4j Browser's static files plus the project's style and guide, in one classpath
+        folder placed before the server's jars (Browser serves `browser/` from the classpath)."""
+        browser_jar = next((j for j in jars if Path(j).name.startswith("neo4j-browser-")), None)
+        if browser_jar is None:
+            return self.root, jars
+        assets = sorted(BROWSER_ASSETS.glob("*"))
+        digest = hashlib.sha256(Path(browser_jar).name.encode())
+        for asset in assets:
+            digest.update(asset.name.encode() + asset.read_bytes())
+        root = Path(platformdirs.user_cache_dir("tubetrace")) / "browser" / \
+            digest.hexdigest()[:16]
+        if not (root / "browser" / "tubetrace" / "guide.html").exists():
+            tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            with zipfile.ZipFile(browser_jar) as zf:
+                zf.extractall(tmp, [n for n in zf.namelist() if n.startswith("browser/")])
+            (tmp / "browser" / "tubetrace").mkdir(parents=True, exist_ok=True)
+            for asset in assets:
+                shutil.copy2(asset, tmp / "browser" / "tubetrace" / asset.name)
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
+        return root, [str(root)] + [j for j in jars if j != browser_jar]
+
     def _java(self) -> str:
         java = shutil.which("java")
         if java is None:
@@ -197,7 +223,11 @@ class ManagedServer:
             f"server.directories.import={self.import_dir}",
             f"server.directories.run={self.run_dir}",
             "dbms.security.procedures.unrestricted=apoc.*",
+            "browser.remote_content_hostname_whitelist=127.0.0.1,localhost",
+            f"browser.post_connect_cmd=style {self.browser_url}tubetrace/style.grass; "
+            f"play {self.browser_url}tubetrace/guide.html",
             "dbms.usage_report.enabled=false",
+            "client.allow_telemetry=false",
             # The admin tool does not know the server's browser.* settings.
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=1 days",
@@ -217,7 +247,7 @@ class ManagedServer:
             if name.startswith(PLUGIN_JARS) and not (self.plugins_dir / name).exists():
                 shutil.copy2(jar, self.plugins_dir / name)
         self._write_conf()
-        return jars
+        return self.browser_root(jars)[1]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
