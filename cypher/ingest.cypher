@@ -5,6 +5,7 @@
 // params: keys
 UNWIND $keys AS key
 MATCH (r:Registration {record_id: key})
+USING INDEX SEEK r:Registration(record_id)
 RETURN r.record_id AS key, r.content_hash AS content_hash, r.raw AS raw
 
 // name: merge_registrations
@@ -12,37 +13,55 @@ RETURN r.record_id AS key, r.content_hash AS content_hash, r.raw AS raw
 UNWIND $rows AS row
 MERGE (r:Registration {record_id: row.key})
   ON CREATE SET r += row.props, r.write_token = $token
-WITH r, row, r.write_token = $token AS created
-FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
-  MERGE (t:Tube {code: row.links.tube_code})
-  MERGE (r)-[:INTO_TUBE]->(t)
-  MERGE (p:Person {person_id: row.links.person.person_id})
-    ON CREATE SET p += row.links.person
-  MERGE (r)-[:OF_PERSON]->(p)
-  FOREACH (code IN CASE WHEN row.links.box_code IS NULL THEN [] ELSE [row.links.box_code] END |
-    MERGE (b:Box {code: code})
-    MERGE (r)-[:IN_BOX]->(b))
-  FOREACH (code IN CASE WHEN row.links.compound_code IS NULL THEN [] ELSE [row.links.compound_code] END |
-    MERGE (c:Compound {code: code})
-    MERGE (r)-[:AT_COMPOUND]->(c))
-  FOREACH (_ IN CASE WHEN row.links.box_code IS NULL OR row.links.compound_code IS NULL
-                       OR row.links.day IS NULL THEN [] ELSE [1] END |
-    MERGE (b:Box {code: row.links.box_code})
-    MERGE (c:Compound {code: row.links.compound_code})
-    MERGE (b)-[:FILLED_AT {day: row.links.day}]->(c))
-)
+RETURN row.key AS key, r.write_token = $token AS created, r.content_hash AS content_hash,
+       r.raw AS raw
+
+// name: link_registrations
+// params: rows, token
+UNWIND $rows AS row
+MATCH (r:Registration {record_id: row.key})
+USING INDEX SEEK r:Registration(record_id)
+WHERE r.write_token = $token
+MERGE (t:Tube {code: row.links.tube_code})
+MERGE (p:Person {person_id: row.links.person.person_id})
+  ON CREATE SET p += row.links.person
+CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
 REMOVE r.write_token
-WITH r, row, created
+WITH r, row
+CALL (r, row) {
+  WITH r, row WHERE row.links.box_code IS NOT NULL
+  MERGE (b:Box {code: row.links.box_code})
+  CREATE (r)-[:IN_BOX]->(b)
+}
+CALL (r, row) {
+  WITH r, row WHERE row.links.compound_code IS NOT NULL
+  MERGE (c:Compound {code: row.links.compound_code})
+  CREATE (r)-[:AT_COMPOUND]->(c)
+}
+CALL (row) {
+  WITH row WHERE row.links.box_code IS NOT NULL AND row.links.compound_code IS NOT NULL
+    AND row.links.day IS NOT NULL
+  MATCH (b:Box {code: row.links.box_code})
+  MATCH (c:Compound {code: row.links.compound_code})
+  MERGE (b)-[:FILLED_AT {day: row.links.day}]->(c)
+}
+RETURN count(*) AS linked
+
+// name: registration_derived_flags
+// params: keys
+UNWIND $keys AS key
+MATCH (r:Registration {record_id: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(record_id)
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-OPTIONAL MATCH (r)-[:OF_PERSON]->(p:Person)
-RETURN row.key AS key, created, r.content_hash AS content_hash, r.raw AS raw,
+// Filtered after the expansion: a `day` predicate inside the pattern lets the planner start
+// from the day index (every registration of the day) instead of from the person.
+WITH key, r, c, [other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
+                 WHERE other <> r AND other.day = r.day AND other.pool_size > 1
+                   AND other.tube_code <> r.tube_code] AS same_day
+RETURN key,
        [flag IN [
          CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
-         CASE WHEN r.pool_size > 1 AND EXISTS {
-           MATCH (p)<-[:OF_PERSON]-(other:Registration)
-           WHERE other <> r AND other.day = r.day AND other.pool_size > 1
-             AND other.tube_code <> r.tube_code
-         } THEN 'duplicate_registration' END
+         CASE WHEN r.pool_size > 1 AND size(same_day) > 0 THEN 'duplicate_registration' END
        ] WHERE flag IS NOT NULL] AS derived_flags
 
 // name: merge_results

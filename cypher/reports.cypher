@@ -25,6 +25,7 @@ LIMIT $limit
 // name: case_of_person
 // params: person_id
 MATCH (c:Case {person_id: $person_id})
+USING INDEX SEEK c:Case(person_id)
 OPTIONAL MATCH (c)-[:FROM_POOL]->(pool:Tube)
 RETURN c {.person_id, .confirmed_at, .collected_at, .compound_code} AS case,
        collect(pool.code) AS pools
@@ -32,11 +33,15 @@ RETURN c {.person_id, .confirmed_at, .collected_at, .compound_code} AS case,
 // name: ring_same_compound_day
 // params: person_id, pools, after, limit
 MATCH (p:Person {person_id: $person_id})<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+USING INDEX SEEK p:Person(person_id)
 WHERE t.code IN $pools
-MATCH (r)-[:AT_COMPOUND]->(c:Compound)<-[:AT_COMPOUND]-(other:Registration)
-WHERE other.day = r.day AND NOT (other)-[:INTO_TUBE]->(t)
+MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+// Expand from the compound and filter by day after: never from the day index.
+UNWIND [(c)<-[:AT_COMPOUND]-(o:Registration) | o] AS other
+WITH p, r, t, other
+WHERE other.day = r.day AND other.record_id > $after AND NOT (other)-[:INTO_TUBE]->(t)
 MATCH (other)-[:OF_PERSON]->(q:Person)
-WHERE q <> p AND other.record_id > $after
+WHERE q <> p
 RETURN DISTINCT other.record_id AS record_id, other.tube_code AS tube_code, q.person_id AS person_id
 ORDER BY record_id
 LIMIT $limit
@@ -56,6 +61,7 @@ ORDER BY code
 // name: tasks_of_day
 // params: day
 MATCH (k:Task {result_day: $day})
+USING INDEX SEEK k:Task(result_day)
 RETURN k.district_code AS district_code, k.status AS status, k.result_at AS result_at,
        k.acknowledged_at AS acknowledged_at, k.closed_at AS closed_at,
        k.created_at AS created_at

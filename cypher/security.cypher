@@ -18,6 +18,7 @@ RETURN k.key_id AS key_id
 // name: find_key
 // params: key_id
 MATCH (k:ApiKey {key_id: $key_id})
+USING INDEX SEEK k:ApiKey(key_id)
 RETURN k.key_id AS key_id, k.hash AS hash, k.role AS role, k.district AS district,
        k.revoked_at IS NOT NULL AS revoked
 
@@ -29,6 +30,7 @@ ORDER BY k.created_at
 // name: revoke_key
 // params: key_id
 MATCH (k:ApiKey {key_id: $key_id})
+USING INDEX SEEK k:ApiKey(key_id)
 SET k.revoked_at = coalesce(k.revoked_at, datetime())
 RETURN k.key_id AS key_id
 

@@ -16,6 +16,7 @@ CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
 // params: result_keys
 UNWIND $result_keys AS key
 MATCH (x:Result {result_key: key})-[:FOR_TUBE]->(t:Tube)
+USING INDEX SEEK x:Result(result_key)
 WHERE x.result IN ['positive', 'negative', 'invalid']
 CALL (t) {
   OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
@@ -51,7 +52,9 @@ RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, x.
 // params: tasks, now
 UNWIND $tasks AS task
 MATCH (p:Person {person_id: task.person_id})
+USING INDEX SEEK p:Person(person_id)
 MATCH (t:Tube {code: task.tube_code})
+USING INDEX SEEK t:Tube(code)
 MERGE (k:Task {task_id: task.task_id})
   ON CREATE SET k += task.props, k.created_at = $now, k.updated_at = $now,
                 k.history = [task.history]
@@ -63,12 +66,10 @@ RETURN count(k) AS n
 // params: person_ids
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
-WITH p, COUNT {
-  MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(:Tube)<-[:FOR_TUBE]-(x:Result)
-  WHERE x.result = 'positive' AND r.pool_size > 1
-  WITH DISTINCT r.day AS day
-  RETURN day
-} AS days
+USING INDEX SEEK p:Person(person_id)
+WITH p, size(apoc.coll.toSet([
+  (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(:Tube)<-[:FOR_TUBE]-(x:Result)
+  WHERE x.result = 'positive' AND r.pool_size > 1 | r.day])) AS days
 WHERE days >= 2
 MATCH (p)<-[:FOR_PERSON]-(k:Task)
 WHERE NOT coalesce(k.repeat_positive_pool, false)
@@ -79,6 +80,7 @@ RETURN count(k) AS n
 // params: record_ids, now
 UNWIND $record_ids AS rid
 MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(record_id)
 WHERE r.pool_size = 1
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 MATCH (p)<-[:FOR_PERSON]-(k:Task)
@@ -93,6 +95,7 @@ RETURN count(k) AS n
 // params: task_ids, outcome, note, now
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})
+USING INDEX SEEK k:Task(task_id)
 WHERE k.status <> 'closed'
 SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $outcome,
                   at: toString($now), actor: 'system', note: $note})],
@@ -103,7 +106,9 @@ RETURN count(k) AS n
 // name: confirm_case
 // params: person_id, tube_code, collected_at, compound_code, now
 MATCH (p:Person {person_id: $person_id})
+USING INDEX SEEK p:Person(person_id)
 MATCH (t:Tube {code: $tube_code})
+USING INDEX SEEK t:Tube(code)
 MERGE (c:Case {person_id: $person_id})
   ON CREATE SET c.confirmed_at = $now, c.collected_at = $collected_at,
                 c.compound_code = $compound_code
@@ -119,11 +124,13 @@ RETURN c.person_id AS person_id
 // name: get_task
 // params: task_id
 MATCH (k:Task {task_id: $task_id})
+USING INDEX SEEK k:Task(task_id)
 RETURN k {.*} AS task
 
 // name: set_task_status
 // params: task_id, expected, status, outcome, entry, now
 MATCH (k:Task {task_id: $task_id})
+USING INDEX SEEK k:Task(task_id)
 WHERE k.status = $expected
 SET k.status = $status, k.outcome = $outcome, k.updated_at = $now,
     k.history = k.history + [$entry],
@@ -153,6 +160,7 @@ RETURN DISTINCT x.result_key AS key
 // params: task_ids, now
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})-[:FOR_PERSON]->(p:Person)
+USING INDEX SEEK k:Task(task_id)
 WHERE k.status IN ['pending', 'acknowledged', 'contacted', 'unreachable']
   AND k.collected_at IS NOT NULL
 MATCH (k)-[:FOR_TUBE]->(pool:Tube)

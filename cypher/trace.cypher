@@ -22,14 +22,14 @@ CALL (t) {
       registered_district_code: p.registered_district_code,
       compound: CASE WHEN c IS NULL OR c.known IS NULL THEN NULL
                 ELSE c {.code, .name, .address, .district_code, .subdistrict} END,
-      duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND EXISTS {
-        MATCH (p)<-[:OF_PERSON]-(other:Registration)
+      // Filtered after expanding from the person: a `day` predicate inside the pattern
+      // lets the planner start from the day index, i.e. every registration of the day.
+      duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND any(
+        other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
         WHERE other <> r AND other.day = r.day AND other.pool_size > 1
-          AND other.tube_code <> r.tube_code
-      },
-      box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE COUNT {
-        MATCH (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = r.day
-      } END
+          AND other.tube_code <> r.tube_code),
+      box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE size([
+        (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = r.day | 1]) END
   } END) AS registrations
   RETURN registrations
 }

@@ -106,6 +106,13 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
         if "token" in gw.queries[query].params:
             params["token"] = token
         answers = gw.run_in(tx, query, **params) if payload else []
+        created_rows = [p for p, a in zip(payload, answers, strict=True) if a["created"]]
+        if kind == "registrations" and created_rows:
+            gw.run_in(tx, "link_registrations", rows=created_rows, token=token)
+            derived = {r["key"]: r["derived_flags"] for r in gw.run_in(
+                tx, "registration_derived_flags", keys=[p["key"] for p in created_rows])}
+            for a in answers:
+                a["derived_flags"] = derived.get(a["key"], [])
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):

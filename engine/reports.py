@@ -76,6 +76,8 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
     rows = []
     for code in sorted(acc):
         c = acc[code]
+        if not c["tubes"]:
+            continue
         rows.append({"district_code": code, "district": domain.district_name(code),
                      "positive_pooled_tubes": c["tubes"], "persons": c["persons"],
                      "usable_phone_share": round(c["usable_phone"] / c["persons"], 4)
