@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from engine import ingest
+from engine import domain, ingest
 from engine.db import Gateway, connect
 from engine.errors import TubetraceError
 from engine.generate import generate_city
@@ -44,6 +44,7 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
         if absent:
             raise TubetraceError(f"the demo city lacks flags {absent}; the generator is broken")
 
+        _print_loop(gw, out)
         example = _example_tube(gw)
         if example is not None:
             from engine.cli import print_trace
@@ -68,6 +69,33 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
 
         out.print("Serving the API until Ctrl-C.")
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def _print_loop(gw: Gateway, out: Console) -> None:
+    """Where the day's positive pools went, and how far each district's loops are closed."""
+    from collections import Counter
+
+    from engine import reports, tasks
+
+    out.print("\nFollow-up tasks by residence district (kind/status):")
+    for code in sorted({i["district_code"] for day in ("2022-04-09", "2022-04-10")
+                        for i in reports.positives_stream(gw, day)} | {tasks.UNASSIGNED}):
+        items, cursor = tasks.tasks_page(gw, code, None, "", 500)
+        while cursor is not None:
+            more, cursor = tasks.tasks_page(gw, code, None, cursor, 500)
+            items += more
+        counts = Counter(f"{t['kind']}/{t['status']}" + (f"({t['outcome']})" if t["outcome"]
+                                                           else "") for t in items)
+        if counts:
+            out.print(f"  {code} {domain.district_name(code) or ''}: "
+                      + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+                      highlight=False)
+    rows = reports.completeness(gw, "2022-04-09")
+    out.print("Completeness of the positive pools of 2022-04-09 (share with a usable phone):")
+    for r in rows:
+        out.print(f"  {r['district_code']} {r['district'] or ''}: {r['persons']} persons, "
+                  f"{r['usable_phone_share']:.0%} callable, {r['invalid_id_numbers']} invalid IDs",
+                  highlight=False)
 
 
 def _example_tube(gw: Gateway) -> dict[str, Any] | None:

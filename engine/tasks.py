@@ -237,7 +237,9 @@ def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, A
         "district_code": task["district_code"], "person": person, "compound": compound,
         "flags": flags, "result_at": domain.iso(task.get("result_at")),
         "created_at": domain.iso(task["created_at"]), "updated_at": domain.iso(task["updated_at"]),
-        "history": [json.loads(h) for h in task.get("history") or []],
+        "history": [{"status": e["status"], "at": e["at"], "actor": e["actor"],
+                     "note": e.get("note"), "outcome": e.get("outcome")}
+                    for e in map(json.loads, task.get("history") or [])],
     }
 
 

@@ -7,11 +7,16 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.db import Gateway, connect
@@ -114,3 +119,36 @@ def tmp_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="tt-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")} | neo4j_env
+    env["TUBETRACE_RATE_PER_SECOND"] = "1000"
+    env["TUBETRACE_RATE_BURST"] = "1000"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
+         "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("uvicorn did not answer")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+

@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
 from tests.test_load_trace import load_city
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")} | neo4j_env
-    env["TUBETRACE_RATE_PER_SECOND"] = "1000"
-    env["TUBETRACE_RATE_BURST"] = "1000"
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
-         "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("uvicorn did not answer")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
