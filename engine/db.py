@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import AuthError, IncompleteCommit, ServiceUnavailable, SessionExpired
 
 from engine.errors import DatabaseUnavailable
 from engine.queries import QueryBook, book
 from engine.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("tubetrace.db")
 
 
 class Gateway:
@@ -49,10 +51,21 @@ class Gateway:
         q.check(params)
         return [r.data() for r in tx.run(q.text, params)]
 
-    def write_tx(self, work: Callable[[ManagedTransaction], T]) -> T:
-        """A managed write transaction: retried by the driver on transient errors."""
-        with self.driver.session(database=self.database) as session:
-            return session.execute_write(work)
+    def write_tx(self, work: Callable[[ManagedTransaction], T], *, resend: int = 3) -> T:
+        """A managed write transaction, retried by the driver on transient errors.
+
+        When the connection drops after COMMIT was sent, the driver cannot know whether the
+        transaction committed (`IncompleteCommit`) and does not retry. Every write of
+        tubetrace is idempotent (MERGE on keys), so it is sent again."""
+        for attempt in range(resend + 1):
+            try:
+                with self.driver.session(database=self.database) as session:
+                    return session.execute_write(work)
+            except IncompleteCommit:
+                if attempt == resend:
+                    raise
+                log.warning("connection lost during COMMIT; sending the transaction again")
+        raise AssertionError("unreachable")
 
     def profile(self, name: str, **params: Any) -> Any:
         q = self.queries[name]

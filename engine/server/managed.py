@@ -227,6 +227,8 @@ class ManagedServer:
             f"browser.post_connect_cmd=style {self.browser_url}tubetrace/style.grass; "
             f"play {self.browser_url}tubetrace/guide.html",
             "dbms.usage_report.enabled=false",
+            # Queries are parameterised; parameters carry ID numbers and phones: never log them.
+            "db.logs.query.parameter_logging_enabled=false",
             "client.allow_telemetry=false",
             # The admin tool does not know the server's browser.* settings.
             "server.config.strict_validation.enabled=false",
