@@ -133,9 +133,11 @@ def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
     env["TUBETRACE_RATE_PER_SECOND"] = "1000"
     env["TUBETRACE_RATE_BURST"] = "1000"
     port = free_port()
+    log_path = Path(neo4j_env["TUBETRACE_HOME"]) / "uvicorn.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
-         "--log-level", "warning"], env=env)
+         "--log-level", "info"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -150,5 +152,6 @@ def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
 
 

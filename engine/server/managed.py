@@ -191,7 +191,7 @@ class ManagedServer:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(24))
+                fh.write("tt" + secrets.token_urlsafe(24))  # never a leading '-'
         return self.password_file.read_text().strip()
 
     @property

@@ -1,0 +1,250 @@
+"""The role matrix and Cypher injection, over every endpoint the app declares.
+
+Endpoints are enumerated from the app's own routes, so a new endpoint cannot escape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from engine import domain
+from engine.db import Gateway
+from engine.keys import create_key
+from engine.settings import Settings
+from engine.trace import trace_tube
+from tests.test_load_trace import load, load_city
+from tests.test_tasks import result, retest
+
+OPEN = {"/healthz"}
+LABELS = {"Registration", "Person", "Tube", "Box", "Compound", "Result", "Quarantine", "Task",
+          "Case", "Audit", "ApiKey", "Meta"}
+PAYLOADS = [
+    "' OR 1=1 //",
+    "\"}) MATCH (n) DETACH DELETE n //",
+    "x`) SET n.pwned = true //",
+    "T1'}) RETURN 1 UNION MATCH (n) RETURN n //",
+    "'); CALL dbms.security.createUser('evil', 'evil', false) //",
+    "$tube_codes",
+    "\\u0027 OR \\u0027\\u0027=\\u0027",
+    "{{7*7}}${7*7}",
+]
+
+
+def roles_of(route: APIRoute) -> set[str]:
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        found |= set(getattr(dep.call, "roles", ()))
+        stack += dep.dependencies
+    return found
+
+
+def routes(settings: Settings, gw: Gateway) -> list[APIRoute]:
+    app = create_app(settings, gateway=gw)
+    return [r for r in app.routes if isinstance(r, APIRoute)]
+
+
+def city_with_case(gw: Gateway, settings: Settings, tmp_path: Path) -> dict[str, Any]:
+    load_city(gw, settings)
+    load(gw, settings, "registrations", retest(tmp_path, "RT1", "S1", "310115198201010213"))
+    load(gw, settings, "results", result(tmp_path, "S1", "positive"))
+    t1 = trace_tube(gw, "T1")
+    case = next(p for p in t1["persons"] if p["record_id"] == "R03")
+    task = gw.read("district_tasks", district_code="310115", status=None, after="", limit=1)[0]
+    return {"t1": t1, "case": case["person_id"], "task": task["task"]["task_id"]}
+
+
+def request_for(route: APIRoute, ctx: dict[str, Any], district: str,
+                value: str | None = None, field: str | None = None) -> dict[str, Any]:
+    """A well-formed request for the route; `value` replaces `field` when given."""
+    path_values = {"tube_code": "T1", "district_code": district, "task_id": ctx["task"],
+                   "person_id": ctx["case"], "report": "zoning"}
+    params = {p.name: path_values[p.name] for p in route.dependant.path_params}
+    query: dict[str, str] = {}
+    for q in route.dependant.query_params:
+        if q.name == "date":
+            query["date"] = "2022-04-10"
+    body: Any = None
+    method = sorted(route.methods)[0]
+    if route.path == "/v1/registrations":
+        body = [{"record_id": "Z1", "collected_at": "2022-04-11T08:00:00+08:00",
+                 "compound_code": "C1", "box_code": "B9", "tube_code": "TZ", "pool_size": 10,
+                 "method": "nucleic_code", "id_type": "passport", "id_number": "EZ",
+                 "name": "z", "phone": "13800000009"}]
+    elif route.path == "/v1/results":
+        body = [{"tube_code": "TZ", "result": "negative",
+                 "reported_at": "2022-04-11T20:00:00+08:00", "lab_code": "L1"}]
+    elif route.path.endswith("/transitions"):
+        body = {"to": "acknowledged", "outcome": None, "note": "called"}
+    if field is not None:
+        if field in params:
+            params[field] = value
+        elif isinstance(body, list) and field in body[0]:
+            body[0][field] = value
+        elif isinstance(body, dict) and field in body:
+            body[field] = value
+        else:
+            query[field] = str(value)
+    url = route.path.format(**{k: httpx.URL("http://x/" + str(v)).raw_path.decode()[1:]
+                               for k, v in params.items()})
+    return {"method": method, "url": url, "params": query, "json": body}
+
+
+def string_fields(route: APIRoute) -> list[str]:
+    names = [p.name for p in route.dependant.path_params]
+    names += [q.name for q in route.dependant.query_params if q.name not in ("limit", "depth",
+                                                                             "reveal")]
+    if route.path in ("/v1/registrations", "/v1/results"):
+        names += ["tube_code", "record_id", "name", "compound_code", "id_number", "lab_code",
+                  "result"]
+    elif route.path.endswith("/transitions"):
+        names += ["to", "outcome", "note"]
+    return names
+
+
+def sensitive(person: dict[str, Any]) -> set[str]:
+    out = {person["person_id"], person["name"]}
+    for value in (person["phone"], person["id_number"]):
+        if value:
+            out |= {value, domain.mask_phone(value) or ""}
+    return out - {""}
+
+
+def test_role_matrix_leaks_nothing(gw: Gateway, settings: Settings, api_url: str,
+                                   tmp_path: Path) -> None:
+    ctx = city_with_case(gw, settings, tmp_path)
+    keys = {name: create_key(gw, role=role, district=district).secret
+            for name, role, district in [
+                ("investigator", "investigator", None), ("district:310115", "district", "310115"),
+                ("district:310101", "district", "310101"), ("collector", "collector", None),
+                ("lab", "lab", None), ("admin", "admin", None)]}
+    r01 = next(p for p in ctx["t1"]["persons"] if p["record_id"] == "R01")
+    foreign_to_huangpu = set().union(*(sensitive(p) for p in ctx["t1"]["persons"]
+                                       if p["record_id"] != "R01")) - sensitive(r01)
+    requests = leaks = errors = 0
+    for route in routes(settings, gw):
+        allowed = roles_of(route)
+        if route.path in OPEN:
+            assert not allowed
+            continue
+        assert allowed, f"{route.path} declares no role"
+        for name, secret in keys.items():
+            role = name.split(":")[0]
+            district = name.split(":")[1] if ":" in name else "310115"
+            for target in ({district, "310115" if district == "310101" else "310101"}
+                           if role == "district" else {district}):
+                req = request_for(route, ctx, target)
+                resp = httpx.request(req["method"], api_url + req["url"], params=req["params"],
+                                     json=req["json"],
+                                     headers={"Authorization": f"Bearer {secret}"})
+                requests += 1
+                errors += resp.status_code >= 500
+                if role not in allowed:
+                    assert resp.status_code == 403, (name, route.path, resp.status_code)
+                    continue
+                if role == "district" and "{district_code}" in route.path and \
+                        target != district:
+                    assert resp.status_code == 404, (name, route.path, target)
+                if name == "district:310101":
+                    found = [s for s in foreign_to_huangpu if s in resp.text]
+                    leaks += bool(found)
+                    assert not found, (route.path, target, found[:3])
+    print(f"\nrole matrix: {requests} requests, {leaks} leaks, {errors} server errors")
+    assert errors == 0 and requests >= 60
+
+
+def graph_state(gw: Gateway) -> dict[str, Any]:
+    nodes = gw.read("dump_nodes")
+    def norm(v: Any) -> Any:
+        return v.iso_format() if hasattr(v, "iso_format") else v
+    keep = sorted(json.dumps({"l": sorted(n["labels"]), "p": {k: norm(v) for k, v in
+                                                              n["props"].items()}},
+                             sort_keys=True, ensure_ascii=False)
+                  for n in nodes if not {"Audit", "ApiKey"} & set(n["labels"]))
+    labels = {label for n in nodes for label in n["labels"]}
+    with gw.driver.session(database=gw.database) as s:
+        users = [r["user"] for r in s.run("SHOW USERS YIELD user")]
+        rel_types = {r["t"] for r in s.run("MATCH ()-[r]->() RETURN DISTINCT type(r) AS t")}
+    return {"nodes": keep, "labels": labels, "users": users, "rels": rel_types}
+
+
+def test_cypher_injection_changes_nothing(gw: Gateway, settings: Settings, api_url: str,
+                                          tmp_path: Path) -> None:
+    ctx = city_with_case(gw, settings, tmp_path)
+    secrets = {role: create_key(gw, role=role,
+                                district="310115" if role == "district" else None).secret
+               for role in ("investigator", "district", "collector", "lab", "admin")}
+    before = graph_state(gw)
+    sent = server_errors = 0
+    for route in routes(settings, gw):
+        allowed = roles_of(route)
+        if not allowed:
+            continue
+        role = sorted(allowed)[0] if "district" not in allowed or route.path.startswith(
+            "/v1/persons") else "district"
+        for field in string_fields(route):
+            for payload in PAYLOADS:
+                req = request_for(route, ctx, "310115", payload, field)
+                resp = httpx.request(req["method"], api_url + req["url"], params=req["params"],
+                                     json=req["json"],
+                                     headers={"Authorization": f"Bearer {secrets[role]}"})
+                sent += 1
+                server_errors += resp.status_code >= 500
+                assert resp.status_code < 500, (route.path, field, payload, resp.text[:200])
+    after = graph_state(gw)
+    changed = [n for n in before["nodes"] if n not in after["nodes"]
+               and '"Task"' not in n]                       # transitions may acknowledge tasks
+    new_nodes = [n for n in after["nodes"] if n not in before["nodes"]]
+    assert changed == []
+    assert after["labels"] <= LABELS and after["users"] == before["users"]
+    assert after["rels"] <= before["rels"] | {"INTO_TUBE", "OF_PERSON", "IN_BOX",
+                                              "AT_COMPOUND", "FILLED_AT", "FOR_TUBE"}
+    assert not any("pwned" in json.loads(n)["p"] for n in after["nodes"])   # no such property
+    print(f"\ninjection: {sent} payload requests, {len(changed)} changes to existing data, "
+          f"{len(new_nodes)} nodes stored as values, {server_errors} server errors")
+
+
+def test_logs_never_hold_a_full_id_number_or_phone(gw: Gateway, settings: Settings,
+                                                   api_url: str, tmp_path: Path) -> None:
+    ctx = city_with_case(gw, settings, tmp_path)
+    inv = create_key(gw, role="investigator", district=None).secret
+    collector = create_key(gw, role="collector", district=None).secret
+    headers = {"Authorization": f"Bearer {inv}"}
+    assert httpx.get(f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true", "reason": "x"},
+                     headers=headers).status_code == 200
+    httpx.post(f"{api_url}/v1/registrations", json=[{"tube_code": "TL", "id_type": "resident_id",
+                                                     "id_number": "11010519491231002X",
+                                                     "phone": "13912345678"}],
+               headers={"Authorization": f"Bearer {collector}"})
+    secrets = {"11010519491231002X", "13912345678"}
+    for p in ctx["t1"]["persons"]:
+        secrets |= {v for v in (p["id_number"], p["phone"]) if v}
+    home = settings.home
+    logs = [home / "uvicorn.log", *sorted((home / "neo4j" / "logs").glob("*.log"))]
+    scanned = 0
+    for path in logs:
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        scanned += len(text)
+        found = [s for s in secrets if s in text]
+        assert not found, (path.name, found[:3])
+    assert scanned > 1000
+
+
+def test_request_rate_per_key_is_limited(gw: Gateway, settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    limited = settings.model_copy(update={"rate_per_second": 1.0, "rate_burst": 3})
+    key = create_key(gw, role="investigator", district=None).secret
+    with TestClient(create_app(limited, gateway=gw)) as client:
+        codes = [client.get("/v1/tubes/NOPE/trace",
+                            headers={"Authorization": f"Bearer {key}"}).status_code
+                 for _ in range(6)]
+    assert codes[:3] == [404, 404, 404] and 429 in codes[3:]
