@@ -18,3 +18,14 @@ RETURN labels(n) AS labels, properties(n) AS props
 MATCH (a)-[r]->(b)
 RETURN type(r) AS type, properties(r) AS props, labels(a) AS from_labels,
        properties(a) AS from_props, labels(b) AS to_labels, properties(b) AS to_props
+
+// name: count_nodes_except_meta
+MATCH (n)
+WHERE NOT n:Meta
+RETURN count(n) AS n
+
+// name: results_to_dispatch
+MATCH (x:Result)
+WHERE x.result IN ['positive', 'negative', 'invalid']
+RETURN x.result_key AS key
+ORDER BY x.reported_at, x.result_key

@@ -79,13 +79,21 @@ def neo4j_status() -> None:
 
 @app.command("load")
 def load(
-    kind: Annotated[str, typer.Argument(help="compounds, registrations or results")],
+    kind: Annotated[str, typer.Argument(help="compounds, registrations, results (or all, "
+                                             "with --bulk: PATH is a folder of the three)")],
     path: Annotated[Path, typer.Argument(help="a .csv or .jsonl file")],
+    bulk: Annotated[bool, typer.Option("--bulk", help="initial import into an empty "
+                                                      "database with neo4j-admin")] = False,
 ) -> None:
     """Load an input file; prints read, stored, duplicates, conflicts, updated, flagged,
     quarantined."""
     from loaders.files import count_lines, read_file
 
+    if bulk:
+        from loaders.bulk import bulk_load
+
+        bulk_load(get_settings(), kind, path, out)
+        return
     if kind not in ("compounds", "registrations", "results"):
         fail(f"unknown kind '{kind}'; use compounds, registrations or results", 2)
     items = read_file(path, kind)
@@ -395,6 +403,28 @@ def _iso(value: Any) -> str | None:
     from engine.domain import iso
 
     return iso(value)
+
+
+@app.command("generate")
+def generate_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="folder to write the three files into")],
+    registrations: Annotated[int, typer.Option(help="about how many registrations")] = 3000,
+    seed: int = 20220409,
+    days: int = 2,
+    positive_rate: Annotated[float, typer.Option(help="share of positive tubes")] = 0.02,
+    messy_rate: Annotated[float, typer.Option(help="share of messy registrations")] = 0.03,
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
+) -> None:
+    """Generate a synthetic city round (deterministic from the seed, streamed to disk)."""
+    from engine.generate import generate_city
+
+    if fmt not in ("csv", "jsonl"):
+        fail("--format is csv or jsonl", 2)
+    stats = generate_city(out_dir, seed=seed, registrations=registrations, days=days,
+                          positive_rate=positive_rate, messy_rate=messy_rate, fmt=fmt)
+    out.print(f"{stats.registrations} registrations, {stats.tubes} tubes, {stats.compounds} "
+              f"compounds, {stats.results} results ({stats.positive_tubes} positive) "
+              f"in {out_dir}", highlight=False)
 
 
 @app.command("serve")

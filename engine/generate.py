@@ -170,7 +170,8 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
 
     record_no = 0
     tube_no = 0
-    positives: list[tuple[int, list[tuple[int, Person]]]] = []
+    # Positive pools are remembered as (day, compound, resident indices): a few ints a tube.
+    positives: list[tuple[int, int, list[int]]] = []
     planted_day = {"box_multiple_compounds": False}
     boxes_by_district: dict[str, list[str]] = {}
     for k, c in enumerate(city.compounds):
@@ -202,7 +203,6 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
                 tube = f"T{tube_no:09d}"
                 stats.tubes += 1
                 in_tube = members[start_i:start_i + pool]
-                tube_people: list[tuple[int, Person]] = []
                 for i in in_tube:
                     p = city.person(k, i)
                     minute += 1
@@ -221,13 +221,12 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
                     if rng.random() < messy_rate:
                         _mess(rec, rng, stats, unknown_code)
                     emit(rec)
-                    tube_people.append((k, p))
                 result = "positive" if rng.random() < positive_rate else (
                     "invalid" if rng.random() < 0.005 else "negative")
                 if result == "positive":
                     stats.positive_tubes += 1
                     if d + 1 < days or days == 1:
-                        positives.append((d, tube_people))
+                        positives.append((d, k, in_tube))
                 res_w.write({"tube_code": tube, "result": result,
                              "reported_at": _stamp(day, 720 + minute % 300),
                              "lab_code": f"LAB{(tube_no % 5) + 1:02d}",
@@ -241,9 +240,10 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
                                       stats, res_w, unknown_code)
                 tube_no += 10
     # Single-tube retests of positive pools, the next day; the first member is confirmed.
-    for d, people in positives:
+    for d, k, members_of_tube in positives:
         day = start + timedelta(days=min(d + 1, days - 1 if days > 1 else d))
-        for j, (k, p) in enumerate(people):
+        for j, i in enumerate(members_of_tube):
+            p = city.person(k, i)
             tube_no += 1
             tube = f"T{tube_no:09d}"
             c = city.compounds[k]

@@ -126,8 +126,8 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
             else:
                 q = Quarantined(kind, source, line, "record_id" if kind == "registrations"
                                 else "tube_code",
-                                f"conflict: {row.key} is already stored with different content; "
-                                "the first version is kept", row.raw, answer["raw"])
+                                f"conflict: {row.key} was already received with different "
+                                "content; the first version is kept", row.raw, answer["raw"])
                 extra_q.append(q)
                 outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
@@ -174,8 +174,8 @@ def load_records(gw: Gateway, kind: str, items: Iterable[Item], source: str, set
                 rows.append((line, result))
             else:
                 q = Quarantined(kind, source, line, "record_id",
-                                f"conflict: {result.key} appears earlier in the same input with "
-                                "different content; the first version is kept",
+                                f"conflict: {result.key} was already received with different "
+                                "content; the first version is kept",
                                 result.raw, first.raw)
                 quarantined.append(q)
                 ordered.append(Outcome(line, result.key, "conflict", result.flags, q.reason))

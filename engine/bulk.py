@@ -1,0 +1,262 @@
+"""Bulk initial import: the same transforms as the online loader, written as
+`neo4j-admin database import full` CSV files and imported into an empty database.
+
+The graph equals the online loader's: the same nodes, keys, properties and relationships,
+the same first-version-wins rule for conflicts, the same quarantine. Tasks are then created
+by the online dispatch code, over every positive and invalid result."""
+
+from __future__ import annotations
+
+import csv
+import json
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from neo4j import ManagedTransaction
+
+from engine import records, tasks
+from engine.db import Gateway
+from engine.errors import ServerError
+from engine.ingest import Summary
+from engine.records import Quarantined, Row
+from engine.settings import Settings
+
+Item = tuple[int | None, "dict[str, Any] | Quarantined"]
+ARRAY_DELIMITER = "\x1f"
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class _Csv:
+    """One import file with a typed header; None is written as an empty (unset) field."""
+
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.fh: TextIO = path.open("w", encoding="utf-8", newline="")
+        self.names = [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0]
+                      for h in header]
+        self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL)
+        self.writer.writerow(header)
+        self.rows = 0
+
+    def write(self, values: dict[str, Any]) -> None:
+        out = []
+        for name in self.names:
+            v = values.get(name)
+            if v is None:
+                out.append("")
+            elif isinstance(v, list):
+                out.append(ARRAY_DELIMITER.join(map(str, v)))
+            elif isinstance(v, bool):
+                out.append("true" if v else "false")
+            else:
+                out.append(_iso(v))
+        self.writer.writerow(out)
+        self.rows += 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+REG_HEADER = ["record_id:ID(Registration)", "collected_at:datetime", "day", "compound_code",
+              "box_code", "tube_code", "pool_size:long", "method", "id_type", "name", "phone",
+              "registered_address", "collector_id", "flags:string[]", "content_hash", "raw",
+              "source", "line:long", ":LABEL"]
+PERSON_HEADER = ["person_id:ID(Person)", "id_type", "id_number", "registered_district_code",
+                 ":LABEL"]
+RESULT_HEADER = ["result_key:ID(Result)", "tube_code", "result", "reported_at:datetime", "day",
+                 "lab_code", "ct_value:double", "flags:string[]", "content_hash", "raw", "source",
+                 "line:long", ":LABEL"]
+COMPOUND_HEADER = ["code:ID(Compound)", "name", "address", "district_code", "subdistrict",
+                   "lat:double", "lon:double", "flags:string[]", "content_hash", "raw",
+                   "known:boolean", ":LABEL"]
+QUARANTINE_HEADER = ["qkey:ID(Quarantine)", "kind", "source", "line:long", "field", "reason",
+                     "raw", "existing", "at:datetime", ":LABEL"]
+
+
+@dataclass
+class Plan:
+    """What the import writes, with the online loader's summary per kind."""
+
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def _dedupe(kind: str, source: str, items: Iterable[Item], transform: Any,
+            seen: dict[str, tuple[str, str]], quarantine: dict[str, Quarantined],
+            summary: Summary) -> Iterator[Row]:
+    """The online loader's rules: first version wins; a different one is a conflict."""
+    for line, item in items:
+        summary.read += 1
+        out = item if isinstance(item, Quarantined) else transform(item, source, line)
+        if isinstance(out, Quarantined):
+            quarantine.setdefault(out.key, out)
+            summary.quarantined += 1
+            continue
+        first = seen.get(out.key)
+        if first is None:
+            seen[out.key] = (out.content_hash, out.raw)
+            summary.stored += 1
+            summary.flagged += bool(out.flags)
+            yield out
+        elif first[0] == out.content_hash:
+            summary.duplicates += 1
+        elif kind == "compounds":
+            raise ServerError(f"bulk import: compound {out.key} appears twice with different "
+                              "content; load compounds online to update them")
+        else:
+            q = Quarantined(kind, source, line,
+                            "record_id" if kind == "registrations" else "tube_code",
+                            f"conflict: {out.key} was already received with different "
+                            "content; the first version is kept", out.raw, first[1])
+            quarantine.setdefault(q.key, q)
+            summary.conflicts += 1
+            summary.quarantined += 1
+
+
+def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
+                       settings: Settings, secret: str) -> Plan:
+    """Write node and relationship CSVs for `neo4j-admin database import full`."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    plan = Plan()
+    quarantine: dict[str, Quarantined] = {}
+    compounds_known: set[str] = set()
+    compound_refs: set[str] = set()
+    tubes: set[str] = set()
+    boxes: set[str] = set()
+    persons: set[str] = set()
+    filled: set[tuple[str, str, str]] = set()
+
+    comp = _Csv(out / "compounds.csv", COMPOUND_HEADER)
+    if "compounds" in inputs:
+        source, items = inputs["compounds"]
+        summary = Summary("compounds")
+        for row in _dedupe("compounds", source, items, records.transform_compound, {},
+                           quarantine, summary):
+            comp.write({**row.props, "LABEL": "Compound"})
+            compounds_known.add(row.key)
+        plan.summaries["compounds"] = summary
+
+    reg = _Csv(out / "registrations.csv", REG_HEADER)
+    per = _Csv(out / "persons.csv", PERSON_HEADER)
+    rel_headers = {
+        "into_tube": [":START_ID(Registration)", ":END_ID(Tube)", ":TYPE"],
+        "of_person": [":START_ID(Registration)", ":END_ID(Person)", ":TYPE"],
+        "in_box": [":START_ID(Registration)", ":END_ID(Box)", ":TYPE"],
+        "at_compound": [":START_ID(Registration)", ":END_ID(Compound)", ":TYPE"],
+        "filled_at": [":START_ID(Box)", ":END_ID(Compound)", "day", ":TYPE"],
+        "for_tube": [":START_ID(Result)", ":END_ID(Tube)", ":TYPE"],
+    }
+    rels = {name: _Csv(out / f"rel_{name}.csv", header) for name, header in rel_headers.items()}
+    if "registrations" in inputs:
+        source, items = inputs["registrations"]
+        summary = Summary("registrations")
+
+        def transform_reg(rec: dict[str, Any], src: str, line: int | None) -> Any:
+            return records.transform_registration(rec, src, line, tz=settings.timezone,
+                                                  secret=secret)
+
+        for row in _dedupe("registrations", source, items, transform_reg, {}, quarantine,
+                           summary):
+            p = row.props
+            reg.write({**p, "LABEL": "Registration"})
+            links = row.links
+            person = links["person"]
+            if person["person_id"] not in persons:
+                persons.add(person["person_id"])
+                per.write({**person, "LABEL": "Person"})
+            tubes.add(links["tube_code"])
+            rels["into_tube"].write(_rel(row.key, links["tube_code"], "INTO_TUBE"))
+            rels["of_person"].write(_rel(row.key, person["person_id"], "OF_PERSON"))
+            if links["box_code"] is not None:
+                boxes.add(links["box_code"])
+                rels["in_box"].write(_rel(row.key, links["box_code"], "IN_BOX"))
+            if links["compound_code"] is not None:
+                compound_refs.add(links["compound_code"])
+                rels["at_compound"].write(_rel(row.key, links["compound_code"], "AT_COMPOUND"))
+            if None not in (links["box_code"], links["compound_code"], links["day"]):
+                key = (links["box_code"], links["compound_code"], links["day"])
+                if key not in filled:
+                    filled.add(key)
+                    rels["filled_at"].write({"START_ID": key[0], "END_ID": key[1],
+                                             "day": key[2], "TYPE": "FILLED_AT"})
+        plan.summaries["registrations"] = summary
+
+    res = _Csv(out / "results.csv", RESULT_HEADER)
+    if "results" in inputs:
+        source, items = inputs["results"]
+        summary = Summary("results")
+
+        def transform_res(rec: dict[str, Any], src: str, line: int | None) -> Any:
+            return records.transform_result(rec, src, line, tz=settings.timezone)
+
+        for row in _dedupe("results", source, items, transform_res, {}, quarantine, summary):
+            res.write({**row.props, "LABEL": "Result"})
+            tubes.add(row.links["tube_code"])
+            rels["for_tube"].write(_rel(row.key, row.links["tube_code"], "FOR_TUBE"))
+        plan.summaries["results"] = summary
+
+    for code in sorted(compound_refs - compounds_known):
+        comp.write({"code": code, "LABEL": "Compound"})
+    _single(out / "tubes.csv", "code:ID(Tube)", tubes, "Tube")
+    _single(out / "boxes.csv", "code:ID(Box)", boxes, "Box")
+    q = _Csv(out / "quarantine.csv", QUARANTINE_HEADER)
+    now = datetime.now(UTC)
+    for item in quarantine.values():
+        q.write({**item.as_props(), "at": now, "LABEL": "Quarantine"})
+    meta = _Csv(out / "meta.csv", ["key:ID(Meta)", "value", ":LABEL"])
+    meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
+    for f in (comp, reg, per, res, q, meta, *rels.values()):
+        f.close()
+    plan.files = sorted(p.name for p in out.iterdir())
+    return plan
+
+
+def _rel(start: str, end: str, kind: str) -> dict[str, Any]:
+    return {"START_ID": start, "END_ID": end, "TYPE": kind}
+
+
+def _single(path: Path, header: str, values: set[str], label: str) -> None:
+    f = _Csv(path, [header, ":LABEL"])
+    for v in sorted(values):
+        f.write({header.split(":")[0]: v, "LABEL": label})
+    f.close()
+
+
+def import_args(out: Path, database: str) -> list[str]:
+    nodes = ["compounds", "registrations", "persons", "results", "tubes", "boxes",
+             "quarantine", "meta"]
+    args = ["database", "import", "full", database, "--overwrite-destination=true",
+            f"--array-delimiter={ARRAY_DELIMITER}", "--multiline-fields=false",
+            "--bad-tolerance=0", "--threads=2"]
+    args += [f"--nodes={out / (n + '.csv')}" for n in nodes]
+    args += [f"--relationships={p}" for p in sorted(out.glob("rel_*.csv"))]
+    return args
+
+
+def dispatch_all(gw: Gateway, page: int = 1000) -> int:
+    """Create tasks for every positive and invalid result, as the online loader does."""
+    keys = [r["key"] for r in gw.read("results_to_dispatch")]
+    for start in range(0, len(keys), page):
+        chunk = keys[start:start + page]
+
+        def work(tx: ManagedTransaction, c: list[str] = chunk) -> None:
+            tasks.dispatch(gw, tx, c)
+
+        gw.write_tx(work)
+    return len(keys)
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def describe(plan: Plan) -> str:
+    return json.dumps({k: v.counts() for k, v in plan.summaries.items()})

@@ -1,0 +1,70 @@
+"""The bulk import (neo4j-admin) builds the same graph as the online loader."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from engine import ingest, tasks
+from engine.db import Gateway, connect
+from engine.generate import generate_city
+from engine.settings import Settings
+from engine.trace import all_tube_codes, trace_many
+from loaders.bulk import bulk_load
+from tests.test_load_trace import load
+
+
+def snapshot(gw: Gateway) -> dict[str, Any]:
+    codes = list(all_tube_codes(gw))
+    traces: dict[str, Any] = {}
+    for start in range(0, len(codes), 400):
+        traces.update(trace_many(gw, codes[start:start + 400]))
+    quarantine = sorted((q["kind"], q["source"], q["line"], q["field"], q["reason"], q["raw"],
+                         q["existing"]) for q in ingest.list_quarantine(gw, limit=100_000))
+    queue = []
+    for district in sorted({p["residence"]["district_code"] or tasks.UNASSIGNED
+                            for t in traces.values() for p in t["persons"]}):
+        items, _ = tasks.tasks_page(gw, district, None, "", 10_000)
+        queue += sorted((t["task_id"], t["kind"], t["status"], t["outcome"], t["district_code"])
+                        for t in items)
+    counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
+    return {"traces": traces, "quarantine": quarantine, "tasks": queue, "counts": counts}
+
+
+def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> None:
+    if settings.neo4j_uri:
+        pytest.skip("the bulk import runs the managed server's neo4j-admin")
+    from engine.server.managed import ManagedServer
+
+    # Its own server: the import replaces the database under every open driver.
+    own = settings.model_copy(update={"home": tmp_path / "home"})
+    server = ManagedServer(own)
+    city = tmp_path / "city"
+    generate_city(city, seed=11, registrations=1500, positive_rate=0.05)
+    try:
+        gw = connect(own)
+        for kind in ("compounds", "registrations", "results"):
+            load(gw, own, kind, city / f"{kind}.csv")
+        secret = gw.secret()
+        online = snapshot(gw)
+        gw.run_auto("wipe_all")
+        gw.write("ensure_secret", key="person_id_secret", value=secret)
+        gw.close()
+        timings = bulk_load(own, "all", city, Console(file=io.StringIO()))
+        gw = connect(own)
+        imported = snapshot(gw)
+        gw.close()
+    finally:
+        server.stop()
+    print(f"\nbulk import timings: {timings}")
+    assert imported["counts"] == online["counts"]
+    assert imported["quarantine"] == online["quarantine"] and online["quarantine"]
+    assert imported["tasks"] == online["tasks"] and online["tasks"]
+    assert imported["traces"].keys() == online["traces"].keys()
+    different = [c for c in online["traces"] if imported["traces"][c] != online["traces"][c]]
+    assert different == []
+    assert len(online["traces"]) > 150
