@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
-from api.security import RateLimiter, require
+from api.security import KeyCache, RateLimiter, require
 from engine import audit, ingest, reports, tasks
 from engine.db import Gateway, connect
 from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
@@ -80,6 +80,11 @@ def get_gateway(request: Request) -> Gateway:
     return gw
 
 
+def get_audit(request: Request) -> audit.AuditWriter:
+    writer: audit.AuditWriter = request.app.state.audit
+    return writer
+
+
 def get_app_settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
@@ -87,6 +92,7 @@ def get_app_settings(request: Request) -> Settings:
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+AuditDep = Annotated[audit.AuditWriter, Depends(get_audit)]
 Reader = Annotated[Principal, Depends(require("investigator", "district"))]
 Investigator = Annotated[Principal, Depends(require("investigator"))]
 Collector = Annotated[Principal, Depends(require("collector"))]
@@ -128,10 +134,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.gateway = gateway or connect(settings)
         app.state.settings = settings
         app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
         audit.prune(app.state.gateway, settings.audit_retention_days)
+        app.state.audit = audit.AuditWriter(app.state.gateway)
         try:
             yield
         finally:
+            app.state.audit.close()
             if own:
                 app.state.gateway.close()
 
@@ -189,23 +198,23 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             return models.Health(status="degraded", neo4j="down")
 
     @app.get("/v1/tubes/{tube_code}/trace", response_model=models.Trace, tags=["trace"])
-    def get_trace(tube_code: str, gw: GatewayDep, who: Reader, reveal: RevealQ = False,
-                  reason: ReasonQ = None) -> dict[str, Any]:
+    def get_trace(tube_code: str, gw: GatewayDep, who: Reader, log: AuditDep,
+                  reveal: RevealQ = False, reason: ReasonQ = None) -> dict[str, Any]:
         check_reveal(who, reveal, reason)
         missing = f"No tube with code '{tube_code}' was registered or reported."
         view = trace_view(trace_tube(gw, tube_code), who, reveal, missing)
-        audit.record(gw, who, "trace", target=tube_code,
+        log.record(who, "trace", target=tube_code,
                      person_ids=[p["person_id"] for p in view["persons"]],
                      reason=reason if reveal else None,
                      detail="revealed" if reveal else "masked")
         return view
 
     def _load(kind: str, records: list[dict[str, Any]], gw: Gateway,
-              s: Settings, who: Principal) -> models.LoadAnswer:
+              s: Settings, who: Principal, log: audit.AuditWriter) -> models.LoadAnswer:
         _check_batch(records)
         items = [(i, rec) for i, rec in enumerate(records)]
         summary = ingest.load_records(gw, kind, items, "request", s, keep_outcomes=True)
-        audit.record(gw, who, f"load_{kind}", target=f"{len(records)} records",
+        log.record(who, f"load_{kind}", target=f"{len(records)} records",
                      detail=summary.line())
         return models.LoadAnswer(
             summary=models.LoadSummary(**summary.counts()),
@@ -215,21 +224,22 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.post("/v1/registrations", response_model=models.LoadAnswer, tags=["load"])
     def post_registrations(body: list[models.RegistrationIn], gw: GatewayDep,
-                           s: SettingsDep, who: Collector) -> models.LoadAnswer:
+                           s: SettingsDep, who: Collector, log: AuditDep) -> models.LoadAnswer:
         return _load("registrations", [r.model_dump(exclude_none=True) for r in body], gw, s,
-                     who)
+                     who, log)
 
     @app.post("/v1/results", response_model=models.LoadAnswer, tags=["load"])
     def post_results(body: list[models.ResultIn], gw: GatewayDep,
-                     s: SettingsDep, who: Lab) -> models.LoadAnswer:
-        return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s, who)
+                     s: SettingsDep, who: Lab, log: AuditDep) -> models.LoadAnswer:
+        return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s, who,
+                     log)
 
     @app.get("/v1/quarantine", response_model=models.QuarantinePage, tags=["load"])
-    def get_quarantine(gw: GatewayDep, who: Investigator,
+    def get_quarantine(gw: GatewayDep, who: Investigator, log: AuditDep,
                        cursor: Annotated[str, Query(max_length=64)] = "",
                        limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         items = ingest.list_quarantine(gw, after=cursor, limit=limit + 1)
-        audit.record(gw, who, "quarantine", target=f"after {cursor or 'start'}")
+        log.record(who, "quarantine", target=f"after {cursor or 'start'}")
         more = len(items) > limit
         items = items[:limit]
         for item in items:
@@ -240,7 +250,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
              tags=["tasks"])
     def get_district_tasks(
         district_code: Annotated[str, Path(pattern=r"^(\d{6}|unassigned)$")],
-        gw: GatewayDep, who: Reader,
+        gw: GatewayDep, who: Reader, log: AuditDep,
         status: Annotated[str | None, Query(max_length=32)] = None,
         cursor: Annotated[str, Query(max_length=128)] = "",
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -253,7 +263,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         for item in items:
             if item["person"] is not None:
                 item["person"] = person_view(item["person"], who, reveal)
-        audit.record(gw, who, "district_tasks", target=district_code,
+        log.record(who, "district_tasks", target=district_code,
                      person_ids=[i["person"]["person_id"] for i in items if i["person"]],
                      reason=reason if reveal else None)
         return {"items": items, "next_cursor": next_cursor}
@@ -261,18 +271,18 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @app.post("/v1/tasks/{task_id}/transitions", response_model=models.Task, tags=["tasks"])
     def post_transition(task_id: Annotated[str, Path(max_length=64)],
                         body: models.TransitionIn, gw: GatewayDep,
-                        who: Reader) -> dict[str, Any]:
+                        who: Reader, log: AuditDep) -> dict[str, Any]:
         tasks.transition(gw, task_id, who, body.to, body.outcome, body.note)
         task = tasks.get_task(gw, task_id, who)
         if task["person"] is not None:
             task["person"] = person_view(task["person"], who, False)
-        audit.record(gw, who, "task_transition", target=task_id,
+        log.record(who, "task_transition", target=task_id,
                      person_ids=[task["person"]["person_id"]] if task["person"] else [],
                      detail=f"to {body.to}" + (f" ({body.outcome})" if body.outcome else ""))
         return task
 
     @app.get("/v1/positives", response_model=models.PositivesPage, tags=["tasks"])
-    def get_positives(gw: GatewayDep, who: Reader,
+    def get_positives(gw: GatewayDep, who: Reader, log: AuditDep,
                       date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
                       cursor: Annotated[str, Query(max_length=128)] = "",
                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -283,14 +293,15 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         for item in items:
             item["trace"]["persons"] = [person_view(p, who, reveal)
                                         for p in item["trace"]["persons"]]
-        audit.record(gw, who, "positives", target=date,
+        log.record(who, "positives", target=date,
                      person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
                      reason=reason if reveal else None)
         return {"items": items, "next_cursor": next_cursor}
 
     @app.get("/v1/persons/{person_id}/rings", response_model=models.Rings, tags=["tasks"])
     def get_rings(person_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,
-                  who: Investigator, cursor: Annotated[str, Query(max_length=128)] = "",
+                  who: Investigator, log: AuditDep,
+                  cursor: Annotated[str, Query(max_length=128)] = "",
                   limit: Annotated[int, Query(ge=1, le=reports.RING2_MAX_PAGE)] = 100,
                   depth: Annotated[int, Query(ge=1, le=2)] = 2,
                   reveal: RevealQ = False, reason: ReasonQ = None) -> dict[str, Any]:
@@ -301,7 +312,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             answer["ring2"] = {"items": [], "next_cursor": None}
         answer["ring2"]["items"] = [person_view(p, who, reveal)
                                     for p in answer["ring2"]["items"]]
-        audit.record(gw, who, "rings", target=person_id,
+        log.record(who, "rings", target=person_id,
                      person_ids=[p["person_id"] for p in answer["ring1"]]
                      + [p["person_id"] for p in answer["ring2"]["items"]],
                      reason=reason if reveal else None)
@@ -310,21 +321,22 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @app.get("/v1/reports/{report}", response_model=models.Report, tags=["reports"])
     def get_report(report: Annotated[str, Path(pattern=r"^(completeness|household-separation|"
                                                        r"zoning|timeliness)$")],
-                   gw: GatewayDep, s: SettingsDep, who: Reader,
+                   gw: GatewayDep, s: SettingsDep, who: Reader, log: AuditDep,
                    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
                    ) -> dict[str, Any]:
         district = who.district if who.role == "district" else None
         rows = reports.run_report(gw, report, date, s.timezone, district)
-        audit.record(gw, who, f"report_{report}", target=date)
+        log.record(who, f"report_{report}", target=date)
         return {"report": report, "date": date, "items": rows, "next_cursor": None}
 
     @app.get("/v1/audit", response_model=models.AuditPage, tags=["security"])
-    def get_audit(gw: GatewayDep, who: Admin, since: datetime | None = None,
+    def get_audit(gw: GatewayDep, who: Admin, log: AuditDep, since: datetime | None = None,
                   key: Annotated[str | None, Query(max_length=64)] = None,
                   cursor: Annotated[str, Query(max_length=64)] = "",
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a UTC offset, e.g. 2022-04-09T00:00:00+08:00.")
+        log.flush()
         rows = audit.entries(gw, since=since, key_id=key, after=cursor, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]

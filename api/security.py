@@ -37,6 +37,30 @@ class RateLimiter:
             return True
 
 
+class KeyCache:
+    """Authenticated keys, remembered for `ttl_s` so that a request costs no key lookup;
+    a revoked key stops working within `ttl_s`. Unknown keys are never cached."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, gw: Gateway, presented: str) -> Principal | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(presented)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        who = authenticate(gw, presented)
+        if who is not None:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[presented] = (who, now + self.ttl_s)
+        return who
+
+
 def require(*roles: str) -> Callable[..., Principal]:
     """A dependency that lets through only keys of the given roles."""
 
@@ -47,7 +71,8 @@ def require(*roles: str) -> Callable[..., Principal]:
             raise HTTPException(401, "An API key is required: send 'Authorization: Bearer KEY'.",
                                 headers={"WWW-Authenticate": "Bearer"})
         gw: Gateway = request.app.state.gateway
-        who = authenticate(gw, credentials.credentials)
+        keys: KeyCache = request.app.state.key_cache
+        who = keys.authenticate(gw, credentials.credentials)
         if who is None:
             raise HTTPException(401, "The API key is unknown or revoked.",
                                 headers={"WWW-Authenticate": "Bearer"})

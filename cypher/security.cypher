@@ -34,12 +34,6 @@ USING INDEX SEEK k:ApiKey(key_id)
 SET k.revoked_at = coalesce(k.revoked_at, datetime())
 RETURN k.key_id AS key_id
 
-// name: append_audit
-// params: entry
-CREATE (a:Audit)
-SET a = $entry, a.at = datetime()
-RETURN a.audit_id AS audit_id
-
 // name: list_audit
 // params: since, key_id, after, limit
 MATCH (a:Audit)
@@ -57,3 +51,10 @@ WHERE a.at < $before
 WITH a LIMIT 100000
 DELETE a
 RETURN count(*) AS pruned
+
+// name: append_audit_batch
+// params: entries
+UNWIND $entries AS entry
+CREATE (a:Audit)
+SET a = entry, a.at = datetime(entry.at)
+RETURN count(a) AS n

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j import READ_ACCESS, Driver, GraphDatabase, ManagedTransaction, RoutingControl
 from neo4j.exceptions import AuthError, IncompleteCommit, ServiceUnavailable, SessionExpired
 
 from engine.errors import DatabaseUnavailable
@@ -31,12 +31,17 @@ class Gateway:
         self.driver.close()
 
     def read(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """A managed read transaction (retried on transient errors) in a fresh session:
+        one round trip fewer than `execute_query`, which also commits a bookmark."""
         q = self.queries[name]
         q.check(params)
-        records, _, _ = self.driver.execute_query(
-            q.text, params, database_=self.database, routing_=RoutingControl.READ
-        )
-        return [r.data() for r in records]
+
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [r.data() for r in tx.run(q.text, params)]
+
+        with self.driver.session(database=self.database,
+                                 default_access_mode=READ_ACCESS) as session:
+            return session.execute_read(work)
 
     def write(self, name: str, **params: Any) -> list[dict[str, Any]]:
         q = self.queries[name]

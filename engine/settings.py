@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, alias="TUBETRACE_BATCH_SIZE")
     rate_per_second: float = Field(default=50.0, alias="TUBETRACE_RATE_PER_SECOND")
     rate_burst: int = Field(default=200, alias="TUBETRACE_RATE_BURST")
+    key_cache_ttl_s: float = Field(default=1.0, ge=0, le=60, alias="TUBETRACE_KEY_CACHE_TTL")
     audit_retention_days: int = Field(default=200, ge=183, alias="TUBETRACE_AUDIT_RETENTION_DAYS")
 
 

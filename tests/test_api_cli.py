@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -80,6 +81,7 @@ def test_keys_roles_and_audit(gw: Gateway, settings: Settings, api_url: str,
     assert len(log[0]["person_ids"]) == 10
     revoked = cli(subprocess_env, "keys", "revoke", inv.key_id)
     assert revoked.returncode == 0, revoked.stderr
+    time.sleep(settings.key_cache_ttl_s + 0.2)     # revocation holds within the cache TTL
     assert httpx.get(f"{api_url}/v1/tubes/T1/trace",
                      headers=bearer(inv.secret)).status_code == 401
 
