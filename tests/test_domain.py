@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import domain
 
@@ -91,3 +93,14 @@ def test_masking() -> None:
     assert domain.mask_id_number("310101198001010011") == "310***********0011"
     assert domain.mask_phone("13812345678") == "138****5678"
     assert domain.mask_phone(None) is None
+
+
+@given(data=st.data())
+def test_any_one_character_change_is_detected(data: st.DataObject) -> None:
+    birth = r"(19[5-9][0-9])(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])"
+    first17 = data.draw(st.from_regex(r"3101[0-9]{2}" + birth + r"[0-9]{3}", fullmatch=True))
+    valid = first17 + domain.id_check_char(first17)
+    assert domain.resident_id_valid(valid)
+    pos = data.draw(st.integers(0, 17))
+    ch = data.draw(st.sampled_from("0123456789X").filter(lambda c: c != valid[pos]))
+    assert not domain.resident_id_valid(valid[:pos] + ch + valid[pos + 1:])

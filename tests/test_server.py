@@ -37,3 +37,26 @@ def test_managed_server_serves_browser_and_apoc(gw: Gateway, settings: Settings)
     status = server.status()
     assert status.running and status.bolt_uri.startswith("bolt://127.0.0.1:")
     assert (server.password_file.stat().st_mode & 0o077) == 0
+
+
+def test_neo4j_routing_uri_works_end_to_end(gw: Gateway, settings: Settings) -> None:
+    """A `neo4j://` URI (cluster routing; reads go to secondaries there) runs every query."""
+    from engine.db import connect
+    from engine.trace import trace_tube
+    from tests.test_load_trace import load_city
+
+    load_city(gw, settings)
+    if settings.neo4j_uri:
+        uri, password = settings.neo4j_uri, settings.neo4j_password
+    else:
+        from engine.server.managed import ManagedServer
+
+        server = ManagedServer(settings)
+        uri, password = server.bolt_uri.replace("bolt://", "neo4j://"), server.password()
+    routed = connect(Settings(NEO4J_URI=uri, NEO4J_PASSWORD=password,  # type: ignore[call-arg]
+                              TUBETRACE_HOME=settings.home))
+    try:
+        assert routed.driver.execute_query("RETURN 1 AS x").records[0]["x"] == 1
+        assert len(trace_tube(routed, "T1")["persons"]) == 10
+    finally:
+        routed.close()
