@@ -144,7 +144,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             if own:
                 app.state.gateway.close()
 
-    app = FastAPI(title="tubetrace", version="0.1.0", lifespan=lifespan,
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": models.Error, "description": text} for code, text in (
+            (401, "no key, or an unknown or revoked key"), (403, "the key's role may not"),
+            (404, "absent, or outside the key's district"), (409, "a transition not allowed"),
+            (413, "over a size limit; nothing stored"), (422, "invalid request"),
+            (429, "too many requests for this key"), (503, "Neo4j does not answer"))}
+    app = FastAPI(title="tubetrace", version="0.1.0", lifespan=lifespan, responses=errors,
                   description="Traceback of pooled PCR tubes: tube -> box -> compound -> persons.")
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 

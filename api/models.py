@@ -13,6 +13,19 @@ class LimitExceeded(Exception):
     """A request over a size limit: refused whole, before anything is written."""
 
 
+class ErrorDetail(BaseModel):
+    loc: list[str]
+    msg: str | None
+
+
+class Error(BaseModel):
+    """Every error answer: a code word and a sentence a person can act on."""
+
+    error: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
 class Health(BaseModel):
     status: str
     neo4j: str
