@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import models
 from api.security import KeyCache, RateLimiter, require
 from engine import audit, ingest, reports, tasks
-from engine.db import Gateway, connect
+from engine.db import Gateway, connect, split_page
 from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
 from engine.keys import Principal
 from engine.settings import Settings, get_settings
@@ -246,8 +246,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                        limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         items = ingest.list_quarantine(gw, after=cursor, limit=limit + 1)
         log.record(who, "quarantine", target=f"after {cursor or 'start'}")
-        more = len(items) > limit
-        items = items[:limit]
+        items, more = split_page(items, limit)
         for item in items:
             item["at"] = item["at"].to_native().isoformat() if item.get("at") else None
         return {"items": items, "next_cursor": items[-1]["qkey"] if more else None}
@@ -344,8 +343,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             raise HTTPException(422, "since needs a UTC offset, e.g. 2022-04-09T00:00:00+08:00.")
         log.flush()
         rows = audit.entries(gw, since=since, key_id=key, after=cursor, limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = split_page(rows, limit)
         return {"items": rows, "next_cursor": rows[-1]["audit_id"] if more else None}
 
     return app

@@ -178,15 +178,8 @@ def tasks_cmd(
     """A district's follow-up queue: repeat positives first, then oldest result first."""
     from engine import tasks
 
-    items: list[dict[str, Any]] = []
-    cursor = ""
     with gateway() as gw:
-        while True:
-            page, nxt = tasks.tasks_page(gw, district, status, cursor, 500)
-            items += page
-            if nxt is None:
-                break
-            cursor = nxt
+        items = tasks.all_tasks(gw, district, status)
     if as_json:
         print_json({"items": items, "next_cursor": None})
         return

@@ -101,6 +101,11 @@ class Gateway:
         return self._secret
 
 
+def split_page(rows: list[T], limit: int) -> tuple[list[T], bool]:
+    """Rows fetched with `limit + 1`: the page, and whether another page follows."""
+    return rows[:limit], len(rows) > limit
+
+
 def connect(settings: Settings, *, apply_schema: bool = True) -> Gateway:
     """`NEO4J_URI` when set; otherwise the managed local server, started on demand."""
     if settings.neo4j_uri:

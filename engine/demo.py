@@ -80,10 +80,7 @@ def _print_loop(gw: Gateway, out: Console) -> None:
     out.print("\nFollow-up tasks by residence district (kind/status):")
     for code in sorted({i["district_code"] for day in ("2022-04-09", "2022-04-10")
                         for i in reports.positives_stream(gw, day)} | {tasks.UNASSIGNED}):
-        items, cursor = tasks.tasks_page(gw, code, None, "", 500)
-        while cursor is not None:
-            more, cursor = tasks.tasks_page(gw, code, None, cursor, 500)
-            items += more
+        items = tasks.all_tasks(gw, code)
         counts = Counter(f"{t['kind']}/{t['status']}" + (f"({t['outcome']})" if t["outcome"]
                                                            else "") for t in items)
         if counts:

@@ -111,6 +111,27 @@ def _float(value: str) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def _timestamp(value: str | None, name: str, flags: list[str],
+               tz: str) -> tuple[Any, str | None]:
+    """A timestamp with offset and its local day; a bad one becomes `invalid_<name>`."""
+    if value is None:
+        return None, None
+    parsed = domain.parse_timestamp(value)
+    if parsed is None:
+        flags.append(f"invalid_{name}")
+        return None, None
+    return parsed, domain.local_day(parsed, tz)
+
+
+def _number(value: str | None, name: str, flags: list[str], parse: Any) -> Any:
+    if value is None:
+        return None
+    number = parse(value)
+    if number is None:
+        flags.append(f"invalid_{name}")
+    return number
+
+
 def _missing_flags(values: dict[str, str | None], required: tuple[str, ...],
                    invalid: set[str]) -> list[str]:
     return [f"missing_{n}" for n in required if values[n] is None and n not in invalid]
@@ -131,19 +152,8 @@ def transform_registration(record: dict[str, Any], source: str, line: int | None
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     record_id = v["record_id"] or f"h:{digest[:32]}"
 
-    collected_at = None
-    day = None
-    if v["collected_at"] is not None:
-        collected_at = domain.parse_timestamp(v["collected_at"])
-        if collected_at is None:
-            flags.append("invalid_collected_at")
-        else:
-            day = domain.local_day(collected_at, tz)
-    pool_size = None
-    if v["pool_size"] is not None:
-        pool_size = _int(v["pool_size"])
-        if pool_size is None:
-            flags.append("invalid_pool_size")
+    collected_at, day = _timestamp(v["collected_at"], "collected_at", flags, tz)
+    pool_size = _number(v["pool_size"], "pool_size", flags, _int)
     if v["method"] is not None and v["method"] not in domain.METHODS:
         flags.append("invalid_method")
     id_type = v["id_type"]
@@ -195,19 +205,8 @@ def transform_result(record: dict[str, Any], source: str, line: int | None,
     result = v["result"].lower() if v["result"] else None
     if result is not None and result not in domain.RESULTS:
         flags.append("invalid_result")
-    reported_at = None
-    day = None
-    if v["reported_at"] is not None:
-        reported_at = domain.parse_timestamp(v["reported_at"])
-        if reported_at is None:
-            flags.append("invalid_reported_at")
-        else:
-            day = domain.local_day(reported_at, tz)
-    ct_value = None
-    if v["ct_value"] is not None:
-        ct_value = _float(v["ct_value"])
-        if ct_value is None:
-            flags.append("invalid_ct_value")
+    reported_at, day = _timestamp(v["reported_at"], "reported_at", flags, tz)
+    ct_value = _number(v["ct_value"], "ct_value", flags, _float)
     stamp = reported_at.isoformat() if reported_at is not None else v["reported_at"]
     key = domain.content_hash({"tube_code": tube_code, "lab_code": v["lab_code"],
                                "reported_at": stamp})[:32]

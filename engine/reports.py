@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine import domain
-from engine.db import Gateway
+from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound
 from engine.trace import trace_many
 from engine.views import in_district
@@ -31,8 +31,7 @@ def positives_page(gw: Gateway, day: str, district: str | None, cursor: str,
     of that tube's residents of that district. Two set-based queries a page."""
     rows = gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district,
                    after=cursor, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, more = split_page(rows, limit)
     traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
     items = []
     for r in rows:
@@ -192,8 +191,7 @@ def rings(gw: Gateway, person_id: str, cursor: str = "",
              if p["person_id"] != person_id]
     ring2_rows = gw.read("ring_same_compound_day", person_id=person_id, pools=pools,
                          after=cursor, limit=limit + 1)
-    more = len(ring2_rows) > limit
-    ring2_rows = ring2_rows[:limit]
+    ring2_rows, more = split_page(ring2_rows, limit)
     ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
     ring2 = []
     for r in ring2_rows:

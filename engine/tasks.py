@@ -12,7 +12,7 @@ from typing import Any
 from neo4j import ManagedTransaction
 
 from engine import domain
-from engine.db import Gateway
+from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import Principal
 from engine.trace import trace_many
@@ -249,11 +249,20 @@ def tasks_page(gw: Gateway, district: str, status: str | None, cursor: str,
         raise InputError(f"unknown status '{status}'; statuses are {', '.join(STATUSES)}")
     rows = [r["task"] for r in gw.read("district_tasks", district_code=district, status=status,
                                        after=cursor, limit=limit + 1)]
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, more = split_page(rows, limit)
     traces = trace_many(gw, sorted({t["tube_code"] for t in rows}))
     items = [task_json(t, traces.get(t["tube_code"])) for t in rows]
     return items, (rows[-1]["sort_key"] if more and rows else None)
+
+
+def all_tasks(gw: Gateway, district: str, status: str | None = None,
+              page: int = 500) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = ""
+    while cursor is not None:
+        more, cursor = tasks_page(gw, district, status, cursor, page)
+        items += more
+    return items
 
 
 def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
