@@ -1,8 +1,8 @@
 """The benchmark: every hot path measured side by side with its baseline, in one run, at three
 sizes. Prints one table and writes bench/out/results.json.
 
-    ./dev bench                  # sizes scale/10, scale/3, scale (default scale 150,000)
-    ./dev bench --scale 1000000  # about 1 million registrations at the top size
+    ./dev bench                  # sizes scale/10, scale/3, scale (default scale 1,000,000)
+    ./dev bench --scale 150000   # a quicker run
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -273,8 +273,8 @@ ROWS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=int, default=150_000,
-                        help="registrations at the largest size (default 150000)")
+    parser.add_argument("--scale", type=int, default=1_000_000,
+                        help="registrations at the largest size (default 1000000)")
     parser.add_argument("--samples", type=int, default=1000, help="traces per latency figure")
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput figure")
     parser.add_argument("--work", type=Path, default=OUT / "work")
