@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -65,16 +66,32 @@ class ServerInfo:
         )
 
 
+def _can_bind(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port() -> int:
+    """A free port below Linux's ephemeral range (32768-60999): a port from that range can be
+    handed to some client socket later, and a connect to it can even connect to itself."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        if _can_bind(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    """Whether another program listens there (a bind test: a connect test can self-connect)."""
+    return not _can_bind(port)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -340,7 +357,7 @@ class ManagedServer:
             if pid is not None and not _pid_alive(pid):
                 raise ServerError(
                     f"Neo4j is not running: {self._last_error()} Log: {self.log_path}")
-            if _port_in_use(port):
+            if _port_in_use(port):          # something listens: is it our Bolt yet?
                 try:
                     with GraphDatabase.driver(self.bolt_uri,
                                               auth=("neo4j", self.password())) as drv:
