@@ -315,6 +315,11 @@ class ManagedServer:
         jars = self._prepare()
         st = self._state()
         for port in (st["bolt_port"], st["http_port"]):
+            # A JVM that was just killed can hold its sockets for a moment after its main
+            # thread is a zombie (the other threads still exit): give it a few seconds.
+            deadline = time.monotonic() + (15 if self.pid_file.exists() else 0)
+            while _port_in_use(port) and time.monotonic() < deadline:
+                time.sleep(0.25)
             if _port_in_use(port):
                 raise ServerError(
                     f"Port {port} on 127.0.0.1 is already in use by another program; "
@@ -399,9 +404,14 @@ class ManagedServer:
         return True
 
     def kill(self) -> None:
-        """kill -9 the JVM: used by the fault tests."""
+        """kill -9 the JVM: used by the fault tests. Returns once its ports are free."""
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             while _pid_alive(pid):
+                time.sleep(0.1)
+            st = self._state()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                    _port_in_use(p) for p in (st["bolt_port"], st["http_port"])):
                 time.sleep(0.1)
