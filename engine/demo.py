@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from engine.db import Gateway, connect
 from engine.errors import TubetraceError
 from engine.generate import generate_city
 from engine.settings import Settings
-from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_tube_codes, flag_totals, trace_many
+from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_traces, count_flags
 
 DEMO_REGISTRATIONS = 3000
 
@@ -34,7 +35,11 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
             summary = ingest.load_records(gw, kind, read_file(path, kind), path.name, settings)
             out.print(summary.line(), highlight=False)
 
-        totals = flag_totals(gw)
+        totals: Counter[str] = Counter()
+        example = None
+        for trace in all_traces(gw):          # one pass: flag totals and an example tube
+            count_flags(totals, trace)
+            example = _better_example(example, trace)
         out.print("Flags in the demo city:")
         for flag, n in sorted(totals.items()):
             out.print(f"  {flag:<28} {n}", highlight=False)
@@ -45,7 +50,6 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
             raise TubetraceError(f"the demo city lacks flags {absent}; the generator is broken")
 
         _print_loop(gw, out)
-        example = _example_tube(gw)
         if example is not None:
             from engine.cli import print_trace
 
@@ -73,8 +77,6 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
 
 def _print_loop(gw: Gateway, out: Console) -> None:
     """Where the day's positive pools went, and how far each district's loops are closed."""
-    from collections import Counter
-
     from engine import reports, tasks
 
     out.print("\nFollow-up tasks by residence district (kind/status):")
@@ -95,17 +97,16 @@ def _print_loop(gw: Gateway, out: Console) -> None:
                   highlight=False)
 
 
-def _example_tube(gw: Gateway) -> dict[str, Any] | None:
-    best = None
-    codes = list(all_tube_codes(gw))
-    for start in range(0, len(codes), 500):
-        for t in trace_many(gw, codes[start:start + 500]).values():
-            tube = t["tube"]
-            if tube["result"] == "positive" and tube["pool_size"] == 10 \
-                    and len(t["persons"]) == 10:
-                if any(p["household_separated"] for p in t["persons"]):
-                    return t
-                best = best or t
+def _better_example(best: dict[str, Any] | None,
+                    trace: dict[str, Any]) -> dict[str, Any] | None:
+    """A positive 10-in-1 tube with 10 persons, one of them household-separated if any."""
+    tube = trace["tube"]
+    if tube["result"] != "positive" or tube["pool_size"] != 10 or len(trace["persons"]) != 10:
+        return best
+    separated = any(p["household_separated"] for p in trace["persons"])
+    if best is None or (separated and not any(p["household_separated"]
+                                              for p in best["persons"])):
+        return trace
     return best
 
 

@@ -128,22 +128,19 @@ def all_tube_codes(gw: Gateway, page: int = 2000) -> Iterator[str]:
         after = codes[-1]
 
 
-def flag_totals(gw: Gateway, page: int = 500) -> Counter[str]:
-    """Every flag of every person and tube, counted over the whole graph."""
-    totals: Counter[str] = Counter()
+def all_traces(gw: Gateway, page: int = 500) -> Iterator[dict[str, Any]]:
+    """Every tube's trace, a page of tubes per query."""
     batch: list[str] = []
-
-    def count(codes: list[str]) -> None:
-        for t in trace_many(gw, codes).values():
-            totals.update(t["flags"])
-            for p in t["persons"]:
-                totals.update(p["flags"])
-
     for code in all_tube_codes(gw):
         batch.append(code)
         if len(batch) == page:
-            count(batch)
+            yield from trace_many(gw, batch).values()
             batch = []
     if batch:
-        count(batch)
-    return totals
+        yield from trace_many(gw, batch).values()
+
+
+def count_flags(totals: Counter[str], trace: dict[str, Any]) -> None:
+    totals.update(trace["flags"])
+    for p in trace["persons"]:
+        totals.update(p["flags"])
