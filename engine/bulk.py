@@ -8,8 +8,6 @@ by the online dispatch code, over every positive and invalid result."""
 from __future__ import annotations
 
 import csv
-import json
-import secrets
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -252,11 +250,3 @@ def dispatch_all(gw: Gateway, page: int = 1000) -> int:
 
         gw.write_tx(work)
     return len(keys)
-
-
-def new_secret() -> str:
-    return secrets.token_hex(32)
-
-
-def describe(plan: Plan) -> str:
-    return json.dumps({k: v.counts() for k, v in plan.summaries.items()})

@@ -110,9 +110,6 @@ class QueryBook:
         except KeyError:
             raise QueryFileError(f"no query named '{name}' in cypher/") from None
 
-    def in_file(self, filename: str) -> list[Query]:
-        return [q for q in self._by_name.values() if q.file == filename]
-
     def all(self) -> list[Query]:
         return list(self._by_name.values())
 

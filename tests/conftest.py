@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,13 +111,6 @@ def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
                   for r in gw.read("dump_relationships"))
     digest = hashlib.sha256("\n".join(nodes + rels).encode()).hexdigest()
     return counts, digest
-
-
-@pytest.fixture()
-def tmp_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="tt-test-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:

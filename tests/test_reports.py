@@ -16,7 +16,7 @@ from engine.settings import Settings
 from engine.trace import trace_tube
 from tests.test_load_trace import DATA, load, load_city
 from tests.test_plan import assert_seek_without_scans
-from tests.test_tasks import result, retest, write
+from tests.test_tasks import RETEST_HEADER, result, retest, write
 
 
 def test_days_positives_equal_the_union_of_single_traces(gw: Gateway, settings: Settings,
@@ -106,8 +106,7 @@ def test_timeliness_counts_acknowledged_tasks(gw: Gateway, settings: Settings) -
 
 def test_rings_of_a_confirmed_case(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
     load_city(gw, settings)
-    neighbours = write(tmp_path, "n.csv", "record_id,collected_at,compound_code,box_code,"
-                       "tube_code,pool_size,method,id_type,id_number,name,phone\n"
+    neighbours = write(tmp_path, "n.csv", RETEST_HEADER +
                        "N1,2022-04-09T11:00:00+08:00,C1,B1,T5,10,nucleic_code,passport,E1,a,"
                        "13800000001\n"
                        "N2,2022-04-10T11:00:00+08:00,C1,B1,T6,10,nucleic_code,passport,E2,b,"
