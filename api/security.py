@@ -64,25 +64,35 @@ class KeyCache:
 def require(*roles: str) -> Callable[..., Principal]:
     """A dependency that lets through only keys of the given roles."""
 
-    def dependency(request: Request,
-                   credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                          Depends(bearer)]) -> Principal:
+    def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
         if credentials is None:
-            raise HTTPException(401, "An API key is required: send 'Authorization: Bearer KEY'.",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "An API key is required: send 'Authorization: Bearer KEY'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         gw: Gateway = request.app.state.gateway
         keys: KeyCache = request.app.state.key_cache
         who = keys.authenticate(gw, credentials.credentials)
         if who is None:
-            raise HTTPException(401, "The API key is unknown or revoked.",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}
+            )
         limiter: RateLimiter = request.app.state.rate_limiter
         if not limiter.allow(who.key_id):
-            raise HTTPException(429, "Too many requests for this key; slow down and retry.",
-                                headers={"Retry-After": "1"})
+            raise HTTPException(
+                429,
+                "Too many requests for this key; slow down and retry.",
+                headers={"Retry-After": "1"},
+            )
         if who.role not in roles:
-            raise HTTPException(403, f"A {who.role} key cannot use this endpoint; it needs one "
-                                     f"of: {', '.join(roles)}.")
+            raise HTTPException(
+                403,
+                f"A {who.role} key cannot use this endpoint; it needs one of: {', '.join(roles)}.",
+            )
         request.state.principal = who
         return who
 

@@ -29,18 +29,19 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from engine import ingest, reports
+from engine import reports
 from engine.db import Gateway, connect
-from engine.generate import generate_city
 from engine.keys import create_key
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
 from engine.trace import all_tube_codes, trace_many
+from loaders import write
 from loaders.bulk import bulk_load
-from loaders.files import read_file
+from loaders.generate import generate_city
+from loaders.read import read_file
 
 OUT = Path(__file__).parent / "out"
-ONLINE_PREFIX = 60_000          # online load is measured on the first rows of the same file
+ONLINE_PREFIX = 60_000  # online load is measured on the first rows of the same file
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,13 +86,22 @@ def dict_index(city: Path) -> dict[str, list[dict[str, str]]]:
     return index
 
 
-def dict_trace(index: dict[str, list[dict[str, str]]], compounds: dict[str, dict[str, str]],
-               code: str) -> dict[str, Any]:
+def dict_trace(
+    index: dict[str, list[dict[str, str]]], compounds: dict[str, dict[str, str]], code: str
+) -> dict[str, Any]:
     regs = sorted(index.get(code, []), key=lambda r: (r["collected_at"], r["record_id"]))
-    return {"tube": code, "persons": [
-        {"record_id": r["record_id"], "name": r["name"], "phone": r["phone"],
-         "residence": compounds.get(r["compound_code"], {}).get("district_code")}
-        for r in regs]}
+    return {
+        "tube": code,
+        "persons": [
+            {
+                "record_id": r["record_id"],
+                "name": r["name"],
+                "phone": r["phone"],
+                "residence": compounds.get(r["compound_code"], {}).get("district_code"),
+            }
+            for r in regs
+        ],
+    }
 
 
 def page_cache_ratio(gw: Gateway, codes: list[str]) -> float:
@@ -118,13 +128,16 @@ def store_bytes(server: ManagedServer) -> int:
 
 def heap_used(gw: Gateway) -> int:
     with gw.driver.session(database=gw.database) as s:
-        row = s.run("CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes "
-                    "RETURN attributes.HeapMemoryUsage.value.properties.used AS used").single()
+        row = s.run(
+            "CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes "
+            "RETURN attributes.HeapMemoryUsage.value.properties.used AS used"
+        ).single()
     return int(row["used"]) if row else 0
 
 
-def bench_size(n: int, work: Path, settings: Settings, samples: int,
-               seconds: float) -> dict[str, Any]:
+def bench_size(
+    n: int, work: Path, settings: Settings, samples: int, seconds: float
+) -> dict[str, Any]:
     home = work / f"home-{n}"
     city = work / f"city-{n}"
     shutil.rmtree(home, ignore_errors=True)
@@ -136,13 +149,18 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
     try:
         # Online load rows/s, measured on a prefix of the registrations file.
         gw = connect(s)
-        ingest.load_records(gw, "compounds", read_file(city / "compounds.csv", "compounds"),
-                            "compounds.csv", s)
+        write.load_records(
+            gw, "compounds", read_file(city / "compounds.csv", "compounds"), "compounds.csv", s
+        )
         prefix = min(ONLINE_PREFIX, stats.registrations)
         t = time.perf_counter()
-        ingest.load_records(gw, "registrations",
-                            islice(read_file(city / "registrations.csv", "registrations"),
-                                   prefix), "registrations.csv", s)
+        write.load_records(
+            gw,
+            "registrations",
+            islice(read_file(city / "registrations.csv", "registrations"), prefix),
+            "registrations.csv",
+            s,
+        )
         res["online_rows_s"] = prefix / (time.perf_counter() - t)
         gw.run_auto("wipe_all")
         gw.close()
@@ -154,7 +172,7 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
         codes = list(all_tube_codes(gw))
         rng = random.Random(1)
         sample = [rng.choice(codes) for _ in range(samples)]
-        for code in sample[:200]:          # warm the page cache and the query cache
+        for code in sample[:200]:  # warm the page cache and the query cache
             trace_many(gw, [code])
             gw.read("ping")
         # Single trace vs RETURN 1 on the same driver, interleaved.
@@ -163,19 +181,40 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
         for code in sample:
             trace_ms += timed_calls(lambda c: trace_many(gw, [c]), [code])
             ping_ms += timed_calls(lambda _: gw.read("ping"), [None])
-        res |= {"trace_p50_ms": pct(trace_ms, .5), "trace_p99_ms": pct(trace_ms, .99),
-                "ping_p50_ms": pct(ping_ms, .5), "ping_p99_ms": pct(ping_ms, .99)}
+        res |= {
+            "trace_p50_ms": pct(trace_ms, 0.5),
+            "trace_p99_ms": pct(trace_ms, 0.99),
+            "ping_p50_ms": pct(ping_ms, 0.5),
+            "ping_p99_ms": pct(ping_ms, 0.99),
+        }
         # Through HTTP: a running uvicorn, an investigator key.
         key = create_key(gw, role="investigator", district=None).secret
         port = 18000 + n % 1000
-        env = dict(os.environ, TUBETRACE_HOME=str(home), TUBETRACE_RATE_PER_SECOND="1000000",
-                   TUBETRACE_RATE_BURST="1000000")
-        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app",
-                                "--factory", "--port", str(port), "--log-level", "warning",
-                                "--no-access-log"], env=env)
+        env = dict(
+            os.environ,
+            TUBETRACE_HOME=str(home),
+            TUBETRACE_RATE_PER_SECOND="1000000",
+            TUBETRACE_RATE_BURST="1000000",
+        )
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+        )
         try:
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                  headers={"Authorization": f"Bearer {key}"})
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+            )
             for _ in range(120):
                 try:
                     if client.get("/healthz").status_code == 200:
@@ -193,12 +232,15 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
             for code in sample:
                 http_ms += timed_calls(http_trace, [code])
                 drv_ms += timed_calls(lambda c: trace_many(gw, [c]), [code])
-            res["http_p50_ms"] = pct(http_ms, .5)
-            res["http_minus_driver_p50_ms"] = pct(http_ms, .5) - pct(drv_ms, .5)
+            res["http_p50_ms"] = pct(http_ms, 0.5)
+            res["http_minus_driver_p50_ms"] = pct(http_ms, 0.5) - pct(drv_ms, 0.5)
             res["driver_traces_s"] = throughput(lambda c: trace_many(gw, [c]), codes, 2, seconds)
-            clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                    headers={"Authorization": f"Bearer {key}"})
-                       for _ in range(2)]
+            clients = [
+                httpx.Client(
+                    base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+                )
+                for _ in range(2)
+            ]
             local = threading.local()
 
             def http_worker_trace(c: str) -> None:
@@ -212,7 +254,7 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
             api.wait(timeout=30)
         # The day's positives: set-based pages vs single traces of the same tubes.
         day = "2022-04-09"
-        list(reports.positives_stream(gw, day))           # plan and cache the queries once
+        list(reports.positives_stream(gw, day))  # plan and cache the queries once
         t = time.perf_counter()
         items = list(reports.positives_stream(gw, day))
         res["positives_s"] = time.perf_counter() - t
@@ -227,7 +269,7 @@ def bench_size(n: int, work: Path, settings: Settings, samples: int,
         with (city / "compounds.csv").open(encoding="utf-8") as fh:
             compounds = {c["compound_code"]: c for c in csv.DictReader(fh)}
         dict_ms = timed_calls(lambda c: dict_trace(index, compounds, c), sample)
-        res["dict_p50_ms"] = pct(dict_ms, .5)
+        res["dict_p50_ms"] = pct(dict_ms, 0.5)
         # Memory.
         res["store_mb"] = store_bytes(server) / 2**20
         res["pagecache_mb"] = _size_mb(s.pagecache_size)
@@ -247,23 +289,36 @@ def _size_mb(text: str) -> float:
 ROWS = [
     ("single trace p50 / p99 (ms)", lambda r: f"{r['trace_p50_ms']:.2f} / {r['trace_p99_ms']:.2f}"),
     ("RETURN 1 p50 / p99 (ms)", lambda r: f"{r['ping_p50_ms']:.2f} / {r['ping_p99_ms']:.2f}"),
-    ("ratio p50 (goal <=2) / p99 (goal <=3)",
-     lambda r: f"{r['trace_p50_ms'] / r['ping_p50_ms']:.1f} / "
-               f"{r['trace_p99_ms'] / r['ping_p99_ms']:.1f}"),
+    (
+        "ratio p50 (goal <=2) / p99 (goal <=3)",
+        lambda r: (
+            f"{r['trace_p50_ms'] / r['ping_p50_ms']:.1f} / "
+            f"{r['trace_p99_ms'] / r['ping_p99_ms']:.1f}"
+        ),
+    ),
     ("HTTP minus driver p50 (ms, goal <=1)", lambda r: f"{r['http_minus_driver_p50_ms']:.2f}"),
     ("traces/s driver, 2 workers (goal >=1000)", lambda r: f"{r['driver_traces_s']:.0f}"),
-    ("traces/s HTTP, 2 workers (goal >=50% of driver)",
-     lambda r: f"{r['http_traces_s']:.0f} ({r['http_traces_s'] / r['driver_traces_s']:.0%})"),
-    ("day's positives: set-based / loop (s)",
-     lambda r: f"{r['positives_s']:.2f} / {r['positives_loop_s']:.2f} "
-               f"({r['positive_tubes']} tubes)"),
+    (
+        "traces/s HTTP, 2 workers (goal >=50% of driver)",
+        lambda r: f"{r['http_traces_s']:.0f} ({r['http_traces_s'] / r['driver_traces_s']:.0%})",
+    ),
+    (
+        "day's positives: set-based / loop (s)",
+        lambda r: (
+            f"{r['positives_s']:.2f} / {r['positives_loop_s']:.2f} ({r['positive_tubes']} tubes)"
+        ),
+    ),
     ("  speed-up (goal >=20x)", lambda r: f"{r['positives_loop_s'] / r['positives_s']:.1f}x"),
     ("online load rows/s", lambda r: f"{r['online_rows_s']:.0f}"),
     ("neo4j-admin import rows/s", lambda r: f"{r['admin_rows_s']:.0f}"),
     ("  online / admin (goal >=20%)", lambda r: f"{r['online_rows_s'] / r['admin_rows_s']:.1%}"),
-    ("trace Neo4j / in-process dict p50",
-     lambda r: f"{r['trace_p50_ms']:.2f} / {r['dict_p50_ms']:.3f} ms "
-               f"({r['trace_p50_ms'] / r['dict_p50_ms']:.0f}x)"),
+    (
+        "trace Neo4j / in-process dict p50",
+        lambda r: (
+            f"{r['trace_p50_ms']:.2f} / {r['dict_p50_ms']:.3f} ms "
+            f"({r['trace_p50_ms'] / r['dict_p50_ms']:.0f}x)"
+        ),
+    ),
     ("store / page cache (MB)", lambda r: f"{r['store_mb']:.0f} / {r['pagecache_mb']:.0f}"),
     ("heap used (MB)", lambda r: f"{r['heap_used_mb']:.0f}"),
     ("page-cache hit ratio, traces (goal >=99.9%)", lambda r: f"{r['pagecache_hit_ratio']:.4%}"),
@@ -271,10 +326,15 @@ ROWS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=int, default=1_000_000,
-                        help="registrations at the largest size (default 1000000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1_000_000,
+        help="registrations at the largest size (default 1000000)",
+    )
     parser.add_argument("--samples", type=int, default=1000, help="traces per latency figure")
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput figure")
     parser.add_argument("--work", type=Path, default=OUT / "work")
@@ -287,8 +347,10 @@ def main() -> None:
     for n in sizes:
         print(f"size {n}: generating, loading, measuring ...", flush=True)
         results[n] = bench_size(n, args.work, settings, args.samples, args.seconds)
-    table = Table(title=f"tubetrace benchmark ({platform.node()}, {os.cpu_count()} cores, "
-                        f"heap {settings.heap_size}, page cache {settings.pagecache_size})")
+    table = Table(
+        title=f"tubetrace benchmark ({platform.node()}, {os.cpu_count()} cores, "
+        f"heap {settings.heap_size}, page cache {settings.pagecache_size})"
+    )
     table.add_column("figure")
     for n in sizes:
         table.add_column(f"{results[n]['registrations']:,} regs", justify="right")
@@ -296,10 +358,16 @@ def main() -> None:
         table.add_row(label, *(fmt(results[n]) for n in sizes))
     Console(width=160).print(table)
     OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(
-        {"machine": {"cores": os.cpu_count(), "node": platform.node()},
-         "settings": {"heap": settings.heap_size, "pagecache": settings.pagecache_size},
-         "sizes": {str(k): v for k, v in results.items()}}, indent=2))
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": {"cores": os.cpu_count(), "node": platform.node()},
+                "settings": {"heap": settings.heap_size, "pagecache": settings.pagecache_size},
+                "sizes": {str(k): v for k, v in results.items()},
+            },
+            indent=2,
+        )
+    )
     shutil.rmtree(args.work, ignore_errors=True)
 
 

@@ -14,15 +14,30 @@ from engine.keys import Principal
 log = logging.getLogger("tubetrace.audit")
 
 
-def make_entry(who: Principal, action: str, *, target: str | None = None,
-               person_ids: list[str] | None = None, reason: str | None = None,
-               status: str = "ok", detail: str | None = None) -> dict[str, Any]:
+def make_entry(
+    who: Principal,
+    action: str,
+    *,
+    target: str | None = None,
+    person_ids: list[str] | None = None,
+    reason: str | None = None,
+    status: str = "ok",
+    detail: str | None = None,
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     # A time-ordered id (ms since epoch, then random) pages the log in order.
-    return {"audit_id": f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
-            "at": now.isoformat(), "key_id": who.key_id, "role": who.role, "action": action,
-            "target": target, "person_ids": person_ids or [], "reason": reason,
-            "status": status, "detail": detail}
+    return {
+        "audit_id": f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
+        "at": now.isoformat(),
+        "key_id": who.key_id,
+        "role": who.role,
+        "action": action,
+        "target": target,
+        "person_ids": person_ids or [],
+        "reason": reason,
+        "status": status,
+        "detail": detail,
+    }
 
 
 def record(gw: Gateway, who: Principal, action: str, **fields: Any) -> None:
@@ -55,14 +70,16 @@ class AuditWriter:
         with self._flush_lock:
             while True:
                 with self._lock:
-                    batch, self._queue = self._queue[:self.max_batch], \
-                        self._queue[self.max_batch:]
+                    batch, self._queue = (
+                        self._queue[: self.max_batch],
+                        self._queue[self.max_batch :],
+                    )
                 if not batch:
                     return
                 try:
                     self.gw.write("append_audit_batch", entries=batch)
                 except Exception:
-                    with self._lock:      # keep them for the next flush; never drop
+                    with self._lock:  # keep them for the next flush; never drop
                         self._queue[:0] = batch
                     log.exception("audit log write failed; %d entries kept queued", len(batch))
                     return
@@ -77,8 +94,9 @@ class AuditWriter:
         self.flush()
 
 
-def entries(gw: Gateway, *, since: datetime | None, key_id: str | None, after: str = "",
-            limit: int = 500) -> list[dict[str, Any]]:
+def entries(
+    gw: Gateway, *, since: datetime | None, key_id: str | None, after: str = "", limit: int = 500
+) -> list[dict[str, Any]]:
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     rows = gw.read("list_audit", since=since, key_id=key_id, after=after, limit=limit)
     out = []

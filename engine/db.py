@@ -39,8 +39,9 @@ class Gateway:
         def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
             return [r.data() for r in tx.run(q.text, params)]
 
-        with self.driver.session(database=self.database,
-                                 default_access_mode=READ_ACCESS) as session:
+        with self.driver.session(
+            database=self.database, default_access_mode=READ_ACCESS
+        ) as session:
             return session.execute_read(work)
 
     def write(self, name: str, **params: Any) -> list[dict[str, Any]]:
@@ -95,8 +96,7 @@ class Gateway:
     def secret(self) -> str:
         """The installation's key for opaque person ids, kept in the database itself."""
         if self._secret is None:
-            rows = self.write("ensure_secret", key="person_id_secret",
-                              value=secrets.token_hex(32))
+            rows = self.write("ensure_secret", key="person_id_secret", value=secrets.token_hex(32))
             self._secret = str(rows[0]["value"])
         return self._secret
 
@@ -118,8 +118,9 @@ def connect(settings: Settings, *, apply_schema: bool = True) -> Gateway:
         server = ManagedServer(settings)
         server.start()
         uri, user, password = server.bolt_uri, "neo4j", server.password()
-    driver = GraphDatabase.driver(uri, auth=(user, password), max_connection_pool_size=50,
-                                  notifications_min_severity="OFF")
+    driver = GraphDatabase.driver(
+        uri, auth=(user, password), max_connection_pool_size=50, notifications_min_severity="OFF"
+    )
     try:
         driver.verify_connectivity()
     except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:

@@ -25,27 +25,57 @@ def trace_graph(traces: Iterable[dict[str, Any]]) -> nx.MultiDiGraph:
     for t in traces:
         tube = t["tube"]
         tid = f"tube:{tube['code']}"
-        g.add_node(tid, **_clean({"label": "Tube", "code": tube["code"],
-                                  "pool_size": tube["pool_size"], "result": tube["result"],
-                                  "flags": t["flags"]}))
+        g.add_node(
+            tid,
+            **_clean(
+                {
+                    "label": "Tube",
+                    "code": tube["code"],
+                    "pool_size": tube["pool_size"],
+                    "result": tube["result"],
+                    "flags": t["flags"],
+                }
+            ),
+        )
         for box in t["boxes"]:
             g.add_node(f"box:{box}", label="Box", code=box)
             g.add_edge(tid, f"box:{box}", key="IN_BOX", type="IN_BOX")
         for p in t["persons"]:
             pid = f"person:{p['person_id']}"
-            g.add_node(pid, **_clean({"label": "Person", "name": p["name"], "phone": p["phone"],
-                                      "registered_district_code": p["registered_district_code"],
-                                      "household_separated": p["household_separated"],
-                                      "flags": p["flags"]}))
-            g.add_edge(pid, tid, key=p["record_id"], type="SWABBED_INTO",
-                       **_clean({"record_id": p["record_id"],
-                                 "collected_at": p["collected_at"]}))
+            g.add_node(
+                pid,
+                **_clean(
+                    {
+                        "label": "Person",
+                        "name": p["name"],
+                        "phone": p["phone"],
+                        "registered_district_code": p["registered_district_code"],
+                        "household_separated": p["household_separated"],
+                        "flags": p["flags"],
+                    }
+                ),
+            )
+            g.add_edge(
+                pid,
+                tid,
+                key=p["record_id"],
+                type="SWABBED_INTO",
+                **_clean({"record_id": p["record_id"], "collected_at": p["collected_at"]}),
+            )
             code = p["residence"]["compound_code"]
             if code:
                 cid = f"compound:{code}"
-                g.add_node(cid, **_clean({"label": "Compound", "code": code,
-                                          "district_code": p["residence"]["district_code"],
-                                          "address": p["residence"]["address"]}))
+                g.add_node(
+                    cid,
+                    **_clean(
+                        {
+                            "label": "Compound",
+                            "code": code,
+                            "district_code": p["residence"]["district_code"],
+                            "address": p["residence"]["address"],
+                        }
+                    ),
+                )
                 g.add_edge(pid, cid, key="RESIDES_AT", type="RESIDES_AT")
     return g
 

@@ -45,8 +45,9 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(gw: Gateway, *, role: str, district: str | None,
-               label: str | None = None) -> CreatedKey:
+def create_key(
+    gw: Gateway, *, role: str, district: str | None, label: str | None = None
+) -> CreatedKey:
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
     if role == "district":
@@ -56,8 +57,9 @@ def create_key(gw: Gateway, *, role: str, district: str | None,
         raise InputError(f"only district keys take --district; a {role} key is not scoped")
     key_id = secrets.token_hex(6)
     secret = f"tt_{key_id}_{secrets.token_urlsafe(32)}"
-    gw.write("create_key", key_id=key_id, hash=_hash(secret), role=role, district=district,
-             label=label)
+    gw.write(
+        "create_key", key_id=key_id, hash=_hash(secret), role=role, district=district, label=label
+    )
     return CreatedKey(key_id, secret, role, district)
 
 

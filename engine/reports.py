@@ -25,26 +25,38 @@ def parse_day(value: str) -> str:
         raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None
 
 
-def positives_page(gw: Gateway, day: str, district: str | None, cursor: str,
-                   limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def positives_page(
+    gw: Gateway, day: str, district: str | None, cursor: str, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """One page of (residence district, positive tube) pairs of the day, each with the trace
     of that tube's residents of that district. Two set-based queries a page."""
-    rows = gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district,
-                   after=cursor, limit=limit + 1)
+    rows = gw.read(
+        "positive_tubes_of_day",
+        day=parse_day(day),
+        district_code=district,
+        after=cursor,
+        limit=limit + 1,
+    )
     rows, more = split_page(rows, limit)
     traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
     items = []
     for r in rows:
         trace = dict(traces[r["tube_code"]])
         trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
-        items.append({"district_code": r["district_code"],
-                      "district": domain.district_name(r["district_code"]),
-                      "tube_code": r["tube_code"], "trace": trace})
+        items.append(
+            {
+                "district_code": r["district_code"],
+                "district": domain.district_name(r["district_code"]),
+                "tube_code": r["tube_code"],
+                "trace": trace,
+            }
+        )
     return items, (rows[-1]["sort_key"] if more and rows else None)
 
 
-def positives_stream(gw: Gateway, day: str, district: str | None = None,
-                     page: int = 500) -> Iterator[dict[str, Any]]:
+def positives_stream(
+    gw: Gateway, day: str, district: str | None = None, page: int = 500
+) -> Iterator[dict[str, Any]]:
     cursor = ""
     while True:
         items, nxt = positives_page(gw, day, district, cursor, page)
@@ -77,28 +89,42 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
         c = acc[code]
         if not c["tubes"]:
             continue
-        rows.append({"district_code": code, "district": domain.district_name(code),
-                     "positive_pooled_tubes": c["tubes"], "persons": c["persons"],
-                     "usable_phone_share": round(c["usable_phone"] / c["persons"], 4)
-                     if c["persons"] else None,
-                     "invalid_id_numbers": c["invalid_id_numbers"],
-                     "unknown_compounds": c["unknown_compounds"],
-                     "over_filled_tubes": c["over_filled_tubes"],
-                     "duplicate_registrations": c["duplicate_registrations"]})
+        rows.append(
+            {
+                "district_code": code,
+                "district": domain.district_name(code),
+                "positive_pooled_tubes": c["tubes"],
+                "persons": c["persons"],
+                "usable_phone_share": round(c["usable_phone"] / c["persons"], 4)
+                if c["persons"]
+                else None,
+                "invalid_id_numbers": c["invalid_id_numbers"],
+                "unknown_compounds": c["unknown_compounds"],
+                "over_filled_tubes": c["over_filled_tubes"],
+                "duplicate_registrations": c["duplicate_registrations"],
+            }
+        )
     return rows
 
 
-def household_separation(gw: Gateway, day: str,
-                         district: str | None = None) -> list[dict[str, Any]]:
+def household_separation(
+    gw: Gateway, day: str, district: str | None = None
+) -> list[dict[str, Any]]:
     pairs: Counter[tuple[str, str]] = Counter()
     for item in positives_stream(gw, day, district):
         for p in item["trace"]["persons"]:
             if p["household_separated"]:
                 pairs[(p["registered_district_code"], p["residence"]["district_code"])] += 1
-    return [{"registered_district_code": reg, "registered_district": domain.district_name(reg),
-             "residence_district_code": res, "residence_district": domain.district_name(res),
-             "persons": n}
-            for (reg, res), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [
+        {
+            "registered_district_code": reg,
+            "registered_district": domain.district_name(reg),
+            "residence_district_code": res,
+            "residence_district": domain.district_name(res),
+            "persons": n,
+        }
+        for (reg, res), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def zone_for(last_case_day: date | None, on: date) -> str:
@@ -118,20 +144,32 @@ def zone_for(last_case_day: date | None, on: date) -> str:
 
 def zoning(gw: Gateway, day: str, tz: str, district: str | None = None) -> list[dict[str, Any]]:
     on = date.fromisoformat(parse_day(day))
-    end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz)) \
-        - timedelta(microseconds=1)
-    last = {r["compound_code"]: r["last_case"]
-            for r in gw.read("cases_until", until=end.astimezone(UTC))}
+    end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz)) - timedelta(
+        microseconds=1
+    )
+    last = {
+        r["compound_code"]: r["last_case"]
+        for r in gw.read("cases_until", until=end.astimezone(UTC))
+    }
     rows = []
     for c in gw.read("known_compounds"):
         if district is not None and c["district_code"] != district:
             continue
         case_at = last.get(c["code"])
-        case_day = date.fromisoformat(domain.local_day(case_at.to_native(), tz)) \
-            if case_at is not None else None
-        rows.append({"compound_code": c["code"], "name": c["name"],
-                     "district_code": c["district_code"], "zone": zone_for(case_day, on),
-                     "last_case_collected_at": domain.iso(case_at)})
+        case_day = (
+            date.fromisoformat(domain.local_day(case_at.to_native(), tz))
+            if case_at is not None
+            else None
+        )
+        rows.append(
+            {
+                "compound_code": c["code"],
+                "name": c["name"],
+                "district_code": c["district_code"],
+                "zone": zone_for(case_day, on),
+                "last_case_collected_at": domain.iso(case_at),
+            }
+        )
     return rows
 
 
@@ -150,8 +188,9 @@ def _quantiles(values: list[float]) -> dict[str, float | None]:
     return {"median": round(statistics.median(values), 2), "p90": round(qs[8], 2)}
 
 
-def timeliness(gw: Gateway, day: str, district: str | None = None,
-               now: datetime | None = None) -> list[dict[str, Any]]:
+def timeliness(
+    gw: Gateway, day: str, district: str | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     old_open: Counter[str] = Counter()
@@ -168,16 +207,20 @@ def timeliness(gw: Gateway, day: str, district: str | None = None,
             by[code]["closed"].append(closed)
         if r["status"] != "closed" and (now - r["created_at"].to_native()) > timedelta(hours=24):
             old_open[code] += 1
-    return [{"district_code": code, "district": domain.district_name(code),
-             "tasks": len(v["n"]),
-             "result_to_acknowledged_hours": _quantiles(v["ack"]),
-             "result_to_closed_hours": _quantiles(v["closed"]),
-             "open_older_than_24h": old_open[code]}
-            for code, v in sorted(by.items())]
+    return [
+        {
+            "district_code": code,
+            "district": domain.district_name(code),
+            "tasks": len(v["n"]),
+            "result_to_acknowledged_hours": _quantiles(v["ack"]),
+            "result_to_closed_hours": _quantiles(v["closed"]),
+            "open_older_than_24h": old_open[code],
+        }
+        for code, v in sorted(by.items())
+    ]
 
 
-def rings(gw: Gateway, person_id: str, cursor: str = "",
-          limit: int = 100) -> dict[str, Any]:
+def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> dict[str, Any]:
     """Ring 1: the others in the case's pooled tubes. Ring 2: people swabbed at the same
     compound the same day (paged, at most RING2_MAX_PAGE a page)."""
     if limit > RING2_MAX_PAGE:
@@ -187,31 +230,43 @@ def rings(gw: Gateway, person_id: str, cursor: str = "",
         raise NotFound(f"Person '{person_id}' is not a confirmed case.")
     pools = sorted(rows[0]["pools"])
     traces = trace_many(gw, pools)
-    ring1 = [dict(p, tube_code=code) for code in pools for p in traces[code]["persons"]
-             if p["person_id"] != person_id]
-    ring2_rows = gw.read("ring_same_compound_day", person_id=person_id, pools=pools,
-                         after=cursor, limit=limit + 1)
+    ring1 = [
+        dict(p, tube_code=code)
+        for code in pools
+        for p in traces[code]["persons"]
+        if p["person_id"] != person_id
+    ]
+    ring2_rows = gw.read(
+        "ring_same_compound_day", person_id=person_id, pools=pools, after=cursor, limit=limit + 1
+    )
     ring2_rows, more = split_page(ring2_rows, limit)
     ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
     ring2 = []
     for r in ring2_rows:
-        person = next(p for p in ring2_traces[r["tube_code"]]["persons"]
-                      if p["record_id"] == r["record_id"])
+        person = next(
+            p for p in ring2_traces[r["tube_code"]]["persons"] if p["record_id"] == r["record_id"]
+        )
         ring2.append(dict(person, tube_code=r["tube_code"]))
     case = rows[0]["case"]
-    return {"person_id": person_id,
-            "case": {"confirmed_at": domain.iso(case["confirmed_at"]),
-                     "collected_at": domain.iso(case["collected_at"]),
-                     "compound_code": case["compound_code"], "pool_tubes": pools},
-            "ring1": ring1, "ring2": {"items": ring2,
-                                      "next_cursor": ring2_rows[-1]["record_id"] if more else None}}
+    return {
+        "person_id": person_id,
+        "case": {
+            "confirmed_at": domain.iso(case["confirmed_at"]),
+            "collected_at": domain.iso(case["collected_at"]),
+            "compound_code": case["compound_code"],
+            "pool_tubes": pools,
+        },
+        "ring1": ring1,
+        "ring2": {"items": ring2, "next_cursor": ring2_rows[-1]["record_id"] if more else None},
+    }
 
 
 REPORTS = ("completeness", "household-separation", "zoning", "timeliness")
 
 
-def run_report(gw: Gateway, report: str, day: str, tz: str,
-               district: str | None = None) -> list[dict[str, Any]]:
+def run_report(
+    gw: Gateway, report: str, day: str, tz: str, district: str | None = None
+) -> list[dict[str, Any]]:
     if report == "completeness":
         return completeness(gw, day, district)
     if report == "household-separation":

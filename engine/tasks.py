@@ -38,8 +38,9 @@ def task_id(person_id: str, tube_code: str, kind: str) -> str:
     return "k_" + digest[:24]
 
 
-def _history(status: str, at: datetime, actor: str, note: str | None,
-             outcome: str | None = None) -> str:
+def _history(
+    status: str, at: datetime, actor: str, note: str | None, outcome: str | None = None
+) -> str:
     entry = {"status": status, "at": at.isoformat(), "actor": actor, "note": note}
     if outcome is not None:
         entry["outcome"] = outcome
@@ -56,24 +57,35 @@ class DispatchPlan:
     positive_persons: list[str] = field(default_factory=list)
 
 
-def _task(kind: str, member: dict[str, Any], ctx: dict[str, Any], now: datetime,
-          note: str) -> dict[str, Any]:
+def _task(
+    kind: str, member: dict[str, Any], ctx: dict[str, Any], now: datetime, note: str
+) -> dict[str, Any]:
     tube_code = ctx["tube_code"]
     reported_at = ctx["reported_at"]
     tid = task_id(member["person_id"], tube_code, kind)
     utc = (reported_at.to_native() if hasattr(reported_at, "to_native") else now).astimezone(UTC)
     district = member["district_code"] or UNASSIGNED
     return {
-        "task_id": tid, "person_id": member["person_id"], "tube_code": tube_code,
+        "task_id": tid,
+        "person_id": member["person_id"],
+        "tube_code": tube_code,
         "history": _history("pending", now, "system", note),
-        "props": {"task_id": tid, "kind": kind, "status": "pending", "outcome": None,
-                  "tube_code": tube_code, "person_id": member["person_id"],
-                  "record_id": member["record_id"], "district_code": district,
-                  "compound_code": member["compound_code"], "result_at": reported_at,
-                  "collected_at": member["collected_at"],
-                  "result_day": ctx["day"],
-                  "repeat_positive_pool": False,
-                  "sort_key": f"1|{utc.isoformat()}|{tid}"},
+        "props": {
+            "task_id": tid,
+            "kind": kind,
+            "status": "pending",
+            "outcome": None,
+            "tube_code": tube_code,
+            "person_id": member["person_id"],
+            "record_id": member["record_id"],
+            "district_code": district,
+            "compound_code": member["compound_code"],
+            "result_at": reported_at,
+            "collected_at": member["collected_at"],
+            "result_day": ctx["day"],
+            "repeat_positive_pool": False,
+            "sort_key": f"1|{utc.isoformat()}|{tid}",
+        },
     }
 
 
@@ -86,30 +98,43 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
         pooled = len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
         if result == "invalid":
             for m in members:
-                plan.upserts.append(_task("resample", m, ctx, now,
-                                          f"tube {tube} result invalid: resample"))
+                plan.upserts.append(
+                    _task("resample", m, ctx, now, f"tube {tube} result invalid: resample")
+                )
         elif result == "positive" and pooled:
             for m in members:
-                plan.upserts.append(_task("follow_up", m, ctx, now,
-                                          f"member of positive pooled tube {tube}"))
+                plan.upserts.append(
+                    _task("follow_up", m, ctx, now, f"member of positive pooled tube {tube}")
+                )
                 plan.positive_persons.append(m["person_id"])
             if ctx["open_resample_tasks"]:
-                plan.closes.append((ctx["open_resample_tasks"], "superseded",
-                                    f"tube {tube} later reported positive"))
+                plan.closes.append(
+                    (
+                        ctx["open_resample_tasks"],
+                        "superseded",
+                        f"tube {tube} later reported positive",
+                    )
+                )
         elif result == "positive" and members:
             member = members[0]
             if ctx["retest_tasks"]:
-                plan.closes.append((ctx["retest_tasks"], "confirmed",
-                                    f"single-tube retest {tube} positive"))
+                plan.closes.append(
+                    (ctx["retest_tasks"], "confirmed", f"single-tube retest {tube} positive")
+                )
             elif not ctx["person_open_tasks"]:
-                plan.upserts.append(_task("case", member, ctx, now,
-                                          f"positive single tube {tube}"))
-            plan.cases.append({"person_id": member["person_id"], "tube_code": tube,
-                               "collected_at": member["collected_at"],
-                               "compound_code": member["compound_code"]})
+                plan.upserts.append(_task("case", member, ctx, now, f"positive single tube {tube}"))
+            plan.cases.append(
+                {
+                    "person_id": member["person_id"],
+                    "tube_code": tube,
+                    "collected_at": member["collected_at"],
+                    "compound_code": member["compound_code"],
+                }
+            )
         elif result == "negative" and ctx["retest_tasks"]:
-            plan.closes.append((ctx["retest_tasks"], "released",
-                                f"single-tube retest {tube} negative"))
+            plan.closes.append(
+                (ctx["retest_tasks"], "released", f"single-tube retest {tube} negative")
+            )
     return plan
 
 
@@ -144,8 +169,9 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Non
     plan = plan_dispatch(pooled, now)
     _apply(gw, tx, plan, now)
     if plan.upserts:
-        linked = gw.run_in(tx, "link_earlier_retests",
-                           task_ids=[u["task_id"] for u in plan.upserts], now=now)
+        linked = gw.run_in(
+            tx, "link_earlier_retests", task_ids=[u["task_id"] for u in plan.upserts], now=now
+        )
         single_keys += [r["key"] for r in linked if r["key"] not in single_keys]
     if single_keys:
         singles = gw.run_in(tx, "dispatch_context", result_keys=single_keys)
@@ -159,13 +185,11 @@ def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[st
         return
     now = datetime.now(UTC)
     gw.run_in(tx, "link_retests", record_ids=record_ids, now=now)
-    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations",
-                                         record_ids=record_ids)]
+    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", record_ids=record_ids)]
     dispatch(gw, tx, keys)
 
 
-def _check_transition(task: dict[str, Any], who: Principal, to: str,
-                      outcome: str | None) -> None:
+def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: str | None) -> None:
     current = task["status"]
     if to not in STATUSES:
         raise InputError(f"unknown status '{to}'; statuses are {', '.join(STATUSES)}")
@@ -175,25 +199,28 @@ def _check_transition(task: dict[str, Any], who: Principal, to: str,
         raise TransitionError(f"only a move to 'closed' carries an outcome, not '{to}'")
     if to == "closed" and outcome == "closed_by_investigator":
         if who.role != "investigator" and not who.is_cli:
-            raise TransitionError("only an investigator may close a task as "
-                                  "closed_by_investigator")
+            raise TransitionError("only an investigator may close a task as closed_by_investigator")
         if current == "closed":
             raise TransitionError("the task is already closed")
         return
     allowed = ALLOWED[current]
     if to not in allowed:
         options = ", ".join(allowed) or "nothing (it is closed)"
-        extra = "; an investigator may also close it (outcome closed_by_investigator)" \
-            if current != "closed" else ""
-        raise TransitionError(f"a task in '{current}' can move to {options}{extra}, "
-                              f"not to '{to}'")
+        extra = (
+            "; an investigator may also close it (outcome closed_by_investigator)"
+            if current != "closed"
+            else ""
+        )
+        raise TransitionError(f"a task in '{current}' can move to {options}{extra}, not to '{to}'")
     if to == "closed" and outcome not in ("released", "confirmed"):
         raise TransitionError("closing after a retest needs outcome 'released' or 'confirmed'")
 
 
-def transition(gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str | None,
-               note: str | None) -> dict[str, Any]:
+def transition(
+    gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str | None, note: str | None
+) -> dict[str, Any]:
     """Validate and apply one move; the same move sent again changes nothing."""
+
     def work(tx: ManagedTransaction) -> dict[str, Any]:
         rows = gw.run_in(tx, "get_task", task_id=task_id_)
         if not rows or not _visible(rows[0]["task"], who):
@@ -206,8 +233,16 @@ def transition(gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str
             raise TransitionError("closing as closed_by_investigator needs a note")
         now = datetime.now(UTC)
         entry = _history(to, now, who.key_id, note, outcome)
-        updated = gw.run_in(tx, "set_task_status", task_id=task_id_, expected=task["status"],
-                            status=to, outcome=outcome, entry=entry, now=now)
+        updated = gw.run_in(
+            tx,
+            "set_task_status",
+            task_id=task_id_,
+            expected=task["status"],
+            status=to,
+            outcome=outcome,
+            entry=entry,
+            now=now,
+        )
         if not updated:
             raise TransitionError("the task changed meanwhile; read it again and retry")
         return dict(updated[0]["task"])
@@ -226,37 +261,60 @@ def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, A
         person = next((p for p in trace["persons"] if p["record_id"] == task["record_id"]), None)
         compound = trace["compound"]
         if person is not None and person["residence"]["compound_code"] != (compound or {}).get(
-                "code"):
-            compound = {"code": person["residence"]["compound_code"],
-                        "address": person["residence"]["address"],
-                        "district_code": person["residence"]["district_code"]}
+            "code"
+        ):
+            compound = {
+                "code": person["residence"]["compound_code"],
+                "address": person["residence"]["address"],
+                "district_code": person["residence"]["district_code"],
+            }
     flags = ["repeat_positive_pool"] if task.get("repeat_positive_pool") else []
     return {
-        "task_id": task["task_id"], "status": task["status"], "outcome": task.get("outcome"),
-        "kind": task["kind"], "tube_code": task["tube_code"],
-        "district_code": task["district_code"], "person": person, "compound": compound,
-        "flags": flags, "result_at": domain.iso(task.get("result_at")),
-        "created_at": domain.iso(task["created_at"]), "updated_at": domain.iso(task["updated_at"]),
-        "history": [{"status": e["status"], "at": e["at"], "actor": e["actor"],
-                     "note": e.get("note"), "outcome": e.get("outcome")}
-                    for e in map(json.loads, task.get("history") or [])],
+        "task_id": task["task_id"],
+        "status": task["status"],
+        "outcome": task.get("outcome"),
+        "kind": task["kind"],
+        "tube_code": task["tube_code"],
+        "district_code": task["district_code"],
+        "person": person,
+        "compound": compound,
+        "flags": flags,
+        "result_at": domain.iso(task.get("result_at")),
+        "created_at": domain.iso(task["created_at"]),
+        "updated_at": domain.iso(task["updated_at"]),
+        "history": [
+            {
+                "status": e["status"],
+                "at": e["at"],
+                "actor": e["actor"],
+                "note": e.get("note"),
+                "outcome": e.get("outcome"),
+            }
+            for e in map(json.loads, task.get("history") or [])
+        ],
     }
 
 
-def tasks_page(gw: Gateway, district: str, status: str | None, cursor: str,
-               limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def tasks_page(
+    gw: Gateway, district: str, status: str | None, cursor: str, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     if status is not None and status not in STATUSES:
         raise InputError(f"unknown status '{status}'; statuses are {', '.join(STATUSES)}")
-    rows = [r["task"] for r in gw.read("district_tasks", district_code=district, status=status,
-                                       after=cursor, limit=limit + 1)]
+    rows = [
+        r["task"]
+        for r in gw.read(
+            "district_tasks", district_code=district, status=status, after=cursor, limit=limit + 1
+        )
+    ]
     rows, more = split_page(rows, limit)
     traces = trace_many(gw, sorted({t["tube_code"] for t in rows}))
     items = [task_json(t, traces.get(t["tube_code"])) for t in rows]
     return items, (rows[-1]["sort_key"] if more and rows else None)
 
 
-def all_tasks(gw: Gateway, district: str, status: str | None = None,
-              page: int = 500) -> list[dict[str, Any]]:
+def all_tasks(
+    gw: Gateway, district: str, status: str | None = None, page: int = 500
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor: str | None = ""
     while cursor is not None:

@@ -46,12 +46,22 @@ def _person(reg: dict[str, Any]) -> dict[str, Any]:
 def _compound(reg: dict[str, Any]) -> dict[str, Any]:
     c = reg["compound"]
     if c is None:
-        return {"code": reg["compound_code"], "name": None, "address": None,
-                "district_code": None, "district": None, "subdistrict": None}
-    return {"code": c["code"], "name": c["name"], "address": c["address"],
-            "district_code": c["district_code"],
-            "district": domain.district_name(c["district_code"]),
-            "subdistrict": c["subdistrict"]}
+        return {
+            "code": reg["compound_code"],
+            "name": None,
+            "address": None,
+            "district_code": None,
+            "district": None,
+            "subdistrict": None,
+        }
+    return {
+        "code": c["code"],
+        "name": c["name"],
+        "address": c["address"],
+        "district_code": c["district_code"],
+        "district": domain.district_name(c["district_code"]),
+        "subdistrict": c["subdistrict"],
+    }
 
 
 def _distinct(values: list[str | None]) -> list[str]:
@@ -60,13 +70,23 @@ def _distinct(values: list[str | None]) -> list[str]:
 
 def build_trace(row: dict[str, Any]) -> dict[str, Any]:
     regs: list[dict[str, Any]] = row["registrations"]
-    results = [{"result": x["result"], "reported_at": domain.iso(x["reported_at"]),
-                "lab_code": x["lab_code"], "ct_value": x["ct_value"]} for x in row["results"]]
+    results = [
+        {
+            "result": x["result"],
+            "reported_at": domain.iso(x["reported_at"]),
+            "lab_code": x["lab_code"],
+            "ct_value": x["ct_value"],
+        }
+        for x in row["results"]
+    ]
     latest = results[-1] if results else None
     first = regs[0] if regs else None
     pool_sizes = [r["pool_size"] for r in regs if r["pool_size"] is not None]
-    pool_size = first["pool_size"] if first and first["pool_size"] is not None else (
-        Counter(pool_sizes).most_common(1)[0][0] if pool_sizes else None)
+    pool_size = (
+        first["pool_size"]
+        if first and first["pool_size"] is not None
+        else (Counter(pool_sizes).most_common(1)[0][0] if pool_sizes else None)
+    )
     boxes = _distinct([r["box_code"] for r in regs])
     compounds = _distinct([r["compound_code"] for r in regs])
     flags: set[str] = set()
@@ -112,10 +132,21 @@ def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
     return found[tube_code]
 
 
-PERSON_FLAGS = ("missing_phone", "invalid_phone", "invalid_id_number", "duplicate_registration",
-                "unknown_compound")
-TUBE_FLAGS = ("over_pool_size", "pool_size_mismatch", "tube_multiple_boxes",
-              "tube_multiple_compounds", "box_multiple_compounds", "no_registrations")
+PERSON_FLAGS = (
+    "missing_phone",
+    "invalid_phone",
+    "invalid_id_number",
+    "duplicate_registration",
+    "unknown_compound",
+)
+TUBE_FLAGS = (
+    "over_pool_size",
+    "pool_size_mismatch",
+    "tube_multiple_boxes",
+    "tube_multiple_compounds",
+    "box_multiple_compounds",
+    "no_registrations",
+)
 
 
 def all_tube_codes(gw: Gateway, page: int = 2000) -> Iterator[str]:

@@ -15,8 +15,7 @@ def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[st
     if who.is_cli or (who.role == "investigator" and reveal):
         return p
     p["id_number"] = mask_id_number(p["id_number"])
-    own = who.role == "district" and (p.get("residence") or {}).get("district_code") == \
-        who.district
+    own = who.role == "district" and (p.get("residence") or {}).get("district_code") == who.district
     if not own:
         p["phone"] = mask_phone(p["phone"])
     return p
@@ -27,8 +26,9 @@ def in_district(person: dict[str, Any], district: str | None) -> bool:
     return residence == district or (district == "unassigned" and residence is None)
 
 
-def trace_view(trace: dict[str, Any], who: Principal, reveal: bool,
-               not_found: str) -> dict[str, Any]:
+def trace_view(
+    trace: dict[str, Any], who: Principal, reveal: bool, not_found: str
+) -> dict[str, Any]:
     """A district key sees only its own residents of a tube; a tube with none is absent."""
     t = copy.deepcopy(trace)
     if who.role == "district":

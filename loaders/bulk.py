@@ -9,11 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine import bulk
 from engine.db import connect
 from engine.errors import InputError, ServerError
 from engine.settings import Settings
-from loaders.files import Item, read_file
+from loaders import bulk_files
+from loaders.read import Item, read_file
 
 Inputs = dict[str, tuple[str, Iterable[Item]]]
 
@@ -23,12 +23,15 @@ KINDS = ("compounds", "registrations", "results")
 def _inputs(kind: str, path: Path) -> Inputs:
     if kind == "all":
         if not path.is_dir():
-            raise InputError(f"{path}: with 'all', give a folder holding compounds, "
-                             "registrations and results files")
+            raise InputError(
+                f"{path}: with 'all', give a folder holding compounds, "
+                "registrations and results files"
+            )
         found: Inputs = {}
         for k in KINDS:
-            files = sorted(p for p in path.iterdir() if p.stem == k and
-                           p.suffix in (".csv", ".jsonl"))
+            files = sorted(
+                p for p in path.iterdir() if p.stem == k and p.suffix in (".csv", ".jsonl")
+            )
             if files:
                 found[k] = (files[0].name, read_file(files[0], k))
         return found
@@ -39,27 +42,31 @@ def _inputs(kind: str, path: Path) -> Inputs:
 
 def bulk_load(settings: Settings, kind: str, path: Path, out: Console) -> dict[str, float]:
     if settings.neo4j_uri:
-        raise ServerError("--bulk imports with the managed server's own neo4j-admin; it cannot "
-                          "import into a server at NEO4J_URI. Load online instead.")
+        raise ServerError(
+            "--bulk imports with the managed server's own neo4j-admin; it cannot "
+            "import into a server at NEO4J_URI. Load online instead."
+        )
     from engine.server.managed import ManagedServer
 
     server = ManagedServer(settings)
     gw = connect(settings)
     try:
         if gw.read("count_nodes_except_meta")[0]["n"]:
-            raise ServerError("--bulk is for the initial import into an empty database; this "
-                              "one holds data. Load online, or start from a new TUBETRACE_HOME.")
+            raise ServerError(
+                "--bulk is for the initial import into an empty database; this "
+                "one holds data. Load online, or start from a new TUBETRACE_HOME."
+            )
         secret = gw.secret()
     finally:
         gw.close()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     target = server.import_dir / "bulk"
-    plan = bulk.write_import_files(target, _inputs(kind, path), settings, secret)
+    plan = bulk_files.write_import_files(target, _inputs(kind, path), settings, secret)
     timings["write_csv_s"] = time.perf_counter() - t0
     server.stop()
     t1 = time.perf_counter()
-    server.admin(*bulk.import_args(target, settings.neo4j_database))
+    server.admin(*bulk_files.import_args(target, settings.neo4j_database))
     timings["neo4j_admin_import_s"] = time.perf_counter() - t1
     server.start()
     t2 = time.perf_counter()
@@ -67,13 +74,16 @@ def bulk_load(settings: Settings, kind: str, path: Path, out: Console) -> dict[s
     try:
         timings["schema_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        dispatched = bulk.dispatch_all(gw)
+        dispatched = bulk_files.dispatch_all(gw)
         timings["dispatch_s"] = time.perf_counter() - t3
     finally:
         gw.close()
     for summary in plan.summaries.values():
         out.print(summary.line(), highlight=False)
-    out.print(f"bulk import: {sum(s.read for s in plan.summaries.values())} lines, "
-              f"{dispatched} results dispatched; " +
-              ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), highlight=False)
+    out.print(
+        f"bulk import: {sum(s.read for s in plan.summaries.values())} lines, "
+        f"{dispatched} results dispatched; "
+        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        highlight=False,
+    )
     return timings

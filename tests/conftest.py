@@ -39,26 +39,36 @@ def neo4j_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     """Environment variables that point any process (CLI, uvicorn) at the test database."""
     home = tmp_path_factory.mktemp("tubetrace-home")
     if os.environ.get("NEO4J_URI"):
-        yield {k: os.environ[k] for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD",
-                                          "NEO4J_DATABASE") if k in os.environ} | {
-            "TUBETRACE_HOME": str(home)}
+        yield {
+            k: os.environ[k]
+            for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+            if k in os.environ
+        } | {"TUBETRACE_HOME": str(home)}
         return
     if _docker_answers():
         from testcontainers.neo4j import Neo4jContainer
 
         with Neo4jContainer("neo4j:5.26-community") as container:
-            yield {"NEO4J_URI": container.get_connection_url(), "NEO4J_USER": "neo4j",
-                   "NEO4J_PASSWORD": container.password, "TUBETRACE_HOME": str(home)}
+            yield {
+                "NEO4J_URI": container.get_connection_url(),
+                "NEO4J_USER": "neo4j",
+                "NEO4J_PASSWORD": container.password,
+                "TUBETRACE_HOME": str(home),
+            }
         return
     from engine.server.managed import ManagedServer
 
-    settings = Settings(TUBETRACE_HOME=home, TUBETRACE_NEO4J_HEAP="1g",
-                        TUBETRACE_NEO4J_PAGECACHE="512m")
+    settings = Settings(
+        TUBETRACE_HOME=home, TUBETRACE_NEO4J_HEAP="1g", TUBETRACE_NEO4J_PAGECACHE="512m"
+    )
     server = ManagedServer(settings)
     server.start()
     try:
-        yield {"TUBETRACE_HOME": str(home), "TUBETRACE_NEO4J_HEAP": "1g",
-               "TUBETRACE_NEO4J_PAGECACHE": "512m"}
+        yield {
+            "TUBETRACE_HOME": str(home),
+            "TUBETRACE_NEO4J_HEAP": "1g",
+            "TUBETRACE_NEO4J_PAGECACHE": "512m",
+        }
     finally:
         server.stop()
 
@@ -105,10 +115,13 @@ def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
             return [norm(v) for v in value]
         return value
 
-    nodes = sorted(json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
-                   for r in gw.read("dump_nodes"))
-    rels = sorted(json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
-                  for r in gw.read("dump_relationships"))
+    nodes = sorted(
+        json.dumps(norm(r), sort_keys=True, ensure_ascii=False) for r in gw.read("dump_nodes")
+    )
+    rels = sorted(
+        json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
+        for r in gw.read("dump_relationships")
+    )
     digest = hashlib.sha256("\n".join(nodes + rels).encode()).hexdigest()
     return counts, digest
 
@@ -128,8 +141,21 @@ def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
     log_path = Path(neo4j_env["TUBETRACE_HOME"]) / "uvicorn.log"
     log = log_path.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
-         "--log-level", "info"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -145,5 +171,3 @@ def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-
-

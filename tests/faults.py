@@ -39,23 +39,26 @@ class CommitDroppingProxy:
                 return
             server = socket.create_connection(("127.0.0.1", self.target_port))
             cut = threading.Event()
-            threading.Thread(target=self._pipe, args=(client, server, True, cut),
-                             daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False, cut),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(client, server, True, cut), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, False, cut), daemon=True
+            ).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool,
-              cut: threading.Event) -> None:
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, upstream: bool, cut: threading.Event
+    ) -> None:
         try:
             while data := src.recv(65536):
                 if cut.is_set():
-                    continue                 # the server's answer to COMMIT is swallowed
+                    continue  # the server's answer to COMMIT is swallowed
                 if upstream and self.armed.is_set() and BOLT_COMMIT in data:
                     self.armed.clear()
                     cut.set()
                     self.dropped += 1
                     dst.sendall(data)
-                    time.sleep(0.5)          # the server commits; its SUCCESS is never relayed
+                    time.sleep(0.5)  # the server commits; its SUCCESS is never relayed
                     for s in (src, dst):
                         s.shutdown(socket.SHUT_RDWR)
                         s.close()

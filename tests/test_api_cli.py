@@ -17,8 +17,14 @@ from tests.test_load_trace import load_city
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -26,22 +32,26 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def test_cli_json_equals_api_for_investigator_reveal(
-        gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]) -> None:
+    gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]
+) -> None:
     load_city(gw, settings)
     key = create_key(gw, role="investigator", district=None)
     done = cli(subprocess_env, "trace", "T1", "--json")
     assert done.returncode == 0, done.stderr
     from_cli = json.loads(done.stdout)
-    resp = httpx.get(f"{api_url}/v1/tubes/T1/trace",
-                     params={"reveal": "true", "reason": "CDC case 42"},
-                     headers=bearer(key.secret))
+    resp = httpx.get(
+        f"{api_url}/v1/tubes/T1/trace",
+        params={"reveal": "true", "reason": "CDC case 42"},
+        headers=bearer(key.secret),
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json() == from_cli
     assert len(from_cli["persons"]) == 10
 
 
-def test_masked_by_default_and_district_scoping(gw: Gateway, settings: Settings,
-                                                api_url: str) -> None:
+def test_masked_by_default_and_district_scoping(
+    gw: Gateway, settings: Settings, api_url: str
+) -> None:
     load_city(gw, settings)
     inv = create_key(gw, role="investigator", district=None)
     pudong = create_key(gw, role="district", district="310115")
@@ -56,38 +66,49 @@ def test_masked_by_default_and_district_scoping(gw: Gateway, settings: Settings,
     absent = httpx.get(f"{api_url}/v1/tubes/NOPE/trace", headers=bearer(huangpu.secret))
     assert other.status_code == absent.status_code == 404
     assert other.json()["message"].replace("T1", "X") == absent.json()["message"].replace(
-        "NOPE", "X")
-    refused = httpx.get(f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true"},
-                        headers=bearer(inv.secret))
+        "NOPE", "X"
+    )
+    refused = httpx.get(
+        f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true"}, headers=bearer(inv.secret)
+    )
     assert refused.status_code == 422 and "reason" in refused.json()["message"]
 
 
-def test_keys_roles_and_audit(gw: Gateway, settings: Settings, api_url: str,
-                              subprocess_env: dict[str, str]) -> None:
+def test_keys_roles_and_audit(
+    gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]
+) -> None:
     load_city(gw, settings)
     collector = create_key(gw, role="collector", district=None)
     inv = create_key(gw, role="investigator", district=None)
     admin = create_key(gw, role="admin", district=None)
     assert httpx.get(f"{api_url}/v1/tubes/T1/trace").status_code == 401
-    assert httpx.get(f"{api_url}/v1/tubes/T1/trace",
-                     headers=bearer(inv.secret + "x")).status_code == 401
-    assert httpx.get(f"{api_url}/v1/tubes/T1/trace",
-                     headers=bearer(collector.secret)).status_code == 403
-    httpx.get(f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true", "reason": "case 7"},
-              headers=bearer(inv.secret))
-    log = httpx.get(f"{api_url}/v1/audit", params={"key": inv.key_id},
-                    headers=bearer(admin.secret)).json()["items"]
+    assert (
+        httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=bearer(inv.secret + "x")).status_code
+        == 401
+    )
+    assert (
+        httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=bearer(collector.secret)).status_code
+        == 403
+    )
+    httpx.get(
+        f"{api_url}/v1/tubes/T1/trace",
+        params={"reveal": "true", "reason": "case 7"},
+        headers=bearer(inv.secret),
+    )
+    log = httpx.get(
+        f"{api_url}/v1/audit", params={"key": inv.key_id}, headers=bearer(admin.secret)
+    ).json()["items"]
     assert [(e["action"], e["target"], e["reason"]) for e in log] == [("trace", "T1", "case 7")]
     assert len(log[0]["person_ids"]) == 10
     revoked = cli(subprocess_env, "keys", "revoke", inv.key_id)
     assert revoked.returncode == 0, revoked.stderr
-    time.sleep(settings.key_cache_ttl_s + 0.2)     # revocation holds within the cache TTL
-    assert httpx.get(f"{api_url}/v1/tubes/T1/trace",
-                     headers=bearer(inv.secret)).status_code == 401
+    time.sleep(settings.key_cache_ttl_s + 0.2)  # revocation holds within the cache TTL
+    assert httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=bearer(inv.secret)).status_code == 401
 
 
 def test_unknown_tube_is_404_with_a_sentence_in_api_and_cli(
-        gw: Gateway, api_url: str, subprocess_env: dict[str, str]) -> None:
+    gw: Gateway, api_url: str, subprocess_env: dict[str, str]
+) -> None:
     inv = create_key(gw, role="investigator", district=None)
     resp = httpx.get(f"{api_url}/v1/tubes/NOPE/trace", headers=bearer(inv.secret))
     assert resp.status_code == 404
@@ -98,12 +119,24 @@ def test_unknown_tube_is_404_with_a_sentence_in_api_and_cli(
 
 def test_post_registrations_answers_per_record(gw: Gateway, api_url: str) -> None:
     key = create_key(gw, role="collector", district=None)
-    good: dict[str, Any] = {"record_id": "A1", "collected_at": "2022-04-09T08:00:00+08:00",
-                            "compound_code": "C1", "box_code": "B1", "tube_code": "T1",
-                            "pool_size": 10, "method": "nucleic_code", "id_type": "passport",
-                            "id_number": "E1", "name": "n", "phone": "13800000000"}
-    body = [good, {**good, "record_id": "A2", "pool_size": "ten"}, {**good, "tube_code": None,
-                                                                   "record_id": "A3"}]
+    good: dict[str, Any] = {
+        "record_id": "A1",
+        "collected_at": "2022-04-09T08:00:00+08:00",
+        "compound_code": "C1",
+        "box_code": "B1",
+        "tube_code": "T1",
+        "pool_size": 10,
+        "method": "nucleic_code",
+        "id_type": "passport",
+        "id_number": "E1",
+        "name": "n",
+        "phone": "13800000000",
+    }
+    body = [
+        good,
+        {**good, "record_id": "A2", "pool_size": "ten"},
+        {**good, "tube_code": None, "record_id": "A3"},
+    ]
     first = httpx.post(f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret))
     assert first.status_code == 200, first.text
     answer = first.json()
@@ -123,11 +156,15 @@ def test_limits_refuse_whole_before_writing(gw: Gateway, api_url: str) -> None:
     resp = httpx.post(f"{api_url}/v1/registrations", json=long, headers=bearer(key.secret))
     assert resp.status_code == 413
     huge = b"[" + b'{"tube_code": "T1"},' * 500_000 + b'{"tube_code": "T1"}]'
-    resp = httpx.post(f"{api_url}/v1/registrations", content=huge,
-                      headers=bearer(key.secret) | {"Content-Type": "application/json"})
+    resp = httpx.post(
+        f"{api_url}/v1/registrations",
+        content=huge,
+        headers=bearer(key.secret) | {"Content-Type": "application/json"},
+    )
     assert resp.status_code == 413
-    assert gw.read("count_by_label") == [r for r in gw.read("count_by_label")
-                                         if r["label"] in ("ApiKey", "Audit", "Meta")]
+    assert gw.read("count_by_label") == [
+        r for r in gw.read("count_by_label") if r["label"] in ("ApiKey", "Audit", "Meta")
+    ]
 
 
 def test_healthz_is_open(api_url: str) -> None:

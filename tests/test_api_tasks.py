@@ -19,8 +19,9 @@ def test_district_queue_and_transitions(gw: Gateway, settings: Settings, api_url
     load_city(gw, settings)
     pudong = bearer(create_key(gw, role="district", district="310115").secret)
     huangpu = bearer(create_key(gw, role="district", district="310101").secret)
-    resp = httpx.get(f"{api_url}/v1/districts/310115/tasks", params={"status": "pending"},
-                     headers=pudong)
+    resp = httpx.get(
+        f"{api_url}/v1/districts/310115/tasks", params={"status": "pending"}, headers=pudong
+    )
     assert resp.status_code == 200, resp.text
     items = resp.json()["items"]
     assert len(items) == 9
@@ -29,30 +30,44 @@ def test_district_queue_and_transitions(gw: Gateway, settings: Settings, api_url
     assert all(i["person"]["id_number"].count("*") == 11 for i in items)
     assert httpx.get(f"{api_url}/v1/districts/310101/tasks", headers=pudong).status_code == 404
     tid = items[0]["task_id"]
-    bad = httpx.post(f"{api_url}/v1/tasks/{tid}/transitions", headers=pudong,
-                     json={"to": "closed", "outcome": "released", "note": None})
+    bad = httpx.post(
+        f"{api_url}/v1/tasks/{tid}/transitions",
+        headers=pudong,
+        json={"to": "closed", "outcome": "released", "note": None},
+    )
     assert bad.status_code == 409
     assert bad.json()["message"].startswith("a task in 'pending' can move to acknowledged")
-    other = httpx.post(f"{api_url}/v1/tasks/{tid}/transitions", headers=huangpu,
-                       json={"to": "acknowledged"})
+    other = httpx.post(
+        f"{api_url}/v1/tasks/{tid}/transitions", headers=huangpu, json={"to": "acknowledged"}
+    )
     assert other.status_code == 404
-    ok = httpx.post(f"{api_url}/v1/tasks/{tid}/transitions", headers=pudong,
-                    json={"to": "acknowledged", "note": "SMS sent"})
+    ok = httpx.post(
+        f"{api_url}/v1/tasks/{tid}/transitions",
+        headers=pudong,
+        json={"to": "acknowledged", "note": "SMS sent"},
+    )
     assert ok.status_code == 200, ok.text
     task = ok.json()
     assert task["status"] == "acknowledged"
     assert [h["status"] for h in task["history"]] == ["pending", "acknowledged"]
-    again = httpx.post(f"{api_url}/v1/tasks/{tid}/transitions", headers=pudong,
-                       json={"to": "acknowledged", "note": "SMS sent"})
+    again = httpx.post(
+        f"{api_url}/v1/tasks/{tid}/transitions",
+        headers=pudong,
+        json={"to": "acknowledged", "note": "SMS sent"},
+    )
     assert again.json()["history"] == task["history"]
 
 
 def test_cli_tasks_json_matches_api_for_investigator(
-        gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]) -> None:
+    gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]
+) -> None:
     load_city(gw, settings)
     inv = bearer(create_key(gw, role="investigator", district=None).secret)
-    api = httpx.get(f"{api_url}/v1/districts/310115/tasks",
-                    params={"reveal": "true", "reason": "audit check"}, headers=inv).json()
+    api = httpx.get(
+        f"{api_url}/v1/districts/310115/tasks",
+        params={"reveal": "true", "reason": "audit check"},
+        headers=inv,
+    ).json()
     done = cli(subprocess_env, "tasks", "--district", "310115", "--json")
     assert done.returncode == 0, done.stderr
     from_cli = json.loads(done.stdout)
@@ -61,8 +76,9 @@ def test_cli_tasks_json_matches_api_for_investigator(
     assert from_cli == api
 
 
-def test_positives_reports_and_rings(gw: Gateway, settings: Settings, api_url: str,
-                                     tmp_path: Path) -> None:
+def test_positives_reports_and_rings(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
     load_city(gw, settings)
     load(gw, settings, "registrations", retest(tmp_path, "RT1", "S1", "310115198201010213"))
     load(gw, settings, "results", result(tmp_path, "S1", "positive"))
@@ -70,19 +86,28 @@ def test_positives_reports_and_rings(gw: Gateway, settings: Settings, api_url: s
     huangpu = bearer(create_key(gw, role="district", district="310101").secret)
     pos = httpx.get(f"{api_url}/v1/positives", params={"date": "2022-04-09"}, headers=inv).json()
     assert [(i["district_code"], i["tube_code"]) for i in pos["items"]] == [("310115", "T1")]
-    assert httpx.get(f"{api_url}/v1/positives", params={"date": "2022-04-09"},
-                     headers=huangpu).json()["items"] == []
+    assert (
+        httpx.get(f"{api_url}/v1/positives", params={"date": "2022-04-09"}, headers=huangpu).json()[
+            "items"
+        ]
+        == []
+    )
     for name in ("completeness", "household-separation", "zoning", "timeliness"):
-        resp = httpx.get(f"{api_url}/v1/reports/{name}", params={"date": "2022-04-10"},
-                         headers=inv)
+        resp = httpx.get(f"{api_url}/v1/reports/{name}", params={"date": "2022-04-10"}, headers=inv)
         assert resp.status_code == 200, (name, resp.text)
-    zoning = httpx.get(f"{api_url}/v1/reports/zoning", params={"date": "2022-04-10"},
-                       headers=inv).json()["items"]
+    zoning = httpx.get(
+        f"{api_url}/v1/reports/zoning", params={"date": "2022-04-10"}, headers=inv
+    ).json()["items"]
     assert {z["compound_code"]: z["zone"] for z in zoning}["C1"] == "sealed"
-    case = next(p for p in httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=inv).json()[
-        "persons"] if p["record_id"] == "R03")
+    case = next(
+        p
+        for p in httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=inv).json()["persons"]
+        if p["record_id"] == "R03"
+    )
     rings = httpx.get(f"{api_url}/v1/persons/{case['person_id']}/rings", headers=inv).json()
     assert len(rings["ring1"]) == 9 and rings["case"]["pool_tubes"] == ["T1"]
     assert httpx.get(f"{api_url}/v1/persons/nobody/rings", headers=inv).status_code == 404
-    assert httpx.get(f"{api_url}/v1/persons/{case['person_id']}/rings",
-                     headers=huangpu).status_code == 403
+    assert (
+        httpx.get(f"{api_url}/v1/persons/{case['person_id']}/rings", headers=huangpu).status_code
+        == 403
+    )

@@ -13,11 +13,19 @@ from engine.settings import Settings
 from tests.test_load_trace import load_city
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
-TRACE = ("MATCH (t:Tube {code: 'T1'})<-[i:INTO_TUBE]-(r:Registration)-[o:OF_PERSON]->(p:Person) "
-         "OPTIONAL MATCH (r)-[a:AT_COMPOUND]->(c:Compound) RETURN t, i, r, o, p, a, c")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TRACE = (
+    "MATCH (t:Tube {code: 'T1'})<-[i:INTO_TUBE]-(r:Registration)-[o:OF_PERSON]->(p:Person) "
+    "OPTIONAL MATCH (r)-[a:AT_COMPOUND]->(c:Compound) RETURN t, i, r, o, p, a, c"
+)
 
 
 def chromium() -> str | None:
@@ -39,8 +47,7 @@ def test_browser_shows_style_and_guide(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
     server = ManagedServer(settings)
     port = server.bolt_uri.rsplit(":", 1)[1]
-    url = (f"{server.browser_url}?dbms=bolt://neo4j@127.0.0.1:{port}"
-           "&preselectAuthMethod=NATIVE")
+    url = f"{server.browser_url}?dbms=bolt://neo4j@127.0.0.1:{port}&preselectAuthMethod=NATIVE"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
@@ -50,8 +57,8 @@ def test_browser_shows_style_and_guide(gw: Gateway, settings: Settings) -> None:
             page.get_by_test_id("password").fill(server.password())
             page.get_by_test_id("connect").click()
             page.get_by_text("tubetrace: trace a positive tube").wait_for(timeout=60_000)
-            assert page.get_by_text("1 / 3").count() == 1            # the guide has 3 slides
-            assert "node.Tube" in page.inner_text("body")              # the :style frame
+            assert page.get_by_text("1 / 3").count() == 1  # the guide has 3 slides
+            assert "node.Tube" in page.inner_text("body")  # the :style frame
             page.locator(".monaco-editor").first.click()
             page.keyboard.type(TRACE)
             page.get_by_test_id("editor-Run").click()

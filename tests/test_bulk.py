@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from engine import ingest, tasks
+from engine import tasks
 from engine.db import Gateway, connect
-from engine.generate import generate_city
 from engine.settings import Settings
 from engine.trace import all_tube_codes, trace_many
+from loaders import write
 from loaders.bulk import bulk_load
+from loaders.generate import generate_city
 from tests.test_load_trace import load
 
 
@@ -22,15 +23,23 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     codes = list(all_tube_codes(gw))
     traces: dict[str, Any] = {}
     for start in range(0, len(codes), 400):
-        traces.update(trace_many(gw, codes[start:start + 400]))
-    quarantine = sorted((q["kind"], q["source"], q["line"], q["field"], q["reason"], q["raw"],
-                         q["existing"]) for q in ingest.list_quarantine(gw, limit=100_000))
+        traces.update(trace_many(gw, codes[start : start + 400]))
+    quarantine = sorted(
+        (q["kind"], q["source"], q["line"], q["field"], q["reason"], q["raw"], q["existing"])
+        for q in write.list_quarantine(gw, limit=100_000)
+    )
     queue = []
-    for district in sorted({p["residence"]["district_code"] or tasks.UNASSIGNED
-                            for t in traces.values() for p in t["persons"]}):
+    for district in sorted(
+        {
+            p["residence"]["district_code"] or tasks.UNASSIGNED
+            for t in traces.values()
+            for p in t["persons"]
+        }
+    ):
         items, _ = tasks.tasks_page(gw, district, None, "", 10_000)
-        queue += sorted((t["task_id"], t["kind"], t["status"], t["outcome"], t["district_code"])
-                        for t in items)
+        queue += sorted(
+            (t["task_id"], t["kind"], t["status"], t["outcome"], t["district_code"]) for t in items
+        )
     counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
     return {"traces": traces, "quarantine": quarantine, "tasks": queue, "counts": counts}
 

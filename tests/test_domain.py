@@ -14,14 +14,17 @@ def test_example_id_from_the_standard_is_valid() -> None:
     assert domain.resident_id_valid("11010519491231002x")
 
 
-@pytest.mark.parametrize("bad", [
-    "11010519491231002",     # too short
-    "110105194912310021",    # wrong check character
-    "11010519491331002X",    # month 13
-    "11010519490230002X",    # 30 February (check char recomputed below)
-    "1101051949123100AX",    # letters in the digits
-    "",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "11010519491231002",  # too short
+        "110105194912310021",  # wrong check character
+        "11010519491331002X",  # month 13
+        "11010519490230002X",  # 30 February (check char recomputed below)
+        "1101051949123100AX",  # letters in the digits
+        "",
+    ],
+)
 def test_invalid_ids_are_detected(bad: str) -> None:
     if bad == "11010519490230002X":
         bad = bad[:17] + domain.id_check_char(bad[:17])
@@ -34,22 +37,38 @@ def test_every_single_character_change_is_detected() -> None:
         for ch in "0123456789X":
             if ch == valid[pos]:
                 continue
-            changed = valid[:pos] + ch + valid[pos + 1:]
+            changed = valid[:pos] + ch + valid[pos + 1 :]
             assert not domain.resident_id_valid(changed), changed
 
 
-@pytest.mark.parametrize("raw,ok", [
-    ("13812345678", True), ("+86 138-1234-5678", True), ("0086 13812345678", True),
-    ("12812345678", False), ("1381234567", False), ("021-5555", False), ("138123456789", False),
-])
+@pytest.mark.parametrize(
+    "raw,ok",
+    [
+        ("13812345678", True),
+        ("+86 138-1234-5678", True),
+        ("0086 13812345678", True),
+        ("12812345678", False),
+        ("1381234567", False),
+        ("021-5555", False),
+        ("138123456789", False),
+    ],
+)
 def test_phone_rules(raw: str, ok: bool) -> None:
     assert domain.phone_valid(raw) is ok
 
 
-@pytest.mark.parametrize("historic,present", [
-    ("310103", "310101"), ("310108", "310106"), ("310119", "310115"), ("310230", "310151"),
-    ("310225", "310115"), ("310115", "310115"), ("320102", "320102"),
-])
+@pytest.mark.parametrize(
+    "historic,present",
+    [
+        ("310103", "310101"),
+        ("310108", "310106"),
+        ("310119", "310115"),
+        ("310230", "310151"),
+        ("310225", "310115"),
+        ("310115", "310115"),
+        ("320102", "320102"),
+    ],
+)
 def test_historic_area_codes_map_to_present_districts(historic: str, present: str) -> None:
     assert domain.present_district(historic) == present
 
@@ -68,8 +87,12 @@ def test_registered_district_only_for_valid_resident_ids() -> None:
     valid = first17 + domain.id_check_char(first17)
     assert domain.registered_district_code("resident_id", valid) == "310101"
     assert domain.registered_district_code("passport", valid) is None
-    assert domain.registered_district_code("resident_id", valid[:-1] + "0"
-                                           if valid[-1] != "0" else valid[:-1] + "1") is None
+    assert (
+        domain.registered_district_code(
+            "resident_id", valid[:-1] + "0" if valid[-1] != "0" else valid[:-1] + "1"
+        )
+        is None
+    )
 
 
 def test_timestamps_need_an_offset_and_keep_it() -> None:
@@ -103,4 +126,4 @@ def test_any_one_character_change_is_detected(data: st.DataObject) -> None:
     assert domain.resident_id_valid(valid)
     pos = data.draw(st.integers(0, 17))
     ch = data.draw(st.sampled_from("0123456789X").filter(lambda c: c != valid[pos]))
-    assert not domain.resident_id_valid(valid[:pos] + ch + valid[pos + 1:])
+    assert not domain.resident_id_valid(valid[:pos] + ch + valid[pos + 1 :])

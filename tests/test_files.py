@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InputError
-from engine.records import Quarantined
-from loaders.files import read_file
+from loaders.read import read_file
+from loaders.transform import Quarantined
 
 
 def test_csv_rows_and_bad_lines(tmp_path: Path) -> None:
     p = tmp_path / "r.csv"
     p.write_bytes(
-        b"\xef\xbb\xbftube_code,name\nT1,\xe5\xbc\xa0\nT2,\"a,b\"\nT3,x,extra\n\xff\xfe,bad\n")
+        b'\xef\xbb\xbftube_code,name\nT1,\xe5\xbc\xa0\nT2,"a,b"\nT3,x,extra\n\xff\xfe,bad\n'
+    )
     items = list(read_file(p, "registrations"))
     assert items[0] == (2, {"tube_code": "T1", "name": "张"})
     assert items[1] == (3, {"tube_code": "T2", "name": "a,b"})

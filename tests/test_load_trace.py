@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 
-from engine import ingest
 from engine.db import Gateway
 from engine.errors import NotFound
 from engine.settings import Settings
 from engine.trace import trace_tube
-from loaders.files import read_file
+from loaders import write
+from loaders.read import read_file
 from tests.conftest import graph_fingerprint
 
 DATA = Path(__file__).parent / "data"
 
 
-def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> ingest.Summary:
-    return ingest.load_records(gw, kind, read_file(path, kind), path.name, settings)
+def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> write.Summary:
+    return write.load_records(gw, kind, read_file(path, kind), path.name, settings)
 
 
 def load_city(gw: Gateway, settings: Settings) -> None:
@@ -33,29 +33,62 @@ def load_city(gw: Gateway, settings: Settings) -> None:
 def expected_t1() -> dict[str, Any]:
     with (DATA / "registrations.csv").open(encoding="utf-8") as fh:
         regs = [r for r in csv.DictReader(fh) if r["tube_code"] == "T1"]
-    residence = {"compound_code": "C1", "address": "上海市浦东新区金杨路100弄",
-                 "district_code": "310115"}
+    residence = {
+        "compound_code": "C1",
+        "address": "上海市浦东新区金杨路100弄",
+        "district_code": "310115",
+    }
     persons = []
     for r in regs:
         registered = {"R09": "310101", "R10": "320102"}.get(r["record_id"], "310115")
         flags = {"R09": ["missing_phone"]}.get(r["record_id"], [])
         phone = {"R09": None, "R10": "13900001111"}.get(r["record_id"], r["phone"])
-        persons.append({
-            "person_id": "?", "id_type": "resident_id", "id_number": r["id_number"].upper(),
-            "name": r["name"], "phone": phone, "method": r["method"],
-            "record_id": r["record_id"], "collected_at": r["collected_at"],
-            "residence": residence, "registered_district_code": registered,
-            "household_separated": registered != "310115", "flags": flags})
+        persons.append(
+            {
+                "person_id": "?",
+                "id_type": "resident_id",
+                "id_number": r["id_number"].upper(),
+                "name": r["name"],
+                "phone": phone,
+                "method": r["method"],
+                "record_id": r["record_id"],
+                "collected_at": r["collected_at"],
+                "residence": residence,
+                "registered_district_code": registered,
+                "household_separated": registered != "310115",
+                "flags": flags,
+            }
+        )
     return {
-        "tube": {"code": "T1", "pool_size": 10, "collected_at": "2022-04-09T08:10:00+08:00",
-                 "result": "positive", "reported_at": "2022-04-09T20:01:00+08:00",
-                 "results": [{"result": "positive", "reported_at": "2022-04-09T20:01:00+08:00",
-                              "lab_code": "LAB01", "ct_value": 28.5}]},
-        "box": {"code": "B1"}, "boxes": ["B1"],
-        "compound": {"code": "C1", "name": "金杨新村", "address": "上海市浦东新区金杨路100弄",
-                     "district_code": "310115", "district": "浦东新区",
-                     "subdistrict": "金杨新村街道"},
-        "compounds": ["C1"], "persons": persons, "flags": []}
+        "tube": {
+            "code": "T1",
+            "pool_size": 10,
+            "collected_at": "2022-04-09T08:10:00+08:00",
+            "result": "positive",
+            "reported_at": "2022-04-09T20:01:00+08:00",
+            "results": [
+                {
+                    "result": "positive",
+                    "reported_at": "2022-04-09T20:01:00+08:00",
+                    "lab_code": "LAB01",
+                    "ct_value": 28.5,
+                }
+            ],
+        },
+        "box": {"code": "B1"},
+        "boxes": ["B1"],
+        "compound": {
+            "code": "C1",
+            "name": "金杨新村",
+            "address": "上海市浦东新区金杨路100弄",
+            "district_code": "310115",
+            "district": "浦东新区",
+            "subdistrict": "金杨新村街道",
+        },
+        "compounds": ["C1"],
+        "persons": persons,
+        "flags": [],
+    }
 
 
 def test_ten_person_positive_tube_traces_whole(gw: Gateway, settings: Settings) -> None:
@@ -69,7 +102,8 @@ def test_ten_person_positive_tube_traces_whole(gw: Gateway, settings: Settings) 
 
 
 def test_same_person_keeps_one_id_and_box_reuse_on_another_day_is_clean(
-        gw: Gateway, settings: Settings) -> None:
+    gw: Gateway, settings: Settings
+) -> None:
     load_city(gw, settings)
     t1, t2 = trace_tube(gw, "T1"), trace_tube(gw, "T2")
     assert t2["persons"][0]["person_id"] == t1["persons"][0]["person_id"]
@@ -97,42 +131,80 @@ def test_unknown_tube_is_not_found(gw: Gateway) -> None:
 
 
 def test_every_bad_record_kind_lands_where_the_contract_says(
-        gw: Gateway, settings: Settings, tmp_path: Path) -> None:
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load_city(gw, settings)
-    good = {"collected_at": "2022-04-09T09:00:00+08:00", "compound_code": "C1",
-            "box_code": "B2", "pool_size": 10, "method": "nucleic_code",
-            "id_type": "resident_id", "name": "某", "phone": "13800000000"}
+    good = {
+        "collected_at": "2022-04-09T09:00:00+08:00",
+        "compound_code": "C1",
+        "box_code": "B2",
+        "pool_size": 10,
+        "method": "nucleic_code",
+        "id_type": "resident_id",
+        "name": "某",
+        "phone": "13800000000",
+    }
     lines = [
         {**good, "record_id": "X1", "tube_code": "T9", "id_number": "310115198001010016"},
         {**good, "record_id": "X2", "tube_code": "T9", "id_number": "310115198001010017"},
-        {**good, "record_id": "X3", "tube_code": "T9", "id_number": "E1", "id_type": "passport",
-         "phone": "12345"},
+        {
+            **good,
+            "record_id": "X3",
+            "tube_code": "T9",
+            "id_number": "E1",
+            "id_type": "passport",
+            "phone": "12345",
+        },
         {**good, "record_id": None, "tube_code": "T9", "id_number": "E2", "id_type": "passport"},
-        {**good, "record_id": "X5", "tube_code": "T9", "id_number": "E3", "id_type": "passport",
-         "compound_code": "C404"},
+        {
+            **good,
+            "record_id": "X5",
+            "tube_code": "T9",
+            "id_number": "E3",
+            "id_type": "passport",
+            "compound_code": "C404",
+        },
         {**good, "record_id": "X6", "tube_code": None, "id_number": "E4", "id_type": "passport"},
         {**good, "record_id": "X1", "tube_code": "T9", "id_number": "E5", "id_type": "passport"},
         {**good, "record_id": "R01", "tube_code": "T9", "id_number": "E6", "id_type": "passport"},
-        {**good, "record_id": "X9", "tube_code": "T10", "id_number": "E7", "id_type": "passport",
-         "collected_at": "not a time", "pool_size": "many"},
+        {
+            **good,
+            "record_id": "X9",
+            "tube_code": "T10",
+            "id_number": "E7",
+            "id_type": "passport",
+            "collected_at": "not a time",
+            "pool_size": "many",
+        },
     ]
     path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines)
-                    + '\n{"record_id": "X10", broken\n')
+    path.write_text(
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in lines)
+        + '\n{"record_id": "X10", broken\n'
+    )
     summary = load(gw, settings, "registrations", path)
-    assert summary.counts() == {"read": 10, "stored": 6, "duplicates": 0, "conflicts": 2,
-                                "updated": 0, "flagged": 6, "quarantined": 4}
+    assert summary.counts() == {
+        "read": 10,
+        "stored": 6,
+        "duplicates": 0,
+        "conflicts": 2,
+        "updated": 0,
+        "flagged": 6,
+        "quarantined": 4,
+    }
     t9 = trace_tube(gw, "T9")
     flags = {p["record_id"]: p["flags"] for p in t9["persons"]}
-    assert flags["X1"] == ["duplicate_registration"]      # R01's person is also in pooled T1
+    assert flags["X1"] == ["duplicate_registration"]  # R01's person is also in pooled T1
     assert flags["X2"] == ["invalid_id_number"]
     assert flags["X3"] == ["invalid_phone"]
     assert [f for r, f in flags.items() if r.startswith("h:")] == [["missing_record_id"]]
     assert flags["X5"] == ["unknown_compound"]
     assert "tube_multiple_compounds" in t9["flags"]
     assert trace_tube(gw, "T10")["persons"][0]["flags"] == [
-        "invalid_collected_at", "invalid_pool_size"]
-    quarantine = ingest.list_quarantine(gw)
+        "invalid_collected_at",
+        "invalid_pool_size",
+    ]
+    quarantine = write.list_quarantine(gw)
     by_line = {q["line"]: q for q in quarantine}
     assert by_line[6]["field"] == "tube_code" and by_line[6]["source"] == "bad.jsonl"
     assert "conflict" in by_line[7]["reason"] and json.loads(by_line[7]["existing"])["id_number"]
@@ -142,8 +214,9 @@ def test_every_bad_record_kind_lands_where_the_contract_says(
     assert trace_tube(gw, "T1")["persons"][0]["record_id"] == "R01"
 
 
-def test_compound_loaded_later_clears_unknown_compound(gw: Gateway, settings: Settings,
-                                                      tmp_path: Path) -> None:
+def test_compound_loaded_later_clears_unknown_compound(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load(gw, settings, "registrations", DATA / "registrations.csv")
     assert "unknown_compound" in trace_tube(gw, "T1")["persons"][0]["flags"]
     summary = load(gw, settings, "compounds", DATA / "compounds.csv")
@@ -156,13 +229,16 @@ def test_compound_loaded_later_clears_unknown_compound(gw: Gateway, settings: Se
     assert trace_tube(gw, "T1")["compound"]["name"] == "金杨新村一期"
 
 
-def test_results_are_idempotent_and_latest_wins(gw: Gateway, settings: Settings,
-                                                tmp_path: Path) -> None:
+def test_results_are_idempotent_and_latest_wins(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load_city(gw, settings)
     path = tmp_path / "r.csv"
-    path.write_text("tube_code,result,reported_at,lab_code,ct_value\n"
-                    "T1,negative,2022-04-10T08:00:00+08:00,LAB02,\n"
-                    "TZ,positive,2022-04-10T08:00:00+08:00,LAB02,31\n")
+    path.write_text(
+        "tube_code,result,reported_at,lab_code,ct_value\n"
+        "T1,negative,2022-04-10T08:00:00+08:00,LAB02,\n"
+        "TZ,positive,2022-04-10T08:00:00+08:00,LAB02,31\n"
+    )
     first = load(gw, settings, "results", path)
     second = load(gw, settings, "results", path)
     assert (first.stored, second.duplicates, second.stored) == (2, 2, 0)

@@ -40,10 +40,19 @@ def test_cli_prints_the_sentence_not_a_traceback(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         (tmp_path / "neo4j").mkdir()
         (tmp_path / "neo4j" / "state.json").write_text(
-            json.dumps({"bolt_port": port, "http_port": port + 1}))
-        done = subprocess.run([sys.executable, "-m", "engine", "neo4j", "start"],
-                              capture_output=True, text=True, timeout=300,
-                              env={"PATH": "/usr/bin:/bin", "TUBETRACE_HOME": str(tmp_path),
-                                   "HOME": str(Path.home())}, check=False)
+            json.dumps({"bolt_port": port, "http_port": port + 1})
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "neo4j", "start"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "TUBETRACE_HOME": str(tmp_path),
+                "HOME": str(Path.home()),
+            },
+            check=False,
+        )
     assert done.returncode == 1
     assert "already in use" in done.stderr and "Traceback" not in done.stderr

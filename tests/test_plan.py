@@ -11,8 +11,10 @@ from tests.test_load_trace import load_city
 
 def operators(plan: Any) -> list[str]:
     details = str(plan.get("args", {}).get("Details", ""))[:80]
-    found = [plan["operatorType"].split("@")[0] + (f" [{details}]" if "Index" in
-                                                    plan["operatorType"] else "")]
+    found = [
+        plan["operatorType"].split("@")[0]
+        + (f" [{details}]" if "Index" in plan["operatorType"] else "")
+    ]
     for child in plan.get("children", []):
         found += operators(child)
     return found
@@ -38,6 +40,5 @@ def test_trace_plan_starts_with_index_seek(gw: Gateway, settings: Settings) -> N
 
 def test_district_queue_plan_seeks_the_queue_index(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
-    plan = gw.profile("district_tasks", district_code="310115", status=None, after="",
-                      limit=100)
+    plan = gw.profile("district_tasks", district_code="310115", status=None, after="", limit=100)
     assert_seek_without_scans(plan)

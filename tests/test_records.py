@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine import domain
-from engine.records import (
+from loaders.transform import (
     Quarantined,
     Row,
     transform_compound,
@@ -20,10 +20,19 @@ VALID_ID = FIRST17 + domain.id_check_char(FIRST17)
 
 
 def reg(**over: Any) -> dict[str, Any]:
-    base = {"record_id": "R1", "collected_at": "2022-04-09T08:15:00+08:00",
-            "compound_code": "C1", "box_code": "B1", "tube_code": "T1", "pool_size": "10",
-            "method": "nucleic_code", "id_type": "resident_id", "id_number": VALID_ID,
-            "name": "张三", "phone": "13812345678"}
+    base = {
+        "record_id": "R1",
+        "collected_at": "2022-04-09T08:15:00+08:00",
+        "compound_code": "C1",
+        "box_code": "B1",
+        "tube_code": "T1",
+        "pool_size": "10",
+        "method": "nucleic_code",
+        "id_type": "resident_id",
+        "id_number": VALID_ID,
+        "name": "张三",
+        "phone": "13812345678",
+    }
     base.update(over)
     return base
 
@@ -42,21 +51,24 @@ def test_clean_registration_has_no_flags_and_maps_historic_district() -> None:
     assert r.props["pool_size"] == 10
 
 
-@pytest.mark.parametrize("over,flag", [
-    ({"phone": ""}, "missing_phone"),
-    ({"phone": "021-5555"}, "invalid_phone"),
-    ({"id_number": VALID_ID[:-1] + ("0" if VALID_ID[-1] != "0" else "1")}, "invalid_id_number"),
-    ({"record_id": None}, "missing_record_id"),
-    ({"name": "  "}, "missing_name"),
-    ({"collected_at": "2022-04-09 08:15"}, "invalid_collected_at"),
-    ({"pool_size": "ten"}, "invalid_pool_size"),
-    ({"pool_size": "0"}, "invalid_pool_size"),
-    ({"method": "fax"}, "invalid_method"),
-    ({"id_type": "driver_licence"}, "invalid_id_type"),
-    ({"box_code": None}, "missing_box_code"),
-    ({"compound_code": None}, "missing_compound_code"),
-    ({"name": {"nested": 1}}, "invalid_name"),
-])
+@pytest.mark.parametrize(
+    "over,flag",
+    [
+        ({"phone": ""}, "missing_phone"),
+        ({"phone": "021-5555"}, "invalid_phone"),
+        ({"id_number": VALID_ID[:-1] + ("0" if VALID_ID[-1] != "0" else "1")}, "invalid_id_number"),
+        ({"record_id": None}, "missing_record_id"),
+        ({"name": "  "}, "missing_name"),
+        ({"collected_at": "2022-04-09 08:15"}, "invalid_collected_at"),
+        ({"pool_size": "ten"}, "invalid_pool_size"),
+        ({"pool_size": "0"}, "invalid_pool_size"),
+        ({"method": "fax"}, "invalid_method"),
+        ({"id_type": "driver_licence"}, "invalid_id_type"),
+        ({"box_code": None}, "missing_box_code"),
+        ({"compound_code": None}, "missing_compound_code"),
+        ({"name": {"nested": 1}}, "invalid_name"),
+    ],
+)
 def test_bad_fields_are_flagged_and_still_stored(over: dict[str, Any], flag: str) -> None:
     r = row(reg(**over))
     assert flag in r.flags
@@ -97,26 +109,46 @@ def test_same_content_from_csv_and_json_hashes_equal() -> None:
 
 
 def test_result_rules() -> None:
-    ok = transform_result({"tube_code": "T1", "result": "POSITIVE",
-                           "reported_at": "2022-04-09T20:01:00+08:00", "lab_code": "L1",
-                           "ct_value": "28.5"}, "r.csv", 2, tz="Asia/Shanghai")
+    ok = transform_result(
+        {
+            "tube_code": "T1",
+            "result": "POSITIVE",
+            "reported_at": "2022-04-09T20:01:00+08:00",
+            "lab_code": "L1",
+            "ct_value": "28.5",
+        },
+        "r.csv",
+        2,
+        tz="Asia/Shanghai",
+    )
     assert isinstance(ok, Row) and ok.flags == [] and ok.props["result"] == "positive"
-    bad = transform_result({"tube_code": "T1", "result": "maybe", "reported_at": "x",
-                            "ct_value": "n/a"}, "r.csv", 3, tz="Asia/Shanghai")
+    bad = transform_result(
+        {"tube_code": "T1", "result": "maybe", "reported_at": "x", "ct_value": "n/a"},
+        "r.csv",
+        3,
+        tz="Asia/Shanghai",
+    )
     assert isinstance(bad, Row)
-    assert bad.flags == ["invalid_ct_value", "invalid_reported_at", "invalid_result",
-                         "missing_lab_code"]
+    assert bad.flags == [
+        "invalid_ct_value",
+        "invalid_reported_at",
+        "invalid_result",
+        "missing_lab_code",
+    ]
     none = transform_result({"result": "positive"}, "r.csv", 4, tz="Asia/Shanghai")
     assert isinstance(none, Quarantined)
 
 
 def test_compound_rules() -> None:
-    c = transform_compound({"compound_code": "C1", "name": "n", "address": "a",
-                            "district_code": "310103"}, "c.csv", 2)
+    c = transform_compound(
+        {"compound_code": "C1", "name": "n", "address": "a", "district_code": "310103"}, "c.csv", 2
+    )
     assert isinstance(c, Row) and c.props["district_code"] == "310101"
-    bad = transform_compound({"compound_code": "C2", "district_code": "31", "lat": "200"},
-                             "c.csv", 3)
+    bad = transform_compound(
+        {"compound_code": "C2", "district_code": "31", "lat": "200"}, "c.csv", 3
+    )
     assert isinstance(bad, Row)
     assert {"invalid_district_code", "invalid_lat", "missing_name", "missing_address"} <= set(
-        bad.flags)
+        bad.flags
+    )
     assert isinstance(transform_compound({"name": "x"}, "c.csv", 4), Quarantined)

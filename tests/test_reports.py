@@ -10,24 +10,29 @@ import networkx as nx
 
 from engine import reports, tasks
 from engine.db import Gateway
-from engine.generate import generate_city
 from engine.keys import Principal
 from engine.settings import Settings
 from engine.trace import trace_tube
+from loaders.generate import generate_city
 from tests.test_load_trace import DATA, load, load_city
 from tests.test_plan import assert_seek_without_scans
 from tests.test_tasks import RETEST_HEADER, result, retest, write
 
 
-def test_days_positives_equal_the_union_of_single_traces(gw: Gateway, settings: Settings,
-                                                        tmp_path: Path) -> None:
+def test_days_positives_equal_the_union_of_single_traces(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     generate_city(tmp_path, seed=7, registrations=1200, positive_rate=0.15)
     for kind in ("compounds", "registrations", "results"):
         load(gw, settings, kind, tmp_path / f"{kind}.csv")
     with (tmp_path / "results.csv").open() as fh:
-        expected = {r["tube_code"] for r in csv.DictReader(fh)
-                    if r["result"] == "positive" and r["reported_at"].startswith("2022-04-09")
-                    and r["tube_code"]}
+        expected = {
+            r["tube_code"]
+            for r in csv.DictReader(fh)
+            if r["result"] == "positive"
+            and r["reported_at"].startswith("2022-04-09")
+            and r["tube_code"]
+        }
     items = list(reports.positives_stream(gw, "2022-04-09", page=7))
     assert {i["tube_code"] for i in items} == expected and len(expected) >= 8
     keys = [f"{i['district_code']}|{i['tube_code']}" for i in items]
@@ -35,50 +40,68 @@ def test_days_positives_equal_the_union_of_single_traces(gw: Gateway, settings: 
     for code in expected:
         single = trace_tube(gw, code)
         parts = [i for i in items if i["tube_code"] == code]
-        union = sorted((p for i in parts for p in i["trace"]["persons"]),
-                       key=lambda p: p["record_id"])
+        union = sorted(
+            (p for i in parts for p in i["trace"]["persons"]), key=lambda p: p["record_id"]
+        )
         assert union == sorted(single["persons"], key=lambda p: p["record_id"])
         for i in parts:
             assert {k: v for k, v in i["trace"].items() if k != "persons"} == {
-                k: v for k, v in single.items() if k != "persons"}
-            assert all((p["residence"]["district_code"] or "unassigned") == i["district_code"]
-                       for p in i["trace"]["persons"])
+                k: v for k, v in single.items() if k != "persons"
+            }
+            assert all(
+                (p["residence"]["district_code"] or "unassigned") == i["district_code"]
+                for p in i["trace"]["persons"]
+            )
 
 
 def test_positives_plan_starts_with_index_seek(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
-    plan = gw.profile("positive_tubes_of_day", day="2022-04-09", district_code=None, after="",
-                      limit=100)
+    plan = gw.profile(
+        "positive_tubes_of_day", day="2022-04-09", district_code=None, after="", limit=100
+    )
     assert_seek_without_scans(plan)
 
 
 def test_completeness_and_household_separation(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
     [row] = reports.completeness(gw, "2022-04-09")
-    assert row == {"district_code": "310115", "district": "浦东新区", "positive_pooled_tubes": 1,
-                   "persons": 10, "usable_phone_share": 0.9, "invalid_id_numbers": 0,
-                   "unknown_compounds": 0, "over_filled_tubes": 0, "duplicate_registrations": 0}
+    assert row == {
+        "district_code": "310115",
+        "district": "浦东新区",
+        "positive_pooled_tubes": 1,
+        "persons": 10,
+        "usable_phone_share": 0.9,
+        "invalid_id_numbers": 0,
+        "unknown_compounds": 0,
+        "over_filled_tubes": 0,
+        "duplicate_registrations": 0,
+    }
     sep = reports.household_separation(gw, "2022-04-09")
-    assert sorted((r["registered_district_code"], r["residence_district_code"], r["persons"])
-                  for r in sep) == [("310101", "310115", 1), ("320102", "310115", 1)]
+    assert sorted(
+        (r["registered_district_code"], r["residence_district_code"], r["persons"]) for r in sep
+    ) == [("310101", "310115", 1), ("320102", "310115", 1)]
     assert reports.completeness(gw, "2022-04-08") == []
 
 
 def test_zone_boundaries_are_exact() -> None:
     on = date(2022, 4, 20)
     assert reports.zone_for(date(2022, 4, 20), on) == "sealed"
-    assert reports.zone_for(date(2022, 4, 14), on) == "sealed"        # 6 days
-    assert reports.zone_for(date(2022, 4, 13), on) == "controlled"    # exactly 7 days
-    assert reports.zone_for(date(2022, 4, 7), on) == "controlled"     # 13 days
-    assert reports.zone_for(date(2022, 4, 6), on) == "precaution"     # exactly 14 days
+    assert reports.zone_for(date(2022, 4, 14), on) == "sealed"  # 6 days
+    assert reports.zone_for(date(2022, 4, 13), on) == "controlled"  # exactly 7 days
+    assert reports.zone_for(date(2022, 4, 7), on) == "controlled"  # 13 days
+    assert reports.zone_for(date(2022, 4, 6), on) == "precaution"  # exactly 14 days
     assert reports.zone_for(None, on) == "precaution"
-    assert reports.zone_for(date(2022, 4, 21), on) == "precaution"    # not yet
+    assert reports.zone_for(date(2022, 4, 21), on) == "precaution"  # not yet
 
 
 def test_zoning_from_a_confirmed_retest(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
     load_city(gw, settings)
-    load(gw, settings, "registrations",
-         retest(tmp_path, "RT1", "S1", "310115198201010213", "2022-04-10T23:30:00+08:00"))
+    load(
+        gw,
+        settings,
+        "registrations",
+        retest(tmp_path, "RT1", "S1", "310115198201010213", "2022-04-10T23:30:00+08:00"),
+    )
     load(gw, settings, "results", result(tmp_path, "S1", "positive"))
 
     def zone(day: str) -> dict[str, str]:
@@ -96,8 +119,9 @@ def test_zoning_from_a_confirmed_retest(gw: Gateway, settings: Settings, tmp_pat
 def test_timeliness_counts_acknowledged_tasks(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
     pending = [t for t in tasks.tasks_page(gw, "310115", "pending", "", 100)[0]]
-    tasks.transition(gw, pending[0]["task_id"], Principal("pd", "district", "310115"),
-                     "acknowledged", None, None)
+    tasks.transition(
+        gw, pending[0]["task_id"], Principal("pd", "district", "310115"), "acknowledged", None, None
+    )
     [row] = reports.timeliness(gw, "2022-04-09")
     assert row["tasks"] == 10
     assert row["result_to_acknowledged_hours"]["median"] > 24 * 365  # the data is from 2022
@@ -106,16 +130,20 @@ def test_timeliness_counts_acknowledged_tasks(gw: Gateway, settings: Settings) -
 
 def test_rings_of_a_confirmed_case(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
     load_city(gw, settings)
-    neighbours = write(tmp_path, "n.csv", RETEST_HEADER +
-                       "N1,2022-04-09T11:00:00+08:00,C1,B1,T5,10,nucleic_code,passport,E1,a,"
-                       "13800000001\n"
-                       "N2,2022-04-10T11:00:00+08:00,C1,B1,T6,10,nucleic_code,passport,E2,b,"
-                       "13800000002\n")
+    neighbours = write(
+        tmp_path,
+        "n.csv",
+        RETEST_HEADER + "N1,2022-04-09T11:00:00+08:00,C1,B1,T5,10,nucleic_code,passport,E1,a,"
+        "13800000001\n"
+        "N2,2022-04-10T11:00:00+08:00,C1,B1,T6,10,nucleic_code,passport,E2,b,"
+        "13800000002\n",
+    )
     load(gw, settings, "registrations", neighbours)
     load(gw, settings, "registrations", retest(tmp_path, "RT1", "S1", "310115198201010213"))
     load(gw, settings, "results", result(tmp_path, "S1", "positive"))
-    case_pid = next(p["person_id"] for p in trace_tube(gw, "T1")["persons"]
-                    if p["record_id"] == "R03")
+    case_pid = next(
+        p["person_id"] for p in trace_tube(gw, "T1")["persons"] if p["record_id"] == "R03"
+    )
     answer = reports.rings(gw, case_pid)
     assert answer["case"]["pool_tubes"] == ["T1"]
     assert len(answer["ring1"]) == 9 and case_pid not in {p["person_id"] for p in answer["ring1"]}

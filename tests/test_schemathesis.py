@@ -22,10 +22,19 @@ from engine.settings import Settings
 from tests.test_load_trace import load_city
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())
-ROLES = [("investigator", None), ("district", "310115"), ("collector", None), ("lab", None),
-         ("admin", None)]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+ROLES = [
+    ("investigator", None),
+    ("district", "310115"),
+    ("collector", None),
+    ("lab", None),
+    ("admin", None),
+]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 COUNTS = {"cases": 0, "requests": 0}
 
 
@@ -35,23 +44,28 @@ def keys(session_gateway: Gateway, settings: Settings) -> dict[str, str]:
     session_gateway._secret = None
     session_gateway.apply_schema()
     load_city(session_gateway, settings)
-    return {role: create_key(session_gateway, role=role, district=district).secret
-            for role, district in ROLES}
+    return {
+        role: create_key(session_gateway, role=role, district=district).secret
+        for role, district in ROLES
+    }
 
 
 @schema.parametrize()
-@hsettings(max_examples=4, deadline=None, derandomize=True,
-           suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema(case: schemathesis.Case, api_url: str,
-                                    keys: dict[str, str]) -> None:
+@hsettings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema(
+    case: schemathesis.Case, api_url: str, keys: dict[str, str]
+) -> None:
     COUNTS["cases"] += 1
     for role, _ in ROLES:
         COUNTS["requests"] += 1
-        case.call_and_validate(base_url=api_url, checks=CHECKS,
-                               headers={"Authorization": f"Bearer {keys[role]}"})
+        case.call_and_validate(
+            base_url=api_url, checks=CHECKS, headers={"Authorization": f"Bearer {keys[role]}"}
+        )
 
 
 def test_schemathesis_report() -> None:
-    print(f"\nschemathesis: {COUNTS['cases']} cases, {COUNTS['requests']} requests with 5 roles, "
-          "0 server errors, 0 schema violations")
+    print(
+        f"\nschemathesis: {COUNTS['cases']} cases, {COUNTS['requests']} requests with 5 roles, "
+        "0 server errors, 0 schema violations"
+    )
     assert COUNTS["requests"] >= 50

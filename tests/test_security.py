@@ -21,11 +21,23 @@ from tests.test_load_trace import load, load_city
 from tests.test_tasks import result, retest
 
 OPEN = {"/healthz"}
-LABELS = {"Registration", "Person", "Tube", "Box", "Compound", "Result", "Quarantine", "Task",
-          "Case", "Audit", "ApiKey", "Meta"}
+LABELS = {
+    "Registration",
+    "Person",
+    "Tube",
+    "Box",
+    "Compound",
+    "Result",
+    "Quarantine",
+    "Task",
+    "Case",
+    "Audit",
+    "ApiKey",
+    "Meta",
+}
 PAYLOADS = [
     "' OR 1=1 //",
-    "\"}) MATCH (n) DETACH DELETE n //",
+    '"}) MATCH (n) DETACH DELETE n //',
     "x`) SET n.pwned = true //",
     "T1'}) RETURN 1 UNION MATCH (n) RETURN n //",
     "'); CALL dbms.security.createUser('evil', 'evil', false) //",
@@ -60,11 +72,21 @@ def city_with_case(gw: Gateway, settings: Settings, tmp_path: Path) -> dict[str,
     return {"t1": t1, "case": case["person_id"], "task": task["task"]["task_id"]}
 
 
-def request_for(route: APIRoute, ctx: dict[str, Any], district: str,
-                value: str | None = None, field: str | None = None) -> dict[str, Any]:
+def request_for(
+    route: APIRoute,
+    ctx: dict[str, Any],
+    district: str,
+    value: str | None = None,
+    field: str | None = None,
+) -> dict[str, Any]:
     """A well-formed request for the route; `value` replaces `field` when given."""
-    path_values = {"tube_code": "T1", "district_code": district, "task_id": ctx["task"],
-                   "person_id": ctx["case"], "report": "zoning"}
+    path_values = {
+        "tube_code": "T1",
+        "district_code": district,
+        "task_id": ctx["task"],
+        "person_id": ctx["case"],
+        "report": "zoning",
+    }
     params = {p.name: path_values[p.name] for p in route.dependant.path_params}
     query: dict[str, str] = {}
     for q in route.dependant.query_params:
@@ -73,13 +95,30 @@ def request_for(route: APIRoute, ctx: dict[str, Any], district: str,
     body: Any = None
     method = sorted(route.methods)[0]
     if route.path == "/v1/registrations":
-        body = [{"record_id": "Z1", "collected_at": "2022-04-11T08:00:00+08:00",
-                 "compound_code": "C1", "box_code": "B9", "tube_code": "TZ", "pool_size": 10,
-                 "method": "nucleic_code", "id_type": "passport", "id_number": "EZ",
-                 "name": "z", "phone": "13800000009"}]
+        body = [
+            {
+                "record_id": "Z1",
+                "collected_at": "2022-04-11T08:00:00+08:00",
+                "compound_code": "C1",
+                "box_code": "B9",
+                "tube_code": "TZ",
+                "pool_size": 10,
+                "method": "nucleic_code",
+                "id_type": "passport",
+                "id_number": "EZ",
+                "name": "z",
+                "phone": "13800000009",
+            }
+        ]
     elif route.path == "/v1/results":
-        body = [{"tube_code": "TZ", "result": "negative",
-                 "reported_at": "2022-04-11T20:00:00+08:00", "lab_code": "L1"}]
+        body = [
+            {
+                "tube_code": "TZ",
+                "result": "negative",
+                "reported_at": "2022-04-11T20:00:00+08:00",
+                "lab_code": "L1",
+            }
+        ]
     elif route.path.endswith("/transitions"):
         body = {"to": "acknowledged", "outcome": None, "note": "called"}
     if field is not None:
@@ -91,18 +130,27 @@ def request_for(route: APIRoute, ctx: dict[str, Any], district: str,
             body[field] = value
         else:
             query[field] = str(value)
-    url = route.path.format(**{k: httpx.URL("http://x/" + str(v)).raw_path.decode()[1:]
-                               for k, v in params.items()})
+    url = route.path.format(
+        **{k: httpx.URL("http://x/" + str(v)).raw_path.decode()[1:] for k, v in params.items()}
+    )
     return {"method": method, "url": url, "params": query, "json": body}
 
 
 def string_fields(route: APIRoute) -> list[str]:
     names = [p.name for p in route.dependant.path_params]
-    names += [q.name for q in route.dependant.query_params if q.name not in ("limit", "depth",
-                                                                             "reveal")]
+    names += [
+        q.name for q in route.dependant.query_params if q.name not in ("limit", "depth", "reveal")
+    ]
     if route.path in ("/v1/registrations", "/v1/results"):
-        names += ["tube_code", "record_id", "name", "compound_code", "id_number", "lab_code",
-                  "result"]
+        names += [
+            "tube_code",
+            "record_id",
+            "name",
+            "compound_code",
+            "id_number",
+            "lab_code",
+            "result",
+        ]
     elif route.path.endswith("/transitions"):
         names += ["to", "outcome", "note"]
     return names
@@ -116,17 +164,25 @@ def sensitive(person: dict[str, Any]) -> set[str]:
     return out - {""}
 
 
-def test_role_matrix_leaks_nothing(gw: Gateway, settings: Settings, api_url: str,
-                                   tmp_path: Path) -> None:
+def test_role_matrix_leaks_nothing(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
     ctx = city_with_case(gw, settings, tmp_path)
-    keys = {name: create_key(gw, role=role, district=district).secret
-            for name, role, district in [
-                ("investigator", "investigator", None), ("district:310115", "district", "310115"),
-                ("district:310101", "district", "310101"), ("collector", "collector", None),
-                ("lab", "lab", None), ("admin", "admin", None)]}
+    keys = {
+        name: create_key(gw, role=role, district=district).secret
+        for name, role, district in [
+            ("investigator", "investigator", None),
+            ("district:310115", "district", "310115"),
+            ("district:310101", "district", "310101"),
+            ("collector", "collector", None),
+            ("lab", "lab", None),
+            ("admin", "admin", None),
+        ]
+    }
     r01 = next(p for p in ctx["t1"]["persons"] if p["record_id"] == "R01")
-    foreign_to_huangpu = set().union(*(sensitive(p) for p in ctx["t1"]["persons"]
-                                       if p["record_id"] != "R01")) - sensitive(r01)
+    foreign_to_huangpu = set().union(
+        *(sensitive(p) for p in ctx["t1"]["persons"] if p["record_id"] != "R01")
+    ) - sensitive(r01)
     requests = leaks = errors = 0
     for route in routes(settings, gw):
         allowed = roles_of(route)
@@ -137,19 +193,25 @@ def test_role_matrix_leaks_nothing(gw: Gateway, settings: Settings, api_url: str
         for name, secret in keys.items():
             role = name.split(":")[0]
             district = name.split(":")[1] if ":" in name else "310115"
-            for target in ({district, "310115" if district == "310101" else "310101"}
-                           if role == "district" else {district}):
+            for target in (
+                {district, "310115" if district == "310101" else "310101"}
+                if role == "district"
+                else {district}
+            ):
                 req = request_for(route, ctx, target)
-                resp = httpx.request(req["method"], api_url + req["url"], params=req["params"],
-                                     json=req["json"],
-                                     headers={"Authorization": f"Bearer {secret}"})
+                resp = httpx.request(
+                    req["method"],
+                    api_url + req["url"],
+                    params=req["params"],
+                    json=req["json"],
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
                 requests += 1
                 errors += resp.status_code >= 500
                 if role not in allowed:
                     assert resp.status_code == 403, (name, route.path, resp.status_code)
                     continue
-                if role == "district" and "{district_code}" in route.path and \
-                        target != district:
+                if role == "district" and "{district_code}" in route.path and target != district:
                     assert resp.status_code == 404, (name, route.path, target)
                 if name == "district:310101":
                     found = [s for s in foreign_to_huangpu if s in resp.text]
@@ -161,12 +223,19 @@ def test_role_matrix_leaks_nothing(gw: Gateway, settings: Settings, api_url: str
 
 def graph_state(gw: Gateway) -> dict[str, Any]:
     nodes = gw.read("dump_nodes")
+
     def norm(v: Any) -> Any:
         return v.iso_format() if hasattr(v, "iso_format") else v
-    keep = sorted(json.dumps({"l": sorted(n["labels"]), "p": {k: norm(v) for k, v in
-                                                              n["props"].items()}},
-                             sort_keys=True, ensure_ascii=False)
-                  for n in nodes if not {"Audit", "ApiKey"} & set(n["labels"]))
+
+    keep = sorted(
+        json.dumps(
+            {"l": sorted(n["labels"]), "p": {k: norm(v) for k, v in n["props"].items()}},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        for n in nodes
+        if not {"Audit", "ApiKey"} & set(n["labels"])
+    )
     labels = {label for n in nodes for label in n["labels"]}
     with gw.driver.session(database=gw.database) as s:
         users = [r["user"] for r in s.run("SHOW USERS YIELD user")]
@@ -174,54 +243,87 @@ def graph_state(gw: Gateway) -> dict[str, Any]:
     return {"nodes": keep, "labels": labels, "users": users, "rels": rel_types}
 
 
-def test_cypher_injection_changes_nothing(gw: Gateway, settings: Settings, api_url: str,
-                                          tmp_path: Path) -> None:
+def test_cypher_injection_changes_nothing(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
     ctx = city_with_case(gw, settings, tmp_path)
-    secrets = {role: create_key(gw, role=role,
-                                district="310115" if role == "district" else None).secret
-               for role in ("investigator", "district", "collector", "lab", "admin")}
+    secrets = {
+        role: create_key(gw, role=role, district="310115" if role == "district" else None).secret
+        for role in ("investigator", "district", "collector", "lab", "admin")
+    }
     before = graph_state(gw)
     sent = server_errors = 0
     for route in routes(settings, gw):
         allowed = roles_of(route)
         if not allowed:
             continue
-        role = sorted(allowed)[0] if "district" not in allowed or route.path.startswith(
-            "/v1/persons") else "district"
+        role = (
+            sorted(allowed)[0]
+            if "district" not in allowed or route.path.startswith("/v1/persons")
+            else "district"
+        )
         for field in string_fields(route):
             for payload in PAYLOADS:
                 req = request_for(route, ctx, "310115", payload, field)
-                resp = httpx.request(req["method"], api_url + req["url"], params=req["params"],
-                                     json=req["json"],
-                                     headers={"Authorization": f"Bearer {secrets[role]}"})
+                resp = httpx.request(
+                    req["method"],
+                    api_url + req["url"],
+                    params=req["params"],
+                    json=req["json"],
+                    headers={"Authorization": f"Bearer {secrets[role]}"},
+                )
                 sent += 1
                 server_errors += resp.status_code >= 500
                 assert resp.status_code < 500, (route.path, field, payload, resp.text[:200])
     after = graph_state(gw)
-    changed = [n for n in before["nodes"] if n not in after["nodes"]
-               and '"Task"' not in n]                       # transitions may acknowledge tasks
+    changed = [
+        n for n in before["nodes"] if n not in after["nodes"] and '"Task"' not in n
+    ]  # transitions may acknowledge tasks
     new_nodes = [n for n in after["nodes"] if n not in before["nodes"]]
     assert changed == []
     assert after["labels"] <= LABELS and after["users"] == before["users"]
-    assert after["rels"] <= before["rels"] | {"INTO_TUBE", "OF_PERSON", "IN_BOX",
-                                              "AT_COMPOUND", "FILLED_AT", "FOR_TUBE"}
-    assert not any("pwned" in json.loads(n)["p"] for n in after["nodes"])   # no such property
-    print(f"\ninjection: {sent} payload requests, {len(changed)} changes to existing data, "
-          f"{len(new_nodes)} nodes stored as values, {server_errors} server errors")
+    assert after["rels"] <= before["rels"] | {
+        "INTO_TUBE",
+        "OF_PERSON",
+        "IN_BOX",
+        "AT_COMPOUND",
+        "FILLED_AT",
+        "FOR_TUBE",
+    }
+    assert not any("pwned" in json.loads(n)["p"] for n in after["nodes"])  # no such property
+    print(
+        f"\ninjection: {sent} payload requests, {len(changed)} changes to existing data, "
+        f"{len(new_nodes)} nodes stored as values, {server_errors} server errors"
+    )
 
 
-def test_logs_never_hold_a_full_id_number_or_phone(gw: Gateway, settings: Settings,
-                                                   api_url: str, tmp_path: Path) -> None:
+def test_logs_never_hold_a_full_id_number_or_phone(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
     ctx = city_with_case(gw, settings, tmp_path)
     inv = create_key(gw, role="investigator", district=None).secret
     collector = create_key(gw, role="collector", district=None).secret
     headers = {"Authorization": f"Bearer {inv}"}
-    assert httpx.get(f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true", "reason": "x"},
-                     headers=headers).status_code == 200
-    httpx.post(f"{api_url}/v1/registrations", json=[{"tube_code": "TL", "id_type": "resident_id",
-                                                     "id_number": "11010519491231002X",
-                                                     "phone": "13912345678"}],
-               headers={"Authorization": f"Bearer {collector}"})
+    assert (
+        httpx.get(
+            f"{api_url}/v1/tubes/T1/trace",
+            params={"reveal": "true", "reason": "x"},
+            headers=headers,
+        ).status_code
+        == 200
+    )
+    httpx.post(
+        f"{api_url}/v1/registrations",
+        json=[
+            {
+                "tube_code": "TL",
+                "id_type": "resident_id",
+                "id_number": "11010519491231002X",
+                "phone": "13912345678",
+            }
+        ],
+        headers={"Authorization": f"Bearer {collector}"},
+    )
     secrets = {"11010519491231002X", "13912345678"}
     for p in ctx["t1"]["persons"]:
         secrets |= {v for v in (p["id_number"], p["phone"]) if v}
@@ -244,7 +346,10 @@ def test_request_rate_per_key_is_limited(gw: Gateway, settings: Settings) -> Non
     limited = settings.model_copy(update={"rate_per_second": 1.0, "rate_burst": 3})
     key = create_key(gw, role="investigator", district=None).secret
     with TestClient(create_app(limited, gateway=gw)) as client:
-        codes = [client.get("/v1/tubes/NOPE/trace",
-                            headers={"Authorization": f"Bearer {key}"}).status_code
-                 for _ in range(6)]
+        codes = [
+            client.get(
+                "/v1/tubes/NOPE/trace", headers={"Authorization": f"Bearer {key}"}
+            ).status_code
+            for _ in range(6)
+        ]
     assert codes[:3] == [404, 404, 404] and 429 in codes[3:]

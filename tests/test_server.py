@@ -18,8 +18,14 @@ def test_server_is_neo4j_5_26_community(gw: Gateway) -> None:
 def test_schema_constraints_exist(gw: Gateway) -> None:
     with gw.driver.session(database=gw.database) as s:
         names = {r["name"] for r in s.run("SHOW CONSTRAINTS YIELD name")}
-    assert {"registration_record_id", "tube_code", "person_id", "compound_code",
-            "result_key", "quarantine_key"} <= names
+    assert {
+        "registration_record_id",
+        "tube_code",
+        "person_id",
+        "compound_code",
+        "result_key",
+        "quarantine_key",
+    } <= names
 
 
 def test_managed_server_serves_browser_and_apoc(gw: Gateway, settings: Settings) -> None:
@@ -53,8 +59,13 @@ def test_neo4j_routing_uri_works_end_to_end(gw: Gateway, settings: Settings) -> 
 
         server = ManagedServer(settings)
         uri, password = server.bolt_uri.replace("bolt://", "neo4j://"), server.password()
-    routed = connect(Settings(NEO4J_URI=uri, NEO4J_PASSWORD=password,  # type: ignore[call-arg]
-                              TUBETRACE_HOME=settings.home))
+    routed = connect(
+        Settings(
+            NEO4J_URI=uri,
+            NEO4J_PASSWORD=password,  # type: ignore[call-arg]
+            TUBETRACE_HOME=settings.home,
+        )
+    )
     try:
         assert routed.driver.execute_query("RETURN 1 AS x").records[0]["x"] == 1
         assert len(trace_tube(routed, "T1")["persons"]) == 10

@@ -35,20 +35,29 @@ def count(gw: Gateway, label: str) -> int:
     return {r["label"]: r["n"] for r in gw.read("count_by_label")}.get(label, 0)
 
 
-RETEST_HEADER = ("record_id,collected_at,compound_code,box_code,tube_code,pool_size,method,"
-                 "id_type,id_number,name,phone\n")
+RETEST_HEADER = (
+    "record_id,collected_at,compound_code,box_code,tube_code,pool_size,method,"
+    "id_type,id_number,name,phone\n"
+)
 
 
-def retest(tmp_path: Path, record_id: str, tube: str, id_number: str,
-           at: str = "2022-04-10T10:00:00+08:00") -> Path:
-    return write(tmp_path, f"{record_id}.csv", RETEST_HEADER +
-                 f"{record_id},{at},C1,RB1,{tube},1,nucleic_code,resident_id,{id_number},x,"
-                 "13800000000\n")
+def retest(
+    tmp_path: Path, record_id: str, tube: str, id_number: str, at: str = "2022-04-10T10:00:00+08:00"
+) -> Path:
+    return write(
+        tmp_path,
+        f"{record_id}.csv",
+        RETEST_HEADER + f"{record_id},{at},C1,RB1,{tube},1,nucleic_code,resident_id,{id_number},x,"
+        "13800000000\n",
+    )
 
 
 def result(tmp_path: Path, tube: str, value: str, at: str = "2022-04-10T20:00:00+08:00") -> Path:
-    return write(tmp_path, f"res-{tube}-{value}-{at[:10]}.csv",
-                 "tube_code,result,reported_at,lab_code\n" f"{tube},{value},{at},LAB01\n")
+    return write(
+        tmp_path,
+        f"res-{tube}-{value}-{at[:10]}.csv",
+        f"tube_code,result,reported_at,lab_code\n{tube},{value},{at},LAB01\n",
+    )
 
 
 def test_positive_pool_dispatches_to_residence_district(gw: Gateway, settings: Settings) -> None:
@@ -76,8 +85,9 @@ def test_resending_results_creates_nothing(gw: Gateway, settings: Settings) -> N
     assert count(gw, "Task") == before == 10
 
 
-def test_unknown_compound_goes_to_unassigned(gw: Gateway, settings: Settings,
-                                             tmp_path: Path) -> None:
+def test_unknown_compound_goes_to_unassigned(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load(gw, settings, "registrations", DATA / "registrations.csv")
     load(gw, settings, "results", DATA / "results.jsonl")
     assert len(queue(gw, "unassigned")) == 10
@@ -85,9 +95,13 @@ def test_unknown_compound_goes_to_unassigned(gw: Gateway, settings: Settings,
 
 
 CONTRACT_MOVES = {
-    ("pending", "acknowledged"), ("acknowledged", "contacted"),
-    ("contacted", "retest_collected"), ("pending", "unreachable"),
-    ("acknowledged", "unreachable"), ("contacted", "unreachable"), ("unreachable", "contacted"),
+    ("pending", "acknowledged"),
+    ("acknowledged", "contacted"),
+    ("contacted", "retest_collected"),
+    ("pending", "unreachable"),
+    ("acknowledged", "unreachable"),
+    ("contacted", "unreachable"),
+    ("unreachable", "contacted"),
 }
 
 
@@ -104,7 +118,8 @@ def contract_allows(start: str, to: str, outcome: str | None, role: str) -> bool
 def test_every_transition_follows_the_contract() -> None:
     checked = refused = 0
     for start, to, outcome, who in itertools.product(
-            tasks.STATUSES, tasks.STATUSES, (None, *tasks.OUTCOMES), (PUDONG, INVESTIGATOR)):
+        tasks.STATUSES, tasks.STATUSES, (None, *tasks.OUTCOMES), (PUDONG, INVESTIGATOR)
+    ):
         if start == to:
             continue
         task = {"status": start, "district_code": "310115"}
@@ -163,14 +178,16 @@ def test_retests_close_the_loop(gw: Gateway, settings: Settings, tmp_path: Path)
     assert (by_rec["R03"]["status"], by_rec["R03"]["outcome"]) == ("closed", "confirmed")
     assert by_rec["R04"]["status"] == "pending"
     with gw.driver.session(database=gw.database) as s:
-        tubes = s.run("MATCH (:Person)-[:IS_CASE]->(c:Case)-[]->(t:Tube) "
-                      "RETURN collect(t.code) AS tubes").single()["tubes"]
+        tubes = s.run(
+            "MATCH (:Person)-[:IS_CASE]->(c:Case)-[]->(t:Tube) RETURN collect(t.code) AS tubes"
+        ).single()["tubes"]
     assert sorted(tubes) == ["S2", "T1"]
     assert count(gw, "Task") == 10  # the confirmed retest opened no extra case task
 
 
-def test_retest_before_the_pooled_result_still_closes(gw: Gateway, settings: Settings,
-                                                      tmp_path: Path) -> None:
+def test_retest_before_the_pooled_result_still_closes(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load(gw, settings, "compounds", DATA / "compounds.csv")
     load(gw, settings, "registrations", DATA / "registrations.csv")
     load(gw, settings, "registrations", retest(tmp_path, "RT1", "S1", "310115198201010213"))
@@ -181,8 +198,9 @@ def test_retest_before_the_pooled_result_still_closes(gw: Gateway, settings: Set
     assert len(by_rec) == 10
 
 
-def test_invalid_then_positive_supersedes_resample(gw: Gateway, settings: Settings,
-                                                   tmp_path: Path) -> None:
+def test_invalid_then_positive_supersedes_resample(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load(gw, settings, "compounds", DATA / "compounds.csv")
     load(gw, settings, "registrations", DATA / "registrations.csv")
     load(gw, settings, "results", result(tmp_path, "T1", "invalid", "2022-04-09T19:00:00+08:00"))
@@ -196,22 +214,27 @@ def test_invalid_then_positive_supersedes_resample(gw: Gateway, settings: Settin
     assert {t["status"] for t in follow if t["person"]["record_id"] != "R01"} == {"pending"}
 
 
-def test_positive_single_tube_without_open_task_is_a_case(gw: Gateway, settings: Settings,
-                                                          tmp_path: Path) -> None:
+def test_positive_single_tube_without_open_task_is_a_case(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load_city(gw, settings)
     load(gw, settings, "results", result(tmp_path, "T2", "positive", "2022-04-10T22:00:00+08:00"))
     kinds = sorted(t["kind"] for t in queue(gw, "310101"))
     assert kinds == ["case"]
 
 
-def test_repeat_positive_pools_are_listed_first(gw: Gateway, settings: Settings,
-                                                tmp_path: Path) -> None:
+def test_repeat_positive_pools_are_listed_first(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
     load_city(gw, settings)
-    later = write(tmp_path, "later.csv", RETEST_HEADER +
-                  "L1,2022-04-11T09:00:00+08:00,C1,B9,T7,10,nucleic_code,resident_id,"
-                  "310115198701010711,x,13800000000\n"
-                  "L2,2022-04-11T09:00:00+08:00,C1,B9,T7,10,nucleic_code,passport,E99,y,"
-                  "13800000001\n")
+    later = write(
+        tmp_path,
+        "later.csv",
+        RETEST_HEADER + "L1,2022-04-11T09:00:00+08:00,C1,B9,T7,10,nucleic_code,resident_id,"
+        "310115198701010711,x,13800000000\n"
+        "L2,2022-04-11T09:00:00+08:00,C1,B9,T7,10,nucleic_code,passport,E99,y,"
+        "13800000001\n",
+    )
     load(gw, settings, "registrations", later)
     load(gw, settings, "results", result(tmp_path, "T7", "positive", "2022-04-11T20:00:00+08:00"))
     q = queue(gw, "310115")

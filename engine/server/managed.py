@@ -149,9 +149,18 @@ class ManagedServer:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
         proc = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(pom), "dependency:build-classpath",
-             f"-Dmdep.outputFile={tmp}"],
-            capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:build-classpath",
+                f"-Dmdep.outputFile={tmp}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0 or not tmp.exists():
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
@@ -169,8 +178,7 @@ class ManagedServer:
         digest = hashlib.sha256(Path(browser_jar).name.encode())
         for asset in assets:
             digest.update(asset.name.encode() + asset.read_bytes())
-        root = Path(platformdirs.user_cache_dir("tubetrace")) / "browser" / \
-            digest.hexdigest()[:16]
+        root = Path(platformdirs.user_cache_dir("tubetrace")) / "browser" / digest.hexdigest()[:16]
         if not (root / "browser" / "tubetrace" / "guide.html").exists():
             tmp = root.with_name(root.name + f".tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -257,8 +265,14 @@ class ManagedServer:
         (self.conf_dir / "neo4j.conf").write_text("\n".join(lines) + "\n")
 
     def _prepare(self) -> list[str]:
-        for d in (self.conf_dir, self.data_dir, self.logs_dir, self.plugins_dir,
-                  self.import_dir, self.run_dir):
+        for d in (
+            self.conf_dir,
+            self.data_dir,
+            self.logs_dir,
+            self.plugins_dir,
+            self.import_dir,
+            self.run_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         jars = self.classpath()
         for jar in jars:
@@ -281,7 +295,10 @@ class ManagedServer:
         argfile.write_text(f"-cp {os.pathsep.join(jars)}\n")
         proc = subprocess.run(
             [self._java(), "-Xmx1g", f"@{argfile}", ADMIN_TOOL, *args],
-            capture_output=True, text=True, env=self._env(), check=False,
+            capture_output=True,
+            text=True,
+            env=self._env(),
+            check=False,
         )
         if check and proc.returncode != 0:
             raise ServerError(
@@ -303,8 +320,9 @@ class ManagedServer:
 
     def status(self) -> ServerInfo:
         pid = self.pid()
-        return ServerInfo(pid is not None, pid, self.bolt_uri, self.browser_url, self.root,
-                          self.log_path)
+        return ServerInfo(
+            pid is not None, pid, self.bolt_uri, self.browser_url, self.root, self.log_path
+        )
 
     def start(self) -> ServerInfo:
         """Start the server (or find it running) and return once Bolt answers."""
@@ -332,15 +350,24 @@ class ManagedServer:
         argfile = self.run_dir / "java.args"
         heap = self.settings.heap_size
         argfile.write_text(
-            "\n".join([f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS,
-                       f"-cp {os.pathsep.join(jars)}"]) + "\n"
+            "\n".join([f"-Xms{heap}", f"-Xmx{heap}", *JVM_FLAGS, f"-cp {os.pathsep.join(jars)}"])
+            + "\n"
         )
         console = (self.logs_dir / "console.log").open("ab")
         proc = subprocess.Popen(
-            [java, f"@{argfile}", ENTRY_POINT, f"--home-dir={self.root}",
-             f"--config-dir={self.conf_dir}"],
-            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-            env=self._env(), start_new_session=True, cwd=self.root,
+            [
+                java,
+                f"@{argfile}",
+                ENTRY_POINT,
+                f"--home-dir={self.root}",
+                f"--config-dir={self.conf_dir}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            start_new_session=True,
+            cwd=self.root,
         )
         console.close()
         self.pid_file.write_text(str(proc.pid))
@@ -361,11 +388,13 @@ class ManagedServer:
                 )
             if pid is not None and not _pid_alive(pid):
                 raise ServerError(
-                    f"Neo4j is not running: {self._last_error()} Log: {self.log_path}")
-            if _port_in_use(port):          # something listens: is it our Bolt yet?
+                    f"Neo4j is not running: {self._last_error()} Log: {self.log_path}"
+                )
+            if _port_in_use(port):  # something listens: is it our Bolt yet?
                 try:
-                    with GraphDatabase.driver(self.bolt_uri,
-                                              auth=("neo4j", self.password())) as drv:
+                    with GraphDatabase.driver(
+                        self.bolt_uri, auth=("neo4j", self.password())
+                    ) as drv:
                         drv.verify_connectivity()
                     return
                 except AuthError as exc:
@@ -384,8 +413,11 @@ class ManagedServer:
     def _last_error(self) -> str:
         for path in (self.log_path, self.logs_dir / "console.log"):
             if path.exists():
-                lines = [ln for ln in path.read_text(errors="replace").splitlines()
-                         if "ERROR" in ln or "Caused by" in ln or "Exception" in ln]
+                lines = [
+                    ln
+                    for ln in path.read_text(errors="replace").splitlines()
+                    if "ERROR" in ln or "Caused by" in ln or "Exception" in ln
+                ]
                 if lines:
                     return lines[-1].strip()[:400]
         return "no error was logged."
@@ -413,5 +445,6 @@ class ManagedServer:
             st = self._state()
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and any(
-                    _port_in_use(p) for p in (st["bolt_port"], st["http_port"])):
+                _port_in_use(p) for p in (st["bolt_port"], st["http_port"])
+            ):
                 time.sleep(0.1)

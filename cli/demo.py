@@ -8,19 +8,22 @@ from typing import Any
 
 from rich.console import Console
 
-from engine import domain, ingest
+from cli.render import print_trace
+from engine import domain
 from engine.db import Gateway, connect
 from engine.errors import TubetraceError
-from engine.generate import generate_city
 from engine.settings import Settings
 from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_traces, count_flags
+from loaders import write
+from loaders.generate import generate_city
 
 DEMO_REGISTRATIONS = 3000
 
 
-def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_api: bool,
-             seed: int) -> None:
-    from loaders.files import read_file
+def run_demo(
+    settings: Settings, out: Console, *, host: str, port: int, serve_api: bool, seed: int
+) -> None:
+    from loaders.read import read_file
 
     out.print("Starting Neo4j (the first run fetches the server from Maven Central)...")
     gw = connect(settings)
@@ -28,40 +31,48 @@ def run_demo(settings: Settings, out: Console, *, host: str, port: int, serve_ap
         city_dir = settings.home / "demo-city"
         shutil.rmtree(city_dir, ignore_errors=True)
         stats = generate_city(city_dir, seed=seed, registrations=DEMO_REGISTRATIONS)
-        out.print(f"Generated {stats.registrations} registrations in {stats.tubes} tubes at "
-                  f"{stats.compounds} compounds (seed {seed}) in {city_dir}", highlight=False)
+        out.print(
+            f"Generated {stats.registrations} registrations in {stats.tubes} tubes at "
+            f"{stats.compounds} compounds (seed {seed}) in {city_dir}",
+            highlight=False,
+        )
         for kind in ("compounds", "registrations", "results"):
             path = city_dir / f"{kind}.csv"
-            summary = ingest.load_records(gw, kind, read_file(path, kind), path.name, settings)
+            summary = write.load_records(gw, kind, read_file(path, kind), path.name, settings)
             out.print(summary.line(), highlight=False)
 
         totals: Counter[str] = Counter()
         example = None
-        for trace in all_traces(gw):          # one pass: flag totals and an example tube
+        for trace in all_traces(gw):  # one pass: flag totals and an example tube
             count_flags(totals, trace)
             example = _better_example(example, trace)
         out.print("Flags in the demo city:")
         for flag, n in sorted(totals.items()):
             out.print(f"  {flag:<28} {n}", highlight=False)
-        required = (*PERSON_FLAGS, *TUBE_FLAGS, "missing_record_id", "missing_name",
-                    "invalid_collected_at")
+        required = (
+            *PERSON_FLAGS,
+            *TUBE_FLAGS,
+            "missing_record_id",
+            "missing_name",
+            "invalid_collected_at",
+        )
         absent = [f for f in required if totals[f] == 0]
         if absent:
             raise TubetraceError(f"the demo city lacks flags {absent}; the generator is broken")
 
         _print_loop(gw, out)
         if example is not None:
-            from engine.cli import print_trace
-
             out.print("\nA positive 10-in-1 tube, traced:")
             print_trace(example)
             out.print(f"(tubetrace trace {example['tube']['code']} --json for the JSON)\n")
         if not settings.neo4j_uri:
             from engine.server.managed import ManagedServer
 
-            out.print(f"Neo4j Browser: {ManagedServer(settings).browser_url} "
-                      f"(user neo4j, password in {ManagedServer(settings).password_file})",
-                      highlight=False)
+            out.print(
+                f"Neo4j Browser: {ManagedServer(settings).browser_url} "
+                f"(user neo4j, password in {ManagedServer(settings).password_file})",
+                highlight=False,
+            )
         key_line = _demo_key(gw)
         if key_line:
             out.print(key_line, highlight=False)
@@ -80,32 +91,42 @@ def _print_loop(gw: Gateway, out: Console) -> None:
     from engine import reports, tasks
 
     out.print("\nFollow-up tasks by residence district (kind/status):")
-    for code in sorted({i["district_code"] for day in ("2022-04-09", "2022-04-10")
-                        for i in reports.positives_stream(gw, day)} | {tasks.UNASSIGNED}):
+    for code in sorted(
+        {
+            i["district_code"]
+            for day in ("2022-04-09", "2022-04-10")
+            for i in reports.positives_stream(gw, day)
+        }
+        | {tasks.UNASSIGNED}
+    ):
         items = tasks.all_tasks(gw, code)
-        counts = Counter(f"{t['kind']}/{t['status']}" + (f"({t['outcome']})" if t["outcome"]
-                                                           else "") for t in items)
+        counts = Counter(
+            f"{t['kind']}/{t['status']}" + (f"({t['outcome']})" if t["outcome"] else "")
+            for t in items
+        )
         if counts:
-            out.print(f"  {code} {domain.district_name(code) or ''}: "
-                      + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
-                      highlight=False)
+            out.print(
+                f"  {code} {domain.district_name(code) or ''}: "
+                + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+                highlight=False,
+            )
     rows = reports.completeness(gw, "2022-04-09")
     out.print("Completeness of the positive pools of 2022-04-09 (share with a usable phone):")
     for r in rows:
-        out.print(f"  {r['district_code']} {r['district'] or ''}: {r['persons']} persons, "
-                  f"{r['usable_phone_share']:.0%} callable, {r['invalid_id_numbers']} invalid IDs",
-                  highlight=False)
+        out.print(
+            f"  {r['district_code']} {r['district'] or ''}: {r['persons']} persons, "
+            f"{r['usable_phone_share']:.0%} callable, {r['invalid_id_numbers']} invalid IDs",
+            highlight=False,
+        )
 
 
-def _better_example(best: dict[str, Any] | None,
-                    trace: dict[str, Any]) -> dict[str, Any] | None:
+def _better_example(best: dict[str, Any] | None, trace: dict[str, Any]) -> dict[str, Any] | None:
     """A positive 10-in-1 tube with 10 persons, one of them household-separated if any."""
     tube = trace["tube"]
     if tube["result"] != "positive" or tube["pool_size"] != 10 or len(trace["persons"]) != 10:
         return best
     separated = any(p["household_separated"] for p in trace["persons"])
-    if best is None or (separated and not any(p["household_separated"]
-                                              for p in best["persons"])):
+    if best is None or (separated and not any(p["household_separated"] for p in best["persons"])):
         return trace
     return best
 

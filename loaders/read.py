@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.records import Quarantined
+from loaders.transform import Quarantined
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 
@@ -33,9 +33,17 @@ def _decoded_lines(path: Path, kind: str) -> Iterator[tuple[int, str | Quarantin
             try:
                 text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                yield lineno, Quarantined(kind, path.name, lineno, None,
-                                          f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                          raw.decode("utf-8", errors="backslashreplace"))
+                yield (
+                    lineno,
+                    Quarantined(
+                        kind,
+                        path.name,
+                        lineno,
+                        None,
+                        f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                        raw.decode("utf-8", errors="backslashreplace"),
+                    ),
+                )
                 continue
             yield lineno, text
 
@@ -50,14 +58,30 @@ def read_jsonl(path: Path, kind: str) -> Iterator[Item]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield lineno, Quarantined(kind, path.name, lineno, None,
-                                      f"not valid JSON: {exc.msg} at column {exc.colno}",
-                                      text.rstrip("\r\n"))
+            yield (
+                lineno,
+                Quarantined(
+                    kind,
+                    path.name,
+                    lineno,
+                    None,
+                    f"not valid JSON: {exc.msg} at column {exc.colno}",
+                    text.rstrip("\r\n"),
+                ),
+            )
             continue
         if not isinstance(value, dict):
-            yield lineno, Quarantined(kind, path.name, lineno, None,
-                                      "a JSON Lines record must be an object",
-                                      text.rstrip("\r\n"))
+            yield (
+                lineno,
+                Quarantined(
+                    kind,
+                    path.name,
+                    lineno,
+                    None,
+                    "a JSON Lines record must be an object",
+                    text.rstrip("\r\n"),
+                ),
+            )
             continue
         yield lineno, value
 
@@ -73,17 +97,28 @@ def read_csv(path: Path, kind: str) -> Iterator[Item]:
         try:
             fields = next(csv.reader([text]))
         except csv.Error as exc:
-            yield lineno, Quarantined(kind, path.name, lineno, None, f"not valid CSV: {exc}",
-                                      text.rstrip("\r\n"))
+            yield (
+                lineno,
+                Quarantined(
+                    kind, path.name, lineno, None, f"not valid CSV: {exc}", text.rstrip("\r\n")
+                ),
+            )
             continue
         if header is None:
             header = [h.strip() for h in fields]
             continue
         if len(fields) != len(header):
-            yield lineno, Quarantined(
-                kind, path.name, lineno, None,
-                f"has {len(fields)} fields but the header has {len(header)}",
-                text.rstrip("\r\n"))
+            yield (
+                lineno,
+                Quarantined(
+                    kind,
+                    path.name,
+                    lineno,
+                    None,
+                    f"has {len(fields)} fields but the header has {len(header)}",
+                    text.rstrip("\r\n"),
+                ),
+            )
             continue
         yield lineno, dict(zip(header, fields, strict=True))
     if header is None:

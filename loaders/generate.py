@@ -18,14 +18,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine import domain
-from engine.records import COMPOUND_FIELDS, REGISTRATION_FIELDS, RESULT_FIELDS
+from loaders.transform import COMPOUND_FIELDS, REGISTRATION_FIELDS, RESULT_FIELDS
 
 CST = timezone(timedelta(hours=8))
 # Share of Shanghai's population by district (2020 census, rounded), used to size districts.
 DISTRICT_WEIGHTS = {
-    "310115": 23, "310112": 11, "310113": 9, "310117": 8, "310114": 7, "310104": 5,
-    "310107": 5, "310110": 5, "310118": 5, "310120": 5, "310106": 4, "310105": 3,
-    "310109": 3, "310101": 3, "310116": 3, "310151": 2,
+    "310115": 23,
+    "310112": 11,
+    "310113": 9,
+    "310117": 8,
+    "310114": 7,
+    "310104": 5,
+    "310107": 5,
+    "310110": 5,
+    "310118": 5,
+    "310120": 5,
+    "310106": 4,
+    "310105": 3,
+    "310109": 3,
+    "310101": 3,
+    "310116": 3,
+    "310151": 2,
 }
 SUBDISTRICTS = ("街道一", "街道二", "街道三", "镇一", "镇二")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
@@ -66,18 +79,24 @@ class _Writer:
         self.fields = fields
         self.fh: TextIO = path.open("w", encoding="utf-8", newline="")
         self.jsonl = path.suffix == ".jsonl"
-        self.csv = None if self.jsonl else csv.DictWriter(self.fh, fieldnames=list(fields),
-                                                          extrasaction="ignore")
+        self.csv = (
+            None
+            if self.jsonl
+            else csv.DictWriter(self.fh, fieldnames=list(fields), extrasaction="ignore")
+        )
         if self.csv is not None:
             self.csv.writeheader()
 
     def write(self, record: dict[str, Any]) -> None:
         if self.csv is not None:
-            self.csv.writerow({k: "" if record.get(k) is None else record.get(k)
-                               for k in self.fields})
+            self.csv.writerow(
+                {k: "" if record.get(k) is None else record.get(k) for k in self.fields}
+            )
         else:
-            self.fh.write(json.dumps({k: v for k, v in record.items() if v is not None},
-                                     ensure_ascii=False) + "\n")
+            self.fh.write(
+                json.dumps({k: v for k, v in record.items() if v is not None}, ensure_ascii=False)
+                + "\n"
+            )
 
     def raw(self, line: str) -> None:
         self.fh.write(line + "\n")
@@ -95,8 +114,15 @@ class Person:
 
 
 class City:
-    def __init__(self, seed: int, registrations: int, days: int, positive_rate: float,
-                 messy_rate: float, start: date) -> None:
+    def __init__(
+        self,
+        seed: int,
+        registrations: int,
+        days: int,
+        positive_rate: float,
+        messy_rate: float,
+        start: date,
+    ) -> None:
         self.seed = seed
         self.target = registrations
         self.days = days
@@ -151,9 +177,17 @@ def _stamp(day: date, minutes: int) -> str:
     return moment.isoformat()
 
 
-def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3000,
-                  days: int = 2, positive_rate: float = 0.02, messy_rate: float = 0.03,
-                  fmt: str = "csv", start: date = date(2022, 4, 9)) -> CityStats:
+def generate_city(
+    out_dir: Path,
+    *,
+    seed: int = 20220409,
+    registrations: int = 3000,
+    days: int = 2,
+    positive_rate: float = 0.02,
+    messy_rate: float = 0.03,
+    fmt: str = "csv",
+    start: date = date(2022, 4, 9),
+) -> CityStats:
     """Write compounds, registrations and results files into `out_dir`; return what it made."""
     out_dir.mkdir(parents=True, exist_ok=True)
     city = City(seed, registrations, days, positive_rate, messy_rate, start)
@@ -202,17 +236,23 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
                 tube_no += 1
                 tube = f"T{tube_no:09d}"
                 stats.tubes += 1
-                in_tube = members[start_i:start_i + pool]
+                in_tube = members[start_i : start_i + pool]
                 for i in in_tube:
                     p = city.person(k, i)
                     minute += 1
                     rec: dict[str, Any] = {
-                        "record_id": next_record_id(), "collected_at": _stamp(day, minute % 600),
-                        "compound_code": c["compound_code"], "box_code": box, "tube_code": tube,
+                        "record_id": next_record_id(),
+                        "collected_at": _stamp(day, minute % 600),
+                        "compound_code": c["compound_code"],
+                        "box_code": box,
+                        "tube_code": tube,
                         "pool_size": pool,
                         "method": "nucleic_code" if rng.random() < 0.8 else "id_card",
-                        "id_type": p.id_type, "id_number": p.id_number, "name": p.name,
-                        "phone": p.phone, "registered_address": None,
+                        "id_type": p.id_type,
+                        "id_number": p.id_number,
+                        "name": p.name,
+                        "phone": p.phone,
+                        "registered_address": None,
                         "collector_id": f"V{k:04d}",
                     }
                     if rec["method"] == "id_card" and rng.random() < 0.1:
@@ -221,23 +261,42 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
                     if rng.random() < messy_rate:
                         _mess(rec, rng, stats, unknown_code)
                     emit(rec)
-                result = "positive" if rng.random() < positive_rate else (
-                    "invalid" if rng.random() < 0.005 else "negative")
+                result = (
+                    "positive"
+                    if rng.random() < positive_rate
+                    else ("invalid" if rng.random() < 0.005 else "negative")
+                )
                 if result == "positive":
                     stats.positive_tubes += 1
                     if d + 1 < days or days == 1:
                         positives.append((d, k, in_tube))
-                res_w.write({"tube_code": tube, "result": result,
-                             "reported_at": _stamp(day, 720 + minute % 300),
-                             "lab_code": f"LAB{(tube_no % 5) + 1:02d}",
-                             "ct_value": round(18 + rng.random() * 17, 1)
-                             if result == "positive" else None})
+                res_w.write(
+                    {
+                        "tube_code": tube,
+                        "result": result,
+                        "reported_at": _stamp(day, 720 + minute % 300),
+                        "lab_code": f"LAB{(tube_no % 5) + 1:02d}",
+                        "ct_value": round(18 + rng.random() * 17, 1)
+                        if result == "positive"
+                        else None,
+                    }
+                )
                 stats.results += 1
             if not planted_day["box_multiple_compounds"] and k == 1:
                 # The previous compound's box also gets one tube here, the same day.
                 planted_day["box_multiple_compounds"] = True
-                _plant_tube_anomalies(city, k, day, box, boxes_by_district, emit, next_record_id,
-                                      stats, res_w, unknown_code)
+                _plant_tube_anomalies(
+                    city,
+                    k,
+                    day,
+                    box,
+                    boxes_by_district,
+                    emit,
+                    next_record_id,
+                    stats,
+                    res_w,
+                    unknown_code,
+                )
                 tube_no += 10
     # Single-tube retests of positive pools, the next day; the first member is confirmed.
     for d, k, members_of_tube in positives:
@@ -247,14 +306,31 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
             tube_no += 1
             tube = f"T{tube_no:09d}"
             c = city.compounds[k]
-            emit({"record_id": next_record_id(), "collected_at": _stamp(day, 400 + j),
-                  "compound_code": c["compound_code"], "box_code": f"RB{k + 1:05d}",
-                  "tube_code": tube, "pool_size": 1, "method": "nucleic_code",
-                  "id_type": p.id_type, "id_number": p.id_number, "name": p.name,
-                  "phone": p.phone, "collector_id": "V-RETEST"})
-            res_w.write({"tube_code": tube, "result": "positive" if j == 0 else "negative",
-                         "reported_at": _stamp(day, 800 + j), "lab_code": "LAB01",
-                         "ct_value": 25.0 if j == 0 else None})
+            emit(
+                {
+                    "record_id": next_record_id(),
+                    "collected_at": _stamp(day, 400 + j),
+                    "compound_code": c["compound_code"],
+                    "box_code": f"RB{k + 1:05d}",
+                    "tube_code": tube,
+                    "pool_size": 1,
+                    "method": "nucleic_code",
+                    "id_type": p.id_type,
+                    "id_number": p.id_number,
+                    "name": p.name,
+                    "phone": p.phone,
+                    "collector_id": "V-RETEST",
+                }
+            )
+            res_w.write(
+                {
+                    "tube_code": tube,
+                    "result": "positive" if j == 0 else "negative",
+                    "reported_at": _stamp(day, 800 + j),
+                    "lab_code": "LAB01",
+                    "ct_value": 25.0 if j == 0 else None,
+                }
+            )
             stats.tubes += 1
             stats.results += 1
     _plant_file_anomalies(reg_w, res_w, stats)
@@ -264,8 +340,18 @@ def generate_city(out_dir: Path, *, seed: int = 20220409, registrations: int = 3
 
 
 def _mess(rec: dict[str, Any], rng: random.Random, stats: CityStats, unknown_code: str) -> None:
-    kind = rng.choice(("invalid_phone", "invalid_id_number", "missing_name", "unknown_compound",
-                       "phone_format", "lower_x", "invalid_collected_at", "missing_record_id"))
+    kind = rng.choice(
+        (
+            "invalid_phone",
+            "invalid_id_number",
+            "missing_name",
+            "unknown_compound",
+            "phone_format",
+            "lower_x",
+            "invalid_collected_at",
+            "missing_record_id",
+        )
+    )
     if kind == "invalid_phone":
         rec["phone"] = "1234567"
     elif kind == "invalid_id_number" and rec["id_type"] == "resident_id":
@@ -287,20 +373,40 @@ def _mess(rec: dict[str, Any], rng: random.Random, stats: CityStats, unknown_cod
     stats.plant(kind)
 
 
-def _plant_tube_anomalies(city: City, k: int, day: date, box: str,
-                          boxes_by_district: dict[str, list[str]], emit: Any,
-                          next_record_id: Any, stats: CityStats, res_w: _Writer,
-                          unknown_code: str) -> None:
+def _plant_tube_anomalies(
+    city: City,
+    k: int,
+    day: date,
+    box: str,
+    boxes_by_district: dict[str, list[str]],
+    emit: Any,
+    next_record_id: Any,
+    stats: CityStats,
+    res_w: _Writer,
+    unknown_code: str,
+) -> None:
     """Every tube-level flag of the contract, once, with data that reads like the real mistake."""
     c = city.compounds[k]
     other = city.compounds[0]
-    base = {"collected_at": _stamp(day, 610), "compound_code": c["compound_code"],
-            "box_code": box, "method": "nucleic_code", "collector_id": "V-PLANT"}
+    base = {
+        "collected_at": _stamp(day, 610),
+        "compound_code": c["compound_code"],
+        "box_code": box,
+        "method": "nucleic_code",
+        "collector_id": "V-PLANT",
+    }
 
     def reg(tube: str, pool: int, person: Person, **over: Any) -> None:
-        rec = dict(base, record_id=next_record_id(), tube_code=tube, pool_size=pool,
-                   id_type=person.id_type, id_number=person.id_number, name=person.name,
-                   phone=person.phone)
+        rec = dict(
+            base,
+            record_id=next_record_id(),
+            tube_code=tube,
+            pool_size=pool,
+            id_type=person.id_type,
+            id_number=person.id_number,
+            name=person.name,
+            phone=person.phone,
+        )
         rec.update(over)
         emit(rec)
 
@@ -315,8 +421,13 @@ def _plant_tube_anomalies(city: City, k: int, day: date, box: str,
     stats.plant("pool_size_mismatch")
     # tube_multiple_boxes and tube_multiple_compounds.
     for i, p in enumerate(people[15:19]):
-        reg("TX-SPLIT", 10, p, box_code=box if i < 2 else "B-OTHER",
-            compound_code=c["compound_code"] if i % 2 == 0 else other["compound_code"])
+        reg(
+            "TX-SPLIT",
+            10,
+            p,
+            box_code=box if i < 2 else "B-OTHER",
+            compound_code=c["compound_code"] if i % 2 == 0 else other["compound_code"],
+        )
     stats.plant("tube_multiple_boxes")
     stats.plant("tube_multiple_compounds")
     # box_multiple_compounds: compound 0's box of this day carries a tube filled here too.
@@ -335,18 +446,45 @@ def _plant_tube_anomalies(city: City, k: int, day: date, box: str,
     reg("TX-MESSY", 10, people[25], id_number=people[25].id_number[:-1] + "Y")
     reg("TX-MESSY", 10, people[26], record_id=None)
     reg("TX-MESSY", 10, people[27], name=None, pool_size="ten")
-    for kind in ("unknown_compound", "missing_phone", "invalid_phone", "invalid_id_number",
-                 "missing_record_id", "missing_name", "invalid_pool_size"):
+    for kind in (
+        "unknown_compound",
+        "missing_phone",
+        "invalid_phone",
+        "invalid_id_number",
+        "missing_record_id",
+        "missing_name",
+        "invalid_pool_size",
+    ):
         stats.plant(kind)
-    for tube in ("TX-OVER", "TX-MISMATCH", "TX-SPLIT", "TX-BOXSHARE", "TX-DUP-A", "TX-DUP-B",
-                 "TX-MESSY"):
-        res_w.write({"tube_code": tube, "result": "positive" if tube == "TX-OVER" else "negative",
-                     "reported_at": _stamp(day, 900), "lab_code": "LAB02",
-                     "ct_value": 30.5 if tube == "TX-OVER" else None})
+    for tube in (
+        "TX-OVER",
+        "TX-MISMATCH",
+        "TX-SPLIT",
+        "TX-BOXSHARE",
+        "TX-DUP-A",
+        "TX-DUP-B",
+        "TX-MESSY",
+    ):
+        res_w.write(
+            {
+                "tube_code": tube,
+                "result": "positive" if tube == "TX-OVER" else "negative",
+                "reported_at": _stamp(day, 900),
+                "lab_code": "LAB02",
+                "ct_value": 30.5 if tube == "TX-OVER" else None,
+            }
+        )
         stats.results += 1
     # no_registrations: a lab result for a tube nobody registered.
-    res_w.write({"tube_code": "TX-ORPHAN", "result": "positive", "reported_at": _stamp(day, 901),
-                 "lab_code": "LAB03", "ct_value": 33.0})
+    res_w.write(
+        {
+            "tube_code": "TX-ORPHAN",
+            "result": "positive",
+            "reported_at": _stamp(day, 901),
+            "lab_code": "LAB03",
+            "ct_value": 33.0,
+        }
+    )
     stats.plant("no_registrations")
     stats.results += 1
 
@@ -355,17 +493,46 @@ def _plant_file_anomalies(reg_w: _Writer, res_w: _Writer, stats: CityStats) -> N
     """Lines that go to the quarantine or count as duplicates and conflicts."""
     first = {"record_id": "R000000001"}
     # A registration with no tube code, a conflicting re-send, and an unreadable line.
-    reg_w.write({"record_id": "RX-NOTUBE", "collected_at": "2022-04-09T10:00:00+08:00",
-                 "compound_code": "C00001", "box_code": "B00001", "tube_code": None,
-                 "pool_size": 10, "method": "nucleic_code", "id_type": "passport",
-                 "id_number": "E0000001", "name": "无管号", "phone": "13900000000"})
-    reg_w.write({**first, "collected_at": "2022-04-09T07:01:00+08:00", "compound_code": "C00001",
-                 "box_code": "B00001", "tube_code": "T-CONFLICT", "pool_size": 10,
-                 "method": "manual", "id_type": "passport", "id_number": "E0000002",
-                 "name": "冲突", "phone": "13900000001"})
-    reg_w.raw('{"record_id": "RX-BROKEN", "tube_code": ' if reg_w.jsonl else
-              'RX-BROKEN,"unterminated,,,')
-    res_w.write({"tube_code": None, "result": "positive",
-                 "reported_at": "2022-04-09T21:00:00+08:00", "lab_code": "LAB09"})
+    reg_w.write(
+        {
+            "record_id": "RX-NOTUBE",
+            "collected_at": "2022-04-09T10:00:00+08:00",
+            "compound_code": "C00001",
+            "box_code": "B00001",
+            "tube_code": None,
+            "pool_size": 10,
+            "method": "nucleic_code",
+            "id_type": "passport",
+            "id_number": "E0000001",
+            "name": "无管号",
+            "phone": "13900000000",
+        }
+    )
+    reg_w.write(
+        {
+            **first,
+            "collected_at": "2022-04-09T07:01:00+08:00",
+            "compound_code": "C00001",
+            "box_code": "B00001",
+            "tube_code": "T-CONFLICT",
+            "pool_size": 10,
+            "method": "manual",
+            "id_type": "passport",
+            "id_number": "E0000002",
+            "name": "冲突",
+            "phone": "13900000001",
+        }
+    )
+    reg_w.raw(
+        '{"record_id": "RX-BROKEN", "tube_code": ' if reg_w.jsonl else 'RX-BROKEN,"unterminated,,,'
+    )
+    res_w.write(
+        {
+            "tube_code": None,
+            "result": "positive",
+            "reported_at": "2022-04-09T21:00:00+08:00",
+            "lab_code": "LAB09",
+        }
+    )
     for kind in ("quarantine_no_tube", "conflict", "unparseable", "result_no_tube"):
         stats.plant(kind)

@@ -10,24 +10,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engine import ingest
+from cli.render import err, out, print_json, print_trace
 from engine.db import Gateway, connect
 from engine.errors import NotFound, TubetraceError
 from engine.settings import Settings, get_settings
+from loaders import write
 
-app = typer.Typer(help="Traceback of pooled PCR tubes on Neo4j.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Traceback of pooled PCR tubes on Neo4j.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 neo4j_app = typer.Typer(help="The managed local Neo4j server.", no_args_is_help=True)
 app.add_typer(neo4j_app, name="neo4j")
 keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -42,10 +42,6 @@ def gateway(settings: Settings | None = None) -> Iterator[Gateway]:
         yield gw
     finally:
         gw.close()
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
 
 
 @neo4j_app.command("start")
@@ -79,15 +75,21 @@ def neo4j_status() -> None:
 
 @app.command("load")
 def load(
-    kind: Annotated[str, typer.Argument(help="compounds, registrations, results (or all, "
-                                             "with --bulk: PATH is a folder of the three)")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="compounds, registrations, results (or all, "
+            "with --bulk: PATH is a folder of the three)"
+        ),
+    ],
     path: Annotated[Path, typer.Argument(help="a .csv or .jsonl file")],
-    bulk: Annotated[bool, typer.Option("--bulk", help="initial import into an empty "
-                                                      "database with neo4j-admin")] = False,
+    bulk: Annotated[
+        bool, typer.Option("--bulk", help="initial import into an empty database with neo4j-admin")
+    ] = False,
 ) -> None:
     """Load an input file; prints read, stored, duplicates, conflicts, updated, flagged,
     quarantined."""
-    from loaders.files import count_lines, read_file
+    from loaders.read import count_lines, read_file
 
     if bulk:
         from loaders.bulk import bulk_load
@@ -99,13 +101,22 @@ def load(
     items = read_file(path, kind)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()
-    with gateway(settings) as gw, Progress(
-        TextColumn(f"loading {kind}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(), console=err, transient=True, disable=total < settings.batch_size,
-    ) as progress:
+    with (
+        gateway(settings) as gw,
+        Progress(
+            TextColumn(f"loading {kind}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=total < settings.batch_size,
+        ) as progress,
+    ):
         task = progress.add_task("load", total=total)
-        summary = ingest.load_records(gw, kind, items, path.name, settings,
-                                      on_batch=lambda n: progress.advance(task, n))
+        summary = write.load_records(
+            gw, kind, items, path.name, settings, on_batch=lambda n: progress.advance(task, n)
+        )
     out.print(summary.line(), highlight=False)
 
 
@@ -113,7 +124,7 @@ def load(
 def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List quarantined lines: file or request, line, field and reason."""
     with gateway() as gw:
-        items = ingest.list_quarantine(gw, limit=1_000_000)
+        items = write.list_quarantine(gw, limit=1_000_000)
     for item in items:
         item["at"] = _iso(item.get("at"))
     if as_json:
@@ -121,8 +132,14 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         return
     table = Table("kind", "source", "line", "field", "reason", "raw")
     for item in items:
-        table.add_row(item["kind"], item["source"], str(item["line"] or ""), item["field"] or "",
-                      item["reason"], (item["raw"] or "")[:60])
+        table.add_row(
+            item["kind"],
+            item["source"],
+            str(item["line"] or ""),
+            item["field"] or "",
+            item["reason"],
+            (item["raw"] or "")[:60],
+        )
     out.print(table)
     out.print(f"{len(items)} quarantined")
 
@@ -139,34 +156,18 @@ def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
             result = trace_tube(gw, tube_code)
         except NotFound as exc:
             fail(str(exc), 4)
-        audit.record(gw, CLI, "trace", target=tube_code,
-                     person_ids=[p["person_id"] for p in result["persons"]], detail="cli")
+        audit.record(
+            gw,
+            CLI,
+            "trace",
+            target=tube_code,
+            person_ids=[p["person_id"] for p in result["persons"]],
+            detail="cli",
+        )
     if as_json:
         print_json(result)
     else:
         print_trace(result)
-
-
-def print_trace(t: dict[str, Any]) -> None:
-    tube = t["tube"]
-    c = t["compound"] or {}
-    out.print(f"[bold]Tube {tube['code']}[/bold]  pool {tube['pool_size']}  "
-              f"collected {tube['collected_at']}  result {tube['result']} ({tube['reported_at']})",
-              highlight=False)
-    out.print(f"Box {', '.join(t['boxes']) or '-'}   Compound {c.get('code')} {c.get('name') or ''}"
-              f"  {c.get('address') or ''}  {c.get('district') or ''} {c.get('subdistrict') or ''}",
-              highlight=False)
-    if t["flags"]:
-        out.print(f"Tube flags: {', '.join(t['flags'])}", highlight=False)
-    table = Table("#", "name", "id", "phone", "residence", "district", "registered", "sep.",
-                  "flags")
-    for i, p in enumerate(t["persons"], start=1):
-        res = p["residence"] or {}
-        sep = {True: "yes", False: "no", None: "?"}[p["household_separated"]]
-        table.add_row(str(i), p["name"] or "", p["id_number"] or "", p["phone"] or "",
-                      res.get("compound_code") or "", res.get("district_code") or "",
-                      p["registered_district_code"] or "", sep, ", ".join(p["flags"]))
-    out.print(table)
 
 
 @app.command("tasks")
@@ -187,10 +188,16 @@ def tasks_cmd(
     for t in items:
         p = t["person"] or {}
         flags = sorted(set(t["flags"]) | set(p.get("flags") or []))
-        table.add_row(t["task_id"], t["kind"], t["status"] + (f" ({t['outcome']})"
-                                                              if t["outcome"] else ""),
-                      t["tube_code"], p.get("name") or "", p.get("phone") or "",
-                      (t["compound"] or {}).get("code") or "", ", ".join(flags))
+        table.add_row(
+            t["task_id"],
+            t["kind"],
+            t["status"] + (f" ({t['outcome']})" if t["outcome"] else ""),
+            t["tube_code"],
+            p.get("name") or "",
+            p.get("phone") or "",
+            (t["compound"] or {}).get("code") or "",
+            ", ".join(flags),
+        )
     out.print(table)
     out.print(f"{len(items)} tasks in {district}", highlight=False)
 
@@ -222,18 +229,22 @@ def positives_cmd(
             t = item["trace"]
             tubes += 1
             persons += len(t["persons"])
-            out.print(f"  {item['tube_code']}  pool {t['tube']['pool_size']}  "
-                      f"{len(t['persons'])} residents  compound "
-                      f"{(t['compound'] or {}).get('code')}  {', '.join(t['flags'])}",
-                      highlight=False)
-        out.print(f"\n{tubes} positive tubes, {persons} residents to follow up on {date}",
-                  highlight=False)
+            out.print(
+                f"  {item['tube_code']}  pool {t['tube']['pool_size']}  "
+                f"{len(t['persons'])} residents  compound "
+                f"{(t['compound'] or {}).get('code')}  {', '.join(t['flags'])}",
+                highlight=False,
+            )
+        out.print(
+            f"\n{tubes} positive tubes, {persons} residents to follow up on {date}", highlight=False
+        )
 
 
 @app.command("report")
 def report_cmd(
-    name: Annotated[str, typer.Argument(
-        help="completeness, household-separation, zoning or timeliness")],
+    name: Annotated[
+        str, typer.Argument(help="completeness, household-separation, zoning or timeliness")
+    ],
     date: Annotated[str, typer.Option(help="YYYY-MM-DD")],
     district: Annotated[str | None, typer.Option(help="only this district")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -252,8 +263,14 @@ def report_cmd(
         return
     table = Table(*rows[0].keys())
     for r in rows:
-        table.add_row(*(json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else
-                        ("" if v is None else str(v)) for v in r.values()))
+        table.add_row(
+            *(
+                json.dumps(v, ensure_ascii=False)
+                if isinstance(v, dict)
+                else ("" if v is None else str(v))
+                for v in r.values()
+            )
+        )
     out.print(table)
 
 
@@ -270,13 +287,16 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
     if as_json:
         print_json(answer)
         return
-    out.print(f"Case {person_id}: pools {', '.join(answer['case']['pool_tubes'])}",
-              highlight=False)
+    out.print(f"Case {person_id}: pools {', '.join(answer['case']['pool_tubes'])}", highlight=False)
     for ring, people in (("ring 1", answer["ring1"]), ("ring 2", answer["ring2"]["items"])):
         table = Table("tube", "name", "phone", "compound", title=ring)
         for p in people:
-            table.add_row(p["tube_code"], p["name"] or "", p["phone"] or "",
-                          p["residence"]["compound_code"] or "")
+            table.add_row(
+                p["tube_code"],
+                p["name"] or "",
+                p["phone"] or "",
+                p["residence"]["compound_code"] or "",
+            )
         out.print(table)
 
 
@@ -307,15 +327,18 @@ def export_cmd(
     graph = export.trace_graph(traces)
     target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
     export.write(graph, target, fmt)
-    out.print(f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges "
-              f"to {target}", highlight=False)
+    out.print(
+        f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges to {target}",
+        highlight=False,
+    )
 
 
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="investigator, district, collector, lab or admin")],
-    district: Annotated[str | None, typer.Option(help="the district code of a district key")]
-    = None,
+    district: Annotated[
+        str | None, typer.Option(help="the district code of a district key")
+    ] = None,
     label: Annotated[str | None, typer.Option(help="who holds the key")] = None,
 ) -> None:
     """Create a key; its secret is printed once and stored only as a hash."""
@@ -325,8 +348,10 @@ def keys_create(
     with gateway() as gw:
         key = create_key(gw, role=role, district=district, label=label)
         audit.record(gw, CLI, "key_create", target=key.key_id, detail=role)
-    out.print(f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
-              highlight=False)
+    out.print(
+        f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
+        highlight=False,
+    )
     sys.stdout.write(key.secret + "\n")
 
 
@@ -337,15 +362,23 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
     with gateway() as gw:
         keys = list_keys(gw)
-    rows = [{**k, "created_at": _iso(k["created_at"]), "revoked_at": _iso(k["revoked_at"])}
-            for k in keys]
+    rows = [
+        {**k, "created_at": _iso(k["created_at"]), "revoked_at": _iso(k["revoked_at"])}
+        for k in keys
+    ]
     if as_json:
         print_json({"items": rows, "next_cursor": None})
         return
     table = Table("key id", "role", "district", "label", "created", "revoked")
     for k in rows:
-        table.add_row(k["key_id"], k["role"], k["district"] or "", k["label"] or "",
-                      k["created_at"] or "", k["revoked_at"] or "")
+        table.add_row(
+            k["key_id"],
+            k["role"],
+            k["district"] or "",
+            k["label"] or "",
+            k["created_at"] or "",
+            k["revoked_at"] or "",
+        )
     out.print(table)
 
 
@@ -387,8 +420,15 @@ def audit_log(
         return
     table = Table("at", "key", "role", "action", "target", "persons", "reason")
     for e in rows:
-        table.add_row(e["at"], e["key_id"], e["role"], e["action"], e["target"] or "",
-                      str(len(e["person_ids"])), e["reason"] or "")
+        table.add_row(
+            e["at"],
+            e["key_id"],
+            e["role"],
+            e["action"],
+            e["target"] or "",
+            str(len(e["person_ids"])),
+            e["reason"] or "",
+        )
     out.print(table)
 
 
@@ -409,15 +449,25 @@ def generate_cmd(
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
 ) -> None:
     """Generate a synthetic city round (deterministic from the seed, streamed to disk)."""
-    from engine.generate import generate_city
+    from loaders.generate import generate_city
 
     if fmt not in ("csv", "jsonl"):
         fail("--format is csv or jsonl", 2)
-    stats = generate_city(out_dir, seed=seed, registrations=registrations, days=days,
-                          positive_rate=positive_rate, messy_rate=messy_rate, fmt=fmt)
-    out.print(f"{stats.registrations} registrations, {stats.tubes} tubes, {stats.compounds} "
-              f"compounds, {stats.results} results ({stats.positive_tubes} positive) "
-              f"in {out_dir}", highlight=False)
+    stats = generate_city(
+        out_dir,
+        seed=seed,
+        registrations=registrations,
+        days=days,
+        positive_rate=positive_rate,
+        messy_rate=messy_rate,
+        fmt=fmt,
+    )
+    out.print(
+        f"{stats.registrations} registrations, {stats.tubes} tubes, {stats.compounds} "
+        f"compounds, {stats.results} results ({stats.positive_tubes} positive) "
+        f"in {out_dir}",
+        highlight=False,
+    )
 
 
 @app.command("serve")
@@ -436,7 +486,7 @@ def demo(
     seed: int = 20220409,
 ) -> None:
     """Provision Neo4j, generate and load a small city, trace a positive tube, serve the API."""
-    from engine.demo import run_demo
+    from cli.demo import run_demo
 
     run_demo(get_settings(), out, host=host, port=port, serve_api=serve_api, seed=seed)
 

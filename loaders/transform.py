@@ -9,12 +9,31 @@ from typing import Any
 from engine import domain
 
 REGISTRATION_FIELDS = (
-    "record_id", "collected_at", "compound_code", "box_code", "tube_code", "pool_size", "method",
-    "id_type", "id_number", "name", "phone", "registered_address", "collector_id",
+    "record_id",
+    "collected_at",
+    "compound_code",
+    "box_code",
+    "tube_code",
+    "pool_size",
+    "method",
+    "id_type",
+    "id_number",
+    "name",
+    "phone",
+    "registered_address",
+    "collector_id",
 )
 REGISTRATION_REQUIRED = (
-    "record_id", "collected_at", "compound_code", "box_code", "tube_code", "pool_size", "method",
-    "id_type", "id_number", "name",
+    "record_id",
+    "collected_at",
+    "compound_code",
+    "box_code",
+    "tube_code",
+    "pool_size",
+    "method",
+    "id_type",
+    "id_number",
+    "name",
 )
 RESULT_FIELDS = ("tube_code", "result", "reported_at", "lab_code", "ct_value")
 RESULT_REQUIRED = ("tube_code", "result", "reported_at", "lab_code")
@@ -37,13 +56,27 @@ class Quarantined:
 
     @property
     def key(self) -> str:
-        return domain.content_hash({"kind": self.kind, "source": self.source, "line": self.line,
-                                    "raw": self.raw, "reason": self.reason})[:32]
+        return domain.content_hash(
+            {
+                "kind": self.kind,
+                "source": self.source,
+                "line": self.line,
+                "raw": self.raw,
+                "reason": self.reason,
+            }
+        )[:32]
 
     def as_props(self) -> dict[str, Any]:
-        return {"qkey": self.key, "kind": self.kind, "source": self.source, "line": self.line,
-                "field": self.field, "reason": self.reason, "raw": self.raw,
-                "existing": self.existing}
+        return {
+            "qkey": self.key,
+            "kind": self.kind,
+            "source": self.source,
+            "line": self.line,
+            "field": self.field,
+            "reason": self.reason,
+            "raw": self.raw,
+            "existing": self.existing,
+        }
 
 
 @dataclass
@@ -59,8 +92,9 @@ class Row:
     links: dict[str, Any] = field(default_factory=dict)
 
 
-def _clean(record: dict[str, Any],
-           fields: tuple[str, ...]) -> tuple[dict[str, str | None], set[str]]:
+def _clean(
+    record: dict[str, Any], fields: tuple[str, ...]
+) -> tuple[dict[str, str | None], set[str]]:
     """Strings stripped, empty as missing; non-scalar values noted as invalid."""
     out: dict[str, str | None] = {}
     invalid: set[str] = set()
@@ -111,8 +145,7 @@ def _float(value: str) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def _timestamp(value: str | None, name: str, flags: list[str],
-               tz: str) -> tuple[Any, str | None]:
+def _timestamp(value: str | None, name: str, flags: list[str], tz: str) -> tuple[Any, str | None]:
     """A timestamp with offset and its local day; a bad one becomes `invalid_<name>`."""
     if value is None:
         return None, None
@@ -132,20 +165,25 @@ def _number(value: str | None, name: str, flags: list[str], parse: Any) -> Any:
     return number
 
 
-def _missing_flags(values: dict[str, str | None], required: tuple[str, ...],
-                   invalid: set[str]) -> list[str]:
+def _missing_flags(
+    values: dict[str, str | None], required: tuple[str, ...], invalid: set[str]
+) -> list[str]:
     return [f"missing_{n}" for n in required if values[n] is None and n not in invalid]
 
 
-def transform_registration(record: dict[str, Any], source: str, line: int | None,
-                           *, tz: str, secret: str) -> Row | Quarantined:
+def transform_registration(
+    record: dict[str, Any], source: str, line: int | None, *, tz: str, secret: str
+) -> Row | Quarantined:
     content = _canonical(record, REGISTRATION_FIELDS)
     raw = domain.canonical_json(content)
     v, invalid = _clean(record, REGISTRATION_FIELDS)
     tube_code = v["tube_code"]
     if tube_code is None:
-        reason = "tube_code is not a text value" if "tube_code" in invalid else \
-            "no tube_code: a registration must name the tube the swab went into"
+        reason = (
+            "tube_code is not a text value"
+            if "tube_code" in invalid
+            else "no tube_code: a registration must name the tube the swab went into"
+        )
         return Quarantined("registrations", source, line, "tube_code", reason, raw)
     digest = domain.content_hash(content)
     flags = _missing_flags(v, REGISTRATION_REQUIRED, invalid)
@@ -178,27 +216,53 @@ def transform_registration(record: dict[str, Any], source: str, line: int | None
         "registered_district_code": domain.registered_district_code(id_type, id_number),
     }
     props: dict[str, Any] = {
-        "record_id": record_id, "collected_at": collected_at, "day": day,
-        "compound_code": v["compound_code"], "box_code": v["box_code"], "tube_code": tube_code,
-        "pool_size": pool_size, "method": v["method"], "id_type": id_type,
-        "name": v["name"], "phone": phone, "registered_address": v["registered_address"],
-        "collector_id": v["collector_id"], "flags": sorted(set(flags)), "content_hash": digest,
-        "raw": raw, "source": source, "line": line,
+        "record_id": record_id,
+        "collected_at": collected_at,
+        "day": day,
+        "compound_code": v["compound_code"],
+        "box_code": v["box_code"],
+        "tube_code": tube_code,
+        "pool_size": pool_size,
+        "method": v["method"],
+        "id_type": id_type,
+        "name": v["name"],
+        "phone": phone,
+        "registered_address": v["registered_address"],
+        "collector_id": v["collector_id"],
+        "flags": sorted(set(flags)),
+        "content_hash": digest,
+        "raw": raw,
+        "source": source,
+        "line": line,
     }
-    return Row("registrations", record_id, digest, raw, props, sorted(set(flags)),
-               {"person": person, "tube_code": tube_code, "box_code": v["box_code"],
-                "compound_code": v["compound_code"], "day": day})
+    return Row(
+        "registrations",
+        record_id,
+        digest,
+        raw,
+        props,
+        sorted(set(flags)),
+        {
+            "person": person,
+            "tube_code": tube_code,
+            "box_code": v["box_code"],
+            "compound_code": v["compound_code"],
+            "day": day,
+        },
+    )
 
 
-def transform_result(record: dict[str, Any], source: str, line: int | None,
-                     *, tz: str) -> Row | Quarantined:
+def transform_result(
+    record: dict[str, Any], source: str, line: int | None, *, tz: str
+) -> Row | Quarantined:
     content = _canonical(record, RESULT_FIELDS)
     raw = domain.canonical_json(content)
     v, invalid = _clean(record, RESULT_FIELDS)
     tube_code = v["tube_code"]
     if tube_code is None:
-        return Quarantined("results", source, line, "tube_code",
-                           "no tube_code: a result must name its tube", raw)
+        return Quarantined(
+            "results", source, line, "tube_code", "no tube_code: a result must name its tube", raw
+        )
     digest = domain.content_hash(content)
     flags = _missing_flags(v, RESULT_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
@@ -208,12 +272,21 @@ def transform_result(record: dict[str, Any], source: str, line: int | None,
     reported_at, day = _timestamp(v["reported_at"], "reported_at", flags, tz)
     ct_value = _number(v["ct_value"], "ct_value", flags, _float)
     stamp = reported_at.isoformat() if reported_at is not None else v["reported_at"]
-    key = domain.content_hash({"tube_code": tube_code, "lab_code": v["lab_code"],
-                               "reported_at": stamp})[:32]
+    key = domain.content_hash(
+        {"tube_code": tube_code, "lab_code": v["lab_code"], "reported_at": stamp}
+    )[:32]
     props: dict[str, Any] = {
-        "result_key": key, "tube_code": tube_code, "result": result, "reported_at": reported_at,
-        "day": day, "lab_code": v["lab_code"], "ct_value": ct_value,
-        "flags": sorted(set(flags)), "content_hash": digest, "raw": raw, "source": source,
+        "result_key": key,
+        "tube_code": tube_code,
+        "result": result,
+        "reported_at": reported_at,
+        "day": day,
+        "lab_code": v["lab_code"],
+        "ct_value": ct_value,
+        "flags": sorted(set(flags)),
+        "content_hash": digest,
+        "raw": raw,
+        "source": source,
         "line": line,
     }
     return Row("results", key, digest, raw, props, sorted(set(flags)), {"tube_code": tube_code})
@@ -225,8 +298,14 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
     v, invalid = _clean(record, COMPOUND_FIELDS)
     code = v["compound_code"]
     if code is None:
-        return Quarantined("compounds", source, line, "compound_code",
-                           "no compound_code: a compound needs its key", raw)
+        return Quarantined(
+            "compounds",
+            source,
+            line,
+            "compound_code",
+            "no compound_code: a compound needs its key",
+            raw,
+        )
     digest = domain.content_hash(content)
     flags = _missing_flags(v, COMPOUND_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
@@ -246,8 +325,16 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
             number = None
         coords[axis] = number
     props: dict[str, Any] = {
-        "code": code, "name": v["name"], "address": v["address"], "district_code": district,
-        "subdistrict": v["subdistrict"], "lat": coords["lat"], "lon": coords["lon"],
-        "flags": sorted(set(flags)), "content_hash": digest, "raw": raw, "known": True,
+        "code": code,
+        "name": v["name"],
+        "address": v["address"],
+        "district_code": district,
+        "subdistrict": v["subdistrict"],
+        "lat": coords["lat"],
+        "lon": coords["lon"],
+        "flags": sorted(set(flags)),
+        "content_hash": digest,
+        "raw": raw,
+        "known": True,
     }
     return Row("compounds", code, digest, raw, props, sorted(set(flags)))

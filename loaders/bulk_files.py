@@ -17,12 +17,13 @@ from typing import Any, TextIO
 
 from neo4j import ManagedTransaction
 
-from engine import records, tasks
+from engine import tasks
 from engine.db import Gateway
 from engine.errors import ServerError
-from engine.ingest import Summary
-from engine.records import Quarantined, Row
 from engine.settings import Settings
+from loaders import transform
+from loaders.transform import Quarantined, Row
+from loaders.write import Summary
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 ARRAY_DELIMITER = "\x1f"
@@ -37,8 +38,7 @@ class _Csv:
 
     def __init__(self, path: Path, header: list[str]) -> None:
         self.fh: TextIO = path.open("w", encoding="utf-8", newline="")
-        self.names = [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0]
-                      for h in header]
+        self.names = [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0] for h in header]
         self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL)
         self.writer.writerow(header)
         self.rows = 0
@@ -62,20 +62,75 @@ class _Csv:
         self.fh.close()
 
 
-REG_HEADER = ["record_id:ID(Registration)", "collected_at:datetime", "day", "compound_code",
-              "box_code", "tube_code", "pool_size:long", "method", "id_type", "name", "phone",
-              "registered_address", "collector_id", "flags:string[]", "content_hash", "raw",
-              "source", "line:long", ":LABEL"]
-PERSON_HEADER = ["person_id:ID(Person)", "id_type", "id_number", "registered_district_code",
-                 ":LABEL"]
-RESULT_HEADER = ["result_key:ID(Result)", "tube_code", "result", "reported_at:datetime", "day",
-                 "lab_code", "ct_value:double", "flags:string[]", "content_hash", "raw", "source",
-                 "line:long", ":LABEL"]
-COMPOUND_HEADER = ["code:ID(Compound)", "name", "address", "district_code", "subdistrict",
-                   "lat:double", "lon:double", "flags:string[]", "content_hash", "raw",
-                   "known:boolean", ":LABEL"]
-QUARANTINE_HEADER = ["qkey:ID(Quarantine)", "kind", "source", "line:long", "field", "reason",
-                     "raw", "existing", "at:datetime", ":LABEL"]
+REG_HEADER = [
+    "record_id:ID(Registration)",
+    "collected_at:datetime",
+    "day",
+    "compound_code",
+    "box_code",
+    "tube_code",
+    "pool_size:long",
+    "method",
+    "id_type",
+    "name",
+    "phone",
+    "registered_address",
+    "collector_id",
+    "flags:string[]",
+    "content_hash",
+    "raw",
+    "source",
+    "line:long",
+    ":LABEL",
+]
+PERSON_HEADER = [
+    "person_id:ID(Person)",
+    "id_type",
+    "id_number",
+    "registered_district_code",
+    ":LABEL",
+]
+RESULT_HEADER = [
+    "result_key:ID(Result)",
+    "tube_code",
+    "result",
+    "reported_at:datetime",
+    "day",
+    "lab_code",
+    "ct_value:double",
+    "flags:string[]",
+    "content_hash",
+    "raw",
+    "source",
+    "line:long",
+    ":LABEL",
+]
+COMPOUND_HEADER = [
+    "code:ID(Compound)",
+    "name",
+    "address",
+    "district_code",
+    "subdistrict",
+    "lat:double",
+    "lon:double",
+    "flags:string[]",
+    "content_hash",
+    "raw",
+    "known:boolean",
+    ":LABEL",
+]
+QUARANTINE_HEADER = [
+    "qkey:ID(Quarantine)",
+    "kind",
+    "source",
+    "line:long",
+    "field",
+    "reason",
+    "raw",
+    "existing",
+    "at:datetime",
+    ":LABEL",
+]
 
 
 @dataclass
@@ -86,9 +141,15 @@ class Plan:
     files: list[str] = field(default_factory=list)
 
 
-def _dedupe(kind: str, source: str, items: Iterable[Item], transform: Any,
-            seen: dict[str, tuple[str, str]], quarantine: dict[str, Quarantined],
-            summary: Summary) -> Iterator[Row]:
+def _dedupe(
+    kind: str,
+    source: str,
+    items: Iterable[Item],
+    transform: Any,
+    seen: dict[str, tuple[str, str]],
+    quarantine: dict[str, Quarantined],
+    summary: Summary,
+) -> Iterator[Row]:
     """The online loader's rules: first version wins; a different one is a conflict."""
     for line, item in items:
         summary.read += 1
@@ -106,20 +167,29 @@ def _dedupe(kind: str, source: str, items: Iterable[Item], transform: Any,
         elif first[0] == out.content_hash:
             summary.duplicates += 1
         elif kind == "compounds":
-            raise ServerError(f"bulk import: compound {out.key} appears twice with different "
-                              "content; load compounds online to update them")
+            raise ServerError(
+                f"bulk import: compound {out.key} appears twice with different "
+                "content; load compounds online to update them"
+            )
         else:
-            q = Quarantined(kind, source, line,
-                            "record_id" if kind == "registrations" else "tube_code",
-                            f"conflict: {out.key} was already received with different "
-                            "content; the first version is kept", out.raw, first[1])
+            q = Quarantined(
+                kind,
+                source,
+                line,
+                "record_id" if kind == "registrations" else "tube_code",
+                f"conflict: {out.key} was already received with different "
+                "content; the first version is kept",
+                out.raw,
+                first[1],
+            )
             quarantine.setdefault(q.key, q)
             summary.conflicts += 1
             summary.quarantined += 1
 
 
-def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
-                       settings: Settings, secret: str) -> Plan:
+def write_import_files(
+    out: Path, inputs: dict[str, tuple[str, Iterable[Item]]], settings: Settings, secret: str
+) -> Plan:
     """Write node and relationship CSVs for `neo4j-admin database import full`."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -136,8 +206,9 @@ def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
     if "compounds" in inputs:
         source, items = inputs["compounds"]
         summary = Summary("compounds")
-        for row in _dedupe("compounds", source, items, records.transform_compound, {},
-                           quarantine, summary):
+        for row in _dedupe(
+            "compounds", source, items, transform.transform_compound, {}, quarantine, summary
+        ):
             comp.write({**row.props, "LABEL": "Compound"})
             compounds_known.add(row.key)
         plan.summaries["compounds"] = summary
@@ -158,11 +229,11 @@ def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
         summary = Summary("registrations")
 
         def transform_reg(rec: dict[str, Any], src: str, line: int | None) -> Any:
-            return records.transform_registration(rec, src, line, tz=settings.timezone,
-                                                  secret=secret)
+            return transform.transform_registration(
+                rec, src, line, tz=settings.timezone, secret=secret
+            )
 
-        for row in _dedupe("registrations", source, items, transform_reg, {}, quarantine,
-                           summary):
+        for row in _dedupe("registrations", source, items, transform_reg, {}, quarantine, summary):
             p = row.props
             reg.write({**p, "LABEL": "Registration"})
             links = row.links
@@ -183,8 +254,9 @@ def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
                 key = (links["box_code"], links["compound_code"], links["day"])
                 if key not in filled:
                     filled.add(key)
-                    rels["filled_at"].write({"START_ID": key[0], "END_ID": key[1],
-                                             "day": key[2], "TYPE": "FILLED_AT"})
+                    rels["filled_at"].write(
+                        {"START_ID": key[0], "END_ID": key[1], "day": key[2], "TYPE": "FILLED_AT"}
+                    )
         plan.summaries["registrations"] = summary
 
     res = _Csv(out / "results.csv", RESULT_HEADER)
@@ -193,7 +265,7 @@ def write_import_files(out: Path, inputs: dict[str, tuple[str, Iterable[Item]]],
         summary = Summary("results")
 
         def transform_res(rec: dict[str, Any], src: str, line: int | None) -> Any:
-            return records.transform_result(rec, src, line, tz=settings.timezone)
+            return transform.transform_result(rec, src, line, tz=settings.timezone)
 
         for row in _dedupe("results", source, items, transform_res, {}, quarantine, summary):
             res.write({**row.props, "LABEL": "Result"})
@@ -229,11 +301,28 @@ def _single(path: Path, header: str, values: set[str], label: str) -> None:
 
 
 def import_args(out: Path, database: str) -> list[str]:
-    nodes = ["compounds", "registrations", "persons", "results", "tubes", "boxes",
-             "quarantine", "meta"]
-    args = ["database", "import", "full", database, "--overwrite-destination=true",
-            f"--array-delimiter={ARRAY_DELIMITER}", "--multiline-fields=false",
-            "--bad-tolerance=0", "--threads=2"]
+    nodes = [
+        "compounds",
+        "registrations",
+        "persons",
+        "results",
+        "tubes",
+        "boxes",
+        "quarantine",
+        "meta",
+    ]
+    args = [
+        "database",
+        "import",
+        "full",
+        database,
+        "--overwrite-destination=true",
+        f"--array-delimiter={ARRAY_DELIMITER}",
+        "--multiline-fields=false",
+        "--bad-tolerance=0",
+        "--threads=2",
+        f"--report-file={out / 'import.report'}",
+    ]
     args += [f"--nodes={out / (n + '.csv')}" for n in nodes]
     args += [f"--relationships={p}" for p in sorted(out.glob("rel_*.csv"))]
     return args
@@ -243,7 +332,7 @@ def dispatch_all(gw: Gateway, page: int = 1000) -> int:
     """Create tasks for every positive and invalid result, as the online loader does."""
     keys = [r["key"] for r in gw.read("results_to_dispatch")]
     for start in range(0, len(keys), page):
-        chunk = keys[start:start + page]
+        chunk = keys[start : start + page]
 
         def work(tx: ManagedTransaction, c: list[str] = chunk) -> None:
             tasks.dispatch(gw, tx, c)

@@ -1,5 +1,6 @@
-"""Load: transformed records written in batches of `UNWIND $rows`, each batch one managed write
-transaction (retried by the driver), idempotent by key. Outcomes per record and a summary."""
+"""Load: transformed records written in batches (one list of rows per query), each batch one
+managed write transaction (retried by the driver), idempotent by key.
+Outcomes per record and a summary."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import records, tasks
+from engine import tasks
 from engine.db import Gateway
-from engine.records import Quarantined, Row
 from engine.settings import Settings
+from loaders import transform
+from loaders.transform import Quarantined, Row
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 
@@ -34,8 +36,13 @@ class Outcome:
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "key": self.key, "status": self.status,
-                "flags": self.flags, "reason": self.reason}
+        return {
+            "line": self.line,
+            "key": self.key,
+            "status": self.status,
+            "flags": self.flags,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -51,9 +58,15 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"read": self.read, "stored": self.stored, "duplicates": self.duplicates,
-                "conflicts": self.conflicts, "updated": self.updated, "flagged": self.flagged,
-                "quarantined": self.quarantined}
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "updated": self.updated,
+            "flagged": self.flagged,
+            "quarantined": self.quarantined,
+        }
 
     def line(self) -> str:
         return f"{self.kind}: " + ", ".join(f"{k} {v}" for k, v in self.counts().items())
@@ -77,16 +90,18 @@ class Summary:
             self.outcomes.append(outcome)
 
 
-def make_transform(kind: str, settings: Settings, secret: str
-                   ) -> Callable[[dict[str, Any], str, int | None], Row | Quarantined]:
+def make_transform(
+    kind: str, settings: Settings, secret: str
+) -> Callable[[dict[str, Any], str, int | None], Row | Quarantined]:
     if kind == "registrations":
-        return lambda rec, src, ln: records.transform_registration(
-            rec, src, ln, tz=settings.timezone, secret=secret)
+        return lambda rec, src, ln: transform.transform_registration(
+            rec, src, ln, tz=settings.timezone, secret=secret
+        )
     if kind == "results":
-        return lambda rec, src, ln: records.transform_result(rec, src, ln, tz=settings.timezone)
+        return lambda rec, src, ln: transform.transform_result(rec, src, ln, tz=settings.timezone)
     if kind == "compounds":
-        return records.transform_compound
-    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(records.KINDS)}")
+        return transform.transform_compound
+    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(transform.KINDS)}")
 
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -95,12 +110,18 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield batch
 
 
-def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | None, Row]],
-                 quarantined: list[Quarantined]) -> Callable[[ManagedTransaction], list[Outcome]]:
+def _write_batch(
+    gw: Gateway,
+    kind: str,
+    source: str,
+    rows: list[tuple[int | None, Row]],
+    quarantined: list[Quarantined],
+) -> Callable[[ManagedTransaction], list[Outcome]]:
     def work(tx: ManagedTransaction) -> list[Outcome]:
         token = uuid.uuid4().hex
-        payload = [{"key": r.key, "props": r.props, "links": r.links, "raw": r.raw}
-                   for _, r in rows]
+        payload = [
+            {"key": r.key, "props": r.props, "links": r.links, "raw": r.raw} for _, r in rows
+        ]
         query = MERGE_QUERY[kind]
         params: dict[str, Any] = {"rows": payload}
         if "token" in gw.queries[query].params:
@@ -109,8 +130,12 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
         created_rows = [p for p, a in zip(payload, answers, strict=True) if a["created"]]
         if kind == "registrations" and created_rows:
             gw.run_in(tx, "link_registrations", rows=created_rows, token=token)
-            derived = {r["key"]: r["derived_flags"] for r in gw.run_in(
-                tx, "registration_derived_flags", keys=[p["key"] for p in created_rows])}
+            derived = {
+                r["key"]: r["derived_flags"]
+                for r in gw.run_in(
+                    tx, "registration_derived_flags", keys=[p["key"] for p in created_rows]
+                )
+            }
             for a in answers:
                 a["derived_flags"] = derived.get(a["key"], [])
         outcomes: list[Outcome] = []
@@ -124,10 +149,16 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
             elif kind == "compounds":
                 outcomes.append(Outcome(line, row.key, "updated", row.flags))
             else:
-                q = Quarantined(kind, source, line, "record_id" if kind == "registrations"
-                                else "tube_code",
-                                f"conflict: {row.key} was already received with different "
-                                "content; the first version is kept", row.raw, answer["raw"])
+                q = Quarantined(
+                    kind,
+                    source,
+                    line,
+                    "record_id" if kind == "registrations" else "tube_code",
+                    f"conflict: {row.key} was already received with different "
+                    "content; the first version is kept",
+                    row.raw,
+                    answer["raw"],
+                )
                 extra_q.append(q)
                 outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
@@ -143,9 +174,16 @@ def _write_batch(gw: Gateway, kind: str, source: str, rows: list[tuple[int | Non
     return work
 
 
-def load_records(gw: Gateway, kind: str, items: Iterable[Item], source: str, settings: Settings,
-                 *, keep_outcomes: bool = False,
-                 on_batch: Callable[[int], None] | None = None) -> Summary:
+def load_records(
+    gw: Gateway,
+    kind: str,
+    items: Iterable[Item],
+    source: str,
+    settings: Settings,
+    *,
+    keep_outcomes: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> Summary:
     """Transform and store every item; a bad item never fails the others."""
     transform = make_transform(kind, settings, gw.secret() if kind == "registrations" else "")
     summary = Summary(kind)
@@ -173,10 +211,16 @@ def load_records(gw: Gateway, kind: str, items: Iterable[Item], source: str, set
                 ordered.append(len(rows))
                 rows.append((line, result))
             else:
-                q = Quarantined(kind, source, line, "record_id",
-                                f"conflict: {result.key} was already received with different "
-                                "content; the first version is kept",
-                                result.raw, first.raw)
+                q = Quarantined(
+                    kind,
+                    source,
+                    line,
+                    "record_id",
+                    f"conflict: {result.key} was already received with different "
+                    "content; the first version is kept",
+                    result.raw,
+                    first.raw,
+                )
                 quarantined.append(q)
                 ordered.append(Outcome(line, result.key, "conflict", result.flags, q.reason))
         written = gw.write_tx(_write_batch(gw, kind, source, rows, quarantined))

@@ -1,0 +1,52 @@
+"""How the CLI and the demo print: one console for answers, one for errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+
+
+def print_trace(t: dict[str, Any]) -> None:
+    tube = t["tube"]
+    c = t["compound"] or {}
+    out.print(
+        f"[bold]Tube {tube['code']}[/bold]  pool {tube['pool_size']}  "
+        f"collected {tube['collected_at']}  result {tube['result']} ({tube['reported_at']})",
+        highlight=False,
+    )
+    out.print(
+        f"Box {', '.join(t['boxes']) or '-'}   Compound {c.get('code')} {c.get('name') or ''}"
+        f"  {c.get('address') or ''}  {c.get('district') or ''} {c.get('subdistrict') or ''}",
+        highlight=False,
+    )
+    if t["flags"]:
+        out.print(f"Tube flags: {', '.join(t['flags'])}", highlight=False)
+    table = Table(
+        "#", "name", "id", "phone", "residence", "district", "registered", "sep.", "flags"
+    )
+    for i, p in enumerate(t["persons"], start=1):
+        res = p["residence"] or {}
+        sep = {True: "yes", False: "no", None: "?"}[p["household_separated"]]
+        table.add_row(
+            str(i),
+            p["name"] or "",
+            p["id_number"] or "",
+            p["phone"] or "",
+            res.get("compound_code") or "",
+            res.get("district_code") or "",
+            p["registered_district_code"] or "",
+            sep,
+            ", ".join(p["flags"]),
+        )
+    out.print(table)
