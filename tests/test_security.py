@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.app import create_app
 from engine import domain
@@ -59,7 +59,9 @@ def roles_of(route: APIRoute) -> set[str]:
 
 def routes(settings: Settings, gw: Gateway) -> list[APIRoute]:
     app = create_app(settings, gateway=gw)
-    return [r for r in app.routes if isinstance(r, APIRoute)]
+    # Routers are included lazily (FastAPI >= 0.137): walk their effective routes.
+    found = [c.original_route for c in iter_route_contexts(app.routes)]
+    return [r for r in found if isinstance(r, APIRoute)]
 
 
 def city_with_case(gw: Gateway, settings: Settings, tmp_path: Path) -> dict[str, Any]:
