@@ -3,23 +3,20 @@ answers; else the managed server in a temporary `TUBETRACE_HOME`, started once p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from engine.db import Gateway, connect
 from engine.settings import Settings
+from tests.helpers import free_port
 
 
 def _docker_answers() -> bool:
@@ -100,36 +97,6 @@ def subprocess_env(neo4j_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
     env.update(neo4j_env)
     return env
-
-
-def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
-    """Node counts per label and a hash of every property of every node and relationship."""
-    counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
-
-    def norm(value: Any) -> Any:
-        if hasattr(value, "iso_format"):
-            return value.iso_format()
-        if isinstance(value, dict):
-            return {k: norm(v) for k, v in sorted(value.items())}
-        if isinstance(value, list):
-            return [norm(v) for v in value]
-        return value
-
-    nodes = sorted(
-        json.dumps(norm(r), sort_keys=True, ensure_ascii=False) for r in gw.read("dump_nodes")
-    )
-    rels = sorted(
-        json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
-        for r in gw.read("dump_relationships")
-    )
-    digest = hashlib.sha256("\n".join(nodes + rels).encode()).hexdigest()
-    return counts, digest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -13,22 +11,7 @@ import httpx
 from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
-from tests.test_load_trace import load_city
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
+from tests.helpers import bearer, cli, load_city
 
 
 def test_cli_json_equals_api_for_investigator_reveal(

@@ -10,9 +10,7 @@ import httpx
 from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
-from tests.test_api_cli import bearer, cli
-from tests.test_load_trace import load, load_city
-from tests.test_tasks import result, retest
+from tests.helpers import bearer, cli, load, load_city, result, retest
 
 
 def test_district_queue_and_transitions(gw: Gateway, settings: Settings, api_url: str) -> None:

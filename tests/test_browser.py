@@ -10,7 +10,7 @@ import pytest
 
 from engine.db import Gateway
 from engine.settings import Settings
-from tests.test_load_trace import load_city
+from tests.helpers import load_city
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_FLAGS = [

@@ -16,7 +16,7 @@ from engine.trace import all_tube_codes, trace_many
 from loaders import write
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
-from tests.test_load_trace import load
+from tests.helpers import load
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 
 from engine.db import Gateway
 from engine.trace import PERSON_FLAGS, TUBE_FLAGS
-from tests.test_api_cli import cli
+from tests.helpers import cli
 
 
 def test_demo_loads_prints_flags_and_traces(gw: Gateway, subprocess_env: dict[str, str]) -> None:

@@ -18,8 +18,7 @@ from engine.settings import Settings
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
-from tests.conftest import graph_fingerprint
-from tests.faults import CommitDroppingProxy
+from tests.helpers import CommitDroppingProxy, graph_fingerprint
 
 
 def registrations(n: int, prefix: str = "R") -> list[tuple[int, dict[str, Any]]]:

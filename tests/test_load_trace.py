@@ -14,20 +14,7 @@ from engine.errors import NotFound
 from engine.settings import Settings
 from engine.trace import trace_tube
 from loaders import write
-from loaders.read import read_file
-from tests.conftest import graph_fingerprint
-
-DATA = Path(__file__).parent / "data"
-
-
-def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> write.Summary:
-    return write.load_records(gw, kind, read_file(path, kind), path.name, settings)
-
-
-def load_city(gw: Gateway, settings: Settings) -> None:
-    load(gw, settings, "compounds", DATA / "compounds.csv")
-    load(gw, settings, "registrations", DATA / "registrations.csv")
-    load(gw, settings, "results", DATA / "results.jsonl")
+from tests.helpers import DATA, graph_fingerprint, load, load_city
 
 
 def expected_t1() -> dict[str, Any]:

@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from engine.db import Gateway
 from engine.settings import Settings
-from tests.test_load_trace import load_city
-
-
-def operators(plan: Any) -> list[str]:
-    details = str(plan.get("args", {}).get("Details", ""))[:80]
-    found = [
-        plan["operatorType"].split("@")[0]
-        + (f" [{details}]" if "Index" in plan["operatorType"] else "")
-    ]
-    for child in plan.get("children", []):
-        found += operators(child)
-    return found
-
-
-def first_operator(plan: Any) -> str:
-    while plan.get("children"):
-        plan = plan["children"][0]
-    return str(plan["operatorType"].split("@")[0])  # the leaf that runs first
-
-
-def assert_seek_without_scans(plan: Any) -> None:
-    ops = operators(plan)
-    assert first_operator(plan) in ("NodeUniqueIndexSeek", "NodeIndexSeek"), " / ".join(ops)
-    assert not [op for op in ops if op.split(" ")[0].endswith("Scan")], " / ".join(ops)
+from tests.helpers import assert_seek_without_scans, load_city
 
 
 def test_trace_plan_starts_with_index_seek(gw: Gateway, settings: Settings) -> None:

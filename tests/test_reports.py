@@ -14,9 +14,16 @@ from engine.keys import Principal
 from engine.settings import Settings
 from engine.trace import trace_tube
 from loaders.generate import generate_city
-from tests.test_load_trace import DATA, load, load_city
-from tests.test_plan import assert_seek_without_scans
-from tests.test_tasks import RETEST_HEADER, result, retest, write
+from tests.helpers import (
+    DATA,
+    RETEST_HEADER,
+    assert_seek_without_scans,
+    load,
+    load_city,
+    result,
+    retest,
+    write,
+)
 
 
 def test_days_positives_equal_the_union_of_single_traces(

@@ -19,7 +19,7 @@ from api.app import create_app
 from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
-from tests.test_load_trace import load_city
+from tests.helpers import load_city
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())
 ROLES = [

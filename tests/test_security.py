@@ -17,8 +17,7 @@ from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
 from engine.trace import trace_tube
-from tests.test_load_trace import load, load_city
-from tests.test_tasks import result, retest
+from tests.helpers import load, load_city, result, retest
 
 OPEN = {"/healthz"}
 LABELS = {

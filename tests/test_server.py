@@ -49,7 +49,7 @@ def test_neo4j_routing_uri_works_end_to_end(gw: Gateway, settings: Settings) -> 
     """A `neo4j://` URI (cluster routing; reads go to secondaries there) runs every query."""
     from engine.db import connect
     from engine.trace import trace_tube
-    from tests.test_load_trace import load_city
+    from tests.helpers import load_city
 
     load_city(gw, settings)
     if settings.neo4j_uri:

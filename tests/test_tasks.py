@@ -13,7 +13,7 @@ from engine.db import Gateway
 from engine.errors import NotFound, TransitionError
 from engine.keys import CLI, Principal
 from engine.settings import Settings
-from tests.test_load_trace import DATA, load, load_city
+from tests.helpers import DATA, RETEST_HEADER, count, load, load_city, result, retest, write
 
 INVESTIGATOR = Principal("inv", "investigator")
 PUDONG = Principal("pd", "district", "310115")
@@ -23,41 +23,6 @@ def queue(gw: Gateway, district: str, status: str | None = None) -> list[dict[st
     items, cursor = tasks.tasks_page(gw, district, status, "", 500)
     assert cursor is None
     return items
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def count(gw: Gateway, label: str) -> int:
-    return {r["label"]: r["n"] for r in gw.read("count_by_label")}.get(label, 0)
-
-
-RETEST_HEADER = (
-    "record_id,collected_at,compound_code,box_code,tube_code,pool_size,method,"
-    "id_type,id_number,name,phone\n"
-)
-
-
-def retest(
-    tmp_path: Path, record_id: str, tube: str, id_number: str, at: str = "2022-04-10T10:00:00+08:00"
-) -> Path:
-    return write(
-        tmp_path,
-        f"{record_id}.csv",
-        RETEST_HEADER + f"{record_id},{at},C1,RB1,{tube},1,nucleic_code,resident_id,{id_number},x,"
-        "13800000000\n",
-    )
-
-
-def result(tmp_path: Path, tube: str, value: str, at: str = "2022-04-10T20:00:00+08:00") -> Path:
-    return write(
-        tmp_path,
-        f"res-{tube}-{value}-{at[:10]}.csv",
-        f"tube_code,result,reported_at,lab_code\n{tube},{value},{at},LAB01\n",
-    )
 
 
 def test_positive_pool_dispatches_to_residence_district(gw: Gateway, settings: Settings) -> None:

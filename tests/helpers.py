@@ -1,0 +1,201 @@
+"""Helpers shared by the test modules (test files never import each other)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.db import Gateway
+from engine.settings import Settings
+from loaders import write as loader_write
+from loaders.read import read_file
+
+DATA = Path(__file__).parent / "data"
+
+
+def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> loader_write.Summary:
+    return loader_write.load_records(gw, kind, read_file(path, kind), path.name, settings)
+
+
+def load_city(gw: Gateway, settings: Settings) -> None:
+    load(gw, settings, "compounds", DATA / "compounds.csv")
+    load(gw, settings, "registrations", DATA / "registrations.csv")
+    load(gw, settings, "results", DATA / "results.jsonl")
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def count(gw: Gateway, label: str) -> int:
+    return {r["label"]: r["n"] for r in gw.read("count_by_label")}.get(label, 0)
+
+
+RETEST_HEADER = (
+    "record_id,collected_at,compound_code,box_code,tube_code,pool_size,method,"
+    "id_type,id_number,name,phone\n"
+)
+
+
+def retest(
+    tmp_path: Path, record_id: str, tube: str, id_number: str, at: str = "2022-04-10T10:00:00+08:00"
+) -> Path:
+    return write(
+        tmp_path,
+        f"{record_id}.csv",
+        RETEST_HEADER + f"{record_id},{at},C1,RB1,{tube},1,nucleic_code,resident_id,{id_number},x,"
+        "13800000000\n",
+    )
+
+
+def result(tmp_path: Path, tube: str, value: str, at: str = "2022-04-10T20:00:00+08:00") -> Path:
+    return write(
+        tmp_path,
+        f"res-{tube}-{value}-{at[:10]}.csv",
+        f"tube_code,result,reported_at,lab_code\n{tube},{value},{at},LAB01\n",
+    )
+
+
+def operators(plan: Any) -> list[str]:
+    details = str(plan.get("args", {}).get("Details", ""))[:80]
+    found = [
+        plan["operatorType"].split("@")[0]
+        + (f" [{details}]" if "Index" in plan["operatorType"] else "")
+    ]
+    for child in plan.get("children", []):
+        found += operators(child)
+    return found
+
+
+def first_operator(plan: Any) -> str:
+    while plan.get("children"):
+        plan = plan["children"][0]
+    return str(plan["operatorType"].split("@")[0])  # the leaf that runs first
+
+
+def assert_seek_without_scans(plan: Any) -> None:
+    ops = operators(plan)
+    assert first_operator(plan) in ("NodeUniqueIndexSeek", "NodeIndexSeek"), " / ".join(ops)
+    assert not [op for op in ops if op.split(" ")[0].endswith("Scan")], " / ".join(ops)
+
+
+def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
+    """Node counts per label and a hash of every property of every node and relationship."""
+    counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
+
+    def norm(value: Any) -> Any:
+        if hasattr(value, "iso_format"):
+            return value.iso_format()
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    nodes = sorted(
+        json.dumps(norm(r), sort_keys=True, ensure_ascii=False) for r in gw.read("dump_nodes")
+    )
+    rels = sorted(
+        json.dumps(norm(r), sort_keys=True, ensure_ascii=False)
+        for r in gw.read("dump_relationships")
+    )
+    digest = hashlib.sha256("\n".join(nodes + rels).encode()).hexdigest()
+    return counts, digest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Fault tools for the reliability tests.
+# A Bolt COMMIT message: chunk size 2, struct with no fields (0xB0), signature 0x12, end marker.
+BOLT_COMMIT = b"\x00\x02\xb0\x12\x00\x00"
+
+
+class CommitDroppingProxy:
+    """Forwards 127.0.0.1:port to a Bolt server. When armed, the next COMMIT is forwarded to
+    the server and then both sides are cut before the server's answer reaches the client."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = int(self.listener.getsockname()[1])
+        self.armed = threading.Event()
+        self.dropped = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            cut = threading.Event()
+            threading.Thread(
+                target=self._pipe, args=(client, server, True, cut), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, False, cut), daemon=True
+            ).start()
+
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, upstream: bool, cut: threading.Event
+    ) -> None:
+        try:
+            while data := src.recv(65536):
+                if cut.is_set():
+                    continue  # the server's answer to COMMIT is swallowed
+                if upstream and self.armed.is_set() and BOLT_COMMIT in data:
+                    self.armed.clear()
+                    cut.set()
+                    self.dropped += 1
+                    dst.sendall(data)
+                    time.sleep(0.5)  # the server commits; its SUCCESS is never relayed
+                    for s in (src, dst):
+                        s.shutdown(socket.SHUT_RDWR)
+                        s.close()
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass

@@ -1,0 +1,145 @@
+"""Pure functions without a database: trace building and dispatch planning. (ID, phone and
+transform rules: tests/test_domain.py and tests/test_records.py, also without a database.)"""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.tasks import plan_dispatch, task_id
+from engine.trace import build_trace
+
+AT = datetime(2022, 4, 9, 8, 15, tzinfo=UTC)
+C1 = {"code": "C1", "name": "n", "address": "a", "district_code": "310115", "subdistrict": "s"}
+
+
+def reg(record_id: str, **over: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "person_id": f"p_{record_id}",
+        "id_type": "resident_id",
+        "id_number": "X",
+        "name": "n",
+        "phone": "13800000000",
+        "method": "nucleic_code",
+        "record_id": record_id,
+        "collected_at": AT,
+        "compound_code": "C1",
+        "compound": C1,
+        "box_code": "B1",
+        "pool_size": 2,
+        "registered_district_code": "310115",
+        "flags": [],
+        "duplicate": False,
+        "box_compounds_that_day": 1,
+    }
+    return r | over
+
+
+def test_trace_of_a_clean_pool() -> None:
+    row = {
+        "code": "T1",
+        "registrations": [reg("R1"), reg("R2", registered_district_code="310104")],
+        "results": [
+            {"result": "positive", "reported_at": AT, "lab_code": "L", "ct_value": 28.5},
+        ],
+    }
+    t = build_trace(row)
+    assert t["tube"]["result"] == "positive"
+    assert t["tube"]["pool_size"] == 2
+    assert t["flags"] == []
+    assert t["compound"]["district"] == "浦东新区"
+    assert [p["household_separated"] for p in t["persons"]] == [False, True]
+    assert t["box"] == {"code": "B1"} and t["boxes"] == ["B1"]
+
+
+def test_trace_tube_flags() -> None:
+    row = {
+        "code": "T2",
+        "registrations": [
+            reg("R1", pool_size=1),
+            reg("R2", pool_size=5, box_code="B2", compound_code="C9", compound=None),
+        ],
+        "results": [],
+    }
+    t = build_trace(row)
+    assert t["flags"] == [
+        "over_pool_size",
+        "pool_size_mismatch",
+        "tube_multiple_boxes",
+        "tube_multiple_compounds",
+    ]
+    assert t["persons"][1]["flags"] == ["unknown_compound"]
+    assert t["tube"]["result"] is None and t["tube"]["results"] == []
+
+
+def test_trace_of_a_result_without_registrations() -> None:
+    t = build_trace({"code": "T3", "registrations": [], "results": []})
+    assert t["flags"] == ["no_registrations"] and t["persons"] == [] and t["compound"] is None
+
+
+def member(pid: str, pool_size: int | None, district: str | None = "310115") -> dict[str, Any]:
+    return {
+        "person_id": pid,
+        "record_id": f"r{pid}",
+        "district_code": district,
+        "compound_code": "C1",
+        "collected_at": AT,
+        "pool_size": pool_size,
+    }
+
+
+def ctx(result: str, members: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "tube_code": "T1",
+        "result": result,
+        "reported_at": AT,
+        "day": "2022-04-09",
+        "members": members,
+        "open_resample_tasks": [],
+        "retest_tasks": [],
+        "person_open_tasks": [],
+    }
+    return c | over
+
+
+def test_positive_pool_plans_follow_ups_in_residence_districts() -> None:
+    plan = plan_dispatch([ctx("positive", [member("a", 2), member("b", 2, None)])], AT)
+    assert [(u["props"]["kind"], u["props"]["district_code"]) for u in plan.upserts] == [
+        ("follow_up", "310115"),
+        ("follow_up", "unassigned"),
+    ]
+    assert plan.upserts[0]["task_id"] == task_id("a", "T1", "follow_up")
+    assert plan.positive_persons == ["a", "b"]
+
+
+def test_pool_of_one_declared_pooled_is_pooled() -> None:
+    plan = plan_dispatch([ctx("positive", [member("a", 10)])], AT)
+    assert [u["props"]["kind"] for u in plan.upserts] == ["follow_up"] and not plan.cases
+
+
+def test_single_positive_is_a_case_or_confirms_a_retest() -> None:
+    plan = plan_dispatch([ctx("positive", [member("a", 1)])], AT)
+    assert [u["props"]["kind"] for u in plan.upserts] == ["case"] and len(plan.cases) == 1
+    plan = plan_dispatch([ctx("positive", [member("a", 1)], retest_tasks=["k1"])], AT)
+    assert plan.upserts == [] and plan.closes == [(["k1"], "confirmed", plan.closes[0][2])]
+
+
+def test_invalid_and_negative() -> None:
+    plan = plan_dispatch([ctx("invalid", [member("a", 5), member("b", 5)])], AT)
+    assert [u["props"]["kind"] for u in plan.upserts] == ["resample", "resample"]
+    plan = plan_dispatch([ctx("negative", [member("a", 1)], retest_tasks=["k1"])], AT)
+    assert plan.closes[0][:2] == (["k1"], "released")
+    plan = plan_dispatch([ctx("positive", [member("a", 5)], open_resample_tasks=["k2"])], AT)
+    assert plan.closes[0][:2] == (["k2"], "superseded")
+
+
+def test_test_files_never_import_each_other() -> None:
+    offences = []
+    for f in Path(__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
+                if node.module != "tests.helpers":
+                    offences.append(f"{f.name}: from {node.module}")
+    assert offences == []
