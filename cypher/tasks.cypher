@@ -78,17 +78,25 @@ RETURN count(k) AS n
 
 // name: link_retests
 // params: record_ids, now
+// The write lock on each task is taken before its status is read, so a move made meanwhile by a
+// district unit or another loader is seen (check-and-set in one locked step).
 UNWIND $record_ids AS rid
 MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(record_id)
 WHERE r.pool_size = 1
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 MATCH (p)<-[:FOR_PERSON]-(k:Task)
-WHERE k.status <> 'closed' AND NOT (k)-[:FOR_TUBE]->(t)
+WHERE NOT (k)-[:FOR_TUBE]->(t)
+SET k._lock = true
+REMOVE k._lock
+WITH k, t, rid
+WHERE k.status <> 'closed'
+MERGE (k)-[:RETEST_IN]->(t)
+WITH k, t, rid
+WHERE k.status <> 'retest_collected'
 SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
                   actor: 'system', note: 'single-tube retest ' + rid + ' in tube ' + t.code})],
     k.status = 'retest_collected', k.updated_at = $now
-MERGE (k)-[:RETEST_IN]->(t)
 RETURN count(k) AS n
 
 // name: close_tasks
@@ -96,6 +104,9 @@ RETURN count(k) AS n
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})
 USING INDEX SEEK k:Task(task_id)
+SET k._lock = true
+REMOVE k._lock
+WITH k
 WHERE k.status <> 'closed'
 SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $outcome,
                   at: toString($now), actor: 'system', note: $note})],
@@ -125,6 +136,16 @@ RETURN c.person_id AS person_id
 // params: task_id
 MATCH (k:Task {task_id: $task_id})
 USING INDEX SEEK k:Task(task_id)
+RETURN k {.*} AS task
+
+// name: lock_task
+// params: task_id
+// Takes the write lock on the task first, then reads it: a transition checks what it changes.
+MATCH (k:Task {task_id: $task_id})
+USING INDEX SEEK k:Task(task_id)
+SET k._lock = true
+REMOVE k._lock
+WITH k
 RETURN k {.*} AS task
 
 // name: set_task_status
@@ -161,6 +182,9 @@ RETURN DISTINCT x.result_key AS key
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})-[:FOR_PERSON]->(p:Person)
 USING INDEX SEEK k:Task(task_id)
+SET k._lock = true
+REMOVE k._lock
+WITH k, p
 WHERE k.status IN ['pending', 'acknowledged', 'contacted', 'unreachable']
   AND k.collected_at IS NOT NULL
 MATCH (k)-[:FOR_TUBE]->(pool:Tube)

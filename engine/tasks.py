@@ -201,7 +201,7 @@ def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: st
         if who.role != "investigator" and not who.is_cli:
             raise TransitionError("only an investigator may close a task as closed_by_investigator")
         if current == "closed":
-            raise TransitionError("the task is already closed")
+            raise TransitionError("the task is already 'closed'")
         return
     allowed = ALLOWED[current]
     if to not in allowed:
@@ -216,19 +216,36 @@ def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: st
         raise TransitionError("closing after a retest needs outcome 'released' or 'confirmed'")
 
 
+def _resent(
+    task: dict[str, Any], who: Principal, to: str, outcome: str | None, note: str | None
+) -> bool:
+    """The very move that made the task what it is, sent again by the same key (a retry after a
+    lost answer): it changes nothing and answers the task as it is."""
+    history = task.get("history") or []
+    if task["status"] != to or task.get("outcome") != outcome or not history:
+        return False
+    last = json.loads(history[-1])
+    return bool(last.get("actor") == who.key_id and last.get("note") == note)
+
+
 def transition(
     gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str | None, note: str | None
 ) -> dict[str, Any]:
-    """Validate and apply one move; the same move sent again changes nothing."""
+    """Validate and apply one move, atomically: the task's write lock is taken before its status
+    is read, so of concurrent moves exactly one wins each step and the others see its result (a
+    409 naming the status). The same move sent again by the same key changes nothing."""
 
     def work(tx: ManagedTransaction) -> dict[str, Any]:
-        rows = gw.run_in(tx, "get_task", task_id=task_id_)
+        rows = gw.run_in(tx, "lock_task", task_id=task_id_)
         if not rows or not _visible(rows[0]["task"], who):
             raise NotFound(f"No task with id '{task_id_}'.")
         task = rows[0]["task"]
-        if task["status"] == to and task.get("outcome") == outcome:
+        if _resent(task, who, to, outcome, note):
             return dict(task)
-        _check_transition(task, who, to, outcome)
+        try:
+            _check_transition(task, who, to, outcome)
+        except TransitionError as e:
+            raise TransitionError(_with_status(str(e), task["status"])) from None
         if to == "closed" and outcome == "closed_by_investigator" and not (note or "").strip():
             raise TransitionError("closing as closed_by_investigator needs a note")
         now = datetime.now(UTC)
@@ -248,6 +265,10 @@ def transition(
         return dict(updated[0]["task"])
 
     return gw.write_tx(work)
+
+
+def _with_status(message: str, status: str) -> str:
+    return message if f"'{status}'" in message else f"{message} (the task is '{status}')"
 
 
 def _visible(task: dict[str, Any], who: Principal) -> bool:
@@ -323,9 +344,13 @@ def all_tasks(
     return items
 
 
+def task_view(gw: Gateway, task: dict[str, Any]) -> dict[str, Any]:
+    """A task as stored (for example as a transition left it) in its JSON shape."""
+    return task_json(task, trace_many(gw, [task["tube_code"]]).get(task["tube_code"]))
+
+
 def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
     rows = gw.read("get_task", task_id=task_id_)
     if not rows or not _visible(rows[0]["task"], who):
         raise NotFound(f"No task with id '{task_id_}'.")
-    task = rows[0]["task"]
-    return task_json(task, trace_many(gw, [task["tube_code"]]).get(task["tube_code"]))
+    return task_view(gw, rows[0]["task"])

@@ -52,8 +52,7 @@ def post_transition(
     who: Reader,
     log: AuditDep,
 ) -> dict[str, Any]:
-    tasks.transition(gw, task_id, who, body.to, body.outcome, body.note)
-    task = tasks.get_task(gw, task_id, who)
+    task = tasks.task_view(gw, tasks.transition(gw, task_id, who, body.to, body.outcome, body.note))
     if task["person"] is not None:
         task["person"] = person_view(task["person"], who, False)
     log.record(
