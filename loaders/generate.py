@@ -187,6 +187,7 @@ def generate_city(
     messy_rate: float = 0.03,
     fmt: str = "csv",
     start: date = date(2022, 4, 9),
+    mix_pools: bool = False,
 ) -> CityStats:
     """Write compounds, registrations and results files into `out_dir`; return what it made."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +233,10 @@ def generate_city(
             pool = 20 if c["low_risk"] else 10
             residents = city.residents_per_compound
             members = list(range(residents))
+            if mix_pools and d > 0:
+                # People queue in a different order each day, so pools differ between days
+                # (the benchmark's second exposure ring needs that); its own seeded stream.
+                random.Random(f"{seed}:mix:{d}:{k}").shuffle(members)
             for start_i in range(0, residents, pool):
                 tube_no += 1
                 tube = f"T{tube_no:09d}"
