@@ -3,6 +3,7 @@ sizes. Prints one table and writes bench/out/results.json.
 
     ./dev bench                  # sizes scale/10, scale/3, scale (default scale 1,000,000)
     ./dev bench --scale 150000   # a quicker run
+    ./dev bench --replay         # the peak-hour replay through the API (bench/replay.py)
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench import pg
 from engine import reports
 from engine.db import Gateway, connect
 from engine.keys import create_key
@@ -143,9 +146,11 @@ def bench_size(
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(city, ignore_errors=True)
     s = settings.model_copy(update={"home": home})
-    stats = generate_city(city, seed=2022, registrations=n, positive_rate=0.01)
+    stats = generate_city(city, seed=2022, registrations=n, positive_rate=0.01, mix_pools=True)
     server = ManagedServer(s)
     res: dict[str, Any] = {"registrations": stats.registrations, "tubes": stats.tubes}
+    pgs = pg.PgServer(shared_buffers=s.pagecache_size.upper() + "B").start()
+    pconn = pgs.connect()
     try:
         # Online load rows/s, measured on a prefix of the registrations file.
         gw = connect(s)
@@ -162,6 +167,18 @@ def bench_size(
             s,
         )
         res["online_rows_s"] = prefix / (time.perf_counter() - t)
+        # The same prefix into PostgreSQL: the same transforms, INSERT ... ON CONFLICT.
+        secret = gw.secret()
+        pg.create_schema(pconn)
+        pg.load_other(pconn, city, s, secret, results=False)
+        t = time.perf_counter()
+        pg.online_load(
+            pconn,
+            islice(read_file(city / "registrations.csv", "registrations"), prefix),
+            s,
+            secret,
+        )
+        res["pg_online_rows_s"] = prefix / (time.perf_counter() - t)
         gw.run_auto("wipe_all")
         gw.close()
         # Bulk import of the whole round.
@@ -169,23 +186,31 @@ def bench_size(
         res["admin_rows_s"] = stats.registrations / timings["neo4j_admin_import_s"]
         res["bulk_total_s"] = sum(timings.values())
         gw = connect(s)
+        t = time.perf_counter()
+        pg.copy_load(pconn, city, s, gw.secret())
+        res["pg_copy_rows_s"] = stats.registrations / (time.perf_counter() - t)
         codes = list(all_tube_codes(gw))
         rng = random.Random(1)
         sample = [rng.choice(codes) for _ in range(samples)]
         for code in sample[:200]:  # warm the page cache and the query cache
             trace_many(gw, [code])
             gw.read("ping")
-        # Single trace vs RETURN 1 on the same driver, interleaved.
+            pg.trace_many(pconn, [code])
+        # Single trace vs RETURN 1 on the same driver, and PostgreSQL's trace, interleaved.
         trace_ms: list[float] = []
         ping_ms: list[float] = []
+        pg_ms: list[float] = []
         for code in sample:
             trace_ms += timed_calls(lambda c: trace_many(gw, [c]), [code])
             ping_ms += timed_calls(lambda _: gw.read("ping"), [None])
+            pg_ms += timed_calls(lambda c: pg.trace_many(pconn, [c]), [code])
         res |= {
             "trace_p50_ms": pct(trace_ms, 0.5),
             "trace_p99_ms": pct(trace_ms, 0.99),
             "ping_p50_ms": pct(ping_ms, 0.5),
             "ping_p99_ms": pct(ping_ms, 0.99),
+            "pg_trace_p50_ms": pct(pg_ms, 0.5),
+            "pg_trace_p99_ms": pct(pg_ms, 0.99),
         }
         # Through HTTP: a running uvicorn, an investigator key.
         key = create_key(gw, role="investigator", district=None).secret
@@ -235,6 +260,7 @@ def bench_size(
             res["http_p50_ms"] = pct(http_ms, 0.5)
             res["http_minus_driver_p50_ms"] = pct(http_ms, 0.5) - pct(drv_ms, 0.5)
             res["driver_traces_s"] = throughput(lambda c: trace_many(gw, [c]), codes, 2, seconds)
+            res["pg_traces_s"] = pg_throughput(pgs, codes, 2, seconds)
             clients = [
                 httpx.Client(
                     base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
@@ -264,6 +290,9 @@ def bench_size(
             trace_many(gw, [code])
         res["positives_loop_s"] = time.perf_counter() - t
         res["positive_tubes"] = len(tubes)
+        pg.positives(pconn, day)
+        res["pg_positives_s"], _ = pg.timed(pg.positives, pconn, day)
+        res |= ring_times(gw, pconn)
         # Neo4j vs an in-process dict built from the same files.
         index = dict_index(city)
         with (city / "compounds.csv").open(encoding="utf-8") as fh:
@@ -277,8 +306,55 @@ def bench_size(
         res["pagecache_hit_ratio"] = page_cache_ratio(gw, sample[:300])
         gw.close()
     finally:
+        pconn.close()
+        pgs.stop()
         server.stop()
     return res
+
+
+def pg_throughput(pgs: pg.PgServer, codes: list[str], workers: int, seconds: float) -> float:
+    conns = [pgs.connect() for _ in range(workers)]
+    local = threading.local()
+
+    def trace(code: str) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = conns.pop()
+        pg.trace_many(local.conn, [code])
+
+    try:
+        return throughput(trace, codes, workers, seconds)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def ring_times(gw: Gateway, pconn: Any, cases: int = 30) -> dict[str, Any]:
+    """The second exposure ring (14 days) of confirmed cases in both engines, interleaved;
+    the answers must be equal."""
+    neo_ms: list[float] = []
+    pg_ms: list[float] = []
+    sizes: list[int] = []
+    rows = gw.read("confirmed_cases", limit=cases)
+    for _ in range(2):  # the first pass plans and warms
+        neo_ms, pg_ms, sizes = [], [], []
+        for case in rows:
+            until = case["collected_at"].to_native().date()
+            args = (case["person_id"], (until - timedelta(days=13)).isoformat(), until.isoformat())
+            t = time.perf_counter()
+            a = pg.neo4j_second_ring(gw, *args)
+            neo_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            b = pg.second_ring(pconn, *args)
+            pg_ms.append((time.perf_counter() - t) * 1000)
+            if a != b:
+                raise AssertionError(f"second ring differs for {args}: {a} vs {b}")
+            sizes.append(len(a[1]))
+    return {
+        "ring_cases": len(rows),
+        "ring2_mean_size": sum(sizes) / len(sizes) if sizes else 0.0,
+        "ring_neo4j_p50_ms": pct(neo_ms, 0.5) if neo_ms else float("nan"),
+        "ring_pg_p50_ms": pct(pg_ms, 0.5) if pg_ms else float("nan"),
+    }
 
 
 def _size_mb(text: str) -> float:
@@ -303,12 +379,9 @@ ROWS = [
         lambda r: f"{r['http_traces_s']:.0f} ({r['http_traces_s'] / r['driver_traces_s']:.0%})",
     ),
     (
-        "day's positives: set-based / loop (s)",
-        lambda r: (
-            f"{r['positives_s']:.2f} / {r['positives_loop_s']:.2f} ({r['positive_tubes']} tubes)"
-        ),
+        "day's positives, set-based (s)",
+        lambda r: f"{r['positives_s']:.2f} ({r['positive_tubes']} tubes)",
     ),
-    ("  speed-up (goal >=20x)", lambda r: f"{r['positives_loop_s'] / r['positives_s']:.1f}x"),
     ("online load rows/s", lambda r: f"{r['online_rows_s']:.0f}"),
     ("neo4j-admin import rows/s", lambda r: f"{r['admin_rows_s']:.0f}"),
     ("  online / admin (goal >=20%)", lambda r: f"{r['online_rows_s'] / r['admin_rows_s']:.1%}"),
@@ -322,10 +395,59 @@ ROWS = [
     ("store / page cache (MB)", lambda r: f"{r['store_mb']:.0f} / {r['pagecache_mb']:.0f}"),
     ("heap used (MB)", lambda r: f"{r['heap_used_mb']:.0f}"),
     ("page-cache hit ratio, traces (goal >=99.9%)", lambda r: f"{r['pagecache_hit_ratio']:.4%}"),
+    ("PostgreSQL 15 side by side (Neo4j / PG)", lambda r: ""),
+    (
+        "  traces/s, 2 workers (goal Neo4j >= PG/1.5)",
+        lambda r: (
+            f"{r['driver_traces_s']:.0f} / {r['pg_traces_s']:.0f} "
+            f"({r['driver_traces_s'] / r['pg_traces_s']:.2f}x)"
+        ),
+    ),
+    (
+        "  trace p50 / p99 (ms)",
+        lambda r: (
+            f"{r['trace_p50_ms']:.2f}/{r['trace_p99_ms']:.1f} / "
+            f"{r['pg_trace_p50_ms']:.2f}/{r['pg_trace_p99_ms']:.1f}"
+        ),
+    ),
+    (
+        "  online load rows/s (goal Neo4j >= PG/2)",
+        lambda r: (
+            f"{r['online_rows_s']:.0f} / {r['pg_online_rows_s']:.0f} "
+            f"({r['online_rows_s'] / r['pg_online_rows_s']:.2f}x)"
+        ),
+    ),
+    (
+        "  bulk load rows/s (neo4j-admin / COPY)",
+        lambda r: f"{r['admin_rows_s']:.0f} / {r['pg_copy_rows_s']:.0f}",
+    ),
+    (
+        "  day's positives (s)",
+        lambda r: f"{r['positives_s']:.2f} / {r['pg_positives_s']:.2f}",
+    ),
+    (
+        "  second ring, 14 days, p50 (ms)",
+        lambda r: (
+            f"{r['ring_neo4j_p50_ms']:.1f} / {r['ring_pg_p50_ms']:.1f} "
+            f"({_winner(r['ring_neo4j_p50_ms'], r['ring_pg_p50_ms'])}; "
+            f"{r['ring_cases']} cases, ~{r['ring2_mean_size']:.0f} people)"
+        ),
+    ),
 ]
 
 
+def _winner(neo: float, other: float) -> str:
+    if neo <= other:
+        return f"Neo4j {other / neo:.1f}x faster"
+    return f"PG {neo / other:.1f}x faster"
+
+
 def main() -> None:
+    if "--replay" in sys.argv[1:]:
+        from bench import replay
+
+        replay.main([a for a in sys.argv[1:] if a != "--replay"])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -1,0 +1,25 @@
+// Queries of the benchmark (bench/run.py, bench/pg.py), side by side with PostgreSQL.
+
+// name: second_ring
+// params: person_id, since, until
+// The second exposure ring of a person over a window of days: everyone who shared a pooled
+// tube with someone who shared a pooled tube with them (ring 1 and the person excluded).
+MATCH (p:Person {person_id: $person_id})<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+USING INDEX SEEK p:Person(person_id)
+WHERE r.pool_size > 1 AND r.day >= $since AND r.day <= $until
+MATCH (t)<-[:INTO_TUBE]-(:Registration)-[:OF_PERSON]->(p1:Person)
+WHERE p1 <> p
+WITH p, collect(DISTINCT p1) AS ring1
+UNWIND ring1 AS p1
+OPTIONAL MATCH (p1)<-[:OF_PERSON]-(r1:Registration)-[:INTO_TUBE]->(t1:Tube)
+WHERE r1.pool_size > 1 AND r1.day >= $since AND r1.day <= $until
+OPTIONAL MATCH (t1)<-[:INTO_TUBE]-(:Registration)-[:OF_PERSON]->(p2:Person)
+WHERE p2 <> p AND NOT p2 IN ring1
+RETURN [x IN ring1 | x.person_id] AS ring1, collect(DISTINCT p2.person_id) AS ring2
+
+// name: confirmed_cases
+// params: limit
+MATCH (c:Case)
+RETURN c.person_id AS person_id, c.collected_at AS collected_at
+ORDER BY person_id
+LIMIT $limit
