@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from api import errors
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
+from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
-from engine import audit
+from engine import audit, webhooks
 from engine.db import Gateway, connect
 from engine.settings import Settings, get_settings
 
@@ -25,6 +26,7 @@ ROUTERS = (
     persons.router,
     reports.router,
     audit_routes.router,
+    status_routes.router,
 )
 
 
@@ -40,9 +42,17 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
         audit.prune(app.state.gateway, settings.audit_retention_days)
         app.state.audit = audit.AuditWriter(app.state.gateway)
+        # Webhook deliveries run off the request path, in the worker's own threads.
+        hooks = (
+            webhooks.Worker(app.state.gateway, settings).start()
+            if settings.webhooks_enabled
+            else None
+        )
         try:
             yield
         finally:
+            if hooks is not None:
+                hooks.close()
             app.state.audit.close()
             if own:
                 app.state.gateway.close()

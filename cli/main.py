@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from cli.render import err, out, print_json, print_trace
+from cli.webhooks import webhooks_app
 from engine.db import Gateway, connect
 from engine.errors import NotFound, TubetraceError
 from engine.settings import Settings, get_settings
@@ -28,6 +29,7 @@ neo4j_app = typer.Typer(help="The managed local Neo4j server.", no_args_is_help=
 app.add_typer(neo4j_app, name="neo4j")
 keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -335,7 +337,9 @@ def export_cmd(
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="investigator, district, collector, lab or admin")],
+    role: Annotated[
+        str, typer.Option(help="investigator, district, collector, lab, admin or health_code")
+    ],
     district: Annotated[
         str | None, typer.Option(help="the district code of a district key")
     ] = None,

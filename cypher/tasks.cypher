@@ -60,7 +60,7 @@ MERGE (k:Task {task_id: task.task_id})
                 k.history = [task.history]
 MERGE (k)-[:FOR_PERSON]->(p)
 MERGE (k)-[:FOR_TUBE]->(t)
-RETURN count(k) AS n
+RETURN k.task_id AS task_id, k.created_at = $now AS created
 
 // name: mark_repeat_positive
 // params: person_ids
@@ -97,7 +97,7 @@ WHERE k.status <> 'retest_collected'
 SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
                   actor: 'system', note: 'single-tube retest ' + rid + ' in tube ' + t.code})],
     k.status = 'retest_collected', k.updated_at = $now
-RETURN count(k) AS n
+RETURN DISTINCT k.task_id AS task_id
 
 // name: close_tasks
 // params: task_ids, outcome, note, now
@@ -112,7 +112,7 @@ SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $ou
                   at: toString($now), actor: 'system', note: $note})],
     k.status = 'closed', k.outcome = $outcome, k.updated_at = $now,
     k.closed_at = $now
-RETURN count(k) AS n
+RETURN k.task_id AS task_id
 
 // name: confirm_case
 // params: person_id, tube_code, collected_at, compound_code, now
@@ -198,6 +198,6 @@ SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at
                   actor: 'system', note: 'single-tube retest ' + r.record_id + ' in tube ' + rt.code})],
     k.status = 'retest_collected', k.updated_at = $now
 MERGE (k)-[:RETEST_IN]->(rt)
-WITH rt
-MATCH (rt)<-[:FOR_TUBE]-(x:Result)
-RETURN DISTINCT x.result_key AS key
+WITH k, rt
+OPTIONAL MATCH (rt)<-[:FOR_TUBE]-(x:Result)
+RETURN DISTINCT k.task_id AS task_id, x.result_key AS key

@@ -13,7 +13,7 @@ from typing import Any
 from engine.db import Gateway
 from engine.errors import InputError, NotFound
 
-ROLES = ("investigator", "district", "collector", "lab", "admin")
+ROLES = ("investigator", "district", "collector", "lab", "admin", "health_code")
 _KEY = re.compile(r"^tt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")
 
 

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=200, alias="TUBETRACE_RATE_BURST")
     key_cache_ttl_s: float = Field(default=1.0, ge=0, le=60, alias="TUBETRACE_KEY_CACHE_TTL")
     audit_retention_days: int = Field(default=200, ge=183, alias="TUBETRACE_AUDIT_RETENTION_DAYS")
+    # Webhooks: a receiver has `timeout` seconds to answer; failed attempts are retried after
+    # base, 2 base, 4 base ... seconds (at most `backoff_max`) until `give_up` seconds passed.
+    webhooks_enabled: bool = Field(default=True, alias="TUBETRACE_WEBHOOKS")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, alias="TUBETRACE_WEBHOOK_TIMEOUT")
+    webhook_backoff_base_s: float = Field(default=10.0, gt=0, alias="TUBETRACE_WEBHOOK_BACKOFF")
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, alias="TUBETRACE_WEBHOOK_BACKOFF_MAX"
+    )
+    webhook_give_up_s: float = Field(default=86400.0, gt=0, alias="TUBETRACE_WEBHOOK_GIVE_UP")
+    webhook_concurrency: int = Field(default=8, ge=1, le=64, alias="TUBETRACE_WEBHOOK_CONCURRENCY")
+    webhook_poll_s: float = Field(default=1.0, gt=0, alias="TUBETRACE_WEBHOOK_POLL")
 
 
 @lru_cache(maxsize=1)

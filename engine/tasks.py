@@ -11,7 +11,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import domain
+from engine import domain, outbox
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import Principal
@@ -55,6 +55,18 @@ class DispatchPlan:
     closes: list[tuple[list[str], str, str]] = field(default_factory=list)
     cases: list[dict[str, Any]] = field(default_factory=list)
     positive_persons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskChanges:
+    """Tasks a transaction created or changed: their `task.*` events go to the outbox."""
+
+    created: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
+
+    def add(self, other: TaskChanges) -> None:
+        self.created |= other.created
+        self.updated |= other.updated
 
 
 def _task(
@@ -143,50 +155,62 @@ def _is_pooled(ctx: dict[str, Any]) -> bool:
     return len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
 
 
-def _apply(gw: Gateway, tx: ManagedTransaction, plan: DispatchPlan, now: datetime) -> None:
+def _apply(
+    gw: Gateway, tx: ManagedTransaction, plan: DispatchPlan, now: datetime, changes: TaskChanges
+) -> None:
     if plan.upserts:
-        gw.run_in(tx, "upsert_tasks", tasks=plan.upserts, now=now)
+        for r in gw.run_in(tx, "upsert_tasks", tasks=plan.upserts, now=now):
+            (changes.created if r["created"] else changes.updated).add(r["task_id"])
     for task_ids, outcome, note in plan.closes:
-        gw.run_in(tx, "close_tasks", task_ids=task_ids, outcome=outcome, note=note, now=now)
+        rows = gw.run_in(tx, "close_tasks", task_ids=task_ids, outcome=outcome, note=note, now=now)
+        changes.updated |= {r["task_id"] for r in rows}
     for case in plan.cases:
         gw.run_in(tx, "confirm_case", now=now, **case)
     if plan.positive_persons:
         gw.run_in(tx, "mark_repeat_positive", person_ids=sorted(set(plan.positive_persons)))
 
 
-def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> None:
+def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> TaskChanges:
     """Run in the loader's transaction: results and their tasks commit together.
 
     Pooled results go first; new tasks then pick up single-tube retests that were registered
     (and perhaps reported) before them; single-tube results go last, so the order in which
     files arrive does not change the outcome."""
+    changes = TaskChanges()
     if not result_keys:
-        return
+        return changes
     now = datetime.now(UTC)
     contexts = gw.run_in(tx, "dispatch_context", result_keys=result_keys)
     pooled = [c for c in contexts if _is_pooled(c)]
     single_keys = [c["key"] for c in contexts if not _is_pooled(c)]
     plan = plan_dispatch(pooled, now)
-    _apply(gw, tx, plan, now)
+    _apply(gw, tx, plan, now, changes)
     if plan.upserts:
         linked = gw.run_in(
             tx, "link_earlier_retests", task_ids=[u["task_id"] for u in plan.upserts], now=now
         )
-        single_keys += [r["key"] for r in linked if r["key"] not in single_keys]
+        changes.updated |= {r["task_id"] for r in linked}
+        single_keys += [r["key"] for r in linked if r["key"] and r["key"] not in single_keys]
     if single_keys:
         singles = gw.run_in(tx, "dispatch_context", result_keys=single_keys)
-        _apply(gw, tx, plan_dispatch(singles, now), now)
+        _apply(gw, tx, plan_dispatch(singles, now), now, changes)
+    changes.updated -= changes.created
+    return changes
 
 
-def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[str]) -> None:
+def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[str]) -> TaskChanges:
     """Single-tube retests move open tasks to retest_collected; registrations arriving after
     their tube's positive or invalid result are dispatched too."""
+    changes = TaskChanges()
     if not record_ids:
-        return
+        return changes
     now = datetime.now(UTC)
-    gw.run_in(tx, "link_retests", record_ids=record_ids, now=now)
+    rows = gw.run_in(tx, "link_retests", record_ids=record_ids, now=now)
+    changes.updated |= {r["task_id"] for r in rows}
     keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", record_ids=record_ids)]
-    dispatch(gw, tx, keys)
+    changes.add(dispatch(gw, tx, keys))
+    changes.updated -= changes.created
+    return changes
 
 
 def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: str | None) -> None:
@@ -262,6 +286,7 @@ def transition(
         )
         if not updated:
             raise TransitionError("the task changed meanwhile; read it again and retry")
+        outbox.append(gw, tx, outbox.task_events(gw, tx, set(), {task_id_}, now))
         return dict(updated[0]["task"])
 
     return gw.write_tx(work)

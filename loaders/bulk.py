@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from engine import status
 from engine.db import connect
 from engine.errors import InputError, ServerError
 from engine.settings import Settings
@@ -76,6 +77,9 @@ def bulk_load(settings: Settings, kind: str, path: Path, out: Console) -> dict[s
         t3 = time.perf_counter()
         dispatched = bulk_files.dispatch_all(gw)
         timings["dispatch_s"] = time.perf_counter() - t3
+        t4 = time.perf_counter()
+        status.refresh_all(gw)
+        timings["status_s"] = time.perf_counter() - t4
     finally:
         gw.close()
     for summary in plan.summaries.values():

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from neo4j import ManagedTransaction
 
-from engine import tasks
+from engine import outbox, tasks
 from engine.db import Gateway
 from engine.errors import ServerError
 from engine.settings import Settings
@@ -335,7 +335,8 @@ def dispatch_all(gw: Gateway, page: int = 1000) -> int:
         chunk = keys[start : start + page]
 
         def work(tx: ManagedTransaction, c: list[str] = chunk) -> None:
-            tasks.dispatch(gw, tx, c)
+            changes = tasks.dispatch(gw, tx, c)
+            outbox.append(gw, tx, outbox.task_events(gw, tx, changes.created, changes.updated))
 
         gw.write_tx(work)
     return len(keys)

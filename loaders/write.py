@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import tasks
+from engine import outbox, status, tasks
 from engine.db import Gateway
 from engine.settings import Settings
 from loaders import transform
@@ -162,13 +163,21 @@ def _write_batch(
                 extra_q.append(q)
                 outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
+        changes = tasks.TaskChanges()
         if kind == "results":
-            tasks.dispatch(gw, tx, created)
+            changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
-            tasks.after_registrations(gw, tx, created)
+            changes = tasks.after_registrations(gw, tx, created)
         all_q = quarantined + extra_q
         if all_q:
             gw.run_in(tx, "merge_quarantine", rows=[q.as_props() for q in all_q])
+        if kind in ("results", "registrations"):
+            # Statuses and events commit with the records that cause them.
+            now = datetime.now(UTC)
+            tubes = [p["links"]["tube_code"] for p in created_rows]
+            events = status.refresh(gw, tx, tubes, now)
+            events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
+            outbox.append(gw, tx, events)
         return outcomes
 
     return work

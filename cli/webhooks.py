@@ -1,0 +1,112 @@
+"""`tubetrace webhooks ...`: subscriptions of district systems and the delivery log."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.render import out, print_json
+from engine import audit, webhooks
+from engine.db import connect
+from engine.keys import CLI
+from engine.settings import get_settings
+
+webhooks_app = typer.Typer(help="Webhooks to district systems.", no_args_is_help=True)
+
+
+@webhooks_app.command("add")
+def add(
+    url: Annotated[str, typer.Option(help="where events are posted")],
+    events: Annotated[str, typer.Option(help="task.created,task.updated,status.changed")],
+    district: Annotated[
+        str | None, typer.Option(help="only this district's tasks and residents")
+    ] = None,
+) -> None:
+    """Subscribe; the id and the signing secret are printed once."""
+    gw = connect(get_settings())
+    try:
+        names = [e.strip() for e in events.split(",") if e.strip()]
+        created = webhooks.add(gw, url, district, names)
+        audit.record(gw, CLI, "webhook_add", target=created.webhook_id, detail=url)
+    finally:
+        gw.close()
+    out.print(f"webhook id {created.webhook_id}", highlight=False)
+    sys.stdout.write(f"secret {created.secret}\n")
+
+
+@webhooks_app.command("list")
+def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List subscriptions (never their secrets)."""
+    gw = connect(get_settings())
+    try:
+        hooks = webhooks.list_all(gw)
+    finally:
+        gw.close()
+    if as_json:
+        print_json({"items": hooks, "next_cursor": None})
+        return
+    table = Table("webhook id", "url", "district", "events", "created")
+    for h in hooks:
+        table.add_row(
+            h["webhook_id"],
+            h["url"],
+            h["district_code"] or "city",
+            ",".join(h["events"]),
+            h["created_at"] or "",
+        )
+    out.print(table)
+
+
+@webhooks_app.command("remove")
+def remove(webhook_id: str) -> None:
+    """Stop a subscription (its delivery log stays)."""
+    gw = connect(get_settings())
+    try:
+        webhooks.remove(gw, webhook_id)
+        audit.record(gw, CLI, "webhook_remove", target=webhook_id)
+    finally:
+        gw.close()
+    out.print(f"webhook {webhook_id} removed")
+
+
+@webhooks_app.command("deliveries")
+def deliveries(
+    failed: Annotated[bool, typer.Option("--failed", help="only the failed ones")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The delivery log: attempts, status and last error of each delivery."""
+    gw = connect(get_settings())
+    try:
+        rows = webhooks.deliveries(gw, failed_only=failed)
+    finally:
+        gw.close()
+    if as_json:
+        print_json({"items": rows, "next_cursor": None})
+        return
+    table = Table("delivery id", "webhook", "event", "type", "status", "attempts", "last error")
+    for d in rows:
+        table.add_row(
+            d["delivery_id"],
+            d["webhook_id"],
+            d["event_id"],
+            d["event_type"],
+            d["status"],
+            str(d["attempts"]),
+            d["last_error"] or "",
+        )
+    out.print(table)
+
+
+@webhooks_app.command("redeliver")
+def redeliver(delivery_id: str) -> None:
+    """Send a delivery again (with the same webhook-id), whatever its status."""
+    gw = connect(get_settings())
+    try:
+        webhooks.redeliver(gw, delivery_id)
+        audit.record(gw, CLI, "webhook_redeliver", target=delivery_id)
+    finally:
+        gw.close()
+    out.print(f"delivery {delivery_id} queued again")

@@ -1,0 +1,123 @@
+// Person status per sampling day, the event outbox (status changes and task events) and the
+// status-changes feed. Events are numbered by one counter node whose write lock is held until
+// commit, so event numbers grow in commit order and a reader paging by number misses nothing.
+
+// name: schema_person_day_key
+CREATE CONSTRAINT person_day_key IF NOT EXISTS FOR (d:PersonDay) REQUIRE d.key IS UNIQUE
+
+// name: schema_event_seq
+CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE
+
+// name: schema_sequence_name
+CREATE CONSTRAINT sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE
+
+// name: status_lock_persons
+// params: tube_codes
+// The persons swabbed into these tubes, write-locked in a fixed order: two transactions that
+// touch the same person derive its status one after the other, each from committed data.
+UNWIND $tube_codes AS code
+MATCH (:Tube {code: code})<-[:INTO_TUBE]-(:Registration)-[:OF_PERSON]->(p:Person)
+WITH DISTINCT p
+ORDER BY p.person_id
+WITH collect(p) AS persons
+CALL apoc.lock.nodes(persons)
+UNWIND persons AS p
+RETURN p.person_id AS person_id
+
+// name: status_inputs
+// params: person_ids
+UNWIND $person_ids AS pid
+MATCH (p:Person {person_id: pid})
+USING INDEX SEEK p:Person(person_id)
+CALL (p) {
+  MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  CALL (t) {
+    OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
+    WHERE x.result IN ['positive', 'negative', 'invalid']
+    WITH x ORDER BY x.reported_at, x.lab_code
+    RETURN collect(x {.result, .reported_at}) AS results
+  }
+  CALL (t) {
+    MATCH (t)<-[:INTO_TUBE]-(m:Registration)
+    RETURN count(m) AS members, max(coalesce(m.pool_size, 0)) AS max_pool
+  }
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  RETURN collect({record_id: r.record_id, tube_code: t.code, day: r.day,
+                  collected_at: r.collected_at, pool_size: r.pool_size, name: r.name,
+                  members: members, max_pool: max_pool,
+                  result: CASE WHEN size(results) > 0 THEN results[-1].result END,
+                  reported_at: CASE WHEN size(results) > 0 THEN results[-1].reported_at END,
+                  district_code: CASE WHEN c.known THEN c.district_code END}) AS regs
+}
+CALL (p) {
+  OPTIONAL MATCH (p)-[:HAS_DAY]->(d:PersonDay)
+  RETURN collect(d {.day, .status}) AS stored
+}
+RETURN p.person_id AS person_id, p.id_type AS id_type, p.id_number AS id_number, regs, stored
+
+// name: upsert_person_days
+// params: days, now
+UNWIND $days AS d
+MATCH (p:Person {person_id: d.person_id})
+USING INDEX SEEK p:Person(person_id)
+MERGE (pd:PersonDay {key: d.key})
+  ON CREATE SET pd.person_id = d.person_id, pd.day = d.day
+MERGE (p)-[:HAS_DAY]->(pd)
+SET pd.status = d.status, pd.since = $now, pd.tubes = d.tubes, pd.district_code = d.district_code
+RETURN count(pd) AS n
+
+// name: append_events
+// params: events
+// Taken last in every transaction that writes events: the lock on the counter orders commits.
+MERGE (s:Sequence {name: 'events'})
+  ON CREATE SET s.value = 0
+SET s.value = s.value + size($events)
+WITH s.value - size($events) AS base
+UNWIND range(0, size($events) - 1) AS i
+WITH base + i + 1 AS seq, $events[i] AS e
+CREATE (n:Event {seq: seq, event_id: 'evt_' + toString(seq)})
+SET n += e
+RETURN n.seq AS seq
+
+// name: person_day_status
+// params: person_id, day
+MATCH (p:Person {person_id: $person_id})
+USING INDEX SEEK p:Person(person_id)
+MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
+OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})-[:AT_COMPOUND]->(c:Compound)
+RETURN d {.person_id, .day, .status, .since, .tubes} AS status,
+       collect(DISTINCT CASE WHEN c.known THEN c.district_code END) AS districts
+
+// name: status_changes_page
+// params: after, limit
+MATCH (e:Event)
+WHERE e.seq > $after AND e.type = 'status.changed'
+RETURN e {.*} AS event
+ORDER BY e.seq
+LIMIT $limit
+
+// name: all_person_days
+// params: after, limit
+MATCH (d:PersonDay)
+WHERE d.key > $after
+RETURN d.key AS key, d.status AS status, d.tubes AS tubes
+ORDER BY d.key
+LIMIT $limit
+
+// name: registration_tubes_page
+// params: after, limit
+MATCH (t:Tube)
+WHERE t.code > $after AND EXISTS { (t)<-[:INTO_TUBE]-(:Registration) }
+RETURN t.code AS code
+ORDER BY t.code
+LIMIT $limit
+
+// name: task_event_rows
+// params: task_ids
+UNWIND $task_ids AS tid
+MATCH (k:Task {task_id: tid})
+USING INDEX SEEK k:Task(task_id)
+OPTIONAL MATCH (r:Registration {record_id: k.record_id})-[:OF_PERSON]->(p:Person)
+RETURN k {.*} AS task,
+       CASE WHEN p IS NULL THEN NULL ELSE {person_id: p.person_id, id_type: p.id_type,
+         id_number: p.id_number, name: r.name, phone: r.phone} END AS person

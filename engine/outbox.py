@@ -1,0 +1,98 @@
+"""The event outbox: `status.changed`, `task.created` and `task.updated` events, written in the
+transaction of the change that causes them, numbered in commit order. Webhook deliveries and
+the status-changes feed read from here."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine import domain
+from engine.db import Gateway
+
+EVENT_TYPES = ("task.created", "task.updated", "status.changed")
+
+
+def append(gw: Gateway, tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
+    """Number and store events; call it last in the transaction (it takes the counter's lock,
+    held until commit, so numbers follow commit order)."""
+    if events:
+        gw.run_in(tx, "append_events", events=events)
+
+
+def task_events(
+    gw: Gateway,
+    tx: ManagedTransaction,
+    created: set[str],
+    updated: set[str],
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    ids = sorted(created | updated)
+    if not ids:
+        return []
+    at = (now or datetime.now(UTC)).isoformat()
+    events = []
+    for row in gw.run_in(tx, "task_event_rows", task_ids=ids):
+        task = row["task"]
+        data = {
+            "task_id": task["task_id"],
+            "kind": task["kind"],
+            "status": task["status"],
+            "outcome": task.get("outcome"),
+            "tube_code": task["tube_code"],
+            "district_code": task["district_code"],
+            "record_id": task.get("record_id"),
+            "person": row["person"],
+            "created_at": domain.iso(task.get("created_at")),
+            "updated_at": domain.iso(task.get("updated_at")),
+            "history": [json.loads(h) for h in task.get("history") or []],
+        }
+        events.append(
+            {
+                "type": "task.created" if task["task_id"] in created else "task.updated",
+                "occurred_at": at,
+                "task_id": task["task_id"],
+                "person_id": task.get("person_id"),
+                "district_code": task["district_code"],
+                "data": json.dumps(data, ensure_ascii=False),
+            }
+        )
+    return events
+
+
+def event_data(event: dict[str, Any], district: str | None) -> dict[str, Any]:
+    """The event's `data` as the subscriber may see it: city-wide subscriptions (made by the
+    admin at the machine) see what the CLI sees; a district subscription sees what a district
+    key sees (identity numbers masked; phones of its own residents kept)."""
+    if event["type"] == "status.changed":
+        data: dict[str, Any] = {
+            "change_id": event["seq"],
+            "person": {
+                "person_id": event["person_id"],
+                "id_type": event.get("id_type"),
+                "id_number": event.get("id_number"),
+                "name": event.get("name"),
+            },
+            "day": event["day"],
+            "status": event["status"],
+            "previous_status": event.get("previous_status"),
+            "changed_at": event["occurred_at"],
+            "district_code": event.get("district_code"),
+        }
+    else:
+        data = json.loads(event["data"])
+    if district is not None and data.get("person"):
+        data["person"]["id_number"] = domain.mask_id_number(data["person"].get("id_number"))
+    return data
+
+
+def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
+    return {
+        "id": event["event_id"],
+        "type": event["type"],
+        "occurred_at": event["occurred_at"],
+        "data": event_data(event, district),
+    }

@@ -1,0 +1,224 @@
+"""Person status per sampling day, for the health-code system.
+
+A person's status on a day is derived from the tubes they were swabbed into that day (and, for
+a positive pool or an invalid tube, from their later samples). It is recomputed from the graph
+in the transaction that writes a registration or a result, so the final status does not depend
+on the order in which data arrives. Every change is recorded as a `status.changed` event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine import domain, outbox
+from engine.db import Gateway, split_page
+from engine.errors import InputError, NotFound
+from engine.keys import Principal
+
+STATUSES = ("pending", "negative", "pooled_positive", "released", "positive", "resample")
+# When a person was swabbed into several tubes on one day, the most urgent status is shown.
+_URGENCY = ("positive", "pooled_positive", "resample", "pending", "released", "negative")
+
+
+@dataclass(frozen=True)
+class DayStatus:
+    person_id: str
+    day: str
+    status: str
+    tubes: list[dict[str, Any]]
+    district_code: str | None
+    name: str | None
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    native = value.to_native() if hasattr(value, "to_native") else value
+    return native if isinstance(native, datetime) else None
+
+
+def _pooled(reg: dict[str, Any]) -> bool:
+    return int(reg["members"] or 0) > 1 or int(reg["max_pool"] or 0) > 1
+
+
+def _later(regs: list[dict[str, Any]], reg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The person's samples taken after `reg` that have a result, earliest first."""
+    at = _when(reg["collected_at"])
+    if at is None:
+        return []
+    out = [r for r in regs if r["result"] is not None and (_when(r["collected_at"]) or at) > at]
+    return sorted(out, key=lambda r: (_when(r["collected_at"]), r["record_id"]))
+
+
+def tube_status(regs: list[dict[str, Any]], reg: dict[str, Any]) -> str:
+    """The status one registration's tube gives its person (see the contract's table)."""
+    result = reg["result"]
+    if result is None:
+        return "pending"
+    if result == "negative":
+        return "negative"
+    if result == "positive":
+        if not _pooled(reg):
+            return "positive"
+        for retest in _later(regs, reg):
+            if not _pooled(retest) and retest["result"] in ("positive", "negative"):
+                return "released" if retest["result"] == "negative" else "positive"
+        return "pooled_positive"
+    later = _later(regs, reg)
+    return tube_status(regs, later[0]) if later else "resample"
+
+
+def derive(person_id: str, regs: list[dict[str, Any]]) -> list[DayStatus]:
+    """Every sampling day of one person with its status; pure, for any arrival order."""
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for reg in regs:
+        if reg["day"] is not None:
+            by_day.setdefault(reg["day"], []).append(reg)
+    out: list[DayStatus] = []
+    for day, day_regs in sorted(by_day.items()):
+        day_regs.sort(key=lambda r: (str(domain.iso(r["collected_at"])), r["record_id"]))
+        statuses = [tube_status(regs, r) for r in day_regs]
+        status = min(statuses, key=_URGENCY.index)
+        tubes = [
+            {
+                "tube_code": r["tube_code"],
+                "pooled": _pooled(r),
+                "result": r["result"],
+                "reported_at": domain.iso(r["reported_at"]),
+                "status": s,
+            }
+            for r, s in zip(day_regs, statuses, strict=True)
+        ]
+        district = next((r["district_code"] for r in day_regs if r["district_code"]), None)
+        out.append(DayStatus(person_id, day, status, tubes, district, day_regs[0]["name"]))
+    return out
+
+
+def refresh(
+    gw: Gateway, tx: ManagedTransaction, tube_codes: Iterable[str], now: datetime
+) -> list[dict[str, Any]]:
+    """Recompute the statuses of every person swabbed into these tubes, store the changed ones
+    and return their `status.changed` events (to be appended to the outbox by the caller)."""
+    codes = sorted(set(tube_codes))
+    if not codes:
+        return []
+    person_ids = [r["person_id"] for r in gw.run_in(tx, "status_lock_persons", tube_codes=codes)]
+    if not person_ids:
+        return []
+    days: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    changed_at = now.isoformat()
+    for row in gw.run_in(tx, "status_inputs", person_ids=person_ids):
+        stored = {d["day"]: d["status"] for d in row["stored"]}
+        for ds in derive(row["person_id"], row["regs"]):
+            previous = stored.get(ds.day)
+            if previous == ds.status:
+                continue
+            days.append(
+                {
+                    "key": f"{ds.person_id}|{ds.day}",
+                    "person_id": ds.person_id,
+                    "day": ds.day,
+                    "status": ds.status,
+                    "tubes": json.dumps(ds.tubes, ensure_ascii=False),
+                    "district_code": ds.district_code,
+                }
+            )
+            events.append(
+                {
+                    "type": "status.changed",
+                    "occurred_at": changed_at,
+                    "person_id": ds.person_id,
+                    "id_type": row["id_type"],
+                    "id_number": row["id_number"],
+                    "name": ds.name,
+                    "day": ds.day,
+                    "status": ds.status,
+                    "previous_status": previous,
+                    "district_code": ds.district_code,
+                }
+            )
+    if days:
+        gw.run_in(tx, "upsert_person_days", days=days, now=now)
+    return events
+
+
+def refresh_all(gw: Gateway, page: int = 2000) -> int:
+    """Derive every status from the stored graph (after a bulk import); returns events."""
+    after = ""
+    total = 0
+    while True:
+        codes = [r["code"] for r in gw.read("registration_tubes_page", after=after, limit=page)]
+        if not codes:
+            return total
+
+        def work(tx: ManagedTransaction, c: list[str] = codes) -> int:
+            now = datetime.now(UTC)
+            events = refresh(gw, tx, c, now)
+            outbox.append(gw, tx, events)
+            return len(events)
+
+        total += gw.write_tx(work)
+        after = codes[-1]
+
+
+def _check_day(date: str) -> None:
+    try:
+        datetime.strptime(date, "%Y-%m-%d")
+    except ValueError:
+        raise InputError(f"date '{date}' is not a calendar date (YYYY-MM-DD)") from None
+
+
+def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dict[str, Any]:
+    """A person's status on one sampling day; a district sees only its own residents."""
+    _check_day(date)
+    rows = gw.read("person_day_status", person_id=person_id, day=date)
+    # The id is not echoed: a district must not learn anything about other districts' people.
+    missing = f"No status for this person on {date} (or not a resident of your district)."
+    if not rows:
+        raise NotFound(missing)
+    if who.role == "district" and who.district not in rows[0]["districts"]:
+        raise NotFound(missing)
+    d = rows[0]["status"]
+    return {
+        "person_id": d["person_id"],
+        "date": d["day"],
+        "status": d["status"],
+        "since": domain.iso(d["since"]),
+        "tubes": json.loads(d["tubes"] or "[]"),
+    }
+
+
+def change_json(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "change_id": event["seq"],
+        "person": {
+            "person_id": event["person_id"],
+            "id_type": event.get("id_type"),
+            "id_number": event.get("id_number"),
+            "name": event.get("name"),
+        },
+        "day": event["day"],
+        "status": event["status"],
+        "previous_status": event.get("previous_status"),
+        "changed_at": event["occurred_at"],
+    }
+
+
+def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Status changes in the order they happened, after `cursor` (the last change_id seen)."""
+    cursor = cursor.strip()
+    if cursor and not cursor.isdigit():
+        raise InputError(f"cursor '{cursor}' is not a change_id; pass next_cursor as given")
+    after = int(cursor) if cursor else 0
+    rows = [r["event"] for r in gw.read("status_changes_page", after=after, limit=limit + 1)]
+    rows, more = split_page(rows, limit)
+    items = [change_json(e) for e in rows]
+    # At the end of the feed next_cursor is null; a reader polls again later with the last
+    # change_id it has seen.
+    return items, (str(items[-1]["change_id"]) if more and items else None)

@@ -1,0 +1,234 @@
+"""Person status per sampling day and the status-changes feed, on the real Neo4j."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from engine import status
+from engine.db import Gateway
+from engine.errors import NotFound
+from engine.keys import Principal, create_key
+from engine.settings import Settings
+from tests.test_load_trace import DATA, load
+from tests.test_tasks import RETEST_HEADER
+
+INVESTIGATOR = Principal("inv", "investigator")
+PUDONG = Principal("pd", "district", "310115")
+HUANGPU = Principal("hp", "district", "310101")
+D1 = "2022-04-09"
+D2 = "2022-04-10"
+
+# person letter -> resident id (valid check characters are not needed for the status)
+IDS = {c: f"E{c}0001" for c in "ABCDEFGH"}
+
+
+def reg(rid: str, at: str, compound: str, tube: str, pool: int, person: str) -> str:
+    return (
+        f"{rid},{at},{compound},BX{tube},{tube},{pool},nucleic_code,passport,{IDS[person]},"
+        f"name{person},1380000000{ord(person) % 10}\n"
+    )
+
+
+def scenario(tmp_path: Path) -> list[tuple[str, Path]]:
+    """Pools on day 1: P1 (A, B, C) positive, P2 (D, E) negative, P3 (F, G) invalid.
+    Day 2: A retested alone negative, B alone positive, F in pool P4 (with H) negative.
+    C's registration arrives late, in its own file."""
+    files = {
+        "day1": [
+            reg("A1", f"{D1}T08:00:00+08:00", "C1", "P1", 10, "A"),
+            reg("B1", f"{D1}T08:01:00+08:00", "C1", "P1", 10, "B"),
+            reg("D1", f"{D1}T08:02:00+08:00", "C2", "P2", 10, "D"),
+            reg("E1", f"{D1}T08:03:00+08:00", "C2", "P2", 10, "E"),
+            reg("F1", f"{D1}T08:04:00+08:00", "C1", "P3", 10, "F"),
+            reg("G1", f"{D1}T08:05:00+08:00", "C1", "P3", 10, "G"),
+        ],
+        "late": [reg("C1", f"{D1}T08:00:30+08:00", "C1", "P1", 10, "C")],
+        "day2": [
+            reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A"),
+            reg("B2", f"{D2}T09:01:00+08:00", "C1", "S2", 1, "B"),
+            reg("F2", f"{D2}T09:02:00+08:00", "C1", "P4", 10, "F"),
+            reg("H2", f"{D2}T09:03:00+08:00", "C1", "P4", 10, "H"),
+        ],
+    }
+    out: list[tuple[str, Path]] = []
+    for name, lines in files.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(RETEST_HEADER + "".join(lines))
+        out.append(("registrations", path))
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "tube_code,result,reported_at,lab_code\n"
+        f"P1,positive,{D1}T20:00:00+08:00,L1\n"
+        f"P2,negative,{D1}T20:00:00+08:00,L1\n"
+        f"P3,invalid,{D1}T20:00:00+08:00,L1\n"
+        f"S1,negative,{D2}T20:00:00+08:00,L1\n"
+        f"S2,positive,{D2}T20:00:00+08:00,L1\n"
+        f"P4,negative,{D2}T20:00:00+08:00,L1\n"
+    )
+    out.append(("results", results))
+    return out
+
+
+EXPECTED = {
+    ("A", D1): "released",
+    ("A", D2): "negative",
+    ("B", D1): "positive",
+    ("B", D2): "positive",
+    ("C", D1): "pooled_positive",
+    ("D", D1): "negative",
+    ("E", D1): "negative",
+    ("F", D1): "negative",  # invalid, but a later sample of F has a result
+    ("F", D2): "negative",
+    ("G", D1): "resample",
+    ("H", D2): "negative",
+}
+
+
+def final_statuses(gw: Gateway) -> dict[tuple[str, str], str]:
+    """The statuses as the feed tells them (replayed in order), checked against the stored."""
+    by_id = {v: k for k, v in IDS.items()}
+    last: dict[tuple[str, str], str] = {}
+    by_pid: dict[str, str] = {}
+    cursor: str | None = ""
+    while cursor is not None:
+        items, cursor = status.changes_page(gw, cursor, 3)
+        for c in items:
+            key = (by_id[c["person"]["id_number"]], c["day"])
+            # Each change starts where the previous change of that person-day ended.
+            assert c["previous_status"] == last.get(key), c
+            last[key] = c["status"]
+            by_pid[f"{c['person']['person_id']}|{c['day']}"] = c["status"]
+    stored = {r["key"]: r["status"] for r in gw.read("all_person_days", after="", limit=1000)}
+    assert stored == by_pid
+    return last
+
+
+def load_compounds(gw: Gateway, settings: Settings) -> None:
+    load(gw, settings, "compounds", DATA / "compounds.csv")
+
+
+def test_statuses_follow_the_contract_table(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    load_compounds(gw, settings)
+    for kind, path in scenario(tmp_path):
+        load(gw, settings, kind, path)
+    assert final_statuses(gw) == EXPECTED
+
+
+def test_any_arrival_order_gives_the_same_statuses(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    files = scenario(tmp_path)
+    orders = list(itertools.permutations(files))
+    outcomes = set()
+    for order in orders:
+        gw.run_auto("wipe_all")
+        gw._secret = None
+        gw.apply_schema()
+        load_compounds(gw, settings)
+        for kind, path in order:
+            load(gw, settings, kind, path)
+        got = final_statuses(gw)
+        assert got == EXPECTED, [p.name for _, p in order]
+        outcomes.add(tuple(sorted(got.items())))
+    print(f"\nstatus: {len(orders)} arrival orders, {len(outcomes)} distinct final statuses")
+    assert len(outcomes) == 1
+
+
+def test_pooled_day_moves_pending_pooled_positive_released(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    load_compounds(gw, settings)
+    files = dict((p.stem, (k, p)) for k, p in scenario(tmp_path))
+    for name in ("day1", "late", "results", "day2"):
+        load(gw, settings, *files[name])
+    items, _ = status.changes_page(gw, "", 1000)
+    a_day1 = [c for c in items if c["person"]["id_number"] == IDS["A"] and c["day"] == D1]
+    assert [c["status"] for c in a_day1] == ["pending", "pooled_positive", "released"]
+    assert [c["change_id"] for c in items] == sorted(c["change_id"] for c in items)
+    pid = a_day1[0]["person"]["person_id"]
+    answer = status.person_status(gw, pid, D1, INVESTIGATOR)
+    assert answer["status"] == "released" and answer["date"] == D1
+    assert answer["since"] == a_day1[-1]["changed_at"]
+    assert [t["tube_code"] for t in answer["tubes"]] == ["P1"]
+    assert status.person_status(gw, pid, D1, PUDONG)["status"] == "released"
+    with pytest.raises(NotFound):
+        status.person_status(gw, pid, D1, HUANGPU)  # not a Huangpu resident
+    with pytest.raises(NotFound):
+        status.person_status(gw, pid, "2022-04-11", INVESTIGATOR)
+
+
+def test_status_api_and_feed_for_the_health_code_role(
+    gw: Gateway, settings: Settings, tmp_path: Path, api_url: str
+) -> None:
+    load_compounds(gw, settings)
+    for kind, path in scenario(tmp_path):
+        load(gw, settings, kind, path)
+    health = create_key(gw, role="health_code", district=None).secret
+    inv = create_key(gw, role="investigator", district=None).secret
+    huangpu = create_key(gw, role="district", district="310101").secret
+    seen: list[dict[str, Any]] = []
+    cursor = ""
+    pages = 0
+    while True:
+        resp = httpx.get(
+            f"{api_url}/v1/status-changes",
+            params={"cursor": cursor, "limit": 4},
+            headers={"Authorization": f"Bearer {health}"},
+        )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        pages += 1
+        seen += body["items"]
+        if body["next_cursor"] is None:
+            break
+        cursor = body["next_cursor"]
+    ids = [c["change_id"] for c in seen]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and pages > 2
+    assert all(c["person"]["id_number"] in IDS.values() for c in seen)  # full numbers
+    # Resumable: from a cursor in the middle, exactly the rest.
+    mid = str(ids[5])
+    rest = httpx.get(
+        f"{api_url}/v1/status-changes",
+        params={"cursor": mid, "limit": 500},
+        headers={"Authorization": f"Bearer {health}"},
+    ).json()["items"]
+    assert [c["change_id"] for c in rest] == ids[6:]
+    # That role sees nothing else.
+    assert (
+        httpx.get(
+            f"{api_url}/v1/tubes/P1/trace", headers={"Authorization": f"Bearer {health}"}
+        ).status_code
+        == 403
+    )
+    assert (
+        httpx.get(
+            f"{api_url}/v1/status-changes", headers={"Authorization": f"Bearer {inv}"}
+        ).status_code
+        == 403
+    )
+    d = next(c for c in seen if c["person"]["id_number"] == IDS["D"])
+    pid = d["person"]["person_id"]
+    url = f"{api_url}/v1/persons/{pid}/status"
+    answer = httpx.get(url, params={"date": D1}, headers={"Authorization": f"Bearer {inv}"})
+    assert answer.status_code == 200 and answer.json()["status"] == "negative"
+    assert set(answer.json()) == {"person_id", "date", "status", "since", "tubes"}
+    own = httpx.get(url, params={"date": D1}, headers={"Authorization": f"Bearer {huangpu}"})
+    assert own.status_code == 200  # D lives at C2, Huangpu
+    a = next(c for c in seen if c["person"]["id_number"] == IDS["A"])
+    other = httpx.get(
+        f"{api_url}/v1/persons/{a['person']['person_id']}/status",
+        params={"date": D1},
+        headers={"Authorization": f"Bearer {huangpu}"},
+    )
+    assert other.status_code == 404 and set(other.json()) >= {"error", "message"}
+    # Each page read is audited.
+    admin = create_key(gw, role="admin", district=None).secret
+    log = httpx.get(f"{api_url}/v1/audit", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert sum(e["action"] == "status_changes" for e in log["items"]) == pages + 1

@@ -1,0 +1,320 @@
+"""Webhooks against REAL local HTTP receivers (http.server in a thread) and a real uvicorn
+running the app with its delivery worker: outage, slow receiver, district scoping, signatures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from api.app import create_app
+from engine import webhooks
+from engine.db import Gateway
+from engine.keys import create_key
+from engine.settings import Settings
+from tests.conftest import free_port
+from tests.test_load_trace import load
+from tests.test_status import IDS, load_compounds, scenario
+
+ALL = ["task.created", "task.updated", "status.changed"]
+
+
+class Receiver:
+    """A real HTTP receiver on a fixed port that can go down and come back."""
+
+    def __init__(self, port: int, delay_s: float = 0.0) -> None:
+        self.port = port
+        self.delay_s = delay_s
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def up(self) -> Receiver:
+        got, delay = self.got, self.delay_s
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if delay:
+                    time.sleep(delay)
+                got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@contextmanager
+def serving(settings: Settings, gw: Gateway) -> Iterator[str]:
+    """The app (and its webhook worker) in a real uvicorn on a thread."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, gateway=gw), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def fast(settings: Settings, **extra: Any) -> Settings:
+    update = {
+        "webhook_timeout_s": 2.0,
+        "webhook_backoff_base_s": 0.3,
+        "webhook_backoff_max_s": 1.5,
+        "webhook_give_up_s": 120.0,
+        "webhook_poll_s": 0.1,
+        "webhook_concurrency": 4,
+        "rate_per_second": 1000.0,
+        "rate_burst": 1000,
+    }
+    return settings.model_copy(update=update | extra)
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def all_events(gw: Gateway) -> list[dict[str, Any]]:
+    return [r["event"] for r in gw.read("events_after", after=0, limit=100_000)]
+
+
+def settled(gw: Gateway) -> bool:
+    rows = webhooks.deliveries(gw)
+    return bool(rows) and all(d["status"] != "pending" for d in rows)
+
+
+def load_scenario(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
+    load_compounds(gw, settings)
+    for kind, path in scenario(tmp_path):
+        load(gw, settings, kind, path)
+
+
+def test_receiver_down_then_back_gets_every_event_signed(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    receiver = Receiver(free_port())
+    hook = webhooks.add(gw, receiver.url, None, ALL)
+    with serving(fast(settings), gw):
+        load_scenario(gw, settings, tmp_path)  # the receiver is down meanwhile
+        wait_until(lambda: any(d["attempts"] >= 2 for d in webhooks.deliveries(gw)))
+        receiver.up()
+        try:
+            wait_until(lambda: settled(gw))
+        finally:
+            receiver.down()
+    expected = {e["event_id"] for e in all_events(gw)}
+    ids = [h["webhook-id"] for h, _ in receiver.got]
+    delivered = set(ids) & expected
+    lost = expected - set(ids)
+    duplicated = len(ids) - len(set(ids))
+    log = webhooks.deliveries(gw)
+    retried = sum(d["attempts"] > 1 for d in log)
+    print(
+        f"\nwebhooks outage: {len(expected)} events, delivered {len(delivered)}, "
+        f"lost {len(lost)}, duplicated {duplicated} (same webhook-id), "
+        f"{retried} deliveries retried"
+    )
+    assert lost == set() and len(expected) > 20 and retried > 0
+    assert {d["status"] for d in log} == {"delivered"}
+    assert all(e["error"] for d in log if d["attempts"] > 1 for e in d["log"][:-1])
+    # Duplicates, if any, carry the same id and the same event.
+    by_id: dict[str, set[str]] = {}
+    signer = Webhook(hook.secret)
+    for headers, body in receiver.got:
+        message = signer.verify(body, headers)
+        assert message["id"] == headers["webhook-id"]
+        by_id.setdefault(headers["webhook-id"], set()).add(json.dumps(message["data"]))
+    assert all(len(v) == 1 for v in by_id.values())
+    # Every kind of event came, each once per id; a tampered body fails the signature.
+    assert {json.loads(b)["type"] for _, b in receiver.got} == set(ALL)
+    headers, body = receiver.got[0]
+    tampered = body.replace(b'"type"', b'"typ\\u0065"', 1) + b" "
+    with pytest.raises(WebhookVerificationError):
+        signer.verify(tampered, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 32).verify(body, headers)
+
+
+def test_district_subscription_gets_only_its_district_masked(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    huangpu = Receiver(free_port()).up()
+    city = Receiver(free_port()).up()
+    webhooks.add(gw, huangpu.url, "310101", ALL)
+    webhooks.add(gw, city.url, None, ALL)
+    try:
+        with serving(fast(settings), gw):
+            load_scenario(gw, settings, tmp_path)
+            wait_until(lambda: settled(gw))
+    finally:
+        huangpu.down()
+        city.down()
+    bodies = [json.loads(b) for _, b in huangpu.got]
+    city_bodies = [json.loads(b) for _, b in city.got]
+    # D and E were swabbed at C2 (Huangpu); everyone else lives in Pudong.
+    foreign = {IDS[c] for c in "ABCFGH"} | {f"name{c}" for c in "ABCFGH"}
+    leaked = [b for _, b in huangpu.got if any(s.encode() in b for s in foreign)]
+    people = {b["data"]["person"]["name"] for b in bodies if b["data"].get("person")}
+    print(
+        f"\nwebhooks district: Huangpu received {len(bodies)} events, city-wide "
+        f"{len(city_bodies)}, {len(leaked)} with another district's data"
+    )
+    assert leaked == [] and people == {"nameD", "nameE"}
+    assert all(b["data"]["district_code"] == "310101" for b in bodies)
+    assert all(
+        b["data"]["person"]["id_number"] not in IDS.values() for b in bodies
+    )  # masked, as a district key sees them
+    assert any(b["type"].startswith("task.") for b in city_bodies)
+    assert len(city_bodies) > len(bodies) > 0
+
+
+def test_slow_receiver_does_not_slow_the_api(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    slow = Receiver(free_port(), delay_s=6.0).up()
+    lab = create_key(gw, role="lab", district=None).secret
+    inv = create_key(gw, role="investigator", district=None).secret
+    load_compounds(gw, settings)
+    for kind, path in scenario(tmp_path)[:3]:
+        load(gw, settings, kind, path)
+
+    def timed_requests(url: str, n: int, tag: str) -> list[float]:
+        times = []
+        for i in range(n):
+            started = time.perf_counter()
+            r = httpx.post(
+                f"{url}/v1/results",
+                json=[
+                    {
+                        "tube_code": "P2",
+                        "result": "negative",
+                        "reported_at": f"2022-04-09T2{i % 10}:0{i % 6}:00+08:00",
+                        "lab_code": f"L{tag}{i}",
+                    }
+                ],
+                headers={"Authorization": f"Bearer {lab}"},
+                timeout=30,
+            )
+            assert r.status_code == 200
+            t = httpx.get(
+                f"{url}/v1/tubes/P1/trace",
+                headers={"Authorization": f"Bearer {inv}"},
+                timeout=30,
+            )
+            assert t.status_code == 200
+            times.append(time.perf_counter() - started)
+        return sorted(times)
+
+    try:
+        with serving(fast(settings, webhook_timeout_s=10.0, webhook_concurrency=2), gw) as url:
+            before = timed_requests(url, 10, "a")
+            webhooks.add(gw, slow.url, None, ALL)
+            # Events for the slow receiver pile up while the API is asked.
+            load(gw, settings, *scenario(tmp_path)[3])
+            time.sleep(0.5)
+            during = timed_requests(url, 10, "b")
+            posted = len(slow.got)
+    finally:
+        slow.down()
+    p50 = (before[len(before) // 2], during[len(during) // 2])
+    print(
+        f"\nwebhooks slow receiver (6 s per answer): API p50 {p50[0] * 1000:.0f} ms without, "
+        f"{p50[1] * 1000:.0f} ms with; max {during[-1] * 1000:.0f} ms; {posted} slow posts done"
+    )
+    # Were deliveries on the request path, every answer would wait 6 s.
+    assert during[-1] < 4.5
+
+
+def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli", "webhooks", *args],
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    added = run(
+        "add",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--district",
+        "310115",
+        "--events",
+        "status.changed,task.created",
+    )
+    webhook_id = added.split("webhook id ")[1].split()[0]
+    assert "secret whsec_" in added
+    listed = json.loads(run("list", "--json"))["items"]
+    assert [(h["webhook_id"], h["district_code"]) for h in listed] == [(webhook_id, "310115")]
+    assert "whsec_" not in json.dumps(listed)
+    webhooks.fan_out(gw)
+    assert json.loads(run("deliveries", "--json"))["items"] == []
+    gw.write(
+        "append_events",
+        events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
+    )
+    webhooks.fan_out(gw)
+    rows = json.loads(run("deliveries", "--json"))["items"]
+    assert len(rows) == 1 and rows[0]["status"] == "pending"
+    gw.write(
+        "record_attempt",
+        delivery_id=rows[0]["delivery_id"],
+        status="failed",
+        next_at=None,
+        entry="{}",
+        error="gone",
+        status_code=None,
+        now=None,
+    )
+    failed = json.loads(run("deliveries", "--failed", "--json"))["items"]
+    assert [d["delivery_id"] for d in failed] == [rows[0]["delivery_id"]]
+    run("redeliver", rows[0]["delivery_id"])
+    assert json.loads(run("deliveries", "--failed", "--json"))["items"] == []
+    run("remove", webhook_id)
+    assert json.loads(run("list", "--json"))["items"] == []
