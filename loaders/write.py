@@ -174,7 +174,11 @@ def _write_batch(
         if kind in ("results", "registrations"):
             # Statuses and events commit with the records that cause them.
             now = datetime.now(UTC)
-            tubes = [p["links"]["tube_code"] for p in created_rows]
+            tubes = [
+                str(r.links["tube_code"])
+                for (_, r), a in zip(rows, answers, strict=True)
+                if a["created"]
+            ]
             events = status.refresh(gw, tx, tubes, now)
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
             outbox.append(gw, tx, events)

@@ -199,3 +199,62 @@ class CommitDroppingProxy:
                     s.close()
                 except OSError:
                     pass
+
+
+# A small two-day city for person statuses and webhooks (tests/test_status.py).
+D1 = "2022-04-09"
+D2 = "2022-04-10"
+
+# person letter -> passport number
+IDS = {c: f"E{c}0001" for c in "ABCDEFGH"}
+
+
+def reg(rid: str, at: str, compound: str, tube: str, pool: int, person: str) -> str:
+    return (
+        f"{rid},{at},{compound},BX{tube},{tube},{pool},nucleic_code,passport,{IDS[person]},"
+        f"name{person},1380000000{ord(person) % 10}\n"
+    )
+
+
+def status_scenario(tmp_path: Path) -> list[tuple[str, Path]]:
+    """Pools on day 1: P1 (A, B, C) positive, P2 (D, E) negative, P3 (F, G) invalid.
+    Day 2: A retested alone negative, B alone positive, F in pool P4 (with H) negative.
+    C's registration arrives late, in its own file."""
+    files = {
+        "day1": [
+            reg("A1", f"{D1}T08:00:00+08:00", "C1", "P1", 10, "A"),
+            reg("B1", f"{D1}T08:01:00+08:00", "C1", "P1", 10, "B"),
+            reg("D1", f"{D1}T08:02:00+08:00", "C2", "P2", 10, "D"),
+            reg("E1", f"{D1}T08:03:00+08:00", "C2", "P2", 10, "E"),
+            reg("F1", f"{D1}T08:04:00+08:00", "C1", "P3", 10, "F"),
+            reg("G1", f"{D1}T08:05:00+08:00", "C1", "P3", 10, "G"),
+        ],
+        "late": [reg("C1", f"{D1}T08:00:30+08:00", "C1", "P1", 10, "C")],
+        "day2": [
+            reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A"),
+            reg("B2", f"{D2}T09:01:00+08:00", "C1", "S2", 1, "B"),
+            reg("F2", f"{D2}T09:02:00+08:00", "C1", "P4", 10, "F"),
+            reg("H2", f"{D2}T09:03:00+08:00", "C1", "P4", 10, "H"),
+        ],
+    }
+    out: list[tuple[str, Path]] = []
+    for name, lines in files.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(RETEST_HEADER + "".join(lines))
+        out.append(("registrations", path))
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "tube_code,result,reported_at,lab_code\n"
+        f"P1,positive,{D1}T20:00:00+08:00,L1\n"
+        f"P2,negative,{D1}T20:00:00+08:00,L1\n"
+        f"P3,invalid,{D1}T20:00:00+08:00,L1\n"
+        f"S1,negative,{D2}T20:00:00+08:00,L1\n"
+        f"S2,positive,{D2}T20:00:00+08:00,L1\n"
+        f"P4,negative,{D2}T20:00:00+08:00,L1\n"
+    )
+    out.append(("results", results))
+    return out
+
+
+def load_compounds(gw: Gateway, settings: Settings) -> None:
+    load(gw, settings, "compounds", DATA / "compounds.csv")

@@ -14,66 +14,11 @@ from engine.db import Gateway
 from engine.errors import NotFound
 from engine.keys import Principal, create_key
 from engine.settings import Settings
-from tests.test_load_trace import DATA, load
-from tests.test_tasks import RETEST_HEADER
+from tests.helpers import D1, D2, IDS, load, load_compounds, status_scenario
 
 INVESTIGATOR = Principal("inv", "investigator")
 PUDONG = Principal("pd", "district", "310115")
 HUANGPU = Principal("hp", "district", "310101")
-D1 = "2022-04-09"
-D2 = "2022-04-10"
-
-# person letter -> resident id (valid check characters are not needed for the status)
-IDS = {c: f"E{c}0001" for c in "ABCDEFGH"}
-
-
-def reg(rid: str, at: str, compound: str, tube: str, pool: int, person: str) -> str:
-    return (
-        f"{rid},{at},{compound},BX{tube},{tube},{pool},nucleic_code,passport,{IDS[person]},"
-        f"name{person},1380000000{ord(person) % 10}\n"
-    )
-
-
-def scenario(tmp_path: Path) -> list[tuple[str, Path]]:
-    """Pools on day 1: P1 (A, B, C) positive, P2 (D, E) negative, P3 (F, G) invalid.
-    Day 2: A retested alone negative, B alone positive, F in pool P4 (with H) negative.
-    C's registration arrives late, in its own file."""
-    files = {
-        "day1": [
-            reg("A1", f"{D1}T08:00:00+08:00", "C1", "P1", 10, "A"),
-            reg("B1", f"{D1}T08:01:00+08:00", "C1", "P1", 10, "B"),
-            reg("D1", f"{D1}T08:02:00+08:00", "C2", "P2", 10, "D"),
-            reg("E1", f"{D1}T08:03:00+08:00", "C2", "P2", 10, "E"),
-            reg("F1", f"{D1}T08:04:00+08:00", "C1", "P3", 10, "F"),
-            reg("G1", f"{D1}T08:05:00+08:00", "C1", "P3", 10, "G"),
-        ],
-        "late": [reg("C1", f"{D1}T08:00:30+08:00", "C1", "P1", 10, "C")],
-        "day2": [
-            reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A"),
-            reg("B2", f"{D2}T09:01:00+08:00", "C1", "S2", 1, "B"),
-            reg("F2", f"{D2}T09:02:00+08:00", "C1", "P4", 10, "F"),
-            reg("H2", f"{D2}T09:03:00+08:00", "C1", "P4", 10, "H"),
-        ],
-    }
-    out: list[tuple[str, Path]] = []
-    for name, lines in files.items():
-        path = tmp_path / f"{name}.csv"
-        path.write_text(RETEST_HEADER + "".join(lines))
-        out.append(("registrations", path))
-    results = tmp_path / "results.csv"
-    results.write_text(
-        "tube_code,result,reported_at,lab_code\n"
-        f"P1,positive,{D1}T20:00:00+08:00,L1\n"
-        f"P2,negative,{D1}T20:00:00+08:00,L1\n"
-        f"P3,invalid,{D1}T20:00:00+08:00,L1\n"
-        f"S1,negative,{D2}T20:00:00+08:00,L1\n"
-        f"S2,positive,{D2}T20:00:00+08:00,L1\n"
-        f"P4,negative,{D2}T20:00:00+08:00,L1\n"
-    )
-    out.append(("results", results))
-    return out
-
-
 EXPECTED = {
     ("A", D1): "released",
     ("A", D2): "negative",
@@ -108,15 +53,11 @@ def final_statuses(gw: Gateway) -> dict[tuple[str, str], str]:
     return last
 
 
-def load_compounds(gw: Gateway, settings: Settings) -> None:
-    load(gw, settings, "compounds", DATA / "compounds.csv")
-
-
 def test_statuses_follow_the_contract_table(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
     load_compounds(gw, settings)
-    for kind, path in scenario(tmp_path):
+    for kind, path in status_scenario(tmp_path):
         load(gw, settings, kind, path)
     assert final_statuses(gw) == EXPECTED
 
@@ -124,7 +65,7 @@ def test_statuses_follow_the_contract_table(
 def test_any_arrival_order_gives_the_same_statuses(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
-    files = scenario(tmp_path)
+    files = status_scenario(tmp_path)
     orders = list(itertools.permutations(files))
     outcomes = set()
     for order in orders:
@@ -145,7 +86,7 @@ def test_pooled_day_moves_pending_pooled_positive_released(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
     load_compounds(gw, settings)
-    files = dict((p.stem, (k, p)) for k, p in scenario(tmp_path))
+    files = dict((p.stem, (k, p)) for k, p in status_scenario(tmp_path))
     for name in ("day1", "late", "results", "day2"):
         load(gw, settings, *files[name])
     items, _ = status.changes_page(gw, "", 1000)
@@ -168,7 +109,7 @@ def test_status_api_and_feed_for_the_health_code_role(
     gw: Gateway, settings: Settings, tmp_path: Path, api_url: str
 ) -> None:
     load_compounds(gw, settings)
-    for kind, path in scenario(tmp_path):
+    for kind, path in status_scenario(tmp_path):
         load(gw, settings, kind, path)
     health = create_key(gw, role="health_code", district=None).secret
     inv = create_key(gw, role="investigator", district=None).secret

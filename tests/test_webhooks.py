@@ -24,9 +24,7 @@ from engine import tasks, webhooks
 from engine.db import Gateway
 from engine.keys import Principal, create_key
 from engine.settings import Settings
-from tests.conftest import free_port
-from tests.test_load_trace import load
-from tests.test_status import IDS, load_compounds, scenario
+from tests.helpers import IDS, free_port, load, load_compounds, status_scenario
 
 INVESTIGATOR = Principal("inv", "investigator")
 ALL = ["task.created", "task.updated", "status.changed"]
@@ -130,7 +128,7 @@ def settled(gw: Gateway) -> bool:
 
 def load_scenario(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
     load_compounds(gw, settings)
-    for kind, path in scenario(tmp_path):
+    for kind, path in status_scenario(tmp_path):
         load(gw, settings, kind, path)
 
 
@@ -222,7 +220,7 @@ def test_slow_receiver_does_not_slow_the_api(
     lab = create_key(gw, role="lab", district=None).secret
     inv = create_key(gw, role="investigator", district=None).secret
     load_compounds(gw, settings)
-    for kind, path in scenario(tmp_path)[:3]:
+    for kind, path in status_scenario(tmp_path)[:3]:
         load(gw, settings, kind, path)
 
     def timed_requests(url: str, n: int, tag: str) -> list[float]:
@@ -257,7 +255,7 @@ def test_slow_receiver_does_not_slow_the_api(
             before = timed_requests(url, 10, "a")
             webhooks.add(gw, slow.url, None, ALL)
             # Events for the slow receiver pile up while the API is asked.
-            load(gw, settings, *scenario(tmp_path)[3])
+            load(gw, settings, *status_scenario(tmp_path)[3])
             time.sleep(0.5)
             during = timed_requests(url, 10, "b")
             posted = slow.arrived
