@@ -18,21 +18,23 @@ MAX_ROWS = 5000
 MAX_STRING = 512
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
 
 
-def get_audit(request: Request) -> audit.AuditWriter:
+async def get_audit(request: Request) -> audit.AuditWriter:
     writer: audit.AuditWriter = request.app.state.audit
     return writer
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
 
 
+# The dependencies only read app state: `async def` keeps them on the event loop (a plain `def`
+# costs a worker-thread hop each, per request).
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 AuditDep = Annotated[audit.AuditWriter, Depends(get_audit)]

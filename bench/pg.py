@@ -238,8 +238,9 @@ class PgServer:
         return self
 
     def connect(self) -> psycopg.Connection[Any]:
+        # Autocommit: each `with conn.transaction()` is then a real BEGIN ... COMMIT.
         conn = psycopg.connect(
-            host="127.0.0.1", port=self.port, user="tubetrace", dbname="postgres"
+            host="127.0.0.1", port=self.port, user="tubetrace", dbname="postgres", autocommit=True
         )
         conn.execute("SET TimeZone = 'UTC'")
         return conn

@@ -478,7 +478,9 @@ def print_report(report: dict[str, Any], title: str, console: Console | None = N
     )
 
 
-def start_api(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_api(
+    home: Path, port: int, log: Path, factory: str = "api.app:create_app"
+) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         TUBETRACE_HOME=str(home),
@@ -491,7 +493,7 @@ def start_api(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
             sys.executable,
             "-m",
             "uvicorn",
-            "api.app:create_app",
+            factory,
             "--factory",
             "--port",
             str(port),

@@ -4,6 +4,7 @@ sizes. Prints one table and writes bench/out/results.json.
     ./dev bench                  # sizes scale/10, scale/3, scale (default scale 1,000,000)
     ./dev bench --scale 150000   # a quicker run
     ./dev bench --replay         # the peak-hour replay through the API (bench/replay.py)
+    ./dev bench --http           # a trace's HTTP time, the route before / after (bench/http.py)
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -447,6 +448,11 @@ def main() -> None:
         from bench import replay
 
         replay.main([a for a in sys.argv[1:] if a != "--replay"])
+        return
+    if "--http" in sys.argv[1:]:
+        from bench import http
+
+        http.main([a for a in sys.argv[1:] if a != "--http"])
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
