@@ -62,6 +62,21 @@ class ResultIn(BaseModel):
     ct_value: Scalar = None
 
 
+class DirectoryEntryIn(BaseModel):
+    """One population-directory row: a phone that reaches the person and/or where they live."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id_type: Scalar = None
+    id_number: Scalar = None
+    name: Scalar = None
+    phone: Scalar = None
+    phone_owner: Scalar = None
+    residence_compound_code: Scalar = None
+    source: Scalar = None
+    updated_at: Scalar = None
+
+
 class LoadSummary(BaseModel):
     read: int
     stored: int
@@ -112,12 +127,26 @@ class Compound(BaseModel):
     district_code: str | None
     district: str | None
     subdistrict: str | None
+    contact_phone: str | None = None
 
 
 class Residence(BaseModel):
     compound_code: str | None
     address: str | None
     district_code: str | None
+    source: str = Field(
+        "registration",
+        description="registration (the compound swabbed at, or another registration's) "
+        "or directory (the population directory's residence, when the compound is unknown)",
+    )
+    contact_phone: str | None = Field(None, description="the residence compound's phone")
+
+
+class Contact(BaseModel):
+    phone: str
+    owner: str = Field(description="self, household or compound_manager")
+    source: str = Field(description="registration, or the directory entry's source")
+    updated_at: str | None
 
 
 class Person(BaseModel):
@@ -130,6 +159,9 @@ class Person(BaseModel):
     record_id: str
     collected_at: str | None
     residence: Residence | None
+    contacts: list[Contact] = Field(
+        default_factory=list, description="usable phones: the registration's first"
+    )
     registered_district_code: str | None
     household_separated: bool | None
     flags: list[str]
@@ -201,6 +233,7 @@ class TaskCompound(BaseModel):
     name: str | None = None
     district: str | None = None
     subdistrict: str | None = None
+    contact_phone: str | None = None
 
 
 class Task(BaseModel):
@@ -212,6 +245,10 @@ class Task(BaseModel):
     district_code: str
     person: Person | None
     compound: TaskCompound | None
+    contact_via: str = Field(description="phone (call the first contact) or compound")
+    contact_phone: str | None = Field(
+        None, description="with contact_via compound: the compound's phone"
+    )
     flags: list[str]
     result_at: str | None
     created_at: str | None

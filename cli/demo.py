@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -61,6 +62,7 @@ def run_demo(
             raise TubetraceError(f"the demo city lacks flags {absent}; the generator is broken")
 
         _print_loop(gw, out)
+        _print_reach_gain(gw, out, settings, city_dir / "directory.csv")
         if example is not None:
             out.print("\nA positive 10-in-1 tube, traced:")
             print_trace(example)
@@ -118,6 +120,47 @@ def _print_loop(gw: Gateway, out: Console) -> None:
             f"{r['usable_phone_share']:.0%} callable, {r['invalid_id_numbers']} invalid IDs",
             highlight=False,
         )
+
+
+REACH_WORDS = {
+    "own_phone": "by their own phone",
+    "directory": "only by a directory phone",
+    "compound": "only through the compound's phone",
+    "none": "not at all",
+}
+
+
+def _reach_line(reach: dict[tuple[str, str], str]) -> str:
+    counts = Counter(reach.values())
+    total = len(reach) or 1
+    parts = [f"{REACH_WORDS[k]} {counts[k]} ({counts[k] / total:.1%})" for k in REACH_WORDS]
+    return ", ".join(parts) + f"; reachable {1 - counts['none'] / total:.1%}"
+
+
+def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path) -> None:
+    """Load the population directory and show who it makes reachable, by which route."""
+    from engine import reports
+    from loaders.read import read_file
+
+    day = "2022-04-09"
+    before = reports.reach_of_positive_pools(gw, day)
+    out.print(
+        f"\nReaching the {len(before)} members of the positive pools of {day}:", highlight=False
+    )
+    out.print(f"  before the directory: {_reach_line(before)}", highlight=False)
+    entries = read_file(path, "directory")
+    summary = write.load_records(gw, "directory", entries, path.name, settings)
+    out.print(f"  {summary.line()}", highlight=False)
+    after = reports.reach_of_positive_pools(gw, day)
+    out.print(f"  after the directory:  {_reach_line(after)}", highlight=False)
+    gained = Counter(after.get(key, "none") for key, route in before.items() if route == "none")
+    now = sum(n for route, n in gained.items() if route != "none")
+    out.print(
+        f"  unreachable before, reachable now: {now} of {sum(gained.values())} ("
+        + ", ".join(f"{REACH_WORDS[k]} {gained[k]}" for k in REACH_WORDS if k != "none")
+        + ")",
+        highlight=False,
+    )
 
 
 def _better_example(best: dict[str, Any] | None, trace: dict[str, Any]) -> dict[str, Any] | None:

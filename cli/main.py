@@ -80,14 +80,18 @@ def load(
     kind: Annotated[
         str,
         typer.Argument(
-            help="compounds, registrations, results (or all, "
+            help="compounds, registrations, results, directory (or all, "
             "with --bulk: PATH is a folder of the three)"
         ),
     ],
-    path: Annotated[Path, typer.Argument(help="a .csv or .jsonl file")],
+    path: Annotated[Path, typer.Argument(help="a .csv, .jsonl or .xlsx file")],
     bulk: Annotated[
         bool, typer.Option("--bulk", help="initial import into an empty database with neo4j-admin")
     ] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="text encoding of a CSV/JSON Lines file (default: detected)"),
+    ] = None,
 ) -> None:
     """Load an input file; prints read, stored, duplicates, conflicts, updated, flagged,
     quarantined."""
@@ -98,9 +102,9 @@ def load(
 
         bulk_load(get_settings(), kind, path, out)
         return
-    if kind not in ("compounds", "registrations", "results"):
-        fail(f"unknown kind '{kind}'; use compounds, registrations or results", 2)
-    items = read_file(path, kind)
+    if kind not in ("compounds", "registrations", "results", "directory"):
+        fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", 2)
+    items = read_file(path, kind, encoding)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()
     with (

@@ -29,3 +29,9 @@ MATCH (x:Result)
 WHERE x.result IN ['positive', 'negative', 'invalid']
 RETURN x.result_key AS key
 ORDER BY x.reported_at, x.result_key
+
+// name: registrations_without_known_compound
+MATCH (r:Registration)
+WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
+RETURN r.record_id AS record_id
+ORDER BY record_id

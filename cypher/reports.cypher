@@ -11,8 +11,13 @@ WHERE x.result = 'positive'
 MATCH (x)-[:FOR_TUBE]->(t:Tube)
 WITH DISTINCT t
 CALL (t) {
-  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(:Registration)-[:AT_COMPOUND]->(c:Compound)
-  WITH collect(DISTINCT CASE WHEN c.known THEN c.district_code ELSE 'unassigned' END) AS ds
+  // The residence rule of cypher/directory.cypher: own compound, else the fallback.
+  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+  WITH collect(DISTINCT CASE WHEN c.known THEN coalesce(c.district_code, 'unassigned')
+                             WHEN rc.known THEN coalesce(rc.district_code, 'unassigned')
+                             ELSE 'unassigned' END) AS ds
   UNWIND CASE WHEN size(ds) = 0 THEN ['unassigned'] ELSE ds END AS district_code
   RETURN district_code
 }

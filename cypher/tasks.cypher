@@ -21,11 +21,14 @@ WHERE x.result IN ['positive', 'negative', 'invalid']
 CALL (t) {
   OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-  WITH r, p, c ORDER BY r.collected_at, r.record_id
+  // The residence rule of cypher/directory.cypher: own compound, else the fallback.
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+  WITH r, p, c, rc ORDER BY r.collected_at, r.record_id
   RETURN collect(CASE WHEN r IS NULL THEN NULL ELSE {
     person_id: p.person_id, record_id: r.record_id, pool_size: r.pool_size, day: r.day,
     collected_at: r.collected_at, compound_code: r.compound_code,
-    district_code: CASE WHEN c.known THEN c.district_code END
+    district_code: CASE WHEN c.known THEN c.district_code
+                        WHEN rc.known THEN rc.district_code END
   } END) AS members
 }
 CALL (t) {

@@ -12,7 +12,9 @@ CALL (t) {
   OPTIONAL MATCH (r)-[:OF_PERSON]->(p:Person)
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
   OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
-  WITH r, p, c, b
+  // The residence fallback (cypher/directory.cypher) when the own compound is unknown.
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+  WITH r, p, c, b, rc
   ORDER BY r.collected_at, r.record_id
   WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
       record_id: r.record_id, collected_at: r.collected_at, day: r.day,
@@ -21,7 +23,12 @@ CALL (t) {
       person_id: p.person_id, id_type: p.id_type, id_number: p.id_number,
       registered_district_code: p.registered_district_code,
       compound: CASE WHEN c IS NULL OR c.known IS NULL THEN NULL
-                ELSE c {.code, .name, .address, .district_code, .subdistrict} END,
+                ELSE c {.code, .name, .address, .district_code, .subdistrict, .contact_phone} END,
+      fallback: CASE WHEN rc IS NULL OR rc.known IS NULL THEN NULL
+                ELSE rc {.code, .address, .district_code, .contact_phone} END,
+      fallback_source: r.residence_source,
+      directory: [(p)<-[:DESCRIBES]-(e:DirectoryEntry) WHERE e.usable |
+                  e {.phone, .phone_owner, .source, .updated_at}],
       // Filtered after expanding from the person: a `day` predicate inside the pattern
       // lets the planner start from the day index, i.e. every registration of the day.
       duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND any(

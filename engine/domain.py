@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+LANDLINE_RE = re.compile(r"^0\d{2,3}\d{7,8}$")
 ID_TYPES = ("resident_id", "passport", "other")
 METHODS = ("nucleic_code", "id_card", "manual")
 RESULTS = ("positive", "negative", "invalid")
@@ -39,6 +40,20 @@ def resident_id_valid(id_number: str) -> bool:
     return id_check_char(s[:17]) == s[17]
 
 
+def legacy_resident_id(id_number: str) -> str | None:
+    """The 18-digit form of a valid 15-digit first-generation ID (area, YYMMDD, sequence):
+    `19` before the year and the check character computed; None when it is not one."""
+    s = id_number.strip()
+    if len(s) != 15 or not s.isdigit():
+        return None
+    first17 = s[:6] + "19" + s[6:]
+    try:
+        date(int(first17[6:10]), int(first17[10:12]), int(first17[12:14]))
+    except ValueError:
+        return None
+    return first17 + id_check_char(first17)
+
+
 def normalise_phone(phone: str) -> str:
     s = re.sub(r"[\s\-]", "", phone)
     if s.startswith("+86"):
@@ -50,6 +65,13 @@ def normalise_phone(phone: str) -> str:
 
 def phone_valid(phone: str) -> bool:
     return PHONE_RE.fullmatch(normalise_phone(phone)) is not None
+
+
+def contact_phone_valid(phone: str) -> bool:
+    """A compound's phone (the residents' committee): a mobile, or a landline with its area
+    code (`0` + 2-3 digits, then 7-8 digits, e.g. 021-5000 0001)."""
+    s = normalise_phone(phone)
+    return phone_valid(s) or LANDLINE_RE.fullmatch(s) is not None
 
 
 @lru_cache(maxsize=1)

@@ -66,6 +66,33 @@ def positives_stream(
         cursor = nxt
 
 
+REACH = ("own_phone", "directory", "compound", "none")
+
+
+def reach(person: dict[str, Any]) -> str:
+    """How a person can be reached: by the registration's own phone, only through a
+    directory phone, only through the residence compound's phone, or not at all."""
+    contacts = person.get("contacts") or []
+    if contacts and contacts[0]["source"] == "registration":
+        return "own_phone"
+    if contacts:
+        return "directory"
+    if (person.get("residence") or {}).get("contact_phone"):
+        return "compound"
+    return "none"
+
+
+def reach_of_positive_pools(gw: Gateway, day: str) -> dict[tuple[str, str], str]:
+    """(tube, record_id) -> reach, for every member of the day's positive pooled tubes."""
+    found: dict[tuple[str, str], str] = {}
+    for item in positives_stream(gw, day):
+        trace = item["trace"]
+        if (trace["tube"]["pool_size"] or 0) > 1 or len(trace["persons"]) > 1:
+            for p in trace["persons"]:
+                found[(item["tube_code"], p["record_id"])] = reach(p)
+    return found
+
+
 def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dict[str, Any]]:
     """Is the data complete enough to reach everyone in the day's positive pools?"""
     acc: dict[str, Counter[str]] = defaultdict(Counter)
@@ -81,6 +108,7 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
             flags = set(p["flags"])
             c["persons"] += 1
             c["usable_phone"] += p["phone"] is not None and "invalid_phone" not in flags
+            c["reach_" + reach(p)] += 1
             c["invalid_id_numbers"] += "invalid_id_number" in flags
             c["unknown_compounds"] += "unknown_compound" in flags
             c["duplicate_registrations"] += "duplicate_registration" in flags
@@ -102,6 +130,13 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
                 "unknown_compounds": c["unknown_compounds"],
                 "over_filled_tubes": c["over_filled_tubes"],
                 "duplicate_registrations": c["duplicate_registrations"],
+                "reachable_by_own_phone": c["reach_own_phone"],
+                "reachable_only_through_directory": c["reach_directory"],
+                "reachable_only_through_compound": c["reach_compound"],
+                "unreachable": c["reach_none"],
+                "reachable_share": round(1 - c["reach_none"] / c["persons"], 4)
+                if c["persons"]
+                else None,
             }
         )
     return rows

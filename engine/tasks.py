@@ -300,6 +300,15 @@ def _visible(task: dict[str, Any], who: Principal) -> bool:
     return who.role != "district" or task["district_code"] == who.district
 
 
+def contact_route(person: dict[str, Any] | None) -> dict[str, Any]:
+    """How the district unit reaches the person: the first of the person's `contacts`, else
+    through the residence compound's phone (the residents' committee)."""
+    if person and person.get("contacts"):
+        return {"contact_via": "phone", "contact_phone": None}
+    residence = (person or {}).get("residence") or {}
+    return {"contact_via": "compound", "contact_phone": residence.get("contact_phone")}
+
+
 def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, Any]:
     person = None
     compound = None
@@ -313,9 +322,11 @@ def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, A
                 "code": person["residence"]["compound_code"],
                 "address": person["residence"]["address"],
                 "district_code": person["residence"]["district_code"],
+                "contact_phone": person["residence"].get("contact_phone"),
             }
     flags = ["repeat_positive_pool"] if task.get("repeat_positive_pool") else []
     return {
+        **contact_route(person),
         "task_id": task["task_id"],
         "status": task["status"],
         "outcome": task.get("outcome"),

@@ -11,15 +11,73 @@ from engine.db import Gateway
 from engine.errors import NotFound
 
 
+def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every usable phone known for the person: the registration's own first, then the
+    directory's, newest first (a phone listed twice is kept once, at its first place)."""
+    found: list[dict[str, Any]] = []
+    flags = reg["flags"] or []
+    if reg["phone"] is not None and "invalid_phone" not in flags:
+        found.append(
+            {"phone": reg["phone"], "owner": "self", "source": "registration", "updated_at": None}
+        )
+    listed = reg.get("directory") or []
+    entries = sorted(
+        (e for e in listed if e["updated_at"] is not None),
+        key=lambda e: e["updated_at"].to_native(),
+        reverse=True,
+    ) + [e for e in listed if e["updated_at"] is None]
+    for e in entries:
+        found.append(
+            {
+                "phone": e["phone"],
+                "owner": e["phone_owner"],
+                "source": e["source"],
+                "updated_at": domain.iso(e["updated_at"]),
+            }
+        )
+    seen: set[str] = set()
+    unique = []
+    for c in found:
+        if c["phone"] not in seen:
+            seen.add(c["phone"])
+            unique.append(c)
+    return unique
+
+
+def _residence(reg: dict[str, Any]) -> dict[str, Any]:
+    """The own compound when known, else the fallback (cypher/directory.cypher)."""
+    compound = reg["compound"]
+    fallback = reg.get("fallback")
+    if compound is None and fallback is not None:
+        return {
+            "compound_code": fallback["code"],
+            "address": fallback["address"],
+            "district_code": fallback["district_code"],
+            "source": reg.get("fallback_source") or "registration",
+            "contact_phone": fallback.get("contact_phone"),
+        }
+    return {
+        "compound_code": reg["compound_code"],
+        "address": compound["address"] if compound else None,
+        "district_code": compound["district_code"] if compound else None,
+        "source": "registration",
+        "contact_phone": compound.get("contact_phone") if compound else None,
+    }
+
+
 def _person(reg: dict[str, Any]) -> dict[str, Any]:
     compound = reg["compound"]
-    residence_district = compound["district_code"] if compound else None
+    residence = _residence(reg)
+    residence_district = residence["district_code"]
     registered = reg["registered_district_code"]
     flags = set(reg["flags"] or [])
     if reg["compound_code"] is not None and compound is None:
         flags.add("unknown_compound")
     if reg["duplicate"]:
         flags.add("duplicate_registration")
+    reachable = contacts(reg)
+    if not reachable:
+        flags.add("no_usable_phone")
     separated = None
     if registered is not None and residence_district is not None:
         separated = registered != residence_district
@@ -32,11 +90,8 @@ def _person(reg: dict[str, Any]) -> dict[str, Any]:
         "method": reg["method"],
         "record_id": reg["record_id"],
         "collected_at": domain.iso(reg["collected_at"]),
-        "residence": {
-            "compound_code": reg["compound_code"],
-            "address": compound["address"] if compound else None,
-            "district_code": residence_district,
-        },
+        "residence": residence,
+        "contacts": reachable,
         "registered_district_code": registered,
         "household_separated": separated,
         "flags": sorted(flags),
@@ -53,6 +108,7 @@ def _compound(reg: dict[str, Any]) -> dict[str, Any]:
             "district_code": None,
             "district": None,
             "subdistrict": None,
+            "contact_phone": None,
         }
     return {
         "code": c["code"],
@@ -61,6 +117,7 @@ def _compound(reg: dict[str, Any]) -> dict[str, Any]:
         "district_code": c["district_code"],
         "district": domain.district_name(c["district_code"]),
         "subdistrict": c["subdistrict"],
+        "contact_phone": c.get("contact_phone"),
     }
 
 
@@ -138,6 +195,8 @@ PERSON_FLAGS = (
     "invalid_id_number",
     "duplicate_registration",
     "unknown_compound",
+    "legacy_id_15",
+    "no_usable_phone",
 )
 TUBE_FLAGS = (
     "over_pool_size",

@@ -18,6 +18,8 @@ def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[st
     own = who.role == "district" and (p.get("residence") or {}).get("district_code") == who.district
     if not own:
         p["phone"] = mask_phone(p["phone"])
+        if "contacts" in p:
+            p["contacts"] = [dict(c, phone=mask_phone(c["phone"])) for c in p["contacts"]]
     return p
 
 

@@ -31,7 +31,7 @@ def _inputs(kind: str, path: Path) -> Inputs:
         found: Inputs = {}
         for k in KINDS:
             files = sorted(
-                p for p in path.iterdir() if p.stem == k and p.suffix in (".csv", ".jsonl")
+                p for p in path.iterdir() if p.stem == k and p.suffix in (".csv", ".jsonl", ".xlsx")
             )
             if files:
                 found[k] = (files[0].name, read_file(files[0], k))

@@ -113,6 +113,7 @@ COMPOUND_HEADER = [
     "subdistrict",
     "lat:double",
     "lon:double",
+    "contact_phone",
     "flags:string[]",
     "content_hash",
     "raw",
@@ -329,7 +330,16 @@ def import_args(out: Path, database: str) -> list[str]:
 
 
 def dispatch_all(gw: Gateway, page: int = 1000) -> int:
-    """Create tasks for every positive and invalid result, as the online loader does."""
+    """Residence fallbacks, then tasks for every positive and invalid result, as the online
+    loader does."""
+    unknown = [r["record_id"] for r in gw.read("registrations_without_known_compound")]
+    for start in range(0, len(unknown), page):
+        ids = unknown[start : start + page]
+
+        def refresh(tx: ManagedTransaction, c: list[str] = ids) -> None:
+            gw.run_in(tx, "refresh_residences", record_ids=c)
+
+        gw.write_tx(refresh)
     keys = [r["key"] for r in gw.read("results_to_dispatch")]
     for start in range(0, len(keys), page):
         chunk = keys[start : start + page]

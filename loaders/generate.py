@@ -1,7 +1,9 @@
 """A seeded, streaming generator of a synthetic city round, in the contract's file formats.
 
 The same generator feeds the demo, the tests and the benchmarks. It writes compounds,
-registrations and results; every kind of bad record in the contract is planted at least once
+registrations, results and a small population directory (phones for some persons registered
+without one, residences for some persons at the unknown compound); every kind of bad record in
+the contract is planted at least once
 (at any size), and more are sprinkled at `messy_rate` on larger cities. Memory stays flat in
 the size except for the positive pools, which it remembers to generate their retests.
 """
@@ -18,7 +20,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine import domain
-from loaders.transform import COMPOUND_FIELDS, REGISTRATION_FIELDS, RESULT_FIELDS
+from loaders.transform import (
+    COMPOUND_FIELDS,
+    DIRECTORY_FIELDS,
+    REGISTRATION_FIELDS,
+    RESULT_FIELDS,
+)
 
 CST = timezone(timedelta(hours=8))
 # Share of Shanghai's population by district (2020 census, rounded), used to size districts.
@@ -54,6 +61,7 @@ class CityStats:
     compounds: int = 0
     results: int = 0
     positive_tubes: int = 0
+    directory: int = 0
     planted: dict[str, int] = field(default_factory=dict)
 
     def plant(self, kind: str) -> None:
@@ -197,10 +205,15 @@ def generate_city(
     comp_w = _Writer(out_dir / f"compounds.{fmt}", COMPOUND_FIELDS)
     reg_w = _Writer(out_dir / f"registrations.{fmt}", REGISTRATION_FIELDS)
     res_w = _Writer(out_dir / f"results.{fmt}", RESULT_FIELDS)
+    dir_w = _Writer(out_dir / f"directory.{fmt}", DIRECTORY_FIELDS)
+    # Its own random stream, so that the rest of the city is the same with or without it.
+    dir_rng = random.Random(seed * 31 + 3)
     # One compound is named by registrations but never loaded as master data.
     unknown_code = "C99999"
     for c in city.compounds:
-        comp_w.write(c)
+        # Most residents' committees have a phone on file.
+        phone = make_phone(dir_rng) if dir_rng.random() < 0.7 else None
+        comp_w.write(dict(c, contact_phone=phone))
     comp_w.close()
 
     record_no = 0
@@ -216,6 +229,7 @@ def generate_city(
         nonlocal record_no
         reg_w.write(rec)
         stats.registrations += 1
+        _directory_rows(rec, city, dir_rng, dir_w, stats, unknown_code)
 
     def next_record_id() -> str:
         nonlocal record_no
@@ -260,7 +274,7 @@ def generate_city(
                         "registered_address": None,
                         "collector_id": f"V{k:04d}",
                     }
-                    if rec["method"] == "id_card" and rng.random() < 0.1:
+                    if rec["method"] == "id_card" and rng.random() < 0.25:
                         rec["phone"] = None
                         stats.plant("missing_phone")
                     if rng.random() < messy_rate:
@@ -341,7 +355,53 @@ def generate_city(
     _plant_file_anomalies(reg_w, res_w, stats)
     reg_w.close()
     res_w.close()
+    dir_w.close()
     return stats
+
+
+def _directory_rows(
+    rec: dict[str, Any],
+    city: City,
+    rng: random.Random,
+    dir_w: _Writer,
+    stats: CityStats,
+    unknown_code: str,
+) -> None:
+    """What the population register and health-code accounts know that the registration does
+    not: phones for some persons without a usable one (their own, a household member's, the
+    compound manager's; some listed twice, a stale version first), residences for some persons
+    swabbed at the unknown compound."""
+    if not rec.get("id_number"):
+        return
+    no_phone = rec.get("phone") is None or not domain.phone_valid(str(rec["phone"]))
+    unknown = rec.get("compound_code") == unknown_code
+    planted = rec.get("collector_id") == "V-PLANT"
+    if not (no_phone or unknown) or (rng.random() < 0.3 and not planted):
+        return
+    base = {
+        "id_type": rec["id_type"],
+        "id_number": rec["id_number"],
+        "name": rec.get("name"),
+        "source": rng.choice(("health_code", "census")),
+        "updated_at": _stamp(city.start - timedelta(days=rng.randrange(1, 60)), 0),
+    }
+    if unknown:
+        base["residence_compound_code"] = rng.choice(city.compounds)["compound_code"]
+    if no_phone:
+        owner = rng.choices(("self", "household", "compound_manager"), (5, 3, 2))[0]
+        base["phone"] = make_phone(rng)
+        base["phone_owner"] = owner
+        if rng.random() < 0.2:
+            # A stale version of the same (person, source, phone): the later one wins.
+            dir_w.write(dict(base, phone_owner="self", updated_at=_stamp(date(2021, 1, 1), 0)))
+            stats.directory += 1
+    dir_w.write(base)
+    stats.directory += 1
+
+
+def _full_width(text: str) -> str:
+    """As typed on a Chinese keyboard in full-width mode: ０-９ and Ｘ."""
+    return "".join(chr(ord(ch) + 0xFEE0) if ch.isascii() and ch.isalnum() else ch for ch in text)
 
 
 def _mess(rec: dict[str, Any], rng: random.Random, stats: CityStats, unknown_code: str) -> None:
@@ -451,6 +511,12 @@ def _plant_tube_anomalies(
     reg("TX-MESSY", 10, people[25], id_number=people[25].id_number[:-1] + "Y")
     reg("TX-MESSY", 10, people[26], record_id=None)
     reg("TX-MESSY", 10, people[27], name=None, pool_size="ten")
+    # A first-generation 15-digit card, and an ID typed with full-width digits.
+    legacy = f"{c['district_code']}620314123"
+    reg("TX-MESSY", 10, people[28], id_type="resident_id", id_number=legacy, method="id_card")
+    wide = make_resident_id(random.Random(f"{city.seed}:wide"), c["district_code"])
+    reg("TX-MESSY", 10, people[29], id_type="resident_id", id_number=_full_width(wide))
+    stats.plant("legacy_id_15")
     for kind in (
         "unknown_compound",
         "missing_phone",
@@ -473,10 +539,10 @@ def _plant_tube_anomalies(
         res_w.write(
             {
                 "tube_code": tube,
-                "result": "positive" if tube == "TX-OVER" else "negative",
+                "result": "positive" if tube in ("TX-OVER", "TX-MESSY") else "negative",
                 "reported_at": _stamp(day, 900),
                 "lab_code": "LAB02",
-                "ct_value": 30.5 if tube == "TX-OVER" else None,
+                "ct_value": 30.5 if tube in ("TX-OVER", "TX-MESSY") else None,
             }
         )
         stats.results += 1

@@ -3,6 +3,7 @@ store, with its flags, or into a quarantine entry. No I/O here."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,9 +38,30 @@ REGISTRATION_REQUIRED = (
 )
 RESULT_FIELDS = ("tube_code", "result", "reported_at", "lab_code", "ct_value")
 RESULT_REQUIRED = ("tube_code", "result", "reported_at", "lab_code")
-COMPOUND_FIELDS = ("compound_code", "name", "address", "district_code", "subdistrict", "lat", "lon")
+COMPOUND_FIELDS = (
+    "compound_code",
+    "name",
+    "address",
+    "district_code",
+    "subdistrict",
+    "lat",
+    "lon",
+    "contact_phone",
+)
 COMPOUND_REQUIRED = ("compound_code", "name", "address", "district_code")
-KINDS = ("compounds", "registrations", "results")
+DIRECTORY_FIELDS = (
+    "id_type",
+    "id_number",
+    "name",
+    "phone",
+    "phone_owner",
+    "residence_compound_code",
+    "source",
+    "updated_at",
+)
+DIRECTORY_REQUIRED = ("id_type", "id_number", "source", "updated_at")
+PHONE_OWNERS = ("self", "household", "compound_manager")
+KINDS = ("compounds", "registrations", "results", "directory")
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,12 @@ class Quarantined:
         }
 
 
+def text(value: Any) -> str:
+    """Every text field, before any rule: Unicode NFKC (full-width digits and letters become
+    ASCII, e.g. from IDs typed on a Chinese keyboard) and trimmed."""
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
 @dataclass
 class Row:
     """A record to store: its key, content hash, and the properties of its node."""
@@ -106,8 +134,7 @@ def _clean(
             out[name] = None
             invalid.add(name)
         else:
-            text = str(value).strip()
-            out[name] = text or None
+            out[name] = text(value) or None
     return out, invalid
 
 
@@ -121,9 +148,9 @@ def _canonical(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any
         if isinstance(value, bool | dict | list):
             content[name] = value
             continue
-        text = str(value).strip()
-        if text:
-            content[name] = text
+        normalised = text(value)
+        if normalised:
+            content[name] = normalised
     return content
 
 
@@ -171,6 +198,22 @@ def _missing_flags(
     return [f"missing_{n}" for n in required if values[n] is None and n not in invalid]
 
 
+def _id_number(id_type: str | None, value: str | None, flags: list[str]) -> str | None:
+    """Upper-cased; a 15-digit first-generation resident ID becomes its 18-digit form (the same
+    person), flagged `legacy_id_15`; a resident ID that is still not valid is flagged."""
+    if value is None:
+        return None
+    id_number = value.upper()
+    if id_type == "resident_id":
+        upgraded = domain.legacy_resident_id(id_number)
+        if upgraded is not None:
+            flags.append("legacy_id_15")
+            id_number = upgraded
+        elif not domain.resident_id_valid(id_number):
+            flags.append("invalid_id_number")
+    return id_number
+
+
 def transform_registration(
     record: dict[str, Any], source: str, line: int | None, *, tz: str, secret: str
 ) -> Row | Quarantined:
@@ -197,9 +240,7 @@ def transform_registration(
     id_type = v["id_type"]
     if id_type is not None and id_type not in domain.ID_TYPES:
         flags.append("invalid_id_type")
-    id_number = v["id_number"].upper() if v["id_number"] else None
-    if id_type == "resident_id" and id_number and not domain.resident_id_valid(id_number):
-        flags.append("invalid_id_number")
+    id_number = _id_number(id_type, v["id_number"], flags)
     phone = v["phone"]
     if phone is None:
         flags.append("missing_phone")
@@ -324,6 +365,13 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
             flags.append(f"invalid_{axis}")
             number = None
         coords[axis] = number
+    contact_phone = v["contact_phone"]
+    if contact_phone is not None:
+        if domain.contact_phone_valid(contact_phone):
+            contact_phone = domain.normalise_phone(contact_phone)
+        else:
+            flags.append("invalid_contact_phone")
+            contact_phone = None
     props: dict[str, Any] = {
         "code": code,
         "name": v["name"],
@@ -332,9 +380,84 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
         "subdistrict": v["subdistrict"],
         "lat": coords["lat"],
         "lon": coords["lon"],
+        "contact_phone": contact_phone,
         "flags": sorted(set(flags)),
         "content_hash": digest,
         "raw": raw,
         "known": True,
     }
     return Row("compounds", code, digest, raw, props, sorted(set(flags)))
+
+
+def transform_directory(
+    record: dict[str, Any], source: str, line: int | None, *, secret: str
+) -> Row | Quarantined:
+    """A population-directory entry: who else can reach a person, and where they live. Keyed by
+    (person, source, phone); for the same key the latest `updated_at` wins."""
+    content = _canonical(record, DIRECTORY_FIELDS)
+    raw = domain.canonical_json(content)
+    v, invalid = _clean(record, DIRECTORY_FIELDS)
+    flags = _missing_flags(v, DIRECTORY_REQUIRED, invalid)
+    flags += [f"invalid_{n}" for n in sorted(invalid)]
+    id_type = v["id_type"]
+    if id_type is not None and id_type not in domain.ID_TYPES:
+        flags.append("invalid_id_type")
+    id_number = _id_number(id_type, v["id_number"], flags)
+    if id_number is None:
+        return Quarantined(
+            "directory",
+            source,
+            line,
+            "id_number",
+            "no id_number: a directory entry must name the person it is about",
+            raw,
+        )
+    phone = v["phone"]
+    usable = False
+    if phone is not None:
+        if domain.phone_valid(phone):
+            phone = domain.normalise_phone(phone)
+            usable = True
+        else:
+            flags.append("invalid_phone")
+    owner = v["phone_owner"] or "self"
+    if owner not in PHONE_OWNERS:
+        flags.append("invalid_phone_owner")
+    updated_at = domain.parse_timestamp(v["updated_at"]) if v["updated_at"] else None
+    if v["updated_at"] is not None and updated_at is None:
+        flags.append("invalid_updated_at")
+    key = domain.person_key(id_type, id_number, "")
+    entry_source = v["source"]
+    entry_key = domain.content_hash({"person": key, "source": entry_source, "phone": phone})[:32]
+    digest = domain.content_hash(content)
+    person = {
+        "person_id": domain.person_id(secret, key),
+        "id_type": id_type,
+        "id_number": id_number,
+        "registered_district_code": domain.registered_district_code(id_type, id_number),
+    }
+    props: dict[str, Any] = {
+        "entry_key": entry_key,
+        "person_id": person["person_id"],
+        "name": v["name"],
+        "phone": phone,
+        "usable": usable,
+        "phone_owner": owner,
+        "residence_compound_code": v["residence_compound_code"],
+        "source": entry_source,
+        "updated_at": updated_at,
+        "flags": sorted(set(flags)),
+        "content_hash": digest,
+        "raw": raw,
+        "file": source,
+        "line": line,
+    }
+    return Row(
+        "directory",
+        entry_key,
+        digest,
+        raw,
+        props,
+        sorted(set(flags)),
+        {"person": person, "compound_code": v["residence_compound_code"]},
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import outbox, status, tasks
+from engine import outbox, routing, status, tasks
 from engine.db import Gateway
 from engine.settings import Settings
 from loaders import transform
@@ -25,7 +25,11 @@ MERGE_QUERY = {
     "registrations": "merge_registrations",
     "results": "merge_results",
     "compounds": "merge_compounds",
+    "directory": "merge_directory",
 }
+# Kinds where a key sent again with other content updates the stored record (compounds: the
+# last one sent; directory entries: the latest `updated_at`) instead of a conflict.
+UPDATABLE = ("compounds", "directory")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ def make_transform(
         return lambda rec, src, ln: transform.transform_result(rec, src, ln, tz=settings.timezone)
     if kind == "compounds":
         return transform.transform_compound
+    if kind == "directory":
+        return lambda rec, src, ln: transform.transform_directory(rec, src, ln, secret=secret)
     raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(transform.KINDS)}")
 
 
@@ -120,6 +126,7 @@ def _write_batch(
 ) -> Callable[[ManagedTransaction], list[Outcome]]:
     def work(tx: ManagedTransaction) -> list[Outcome]:
         token = uuid.uuid4().hex
+        moved: list[dict[str, Any]] = []
         payload = [
             {"key": r.key, "props": r.props, "links": r.links, "raw": r.raw} for _, r in rows
         ]
@@ -139,6 +146,7 @@ def _write_batch(
             }
             for a in answers:
                 a["derived_flags"] = derived.get(a["key"], [])
+            moved = routing.after_registrations(gw, tx, [str(p["key"]) for p in created_rows])
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
@@ -147,8 +155,18 @@ def _write_batch(
                 outcomes.append(Outcome(line, row.key, "stored", flags))
             elif answer["content_hash"] == row.content_hash:
                 outcomes.append(Outcome(line, row.key, "duplicate", row.flags))
-            elif kind == "compounds":
+            elif kind == "compounds" or (kind == "directory" and answer["newer"]):
                 outcomes.append(Outcome(line, row.key, "updated", row.flags))
+            elif kind == "directory":
+                outcomes.append(
+                    Outcome(
+                        line,
+                        row.key,
+                        "duplicate",
+                        row.flags,
+                        "an entry with a later updated_at is kept",
+                    )
+                )
             else:
                 q = Quarantined(
                     kind,
@@ -168,18 +186,27 @@ def _write_batch(
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
             changes = tasks.after_registrations(gw, tx, created)
+        elif kind == "compounds":
+            keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
+            moved = routing.after_compounds(gw, tx, keys)
+        elif kind == "directory":
+            persons = [a["person_id"] for a in answers if a["created"] or a["newer"]]
+            moved = routing.after_directory(gw, tx, persons)
+        changes.updated |= {m["task_id"] for m in moved}
         all_q = quarantined + extra_q
         if all_q:
             gw.run_in(tx, "merge_quarantine", rows=[q.as_props() for q in all_q])
-        if kind in ("results", "registrations"):
-            # Statuses and events commit with the records that cause them.
+        if kind in ("results", "registrations") or changes.updated:
+            # Statuses and events commit with the records that cause them (for compounds and
+            # directory entries: the tasks they moved to another district).
             now = datetime.now(UTC)
             tubes = [
                 str(r.links["tube_code"])
                 for (_, r), a in zip(rows, answers, strict=True)
-                if a["created"]
+                if a["created"] and kind in ("results", "registrations")
             ]
-            events = status.refresh(gw, tx, tubes, now)
+            loaded = kind in ("results", "registrations")
+            events = status.refresh(gw, tx, tubes, now) if loaded else []
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
             outbox.append(gw, tx, events)
         return outcomes
@@ -198,7 +225,8 @@ def load_records(
     on_batch: Callable[[int], None] | None = None,
 ) -> Summary:
     """Transform and store every item; a bad item never fails the others."""
-    transform = make_transform(kind, settings, gw.secret() if kind == "registrations" else "")
+    needs_secret = kind in ("registrations", "directory")
+    transform = make_transform(kind, settings, gw.secret() if needs_secret else "")
     summary = Summary(kind)
     for batch in _batches(items, settings.batch_size):
         rows: list[tuple[int | None, Row]] = []
@@ -219,7 +247,7 @@ def load_records(
                 rows.append((line, result))
             elif first.content_hash == result.content_hash:
                 ordered.append(Outcome(line, result.key, "duplicate", result.flags))
-            elif kind == "compounds":
+            elif kind in UPDATABLE:
                 seen[result.key] = result
                 ordered.append(len(rows))
                 rows.append((line, result))

@@ -13,7 +13,7 @@ def test_demo_loads_prints_flags_and_traces(gw: Gateway, subprocess_env: dict[st
     done = cli(subprocess_env, "demo", "--no-serve")
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
-    totals = dict(re.findall(r"^\s{2}([a-z_]+)\s+(\d+)$", text, flags=re.M))
+    totals = dict(re.findall(r"^\s{2}([a-z0-9_]+)\s+(\d+)$", text, flags=re.M))
     for flag in (*PERSON_FLAGS, *TUBE_FLAGS):
         assert int(totals.get(flag, 0)) > 0, flag
     assert "A positive 10-in-1 tube, traced:" in text
@@ -21,3 +21,11 @@ def test_demo_loads_prints_flags_and_traces(gw: Gateway, subprocess_env: dict[st
     assert re.search(r"registrations: read \d+, stored \d+", text)
     counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
     assert counts["Registration"] > 2500 and counts["Compound"] >= 12
+    before = re.search(r"before the directory: .*; reachable ([\d.]+)%", text)
+    after = re.search(r"after the directory: .*; reachable ([\d.]+)%", text)
+    gained = re.search(r"unreachable before, reachable now: (\d+) of (\d+)", text)
+    assert before and after and gained, text
+    print(f"\n{before.group(0)}\n{after.group(0)}\n{gained.group(0)}")
+    assert float(after.group(1)) > float(before.group(1))
+    assert int(gained.group(1)) > 0
+    assert counts["DirectoryEntry"] > 0

@@ -34,8 +34,8 @@ def test_jsonl_rows_and_bad_lines(tmp_path: Path) -> None:
 
 
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
-    (tmp_path / "x.xlsx").write_text("")
+    (tmp_path / "x.xls").write_text("")
     with pytest.raises(InputError, match="unknown file type"):
-        read_file(tmp_path / "x.xlsx", "registrations")
+        read_file(tmp_path / "x.xls", "registrations")
     with pytest.raises(InputError, match="no such file"):
         read_file(tmp_path / "x.csv", "registrations")

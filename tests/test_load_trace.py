@@ -24,11 +24,13 @@ def expected_t1() -> dict[str, Any]:
         "compound_code": "C1",
         "address": "上海市浦东新区金杨路100弄",
         "district_code": "310115",
+        "source": "registration",
+        "contact_phone": None,
     }
     persons = []
     for r in regs:
         registered = {"R09": "310101", "R10": "320102"}.get(r["record_id"], "310115")
-        flags = {"R09": ["missing_phone"]}.get(r["record_id"], [])
+        flags = {"R09": ["missing_phone", "no_usable_phone"]}.get(r["record_id"], [])
         phone = {"R09": None, "R10": "13900001111"}.get(r["record_id"], r["phone"])
         persons.append(
             {
@@ -41,6 +43,11 @@ def expected_t1() -> dict[str, Any]:
                 "record_id": r["record_id"],
                 "collected_at": r["collected_at"],
                 "residence": residence,
+                "contacts": []
+                if phone is None
+                else [
+                    {"phone": phone, "owner": "self", "source": "registration", "updated_at": None}
+                ],
                 "registered_district_code": registered,
                 "household_separated": registered != "310115",
                 "flags": flags,
@@ -71,6 +78,7 @@ def expected_t1() -> dict[str, Any]:
             "district_code": "310115",
             "district": "浦东新区",
             "subdistrict": "金杨新村街道",
+            "contact_phone": None,
         },
         "compounds": ["C1"],
         "persons": persons,
@@ -183,7 +191,7 @@ def test_every_bad_record_kind_lands_where_the_contract_says(
     flags = {p["record_id"]: p["flags"] for p in t9["persons"]}
     assert flags["X1"] == ["duplicate_registration"]  # R01's person is also in pooled T1
     assert flags["X2"] == ["invalid_id_number"]
-    assert flags["X3"] == ["invalid_phone"]
+    assert flags["X3"] == ["invalid_phone", "no_usable_phone"]
     assert [f for r, f in flags.items() if r.startswith("h:")] == [["missing_record_id"]]
     assert flags["X5"] == ["unknown_compound"]
     assert "tube_multiple_compounds" in t9["flags"]

@@ -82,6 +82,11 @@ def test_completeness_and_household_separation(gw: Gateway, settings: Settings) 
         "unknown_compounds": 0,
         "over_filled_tubes": 0,
         "duplicate_registrations": 0,
+        "reachable_by_own_phone": 9,
+        "reachable_only_through_directory": 0,
+        "reachable_only_through_compound": 0,
+        "unreachable": 1,
+        "reachable_share": 0.9,
     }
     sep = reports.household_separation(gw, "2022-04-09")
     assert sorted(

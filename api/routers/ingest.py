@@ -1,4 +1,4 @@
-"""Registrations and results sent by collector apps and labs."""
+"""Registrations and results sent by collector apps and labs; population directory entries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api import models
-from api.deps import AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
+from api.deps import Admin, AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
 from engine import audit
 from engine.db import Gateway
 from engine.keys import Principal
@@ -56,3 +56,14 @@ def post_results(
     body: list[models.ResultIn], gw: GatewayDep, s: SettingsDep, who: Lab, log: AuditDep
 ) -> models.LoadAnswer:
     return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s, who, log)
+
+
+@router.post("/v1/directory", response_model=models.LoadAnswer)
+def post_directory(
+    body: list[models.DirectoryEntryIn],
+    gw: GatewayDep,
+    s: SettingsDep,
+    who: Admin,
+    log: AuditDep,
+) -> models.LoadAnswer:
+    return _load("directory", [r.model_dump(exclude_none=True) for r in body], gw, s, who, log)

@@ -1,0 +1,123 @@
+// The population directory (who else can reach a person, where they live) and the residence
+// fallback it feeds: a registration whose own compound is unknown takes its residence from the
+// person's newest directory entry naming a known compound, else from the person's latest other
+// registration at a known compound. The fallback is kept on the registration
+// (`residence_code`, `residence_source`) and refreshed whenever a compound, a registration or
+// a directory entry arrives; open tasks then move to the district it implies.
+//
+// The residence rule, wherever a district is needed (trace, dispatch, positives, re-routing):
+//   own compound when known, else the compound named by `r.residence_code` when known.
+
+// name: schema_directory_key
+CREATE CONSTRAINT directory_entry_key IF NOT EXISTS
+FOR (e:DirectoryEntry) REQUIRE e.entry_key IS UNIQUE
+
+// name: schema_directory_residence
+CREATE INDEX directory_residence IF NOT EXISTS
+FOR (e:DirectoryEntry) ON (e.residence_compound_code)
+
+// name: merge_directory
+// params: rows, token
+// For the same (person, source, phone) the latest `updated_at` wins; an older or equal one
+// changes nothing.
+UNWIND $rows AS row
+MERGE (e:DirectoryEntry {entry_key: row.key})
+  ON CREATE SET e.write_token = $token
+WITH e, row, e.write_token = $token AS created, e.content_hash AS before_hash,
+     e.updated_at AS before_at
+WITH e, row, created, before_hash,
+     created OR (before_hash <> row.props.content_hash AND row.props.updated_at IS NOT NULL
+                 AND (before_at IS NULL OR row.props.updated_at > before_at)) AS newer
+CALL (e, row, newer) {
+  WITH e, row WHERE newer
+  SET e += row.props
+  MERGE (p:Person {person_id: row.links.person.person_id})
+    ON CREATE SET p += row.links.person
+  MERGE (e)-[:DESCRIBES]->(p)
+}
+REMOVE e.write_token
+RETURN row.key AS key, created, newer, coalesce(before_hash, row.props.content_hash) AS content_hash,
+       e.raw AS raw, row.links.person.person_id AS person_id
+
+// name: registrations_of_persons
+// params: person_ids
+UNWIND $person_ids AS pid
+MATCH (p:Person {person_id: pid})<-[:OF_PERSON]-(r:Registration)
+USING INDEX SEEK p:Person(person_id)
+RETURN DISTINCT r.record_id AS record_id
+
+// name: registrations_near_registrations
+// params: record_ids
+// The registrations of the same persons whose own compound is unknown: a new registration at a
+// known compound may give them a residence.
+UNWIND $record_ids AS rid
+MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(record_id)
+MATCH (p)<-[:OF_PERSON]-(o:Registration)
+WHERE NOT EXISTS { (o)-[:AT_COMPOUND]->(oc:Compound) WHERE oc.known }
+RETURN DISTINCT o.record_id AS record_id
+
+// name: registrations_near_compounds
+// params: codes
+// Registrations a compound (new, or with a changed district) may re-route: those swabbed there,
+// the other registrations of their persons, and those of persons the directory places there.
+UNWIND $codes AS code
+MATCH (c:Compound {code: code})
+USING INDEX SEEK c:Compound(code)
+CALL (c) {
+  MATCH (c)<-[:AT_COMPOUND]-(:Registration)-[:OF_PERSON]->(p:Person)
+  MATCH (p)<-[:OF_PERSON]-(o:Registration)
+  RETURN o
+  UNION
+  MATCH (e:DirectoryEntry {residence_compound_code: c.code})-[:DESCRIBES]->(p:Person)
+  MATCH (p)<-[:OF_PERSON]-(o:Registration)
+  RETURN o
+}
+RETURN DISTINCT o.record_id AS record_id
+
+// name: refresh_residences
+// params: record_ids
+UNWIND $record_ids AS rid
+MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(record_id)
+WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
+CALL (p) {
+  OPTIONAL MATCH (p)<-[:DESCRIBES]-(e:DirectoryEntry)
+  WHERE e.residence_compound_code IS NOT NULL
+  OPTIONAL MATCH (dc:Compound {code: e.residence_compound_code})
+  WITH e, dc WHERE dc.known
+  ORDER BY e.updated_at DESC, dc.code
+  RETURN collect(dc.code)[0] AS directory_code
+}
+CALL (p, r) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(o:Registration)-[:AT_COMPOUND]->(oc:Compound)
+  WHERE o <> r AND oc.known
+  WITH o, oc ORDER BY o.collected_at DESC, o.record_id DESC
+  RETURN collect(oc.code)[0] AS registration_code
+}
+WITH r, coalesce(directory_code, registration_code) AS code,
+     CASE WHEN directory_code IS NOT NULL THEN 'directory'
+          WHEN registration_code IS NOT NULL THEN 'registration' END AS source
+WHERE coalesce(r.residence_code, '') <> coalesce(code, '')
+   OR coalesce(r.residence_source, '') <> coalesce(source, '')
+SET r.residence_code = code, r.residence_source = source
+RETURN count(r) AS changed
+
+// name: reroute_tasks
+// params: record_ids, now, reason
+// Open tasks of these registrations move to the district their residence now gives.
+UNWIND $record_ids AS rid
+MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(:Person)<-[:FOR_PERSON]-(k:Task)
+USING INDEX SEEK r:Registration(record_id)
+WHERE k.record_id = rid AND k.status <> 'closed'
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+WITH k, coalesce(CASE WHEN c.known THEN c.district_code
+                      WHEN rc.known THEN rc.district_code END, 'unassigned') AS district
+WITH k, district, k.district_code AS before
+WHERE before <> district
+SET k.history = k.history + [apoc.convert.toJson({status: k.status, at: toString($now),
+                  actor: 'system',
+                  note: 'moved from ' + before + ' to ' + district + ': ' + $reason})],
+    k.district_code = district, k.updated_at = $now
+RETURN k.task_id AS task_id, before AS from_district, district AS to_district

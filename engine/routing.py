@@ -1,0 +1,56 @@
+"""Residence fallback and late re-routing.
+
+A registration's residence is its own compound when that compound is known. When it is not,
+the person's newest directory entry naming a known compound gives it (`source: directory`),
+else the person's latest other registration at a known compound (`source: registration`).
+Whenever a compound, a registration or a directory entry arrives, the fallback of the
+registrations it may concern is refreshed and their open tasks move to the district it now
+implies, the move written into each task's history. Runs inside the loader's transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine.db import Gateway
+
+
+def refresh_and_reroute(
+    gw: Gateway, tx: ManagedTransaction, record_ids: list[str], reason: str
+) -> list[dict[str, Any]]:
+    """Moves made: `task_id`, `from_district`, `to_district`."""
+    if not record_ids:
+        return []
+    gw.run_in(tx, "refresh_residences", record_ids=record_ids)
+    return gw.run_in(
+        tx, "reroute_tasks", record_ids=record_ids, now=datetime.now(UTC), reason=reason
+    )
+
+
+def after_compounds(gw: Gateway, tx: ManagedTransaction, codes: list[str]) -> list[dict[str, Any]]:
+    if not codes:
+        return []
+    ids = [r["record_id"] for r in gw.run_in(tx, "registrations_near_compounds", codes=codes)]
+    return refresh_and_reroute(gw, tx, ids, "the compound's master data arrived")
+
+
+def after_registrations(
+    gw: Gateway, tx: ManagedTransaction, record_ids: list[str]
+) -> list[dict[str, Any]]:
+    if not record_ids:
+        return []
+    rows = gw.run_in(tx, "registrations_near_registrations", record_ids=record_ids)
+    ids = [r["record_id"] for r in rows]
+    return refresh_and_reroute(gw, tx, ids, "another registration of the person arrived")
+
+
+def after_directory(
+    gw: Gateway, tx: ManagedTransaction, person_ids: list[str]
+) -> list[dict[str, Any]]:
+    if not person_ids:
+        return []
+    rows = gw.run_in(tx, "registrations_of_persons", person_ids=sorted(set(person_ids)))
+    ids = [r["record_id"] for r in rows]
+    return refresh_and_reroute(gw, tx, ids, "a directory entry arrived")
