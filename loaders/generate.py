@@ -210,9 +210,13 @@ def generate_city(
     dir_rng = random.Random(seed * 31 + 3)
     # One compound is named by registrations but never loaded as master data.
     unknown_code = "C99999"
+    phoned: list[str] = []
     for c in city.compounds:
-        # Most residents' committees have a phone on file.
-        phone = make_phone(dir_rng) if dir_rng.random() < 0.7 else None
+        # Some residents' committees have a phone on file (a landline, as they do).
+        phone = None
+        if dir_rng.random() < 0.3:
+            phone = f"021-{dir_rng.randrange(10**7, 10**8)}"
+            phoned.append(c["compound_code"])
         comp_w.write(dict(c, contact_phone=phone))
     comp_w.close()
 
@@ -229,7 +233,7 @@ def generate_city(
         nonlocal record_no
         reg_w.write(rec)
         stats.registrations += 1
-        _directory_rows(rec, city, dir_rng, dir_w, stats, unknown_code)
+        _directory_rows(rec, city, dir_rng, dir_w, stats, unknown_code, phoned)
 
     def next_record_id() -> str:
         nonlocal record_no
@@ -366,11 +370,12 @@ def _directory_rows(
     dir_w: _Writer,
     stats: CityStats,
     unknown_code: str,
+    phoned: list[str],
 ) -> None:
     """What the population register and health-code accounts know that the registration does
     not: phones for some persons without a usable one (their own, a household member's, the
     compound manager's; some listed twice, a stale version first), residences for some persons
-    swabbed at the unknown compound."""
+    swabbed at the unknown compound (compounds with a phone, so that they can be reached)."""
     if not rec.get("id_number"):
         return
     no_phone = rec.get("phone") is None or not domain.phone_valid(str(rec["phone"]))
@@ -386,7 +391,11 @@ def _directory_rows(
         "updated_at": _stamp(city.start - timedelta(days=rng.randrange(1, 60)), 0),
     }
     if unknown:
-        base["residence_compound_code"] = rng.choice(city.compounds)["compound_code"]
+        codes = phoned or [c["compound_code"] for c in city.compounds]
+        base["residence_compound_code"] = rng.choice(codes)
+    if no_phone and unknown and (planted or rng.random() < 0.5):
+        # Only where they live: reached through that compound's phone.
+        no_phone = False
     if no_phone:
         owner = rng.choices(("self", "household", "compound_manager"), (5, 3, 2))[0]
         base["phone"] = make_phone(rng)
@@ -505,7 +514,7 @@ def _plant_tube_anomalies(
     reg("TX-DUP-B", 10, people[21])
     stats.plant("duplicate_registration")
     # unknown_compound, missing and invalid fields, a household-separated passport holder.
-    reg("TX-MESSY", 10, people[22], compound_code=unknown_code)
+    reg("TX-MESSY", 10, people[22], compound_code=unknown_code, phone=None, method="id_card")
     reg("TX-MESSY", 10, people[23], phone=None, method="id_card")
     reg("TX-MESSY", 10, people[24], phone="021-5555")
     reg("TX-MESSY", 10, people[25], id_number=people[25].id_number[:-1] + "Y")

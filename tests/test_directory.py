@@ -15,26 +15,15 @@ from engine.keys import create_key
 from engine.settings import Settings
 from engine.trace import trace_tube
 from loaders import transform, write
-from loaders.read import read_file
-from tests.conftest import graph_fingerprint
+from tests.helpers import graph_fingerprint, load, load_city
 
 DATA = Path(__file__).parent / "data"
 R09_ID = "310103197505051233"  # R09 in tests/data: ID card, no phone, tube T1 (positive)
 
 
-def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> write.Summary:
-    return write.load_records(gw, kind, read_file(path, kind), path.name, settings)
-
-
 def load_rows(gw: Gateway, settings: Settings, kind: str, rows: list[dict[str, Any]]) -> Any:
     items = [(i + 1, r) for i, r in enumerate(rows)]
     return write.load_records(gw, kind, items, "test", settings, keep_outcomes=True)
-
-
-def load_city(gw: Gateway, settings: Settings) -> None:
-    load(gw, settings, "compounds", DATA / "compounds.csv")
-    load(gw, settings, "registrations", DATA / "registrations.csv")
-    load(gw, settings, "results", DATA / "results.jsonl")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
