@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import console, errors
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
 from api.routers import status as status_routes
@@ -67,4 +67,5 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    console.mount(app)
     return app

@@ -313,7 +313,7 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="graphml or cytoscape")] = "graphml",
     output: Annotated[Path | None, typer.Option("--out", help="file to write")] = None,
 ) -> None:
-    """Write trace subgraphs for Gephi (GraphML) or Cytoscape (JSON), built with networkx."""
+    """Write trace subgraphs for Gephi (GraphML) or Cytoscape (JSON); the console draws the same."""
     from engine import export, reports
     from engine.trace import trace_tube
 
@@ -330,13 +330,9 @@ def export_cmd(
         else:
             assert date is not None
             traces = [i["trace"] for i in reports.positives_stream(gw, date)]
-    graph = export.trace_graph(traces)
     target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
-    export.write(graph, target, fmt)
-    out.print(
-        f"wrote {graph.number_of_nodes()} nodes and {graph.number_of_edges()} edges to {target}",
-        highlight=False,
-    )
+    nodes, edges = export.write(traces, target, fmt)
+    out.print(f"wrote {nodes} nodes and {edges} edges to {target}", highlight=False)
 
 
 @keys_app.command("create")

@@ -1,4 +1,10 @@
-"""Trace subgraphs as networkx graphs, for Gephi (GraphML) and Cytoscape (JSON)."""
+"""One graph shape for a trace: cytoscape.js elements, drawn by the web console and written by
+`tubetrace export` (Cytoscape JSON, or GraphML for Gephi through networkx).
+
+The elements follow the data's direction: sampling compound -> box -> tube -> persons ->
+residence compounds. A compound is drawn twice when it is both (it usually is: residents are
+swabbed where they live), once as the site and once as a residence, so the picture stays a
+flow from top to bottom. Every element has `data.id`; every edge's `source` and `target` exist."""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+
+Elements = dict[str, list[dict[str, Any]]]
 
 
 def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -20,68 +28,110 @@ def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def trace_graph(traces: Iterable[dict[str, Any]]) -> nx.MultiDiGraph:
-    g: nx.MultiDiGraph = nx.MultiDiGraph()
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.edges: dict[str, dict[str, Any]] = {}
+
+    def node(self, node_id: str, **data: Any) -> str:
+        if node_id not in self.nodes:
+            self.nodes[node_id] = {"id": node_id, **data}
+        return node_id
+
+    def edge(self, kind: str, source: str, target: str, key: str = "", **data: Any) -> None:
+        edge_id = f"{kind}:{source}->{target}" + (f"#{key}" if key else "")
+        self.edges.setdefault(
+            edge_id, {"id": edge_id, "source": source, "target": target, "type": kind, **data}
+        )
+
+
+def cytoscape_elements(traces: Iterable[dict[str, Any]]) -> Elements:
+    """Elements of one or more traces (as the caller may see them: pass masked traces for a
+    masked picture), ready for `cytoscape({elements})` and `cy.json({elements})`."""
+    b = _Builder()
     for t in traces:
         tube = t["tube"]
-        tid = f"tube:{tube['code']}"
-        g.add_node(
-            tid,
-            **_clean(
-                {
-                    "label": "Tube",
-                    "code": tube["code"],
-                    "pool_size": tube["pool_size"],
-                    "result": tube["result"],
-                    "flags": t["flags"],
-                }
-            ),
+        tube_id = b.node(
+            f"tube:{tube['code']}",
+            kind="tube",
+            label=tube["code"],
+            code=tube["code"],
+            pool_size=tube["pool_size"],
+            result=tube["result"],
+            flags=list(t["flags"]),
         )
-        for box in t["boxes"]:
-            g.add_node(f"box:{box}", label="Box", code=box)
-            g.add_edge(tid, f"box:{box}", key="IN_BOX", type="IN_BOX")
+        sites = [
+            b.node(f"compound:{c}", kind="compound", label=c, code=c) for c in t["compounds"]
+        ]
+        if t.get("compound") and t["compound"].get("code") in t["compounds"]:
+            c = t["compound"]
+            b.nodes[f"compound:{c['code']}"].update(
+                name=c.get("name"), district_code=c.get("district_code"), label=c["code"]
+            )
+        boxes = [b.node(f"box:{x}", kind="box", label=x, code=x) for x in t["boxes"]]
+        # A tube with one site or one box pins every site-box pair; with several of both the
+        # pairs are not in the trace, so each is drawn and marked inferred.
+        exact = len(sites) <= 1 or len(boxes) <= 1
+        for site in sites:
+            for box in boxes:
+                b.edge("FILLED", site, box, inferred=not exact)
+        for box in boxes:
+            b.edge("HOLDS", box, tube_id)
         for p in t["persons"]:
-            pid = f"person:{p['person_id']}"
-            g.add_node(
-                pid,
-                **_clean(
-                    {
-                        "label": "Person",
-                        "name": p["name"],
-                        "phone": p["phone"],
-                        "registered_district_code": p["registered_district_code"],
-                        "household_separated": p["household_separated"],
-                        "flags": p["flags"],
-                    }
-                ),
+            person_id = b.node(
+                f"person:{p['person_id']}",
+                kind="person",
+                label=p["name"] or p["record_id"],
+                person_id=p["person_id"],
+                record_id=p["record_id"],
+                name=p["name"],
+                id_type=p["id_type"],
+                id_number=p["id_number"],
+                phone=p["phone"],
+                registered_district_code=p["registered_district_code"],
+                household_separated=p["household_separated"],
+                flags=list(p["flags"]),
+                flagged=bool(p["flags"]),
             )
-            g.add_edge(
-                pid,
-                tid,
-                key=p["record_id"],
-                type="SWABBED_INTO",
-                **_clean({"record_id": p["record_id"], "collected_at": p["collected_at"]}),
-            )
-            code = p["residence"]["compound_code"]
+            b.edge("SWABBED", tube_id, person_id, key=p["record_id"], record_id=p["record_id"])
+            residence = p["residence"]
+            code = residence["compound_code"]
             if code:
-                cid = f"compound:{code}"
-                g.add_node(
-                    cid,
-                    **_clean(
-                        {
-                            "label": "Compound",
-                            "code": code,
-                            "district_code": p["residence"]["district_code"],
-                            "address": p["residence"]["address"],
-                        }
-                    ),
+                res_id = b.node(
+                    f"residence:{code}",
+                    kind="residence",
+                    label=code,
+                    code=code,
+                    address=residence["address"],
+                    district_code=residence["district_code"],
                 )
-                g.add_edge(pid, cid, key="RESIDES_AT", type="RESIDES_AT")
+                b.edge("RESIDES_AT", person_id, res_id)
+    return {
+        "nodes": [{"data": d} for d in b.nodes.values()],
+        "edges": [{"data": d} for d in b.edges.values()],
+    }
+
+
+def trace_graph(traces: Iterable[dict[str, Any]]) -> nx.MultiDiGraph:
+    """The same elements as a networkx graph, for GraphML."""
+    elements = cytoscape_elements(traces)
+    g: nx.MultiDiGraph = nx.MultiDiGraph()
+    for n in elements["nodes"]:
+        d = dict(n["data"])
+        g.add_node(d.pop("id"), **_clean(d))
+    for e in elements["edges"]:
+        d = dict(e["data"])
+        g.add_edge(d.pop("source"), d.pop("target"), key=d["id"], **_clean(d))
     return g
 
 
-def write(graph: nx.MultiDiGraph, path: Path, fmt: str) -> None:
+def write(traces: list[dict[str, Any]], path: Path, fmt: str) -> tuple[int, int]:
+    """Write GraphML or Cytoscape JSON; answers (nodes, edges)."""
     if fmt == "graphml":
+        graph = trace_graph(traces)
         nx.write_graphml(graph, path)
-    else:
-        path.write_text(json.dumps(nx.cytoscape_data(graph), ensure_ascii=False, indent=1))
+        return graph.number_of_nodes(), graph.number_of_edges()
+    elements = cytoscape_elements(traces)
+    doc = {"format_version": "1.0", "generated_by": "tubetrace", "elements": elements}
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+    return len(elements["nodes"]), len(elements["edges"])

@@ -1,0 +1,633 @@
+"""The console's pages: thin views over the same engine calls as the API, with the session's
+Principal, so scoping, masking, reveal rules, audit entries and task moves are the API's."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.console.session import Session, SessionStore
+from engine import audit, domain, progress, reports, tasks
+from engine.db import Gateway
+from engine.errors import InputError, NotFound, TransitionError
+from engine.export import cytoscape_elements
+from engine.keys import Principal
+from engine.settings import Settings
+from engine.trace import trace_tube
+from engine.views import person_view, trace_view
+
+HERE = FilePath(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+COOKIE = "tt_console"
+LOGIN_COOKIE = "tt_console_login"
+ROLES = ("investigator", "district", "admin")
+MAX_STRING = 512
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+class ConsoleError(Exception):
+    """An answer the console renders as a page (or a JSON envelope under /console/data/)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class LoginRequired(Exception):
+    pass
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """The API's answers for engine errors: absent 404, refused move 409, bad input 422."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ConsoleError(404, "not_found", str(exc)) from exc
+    except TransitionError as exc:
+        raise ConsoleError(409, "conflict", str(exc)) from exc
+    except InputError as exc:
+        raise ConsoleError(422, "invalid", str(exc)) from exc
+
+
+def _gw(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def _log(request: Request) -> audit.AuditWriter:
+    writer: audit.AuditWriter = request.app.state.audit
+    return writer
+
+
+def _settings(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+def _store(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.console_sessions
+    return store
+
+
+def current_session(request: Request) -> Session:
+    sid = request.cookies.get(COOKIE)
+    session = _store(request).get(sid) if sid else None
+    if session is None:
+        raise LoginRequired
+    now = time.monotonic()
+    if now - session.checked > 30:
+        rows = _gw(request).read("find_key", key_id=session.who.key_id)
+        if not rows or rows[0]["revoked"]:
+            _store(request).drop(session.sid)
+            raise LoginRequired
+        session.checked = now
+    request.state.principal = session.who
+    return session
+
+
+SessionDep = Annotated[Session, Depends(current_session)]
+
+
+def need(session: Session, *roles: str) -> Principal:
+    """The API's role rule for the matching endpoint."""
+    if session.who.role not in roles:
+        raise ConsoleError(
+            403,
+            "forbidden",
+            f"A {session.who.role} key cannot open this page; it needs one of: {', '.join(roles)}.",
+        )
+    return session.who
+
+
+def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
+    if not reveal:
+        return
+    if who.role != "investigator":
+        raise ConsoleError(403, "forbidden", "Only investigators may reveal identities.")
+    if not reason or not reason.strip():
+        raise ConsoleError(422, "invalid", "Revealing needs a reason; the read is audited.")
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this console: never another host."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        if "\\" not in target and "\n" not in target and "\r" not in target:
+            return target
+    return "/console/"
+
+
+def render(
+    request: Request, name: str, session: Session | None, status: int = 200, **ctx: Any
+) -> Response:
+    ctx.update(
+        who=session.who if session else None,
+        csrf=session.csrf if session else None,
+        path=request.url.path,
+    )
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def error_page(request: Request, exc: ConsoleError) -> Response:
+    if request.url.path.startswith("/console/data/"):
+        return JSONResponse(
+            status_code=exc.status, content={"error": exc.code, "message": exc.message}
+        )
+    sid = request.cookies.get(COOKIE)
+    session = _store(request).get(sid) if sid else None
+    return render(request, "error.html", session, exc.status, status=exc.status, message=exc.message)
+
+
+def login_redirect(request: Request) -> Response:
+    if request.url.path.startswith("/console/data/"):
+        return JSONResponse(
+            status_code=401,
+            content={"error": "unauthorized", "message": "Log in at /console/login first."},
+        )
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/console/login?next={quote(target, safe='')}", status_code=303)
+
+
+def check_csrf(session: Session, token: str) -> None:
+    if not secrets.compare_digest(session.csrf.encode(), token.encode()):
+        raise ConsoleError(403, "forbidden", "The form is stale; reload the page and retry.")
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+# ---------------------------------------------------------------- login / logout
+
+
+@router.get("/login")
+def login_form(request: Request, next: Annotated[str, Query(max_length=1000)] = "") -> Response:
+    token = secrets.token_urlsafe(32)
+    resp = render(request, "login.html", None, login_csrf=token, next=safe_next(next), error=None)
+    resp.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=1800,
+        path="/console/login",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return resp
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    key: Annotated[str, Form(max_length=MAX_STRING)],
+    csrf: Annotated[str, Form(max_length=100)],
+    next: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
+        raise ConsoleError(403, "forbidden", "The login form is stale; reload it and retry.")
+
+    def again(status: int, error: str) -> Response:
+        return render(
+            request,
+            "login.html",
+            None,
+            status,
+            login_csrf=expected,
+            next=safe_next(next),
+            error=error,
+        )
+
+    client = request.client.host if request.client else "?"
+    if not request.app.state.rate_limiter.allow(f"console-login:{client}"):
+        return again(429, "Too many attempts; wait a moment and retry.")
+    who = request.app.state.key_cache.authenticate(_gw(request), key)
+    if who is None:
+        return again(401, "The key is unknown or revoked.")
+    if who.role not in ROLES:
+        return again(403, f"A {who.role} key has no console pages; it is for sending data.")
+    session = _store(request).create(who)
+    _log(request).record(who, "console_login", detail="session started")
+    resp = RedirectResponse(safe_next(next), status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        session.sid,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    resp.delete_cookie(LOGIN_COOKIE, path="/console/login")
+    return resp
+
+
+def _logout(request: Request) -> Response:
+    sid = request.cookies.get(COOKIE)
+    if sid:
+        _store(request).drop(sid)
+    resp = RedirectResponse("/console/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/console")
+    return resp
+
+
+@router.get("/logout")
+def logout_get(request: Request) -> Response:
+    """SameSite=Strict: a link from another site arrives without the cookie, so this GET
+    cannot be forced on anyone."""
+    return _logout(request)
+
+
+@router.post("/logout")
+def logout(
+    request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=100)]
+) -> Response:
+    check_csrf(session, csrf)
+    return _logout(request)
+
+
+# ---------------------------------------------------------------- home
+
+
+def _today(request: Request) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(_settings(request).timezone)).date().isoformat()
+
+
+@router.get("/")
+def home(request: Request, session: SessionDep) -> Response:
+    who = session.who
+    if who.role == "district":
+        return RedirectResponse(f"/console/districts/{who.district}/tasks", status_code=303)
+    if who.role == "investigator":
+        day = progress.latest_positive_day(_gw(request)) or _today(request)
+        return RedirectResponse(f"/console/positives?date={day}", status_code=303)
+    need(session, "admin")
+    since = datetime.now(UTC) - timedelta(hours=24)
+    log = _log(request)
+    log.flush()
+    rows = audit.entries(_gw(request), since=since, key_id=None, limit=500)
+    return render(request, "audit.html", session, entries=list(reversed(rows)))
+
+
+# ---------------------------------------------------------------- positives
+
+DayQ = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+@router.get("/positives")
+def positives(
+    request: Request,
+    session: SessionDep,
+    date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+    cursor: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    who = need(session, "investigator", "district")
+    day = date or progress.latest_positive_day(_gw(request)) or _today(request)
+    district = who.district if who.role == "district" else None
+    with engine_errors():
+        items, next_cursor = reports.positives_page(_gw(request), day, district, cursor, 500)
+    for item in items:
+        item["trace"]["persons"] = [person_view(p, who, False) for p in item["trace"]["persons"]]
+    _log(request).record(
+        who,
+        "positives",
+        target=day,
+        person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
+        detail="console",
+    )
+    by_district: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        by_district.setdefault(item["district_code"], []).append(item)
+    return render(
+        request,
+        "positives.html",
+        session,
+        day=day,
+        groups=by_district,
+        names={i["district_code"]: i["district"] for i in items},
+        total=len(items),
+        next_cursor=next_cursor,
+        chart_url=f"/console/data/progress?date={day}",
+    )
+
+
+@router.get("/data/progress")
+def progress_data(request: Request, session: SessionDep, date: DayQ) -> dict[str, Any]:
+    who = need(session, "investigator", "district")
+    with engine_errors():
+        rows = progress.loop_progress(_gw(request), who, date)
+    return {
+        "labels": [f"{r['district_code']} {r['district'] or ''}".strip() for r in rows],
+        "statuses": list(tasks.STATUSES),
+        "series": {s: [r["statuses"][s] for r in rows] for s in tasks.STATUSES},
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------- trace
+
+RevealQ = Annotated[bool, Query()]
+ReasonQ = Annotated[str | None, Query(max_length=MAX_STRING)]
+
+
+def _viewed_trace(
+    request: Request, who: Principal, tube_code: str, reveal: bool, reason: str | None, how: str
+) -> dict[str, Any]:
+    check_reveal(who, reveal, reason)
+    missing = f"No tube with code '{tube_code}' was registered or reported."
+    with engine_errors():
+        view = trace_view(trace_tube(_gw(request), tube_code), who, reveal, missing)
+    _log(request).record(
+        who,
+        "trace",
+        target=tube_code,
+        person_ids=[p["person_id"] for p in view["persons"]],
+        reason=reason if reveal else None,
+        detail=("revealed" if reveal else "masked") + f" (console {how})",
+    )
+    return view
+
+
+@router.get("/tubes/{tube_code}")
+def tube_page(
+    request: Request,
+    session: SessionDep,
+    tube_code: Annotated[str, Path(max_length=128)],
+    reveal: RevealQ = False,
+    reason: ReasonQ = None,
+) -> Response:
+    who = need(session, "investigator", "district")
+    view = _viewed_trace(request, who, tube_code, reveal, reason, "page")
+    params = {"reveal": "true", "reason": reason or ""} if reveal else {}
+    data_url = f"/console/data/tubes/{quote(tube_code, safe='')}" + (
+        f"?{urlencode(params)}" if params else ""
+    )
+    return render(
+        request, "tube.html", session, trace=view, data_url=data_url, revealed=reveal
+    )
+
+
+@router.get("/data/tubes/{tube_code}")
+def tube_data(
+    request: Request,
+    session: SessionDep,
+    tube_code: Annotated[str, Path(max_length=128)],
+    reveal: RevealQ = False,
+    reason: ReasonQ = None,
+) -> dict[str, Any]:
+    who = need(session, "investigator", "district")
+    view = _viewed_trace(request, who, tube_code, reveal, reason, "graph")
+    return {"tube_code": view["tube"]["code"], "elements": cytoscape_elements([view])}
+
+
+# ---------------------------------------------------------------- the district queue
+
+LABELS = {
+    "acknowledged": "Acknowledge",
+    "contacted": "Contacted",
+    "retest_collected": "Retest collected",
+    "unreachable": "Unreachable",
+}
+
+
+def moves_for(task: dict[str, Any], who: Principal) -> list[dict[str, str | None]]:
+    """A button for every move the engine allows from the task's status for this role."""
+    out: list[dict[str, str | None]] = []
+    for to in tasks.ALLOWED[task["status"]]:
+        if to == "closed":
+            out += [
+                {"to": "closed", "outcome": "released", "label": "Close: released"},
+                {"to": "closed", "outcome": "confirmed", "label": "Close: confirmed"},
+            ]
+        else:
+            out.append({"to": to, "outcome": None, "label": LABELS.get(to, to)})
+    if who.role == "investigator" and task["status"] != "closed":
+        out.append(
+            {
+                "to": "closed",
+                "outcome": "closed_by_investigator",
+                "label": "Close (investigator, note required)",
+            }
+        )
+    return out
+
+
+@router.get("/districts/{district_code}/tasks")
+def queue(
+    request: Request,
+    session: SessionDep,
+    district_code: Annotated[str, Path(pattern=r"^(\d{6}|unassigned)$")],
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    who = need(session, "investigator", "district")
+    if who.role == "district" and district_code != who.district:
+        raise ConsoleError(404, "not_found", f"No district '{district_code}'.")
+    status = status or None
+    with engine_errors():
+        items, next_cursor = tasks.tasks_page(_gw(request), district_code, status, cursor, 100)
+    now = datetime.now(UTC)
+    for item in items:
+        if item["person"] is not None:
+            item["person"] = person_view(item["person"], who, False)
+        item["overdue"] = progress.is_overdue(item, now)
+        item["moves"] = moves_for(item, who)
+    _log(request).record(
+        who,
+        "district_tasks",
+        target=district_code,
+        person_ids=[i["person"]["person_id"] for i in items if i["person"]],
+        detail="console",
+    )
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(
+        request,
+        "queue.html",
+        session,
+        district_code=district_code,
+        district=domain.district_name(district_code),
+        items=items,
+        status=status,
+        statuses=tasks.STATUSES,
+        counts=Counter(i["status"] for i in items),
+        overdue=sum(i["overdue"] for i in items),
+        next_cursor=next_cursor,
+        here=here,
+    )
+
+
+@router.post("/tasks/{task_id}/transitions")
+def move(
+    request: Request,
+    session: SessionDep,
+    task_id: Annotated[str, Path(max_length=64)],
+    csrf: Annotated[str, Form(max_length=100)],
+    to: Annotated[str, Form(max_length=32)],
+    outcome: Annotated[str, Form(max_length=32)] = "",
+    note: Annotated[str, Form(max_length=MAX_STRING)] = "",
+    back: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    who = need(session, "investigator", "district")
+    check_csrf(session, csrf)
+    gw = _gw(request)
+    with engine_errors():
+        tasks.transition(gw, task_id, who, to, outcome or None, note or None)
+        task = tasks.get_task(gw, task_id, who)
+    _log(request).record(
+        who,
+        "task_transition",
+        target=task_id,
+        person_ids=[task["person"]["person_id"]] if task["person"] else [],
+        detail=f"to {to}" + (f" ({outcome})" if outcome else "") + " (console)",
+    )
+    return RedirectResponse(f"{safe_next(back)}#task-{task_id}", status_code=303)
+
+
+# ---------------------------------------------------------------- reports and rings
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            for sub, x in v.items():
+                out[f"{k}.{sub}"] = x
+        else:
+            out[k] = v
+    return out
+
+
+def chart_for(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What reads faster as a picture: counts per district (or per pair of districts)."""
+    if name == "zoning":
+        zones = ("sealed", "controlled", "precaution")
+        per: dict[str, Counter[str]] = {}
+        for r in rows:
+            per.setdefault(r["district_code"] or "unknown", Counter())[r["zone"]] += 1
+        labels = sorted(per)
+        return {
+            "title": "Compounds per zone, by district",
+            "stacked": True,
+            "labels": labels,
+            "datasets": [{"label": z, "data": [per[d][z] for d in labels]} for z in zones],
+        }
+    if name == "household-separation":
+        return {
+            "title": "Household-separated persons: registered district -> residence district",
+            "stacked": False,
+            "labels": [
+                f"{r['registered_district_code']} -> {r['residence_district_code']}" for r in rows
+            ],
+            "datasets": [{"label": "persons", "data": [r["persons"] for r in rows]}],
+        }
+    if name == "timeliness":
+        labels = [r["district_code"] for r in rows]
+        series = (
+            ("result_to_acknowledged_hours", "median"),
+            ("result_to_acknowledged_hours", "p90"),
+            ("result_to_closed_hours", "median"),
+            ("result_to_closed_hours", "p90"),
+        )
+        return {
+            "title": "Hours from result to acknowledged / closed",
+            "stacked": False,
+            "labels": labels,
+            "datasets": [
+                {"label": f"{k.split('_hours')[0]} {q}", "data": [r[k][q] for r in rows]}
+                for k, q in series
+            ],
+        }
+    flat = [_flat(r) for r in rows]
+    numeric = [
+        k
+        for k in (flat[0] if flat else {})
+        if k not in ("district_code",)
+        and all(isinstance(f.get(k), int) and not isinstance(f.get(k), bool) for f in flat)
+    ]
+    return {
+        "title": "Persons and problems in the day's positive pools, by district",
+        "stacked": False,
+        "labels": [r.get("district_code") or "unknown" for r in flat],
+        "datasets": [{"label": k, "data": [f[k] for f in flat]} for k in numeric],
+    }
+
+
+def _report(request: Request, who: Principal, name: str, day: str) -> list[dict[str, Any]]:
+    if name not in reports.REPORTS:
+        raise ConsoleError(404, "not_found", f"No report '{name}'.")
+    district = who.district if who.role == "district" else None
+    with engine_errors():
+        rows = reports.run_report(_gw(request), name, day, _settings(request).timezone, district)
+    _log(request).record(who, f"report_{name}", target=day, detail="console")
+    return rows
+
+
+@router.get("/reports/{name}")
+def report_page(
+    request: Request,
+    session: SessionDep,
+    name: Annotated[str, Path(max_length=64)],
+    date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+) -> Response:
+    who = need(session, "investigator", "district")
+    day = date or progress.latest_positive_day(_gw(request)) or _today(request)
+    rows = [_flat(r) for r in _report(request, who, name, day)]
+    columns = list(rows[0]) if rows else []
+    return render(
+        request,
+        "report.html",
+        session,
+        name=name,
+        names=reports.REPORTS,
+        day=day,
+        rows=rows,
+        columns=columns,
+        chart_url=f"/console/data/reports/{quote(name, safe='')}?date={day}",
+    )
+
+
+@router.get("/data/reports/{name}")
+def report_data(
+    request: Request, session: SessionDep, name: Annotated[str, Path(max_length=64)], date: DayQ
+) -> dict[str, Any]:
+    who = need(session, "investigator", "district")
+    rows = _report(request, who, name, date)
+    return {"report": name, "date": date, "chart": chart_for(name, rows)}
+
+
+@router.get("/persons/{person_id}/rings")
+def rings_page(
+    request: Request,
+    session: SessionDep,
+    person_id: Annotated[str, Path(max_length=64)],
+    cursor: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    who = need(session, "investigator")
+    with engine_errors():
+        answer = reports.rings(_gw(request), person_id, cursor, 100)
+    answer["ring1"] = [person_view(p, who, False) for p in answer["ring1"]]
+    answer["ring2"]["items"] = [person_view(p, who, False) for p in answer["ring2"]["items"]]
+    _log(request).record(
+        who,
+        "rings",
+        target=person_id,
+        person_ids=[p["person_id"] for p in answer["ring1"]]
+        + [p["person_id"] for p in answer["ring2"]["items"]],
+        detail="console",
+    )
+    return render(request, "rings.html", session, rings=answer)

@@ -1,0 +1,4 @@
+(function () {
+  "use strict";
+  window.tubetraceChart("report-chart", function (data) { return data.chart; });
+})();

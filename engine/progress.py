@@ -1,0 +1,48 @@
+"""How far each district has closed the loop of a day: task counts per status, and which
+open tasks are overdue. Scoped by the caller: a district key sees its own district only."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine import domain
+from engine.db import Gateway
+from engine.keys import Principal
+from engine.reports import parse_day
+from engine.tasks import STATUSES
+
+# An open task older than this is overdue (the timeliness report counts the same ones).
+OVERDUE_AFTER = timedelta(hours=24)
+
+
+def is_overdue(task: dict[str, Any], now: datetime | None = None) -> bool:
+    """`task` as the task JSON has it: `status` and an ISO `created_at`."""
+    if task["status"] == "closed" or not task.get("created_at"):
+        return False
+    created = datetime.fromisoformat(task["created_at"])
+    return (now or datetime.now(UTC)) - created > OVERDUE_AFTER
+
+
+def latest_positive_day(gw: Gateway) -> str | None:
+    rows = gw.read("latest_positive_day")
+    return str(rows[0]["day"]) if rows else None
+
+
+def loop_progress(gw: Gateway, who: Principal, day: str) -> list[dict[str, Any]]:
+    """Per residence district: how many of the day's tasks are in each status."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in gw.read("tasks_of_day", day=parse_day(day)):
+        if who.role == "district" and r["district_code"] != who.district:
+            continue
+        counts[r["district_code"]][r["status"]] += 1
+    return [
+        {
+            "district_code": code,
+            "district": domain.district_name(code),
+            "statuses": {s: c[s] for s in STATUSES},
+            "tasks": sum(c.values()),
+        }
+        for code, c in sorted(counts.items())
+    ]
