@@ -79,6 +79,10 @@ def run_demo(
         if key_line:
             out.print(key_line, highlight=False)
         out.print(f"API docs:      http://{host}:{port}/docs", highlight=False)
+        out.print(
+            f"Web console:   http://{host}:{port}/console/ (log in with the investigator key)",
+            highlight=False,
+        )
     finally:
         gw.close()
     if serve_api:

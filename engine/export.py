@@ -60,9 +60,7 @@ def cytoscape_elements(traces: Iterable[dict[str, Any]]) -> Elements:
             result=tube["result"],
             flags=list(t["flags"]),
         )
-        sites = [
-            b.node(f"compound:{c}", kind="compound", label=c, code=c) for c in t["compounds"]
-        ]
+        sites = [b.node(f"compound:{c}", kind="compound", label=c, code=c) for c in t["compounds"]]
         if t.get("compound") and t["compound"].get("code") in t["compounds"]:
             c = t["compound"]
             b.nodes[f"compound:{c['code']}"].update(

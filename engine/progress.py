@@ -32,11 +32,10 @@ def latest_positive_day(gw: Gateway) -> str | None:
 
 def loop_progress(gw: Gateway, who: Principal, day: str) -> list[dict[str, Any]]:
     """Per residence district: how many of the day's tasks are in each status."""
+    district = who.district if who.role == "district" else None
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in gw.read("tasks_of_day", day=parse_day(day)):
-        if who.role == "district" and r["district_code"] != who.district:
-            continue
-        counts[r["district_code"]][r["status"]] += 1
+    for r in gw.read("task_status_counts", day=parse_day(day), district_code=district):
+        counts[r["district_code"]][r["status"]] += int(r["n"])
     return [
         {
             "district_code": code,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from engine.db import Gateway
 from engine.settings import Settings
@@ -258,3 +262,34 @@ def status_scenario(tmp_path: Path) -> list[tuple[str, Path]]:
 
 def load_compounds(gw: Gateway, settings: Settings) -> None:
     load(gw, settings, "compounds", DATA / "compounds.csv")
+
+
+# ---------------------------------------------------------------- browsers and the console
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CONSOLE_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def console_login(api_url: str, secret: str) -> httpx.Client:
+    """A client with a web-console session, logged in through the form like a browser."""
+    client = httpx.Client(base_url=api_url, follow_redirects=False, timeout=30)
+    form = client.get("/console/login")
+    token = CONSOLE_CSRF.search(form.text)
+    assert token, form.text[:300]
+    resp = client.post(
+        "/console/login", data={"key": secret, "csrf": token.group(1), "next": "/console/"}
+    )
+    assert resp.status_code == 303, (resp.status_code, resp.text[:300])
+    return client

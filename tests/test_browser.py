@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from engine.db import Gateway
 from engine.settings import Settings
-from tests.helpers import load_city
+from tests.helpers import CHROMIUM_FLAGS, chromium, load_city
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TRACE = (
     "MATCH (t:Tube {code: 'T1'})<-[i:INTO_TUBE]-(r:Registration)-[o:OF_PERSON]->(p:Person) "
     "OPTIONAL MATCH (r)-[a:AT_COMPOUND]->(c:Compound) RETURN t, i, r, o, p, a, c"
 )
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_browser_shows_style_and_guide(gw: Gateway, settings: Settings) -> None:

@@ -166,11 +166,11 @@ def test_export_graphml(gw: Gateway, settings: Settings, tmp_path: Path) -> None
     from engine import export
 
     load_city(gw, settings)
-    graph = export.trace_graph([trace_tube(gw, "T1")])
     path = tmp_path / "t1.graphml"
-    export.write(graph, path, "graphml")
+    assert export.write([trace_tube(gw, "T1")], path, "graphml") == (14, 22)
     back = nx.read_graphml(path)
-    labels = [d["label"] for _, d in back.nodes(data=True)]
-    assert labels.count("Person") == 10 and labels.count("Tube") == 1
-    assert labels.count("Box") == 1 and labels.count("Compound") == 1
+    kinds = [d["kind"] for _, d in back.nodes(data=True)]
+    assert kinds.count("person") == 10 and kinds.count("tube") == 1
+    assert kinds.count("box") == 1 and kinds.count("compound") == 1
+    assert kinds.count("residence") == 1
     assert DATA.exists()

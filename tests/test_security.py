@@ -65,7 +65,9 @@ def routes(settings: Settings, gw: Gateway) -> list[APIRoute]:
     app = create_app(settings, gateway=gw)
     # Routers are included lazily (FastAPI >= 0.137): walk their effective routes.
     found = [c.original_route for c in iter_route_contexts(app.routes)]
-    return [r for r in found if isinstance(r, APIRoute)]
+    # The web console's routes use sessions, not bearer keys: tests/test_console.py walks them
+    # with a session of each role the same way.
+    return [r for r in found if isinstance(r, APIRoute) and not r.path.startswith("/console/")]
 
 
 def city_with_case(gw: Gateway, settings: Settings, tmp_path: Path) -> dict[str, Any]:

@@ -41,8 +41,10 @@ class ConsoleHeaders:
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ]
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
+                # Pages hold personal data: never cached. Static files: an hour.
+                headers.append(
+                    (b"cache-control", b"public, max-age=3600" if static else b"no-store")
+                )
                 message["headers"] = headers
             await send(message)
 

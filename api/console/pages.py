@@ -132,14 +132,19 @@ def safe_next(target: str | None) -> str:
 
 
 def render(
-    request: Request, name: str, session: Session | None, status: int = 200, **ctx: Any
+    request: Request,
+    template: str,
+    session: Session | None,
+    http_status: int = 200,
+    /,
+    **ctx: Any,
 ) -> Response:
     ctx.update(
         who=session.who if session else None,
         csrf=session.csrf if session else None,
         path=request.url.path,
     )
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    return templates.TemplateResponse(request, template, ctx, status_code=http_status)
 
 
 def error_page(request: Request, exc: ConsoleError) -> Response:
@@ -149,7 +154,7 @@ def error_page(request: Request, exc: ConsoleError) -> Response:
         )
     sid = request.cookies.get(COOKIE)
     session = _store(request).get(sid) if sid else None
-    return render(request, "error.html", session, exc.status, status=exc.status, message=exc.message)
+    return render(request, "error.html", session, exc.status, code=exc.status, message=exc.message)
 
 
 def login_redirect(request: Request) -> Response:
@@ -377,9 +382,7 @@ def tube_page(
     data_url = f"/console/data/tubes/{quote(tube_code, safe='')}" + (
         f"?{urlencode(params)}" if params else ""
     )
-    return render(
-        request, "tube.html", session, trace=view, data_url=data_url, revealed=reveal
-    )
+    return render(request, "tube.html", session, trace=view, data_url=data_url, revealed=reveal)
 
 
 @router.get("/data/tubes/{tube_code}")

@@ -1,0 +1,217 @@
+"""The web console over HTTP against a real uvicorn and Neo4j: sessions, cookies, CSP, CSRF,
+scoping by role for every console route, and the one graph shape shared with the export."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.routing import APIRoute
+
+from api.console.pages import router
+from engine import export
+from engine.db import Gateway
+from engine.keys import create_key
+from engine.settings import Settings
+from engine.trace import trace_tube
+from tests.helpers import CONSOLE_CSRF as CSRF
+from tests.helpers import console_login as login
+from tests.helpers import load_city
+
+
+def csrf_of(client: httpx.Client, path: str) -> str:
+    page = client.get(path)
+    found = CSRF.search(page.text)
+    assert found, (path, page.status_code, page.text[:300])
+    return found.group(1)
+
+
+def keys(gw: Gateway) -> dict[str, str]:
+    return {
+        name: create_key(gw, role=role, district=district).secret
+        for name, role, district in [
+            ("investigator", "investigator", None),
+            ("district", "district", "310115"),
+            ("other_district", "district", "310101"),
+            ("admin", "admin", None),
+            ("collector", "collector", None),
+        ]
+    }
+
+
+def elements_load_in_cytoscape(elements: dict[str, list[dict[str, Any]]]) -> None:
+    """What `cy.json({elements})` needs: unique ids on every element, edges between nodes
+    that exist. (The browser test loads them into real cytoscape.js as well.)"""
+    nodes = {n["data"]["id"] for n in elements["nodes"]}
+    ids = [e["data"]["id"] for e in elements["nodes"] + elements["edges"]]
+    assert all(ids) and len(ids) == len(set(ids))
+    for e in elements["edges"]:
+        assert e["data"]["source"] in nodes and e["data"]["target"] in nodes, e
+
+
+def test_session_cookie_csp_and_logout(gw: Gateway, settings: Settings, api_url: str) -> None:
+    load_city(gw, settings)
+    secret = keys(gw)["investigator"]
+    client = httpx.Client(base_url=api_url, follow_redirects=False, timeout=30)
+    first = client.get("/console/positives?date=2022-04-09")
+    assert first.status_code == 303 and first.headers["location"].startswith("/console/login")
+    form = client.get("/console/login")
+    assert form.headers["content-security-policy"].startswith("default-src 'self'")
+    token = CSRF.search(form.text)
+    assert token
+    stale = client.post("/console/login", data={"key": secret, "csrf": "forged"})
+    assert stale.status_code == 403
+    wrong = client.post(
+        "/console/login", data={"key": "tt_000000000000_" + "x" * 43, "csrf": token.group(1)}
+    )
+    assert wrong.status_code == 401 and "unknown or revoked" in wrong.text
+    resp = client.post("/console/login", data={"key": secret, "csrf": token.group(1)})
+    assert resp.status_code == 303
+    cookie = next(h for h in resp.headers.get_list("set-cookie") if h.startswith("tt_console="))
+    low = cookie.lower()
+    assert "httponly" in low and "samesite=strict" in low and "path=/console" in low
+    assert secret not in cookie and secret not in resp.text
+    page = client.get("/console/positives?date=2022-04-09")
+    assert page.status_code == 200 and "T1" in page.text
+    for header in ("content-security-policy", "x-content-type-options", "cache-control"):
+        assert header in page.headers
+    assert "<script>" not in page.text and " style=" not in page.text
+    static = client.get("/console/static/vendor/cytoscape/cytoscape.min.js")
+    assert (
+        static.status_code == 200
+        and "default-src 'self'" in static.headers["content-security-policy"]
+    )
+    # Logging out needs the form's token; afterwards the old session id is worth nothing.
+    assert client.post("/console/logout", data={"csrf": "forged"}).status_code == 403
+    csrf = csrf_of(client, "/console/positives?date=2022-04-09")
+    assert client.post("/console/logout", data={"csrf": csrf}).status_code == 303
+    sid = cookie.split(";")[0].split("=", 1)[1]
+    again = httpx.get(api_url + "/console/positives?date=2022-04-09", cookies={"tt_console": sid})
+    assert again.status_code == 303 and again.headers["location"].startswith("/console/login")
+
+
+def test_senders_cannot_log_in_and_revoked_keys_end_sessions(
+    gw: Gateway, settings: Settings, api_url: str
+) -> None:
+    from engine.keys import revoke_key
+
+    secrets = keys(gw)
+    client = httpx.Client(base_url=api_url, timeout=30)
+    form = client.get("/console/login")
+    token = CSRF.search(form.text)
+    assert token
+    resp = client.post("/console/login", data={"key": secrets["collector"], "csrf": token.group(1)})
+    assert resp.status_code == 403 and "no console pages" in resp.text
+    admin = login(api_url, secrets["admin"])
+    home = admin.get("/console/")
+    assert home.status_code == 200 and "Audit log" in home.text
+    assert admin.get("/console/tubes/T1").status_code == 403  # as over the API
+    revoke_key(gw, secrets["admin"].split("_")[1])
+    import time
+
+    time.sleep(31)  # sessions re-read their key every 30 s
+    assert admin.get("/console/").status_code == 303
+
+
+def console_routes() -> list[APIRoute]:
+    return [r for r in router.routes if isinstance(r, APIRoute)]
+
+
+def test_every_console_route_keeps_a_district_in_its_district(
+    gw: Gateway, settings: Settings, api_url: str
+) -> None:
+    """Every page and data URL of the console, enumerated from its router, asked by a district
+    session for its own district and for another one: the other answers 404 or shows nothing
+    of the other district's people."""
+    load_city(gw, settings)
+    secrets = keys(gw)
+    t1 = trace_tube(gw, "T1")
+    task = gw.read("district_tasks", district_code="310115", status=None, after="", limit=1)
+    task_id = task[0]["task"]["task_id"]
+    names = {p["name"] for p in t1["persons"]}
+    sessions = {name: login(api_url, secrets[name]) for name in ("district", "other_district")}
+    values = {
+        "tube_code": "T1",
+        "task_id": task_id,
+        "person_id": t1["persons"][0]["person_id"],
+        "name": "completeness",
+    }
+    checked = 0
+    for route in console_routes():
+        if "GET" not in route.methods or route.path in ("/console/login", "/console/logout"):
+            continue
+        for district in ("310115", "310101"):
+            path = route.path.format(**(values | {"district_code": district}))
+            for who, client in sessions.items():
+                resp = client.get(path, params={"date": "2022-04-09"})
+                checked += 1
+                assert resp.status_code < 500, (path, resp.text[:300])
+                if who == "other_district":
+                    leaked = [n for n in names if n in resp.text]
+                    assert not leaked, (path, leaked)
+                    if "{district_code}" in route.path and district == "310115":
+                        assert resp.status_code == 404, path
+                    if "{tube_code}" in route.path:
+                        assert resp.status_code == 404, path
+                    if "{person_id}" in route.path:
+                        assert resp.status_code == 403, path
+    # Moves: a district cannot move another district's task, and a form without its token
+    # moves nothing.
+    other = sessions["other_district"]
+    csrf = csrf_of(other, "/console/districts/310101/tasks")
+    refused = other.post(
+        f"/console/tasks/{task_id}/transitions", data={"csrf": csrf, "to": "acknowledged"}
+    )
+    assert refused.status_code == 404
+    own = sessions["district"]
+    forged = own.post(
+        f"/console/tasks/{task_id}/transitions", data={"csrf": "forged", "to": "acknowledged"}
+    )
+    assert forged.status_code == 403
+    assert gw.read("get_task", task_id=task_id)[0]["task"]["status"] == task[0]["task"]["status"]
+    print(f"\nconsole scoping: {checked} requests over {len(console_routes())} routes, 0 leaks")
+
+
+def test_one_graph_shape_for_console_and_export(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    load_city(gw, settings)
+    secret = keys(gw)["investigator"]
+    client = login(api_url, secret)
+    drawn = client.get("/console/data/tubes/T1").json()["elements"]
+    elements_load_in_cytoscape(drawn)
+    kinds = [n["data"]["kind"] for n in drawn["nodes"]]
+    assert kinds.count("person") == 10 and kinds.count("tube") == 1
+    assert kinds.count("box") == 1 and kinds.count("compound") == 1
+    assert kinds.count("residence") == 1
+    separated = [n for n in drawn["nodes"] if n["data"].get("household_separated")]
+    assert sorted(n["data"]["record_id"] for n in separated) == ["R09", "R10"]
+    # The flow: compound -> box -> tube -> persons -> residence.
+    types = {(e["data"]["type"], e["data"]["source"].split(":")[0]) for e in drawn["edges"]}
+    assert types == {
+        ("FILLED", "compound"),
+        ("HOLDS", "box"),
+        ("SWABBED", "tube"),
+        ("RESIDES_AT", "person"),
+    }
+    out = tmp_path / "t1.cyjs"
+    subprocess.run(
+        [sys.executable, "-m", "cli", "export", "T1", "--format", "cytoscape", "--out", str(out)],
+        env=subprocess_env,
+        check=True,
+        capture_output=True,
+    )
+    written = json.loads(out.read_text(encoding="utf-8"))["elements"]
+    elements_load_in_cytoscape(written)
+    # The same shape: the same ids; the console's is masked, the CLI's is not.
+    assert {n["data"]["id"] for n in written["nodes"]} == {n["data"]["id"] for n in drawn["nodes"]}
+    assert {e["data"]["id"] for e in written["edges"]} == {e["data"]["id"] for e in drawn["edges"]}
+    unmasked = {n["data"]["id_number"] for n in written["nodes"] if n["data"]["kind"] == "person"}
+    masked = {n["data"]["id_number"] for n in drawn["nodes"] if n["data"]["kind"] == "person"}
+    assert "310115198001010016" in unmasked and "310115198001010016" not in masked
+    assert export.cytoscape_elements([trace_tube(gw, "T1")]) == written
