@@ -4,16 +4,15 @@ scoping by role for every console route, and the one graph shape shared with the
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
-from api.console.pages import router
+from api.app import create_app
 from engine import export
 from engine.db import Gateway
 from engine.keys import create_key
@@ -119,7 +118,11 @@ def test_senders_cannot_log_in_and_revoked_keys_end_sessions(
 
 
 def console_routes() -> list[APIRoute]:
-    return [r for r in router.routes if isinstance(r, APIRoute)]
+    """Every console route the app serves, found the way the API's role matrix finds its own."""
+    found = [c.original_route for c in iter_route_contexts(create_app().routes)]
+    routes = [r for r in found if isinstance(r, APIRoute) and r.path.startswith("/console/")]
+    assert len(routes) >= 14
+    return routes
 
 
 def test_every_console_route_keeps_a_district_in_its_district(
@@ -215,3 +218,33 @@ def test_one_graph_shape_for_console_and_export(
     masked = {n["data"]["id_number"] for n in drawn["nodes"] if n["data"]["kind"] == "person"}
     assert "310115198001010016" in unmasked and "310115198001010016" not in masked
     assert export.cytoscape_elements([trace_tube(gw, "T1")]) == written
+
+
+def test_sessions_end_after_the_idle_time() -> None:
+    import time
+
+    from api.console.session import IDLE_S, SessionStore
+    from engine.keys import Principal
+
+    assert IDLE_S == 30 * 60
+    store = SessionStore(idle_s=0.3)
+    s = store.create(Principal("k1", "district", "310115"))
+    time.sleep(0.2)
+    assert store.get(s.sid) is s  # a click keeps it alive
+    time.sleep(0.2)
+    assert store.get(s.sid) is s
+    time.sleep(0.4)
+    assert store.get(s.sid) is None
+
+
+def test_open_tasks_older_than_a_day_are_overdue() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.progress import is_overdue
+
+    now = datetime(2022, 4, 11, 12, tzinfo=UTC)
+    old = (now - timedelta(hours=25)).isoformat()
+    fresh = (now - timedelta(hours=23)).isoformat()
+    assert is_overdue({"status": "contacted", "created_at": old}, now)
+    assert not is_overdue({"status": "closed", "created_at": old}, now)
+    assert not is_overdue({"status": "pending", "created_at": fresh}, now)

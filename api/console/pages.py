@@ -33,6 +33,7 @@ COOKIE = "tt_console"
 LOGIN_COOKIE = "tt_console_login"
 ROLES = ("investigator", "district", "admin")
 MAX_STRING = 512
+POSITIVES_PAGE = 200  # tubes a page; the chart above them counts the whole day
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -305,7 +306,9 @@ def positives(
     day = date or progress.latest_positive_day(_gw(request)) or _today(request)
     district = who.district if who.role == "district" else None
     with engine_errors():
-        items, next_cursor = reports.positives_page(_gw(request), day, district, cursor, 500)
+        items, next_cursor = reports.positives_page(
+            _gw(request), day, district, cursor, POSITIVES_PAGE
+        )
     for item in items:
         item["trace"]["persons"] = [person_view(p, who, False) for p in item["trace"]["persons"]]
     _log(request).record(
@@ -327,6 +330,7 @@ def positives(
         names={i["district_code"]: i["district"] for i in items},
         total=len(items),
         next_cursor=next_cursor,
+        cursor=cursor,
         chart_url=f"/console/data/progress?date={day}",
     )
 
