@@ -248,3 +248,21 @@ def test_open_tasks_older_than_a_day_are_overdue() -> None:
     assert is_overdue({"status": "contacted", "created_at": old}, now)
     assert not is_overdue({"status": "closed", "created_at": old}, now)
     assert not is_overdue({"status": "pending", "created_at": fresh}, now)
+
+
+def test_rings_page_for_an_investigator(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
+    from tests.helpers import load, result, retest
+
+    load_city(gw, settings)
+    load(gw, settings, "registrations", retest(tmp_path, "RT1", "S1", "310115198201010213"))
+    load(gw, settings, "results", result(tmp_path, "S1", "positive"))
+    case = next(p for p in trace_tube(gw, "T1")["persons"] if p["record_id"] == "R03")
+    client = login(api_url, keys(gw)["investigator"])
+    page = client.get(f"/console/persons/{case['person_id']}/rings")
+    assert page.status_code == 200
+    others = [p for p in trace_tube(gw, "T1")["persons"] if p["record_id"] != "R03"]
+    assert all(p["name"] in page.text for p in others)
+    assert not any(p["id_number"] in page.text for p in others)  # masked
+    assert client.get("/console/persons/nobody/rings").status_code == 404
