@@ -266,3 +266,16 @@ def test_rings_page_for_an_investigator(
     assert all(p["name"] in page.text for p in others)
     assert not any(p["id_number"] in page.text for p in others)  # masked
     assert client.get("/console/persons/nobody/rings").status_code == 404
+
+
+def test_login_sends_back_only_to_console_paths() -> None:
+    from api.console.pages import safe_next
+
+    assert safe_next("/console/tubes/T1?reveal=true") == "/console/tubes/T1?reveal=true"
+    for evil in (
+        "//evil.example/",
+        "https://evil.example/",
+        "/console/..//evil.example",
+        "/\\evil",
+    ):
+        assert safe_next(evil) == "/console/", evil

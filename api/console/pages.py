@@ -126,7 +126,7 @@ def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
 
 def safe_next(target: str | None) -> str:
     """Only a path of this console: never another host."""
-    if target and target.startswith("/console/") and not target.startswith("//"):
+    if target and target.startswith("/console/") and ".." not in target:
         if "\\" not in target and "\n" not in target and "\r" not in target:
             return target
     return "/console/"
@@ -558,6 +558,19 @@ def chart_for(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 {"label": f"{k.split('_hours')[0]} {q}", "data": [r[k][q] for r in rows]}
                 for k, q in series
             ],
+        }
+    reach = (
+        "reachable_by_own_phone",
+        "reachable_only_through_directory",
+        "reachable_only_through_compound",
+        "unreachable",
+    )
+    if name == "completeness" and rows and all(k in rows[0] for k in reach):
+        return {
+            "title": "How the persons of the day's positive pools can be reached, by district",
+            "stacked": True,
+            "labels": [r["district_code"] for r in rows],
+            "datasets": [{"label": k, "data": [r[k] for r in rows]} for k in reach],
         }
     flat = [_flat(r) for r in rows]
     numeric = [
