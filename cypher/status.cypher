@@ -63,7 +63,7 @@ USING INDEX SEEK p:Person(person_id)
 MERGE (pd:PersonDay {key: d.key})
   ON CREATE SET pd.person_id = d.person_id, pd.day = d.day
 MERGE (p)-[:HAS_DAY]->(pd)
-SET pd.status = d.status, pd.since = $now, pd.tubes = d.tubes, pd.district_code = d.district_code
+SET pd.status = d.status, pd.since = $now, pd.district_code = d.district_code
 RETURN count(pd) AS n
 
 // name: append_events
@@ -85,22 +85,29 @@ MATCH (p:Person {person_id: $person_id})
 USING INDEX SEEK p:Person(person_id)
 MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
 OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})-[:AT_COMPOUND]->(c:Compound)
-RETURN d {.person_id, .day, .status, .since, .tubes} AS status,
+RETURN d {.person_id, .day, .status, .since} AS status,
        collect(DISTINCT CASE WHEN c.known THEN c.district_code END) AS districts
 
 // name: status_changes_page
 // params: after, limit
+// Identity is read from the person when the feed is read: the outbox stays small.
 MATCH (e:Event)
 WHERE e.seq > $after AND e.type = 'status.changed'
-RETURN e {.*} AS event
+WITH e ORDER BY e.seq LIMIT $limit
+OPTIONAL MATCH (p:Person {person_id: e.person_id})
+CALL (p, e) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: e.day})
+  WITH r ORDER BY r.collected_at, r.record_id LIMIT 1
+  RETURN r.name AS name
+}
+RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
 ORDER BY e.seq
-LIMIT $limit
 
 // name: all_person_days
 // params: after, limit
 MATCH (d:PersonDay)
 WHERE d.key > $after
-RETURN d.key AS key, d.status AS status, d.tubes AS tubes
+RETURN d.key AS key, d.status AS status
 ORDER BY d.key
 LIMIT $limit
 

@@ -42,26 +42,41 @@ LIMIT $limit
 // params: seqs
 UNWIND $seqs AS seq
 MATCH (e:Event {seq: seq})
-RETURN e {.*} AS event
+OPTIONAL MATCH (p:Person {person_id: e.person_id})
+CALL (p, e) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: e.day})
+  WITH r ORDER BY r.collected_at, r.record_id LIMIT 1
+  RETURN r.name AS name
+}
+RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
 
 // name: create_deliveries
 // params: webhook_id, expected, cursor, deliveries, now
+// No row when the subscription is gone or its cursor moved meanwhile.
 MATCH (w:Webhook {webhook_id: $webhook_id})
 WHERE w.cursor = $expected
 SET w.cursor = $cursor
 WITH w
-UNWIND $deliveries AS d
-CREATE (x:Delivery {delivery_id: d.delivery_id, webhook_id: w.webhook_id,
-                    event_seq: d.event_seq, event_id: d.event_id, event_type: d.event_type,
-                    status: 'pending', attempts: 0, log: [], created_at: $now,
-                    window_start: $now, next_at: $now})
-RETURN count(x) AS n
+CALL (w) {
+  UNWIND $deliveries AS d
+  CREATE (x:Delivery {delivery_id: d.delivery_id, webhook_id: w.webhook_id,
+                      event_seq: d.event_seq, event_id: d.event_id, event_type: d.event_type,
+                      status: 'pending', attempts: 0, log: [], created_at: $now,
+                      window_start: $now, next_at: $now})
+  RETURN count(x) AS n
+}
+RETURN n
 
 // name: claim_deliveries
 // params: now, lease_until, limit
+// Locked, then checked again: of two workers (two API processes) only one claims a delivery.
 MATCH (d:Delivery)
 WHERE d.status = 'pending' AND d.next_at <= $now
 WITH d ORDER BY d.next_at LIMIT $limit
+SET d._lock = true
+REMOVE d._lock
+WITH d
+WHERE d.status = 'pending' AND d.next_at <= $now
 SET d.next_at = $lease_until
 RETURN d {.*} AS delivery
 

@@ -7,7 +7,6 @@ on the order in which data arrives. Every change is recorded as a `status.change
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,52 +98,52 @@ def derive(person_id: str, regs: list[dict[str, Any]]) -> list[DayStatus]:
     return out
 
 
+CHUNK = 2000  # persons per query: the query memory of a large results batch stays bounded
+
+
 def refresh(
     gw: Gateway, tx: ManagedTransaction, tube_codes: Iterable[str], now: datetime
 ) -> list[dict[str, Any]]:
     """Recompute the statuses of every person swabbed into these tubes, store the changed ones
-    and return their `status.changed` events (to be appended to the outbox by the caller)."""
+    and return their `status.changed` events (to be appended to the outbox by the caller).
+    Events carry the person id only; identity is read with the feed."""
     codes = sorted(set(tube_codes))
     if not codes:
         return []
     person_ids = [r["person_id"] for r in gw.run_in(tx, "status_lock_persons", tube_codes=codes)]
-    if not person_ids:
-        return []
-    days: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     changed_at = now.isoformat()
-    for row in gw.run_in(tx, "status_inputs", person_ids=person_ids):
-        stored = {d["day"]: d["status"] for d in row["stored"]}
-        for ds in derive(row["person_id"], row["regs"]):
-            previous = stored.get(ds.day)
-            if previous == ds.status:
-                continue
-            days.append(
-                {
-                    "key": f"{ds.person_id}|{ds.day}",
-                    "person_id": ds.person_id,
-                    "day": ds.day,
-                    "status": ds.status,
-                    "tubes": json.dumps(ds.tubes, ensure_ascii=False),
-                    "district_code": ds.district_code,
-                }
-            )
-            events.append(
-                {
-                    "type": "status.changed",
-                    "occurred_at": changed_at,
-                    "person_id": ds.person_id,
-                    "id_type": row["id_type"],
-                    "id_number": row["id_number"],
-                    "name": ds.name,
-                    "day": ds.day,
-                    "status": ds.status,
-                    "previous_status": previous,
-                    "district_code": ds.district_code,
-                }
-            )
-    if days:
-        gw.run_in(tx, "upsert_person_days", days=days, now=now)
+    for start in range(0, len(person_ids), CHUNK):
+        days: list[dict[str, Any]] = []
+        chunk = person_ids[start : start + CHUNK]
+        for row in gw.run_in(tx, "status_inputs", person_ids=chunk):
+            stored = {d["day"]: d["status"] for d in row["stored"]}
+            for ds in derive(row["person_id"], row["regs"]):
+                previous = stored.get(ds.day)
+                if previous == ds.status:
+                    continue
+                days.append(
+                    {
+                        "key": f"{ds.person_id}|{ds.day}",
+                        "person_id": ds.person_id,
+                        "day": ds.day,
+                        "status": ds.status,
+                        "district_code": ds.district_code,
+                    }
+                )
+                events.append(
+                    {
+                        "type": "status.changed",
+                        "occurred_at": changed_at,
+                        "person_id": ds.person_id,
+                        "day": ds.day,
+                        "status": ds.status,
+                        "previous_status": previous,
+                        "district_code": ds.district_code,
+                    }
+                )
+        if days:
+            gw.run_in(tx, "upsert_person_days", days=days, now=now)
     return events
 
 
@@ -185,12 +184,14 @@ def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dic
     if who.role == "district" and who.district not in rows[0]["districts"]:
         raise NotFound(missing)
     d = rows[0]["status"]
+    inputs = gw.read("status_inputs", person_ids=[person_id])
+    day = next((x for x in derive(person_id, inputs[0]["regs"]) if x.day == date), None)
     return {
         "person_id": d["person_id"],
         "date": d["day"],
         "status": d["status"],
         "since": domain.iso(d["since"]),
-        "tubes": json.loads(d["tubes"] or "[]"),
+        "tubes": day.tubes if day is not None else [],
     }
 
 

@@ -112,36 +112,45 @@ def redeliver(gw: Gateway, delivery_id: str) -> None:
 def _wanted(event: dict[str, Any], hook: dict[str, Any]) -> bool:
     if event["type"] not in hook["events"]:
         return False
-    return hook["district_code"] is None or event.get("district_code") == hook["district_code"]
+    # A status change of a person with no known residence district is an `unassigned` one.
+    district = event.get("district_code") or "unassigned"
+    return hook["district_code"] is None or district == hook["district_code"]
 
 
-def fan_out(gw: Gateway, page: int = 1000) -> int:
+def fan_out(gw: Gateway, page: int = 5000, max_pages: int = 20) -> int:
     """New outbox events become deliveries of every subscription that wants them."""
     made = 0
     for row in gw.read("list_webhooks"):
         hook = row["webhook"]
-        events = [r["event"] for r in gw.read("events_after", after=hook["cursor"], limit=page)]
-        if not events:
-            continue
-        rows = [
-            {
-                "delivery_id": f"dl_{e['seq']:012d}_{hook['webhook_id'][3:]}",
-                "event_seq": e["seq"],
-                "event_id": e["event_id"],
-                "event_type": e["type"],
-            }
-            for e in events
-            if _wanted(e, hook)
-        ]
-        gw.write(
-            "create_deliveries",
-            webhook_id=hook["webhook_id"],
-            expected=hook["cursor"],
-            cursor=events[-1]["seq"],
-            deliveries=rows,
-            now=datetime.now(UTC),
-        )
-        made += len(rows)
+        cursor = hook["cursor"]
+        for _ in range(max_pages):
+            events = [r["event"] for r in gw.read("events_after", after=cursor, limit=page)]
+            if not events:
+                break
+            rows = [
+                {
+                    "delivery_id": f"dl_{e['seq']:012d}_{hook['webhook_id'][3:]}",
+                    "event_seq": e["seq"],
+                    "event_id": e["event_id"],
+                    "event_type": e["type"],
+                }
+                for e in events
+                if _wanted(e, hook)
+            ]
+            moved = gw.write(
+                "create_deliveries",
+                webhook_id=hook["webhook_id"],
+                expected=cursor,
+                cursor=events[-1]["seq"],
+                deliveries=rows,
+                now=datetime.now(UTC),
+            )
+            if not moved:  # removed, or another worker moved the cursor meanwhile
+                break
+            made += len(rows)
+            cursor = events[-1]["seq"]
+            if len(events) < page:
+                break
     return made
 
 

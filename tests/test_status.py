@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,54 @@ def test_status_api_and_feed_for_the_health_code_role(
     admin = create_key(gw, role="admin", district=None).secret
     log = httpx.get(f"{api_url}/v1/audit", headers={"Authorization": f"Bearer {admin}"}).json()
     assert sum(e["action"] == "status_changes" for e in log["items"]) == pages + 1
+
+
+def _reg(
+    rid: str, day: str, hour: int, tube: str, members: int, result: str | None
+) -> dict[str, Any]:
+    from datetime import datetime, timedelta
+
+    at = datetime.fromisoformat(f"{day}T00:00:00+08:00") + timedelta(hours=hour)
+    return {
+        "record_id": rid,
+        "tube_code": tube,
+        "day": day,
+        "collected_at": at.astimezone(UTC),
+        "pool_size": 10 if members > 1 else 1,
+        "name": "x",
+        "members": members,
+        "max_pool": 10 if members > 1 else 1,
+        "result": result,
+        "reported_at": None,
+        "district_code": None,
+    }
+
+
+def test_derive_without_a_database() -> None:
+    def days(*regs: dict[str, Any]) -> dict[str, str]:
+        return {d.day: d.status for d in status.derive("p", list(regs))}
+
+    pool = _reg("a", D1, 8, "P", 10, "positive")
+    # A retest with no result yet, or an invalid one, keeps the pool's day pooled_positive.
+    assert days(pool, _reg("b", D2, 9, "S", 1, None)) == {D1: "pooled_positive", D2: "pending"}
+    assert days(pool, _reg("b", D2, 9, "S", 1, "invalid"))[D1] == "pooled_positive"
+    # The same-day retest counts too; the earliest decisive retest decides.
+    assert days(pool, _reg("b", D1, 12, "S", 1, "negative")) == {D1: "released"}
+    assert (
+        days(pool, _reg("b", D2, 9, "S", 1, "positive"), _reg("c", D2, 10, "S2", 1, "negative"))[D1]
+        == "positive"
+    )
+    # A later pooled sample does not release a positive pool.
+    assert days(pool, _reg("b", D2, 9, "Q", 10, "negative"))[D1] == "pooled_positive"
+    # Invalid: resample until a later sample has a result, then that sample's status.
+    bad = _reg("a", D1, 8, "I", 10, "invalid")
+    assert days(bad) == {D1: "resample"}
+    assert days(bad, _reg("b", D2, 9, "S", 1, "positive"))[D1] == "positive"
+    # Several tubes on one day: the most urgent status shows.
+    assert days(_reg("a", D1, 8, "N", 10, "negative"), _reg("b", D1, 9, "M", 10, None)) == {
+        D1: "pending"
+    }
+    # A tube known with one member of declared pool size 1 is a single tube.
+    assert days(_reg("a", D1, 8, "S", 1, "positive")) == {D1: "positive"}
+    # A registration without a day (bad collected_at) has no status of its own.
+    assert status.derive("p", [_reg("a", D1, 8, "S", 1, None) | {"day": None}]) == []

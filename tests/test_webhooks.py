@@ -216,7 +216,7 @@ def test_district_subscription_gets_only_its_district_masked(
 def test_slow_receiver_does_not_slow_the_api(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
-    slow = Receiver(free_port(), delay_s=6.0).up()
+    slow = Receiver(free_port(), delay_s=8.0).up()
     lab = create_key(gw, role="lab", district=None).secret
     inv = create_key(gw, role="investigator", district=None).secret
     load_compounds(gw, settings)
@@ -263,12 +263,13 @@ def test_slow_receiver_does_not_slow_the_api(
         slow.down()
     p50 = (before[len(before) // 2], during[len(during) // 2])
     print(
-        f"\nwebhooks slow receiver (6 s per answer): API p50 {p50[0] * 1000:.0f} ms without, "
+        f"\nwebhooks slow receiver (8 s per answer): API p50 {p50[0] * 1000:.0f} ms without, "
         f"{p50[1] * 1000:.0f} ms with; max {during[-1] * 1000:.0f} ms; "
         f"{posted} posts reached the slow receiver meanwhile"
     )
-    # Were deliveries on the request path, every answer would wait 6 s.
-    assert during[-1] < 4.5 and posted > 0
+    # Were deliveries on the request path, every answer would wait 8 s; the machine is shared,
+    # so the bound on the slowest answer is loose and the medians are compared.
+    assert during[-1] < 6.0 and p50[1] < 2 * p50[0] + 0.3 and posted > 0
 
 
 def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Path) -> None:
