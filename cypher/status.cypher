@@ -37,14 +37,12 @@ CALL (p) {
     WITH x ORDER BY x.reported_at, x.lab_code
     RETURN collect(x {.result, .reported_at}) AS results
   }
-  CALL (t) {
-    MATCH (t)<-[:INTO_TUBE]-(m:Registration)
-    RETURN count(m) AS members, max(coalesce(m.pool_size, 0)) AS max_pool
-  }
+  // Only registrations point INTO_TUBE: a degree read, not an expansion.
+  WITH p, r, t, results, COUNT { (t)<-[:INTO_TUBE]-() } AS members
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
   RETURN collect({record_id: r.record_id, tube_code: t.code, day: r.day,
                   collected_at: r.collected_at, pool_size: r.pool_size, name: r.name,
-                  members: members, max_pool: max_pool,
+                  members: members, max_pool: coalesce(r.pool_size, 0),
                   result: CASE WHEN size(results) > 0 THEN results[-1].result END,
                   reported_at: CASE WHEN size(results) > 0 THEN results[-1].reported_at END,
                   district_code: CASE WHEN c.known THEN c.district_code END}) AS regs
