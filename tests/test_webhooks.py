@@ -122,6 +122,10 @@ def all_events(gw: Gateway) -> list[dict[str, Any]]:
 
 
 def settled(gw: Gateway) -> bool:
+    """Every event fanned out to every subscription, and no delivery left pending."""
+    last = max((e["seq"] for e in all_events(gw)), default=0)
+    if any(h["cursor"] < last for h in webhooks.list_all(gw)):
+        return False
     rows = webhooks.deliveries(gw)
     return bool(rows) and all(d["status"] != "pending" for d in rows)
 
