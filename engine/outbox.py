@@ -69,17 +69,17 @@ def event_data(event: dict[str, Any], district: str | None) -> dict[str, Any]:
     key sees (identity numbers masked; phones of its own residents kept)."""
     if event["type"] == "status.changed":
         data: dict[str, Any] = {
-            "change_id": event["seq"],
+            "change_id": event.get("seq"),
             "person": {
-                "person_id": event["person_id"],
+                "person_id": event.get("person_id"),
                 "id_type": event.get("id_type"),
                 "id_number": event.get("id_number"),
                 "name": event.get("name"),
             },
-            "day": event["day"],
-            "status": event["status"],
+            "day": event.get("day"),
+            "status": event.get("status"),
             "previous_status": event.get("previous_status"),
-            "changed_at": event["occurred_at"],
+            "changed_at": event.get("occurred_at"),
             "district_code": event.get("district_code"),
         }
     else:
@@ -93,6 +93,6 @@ def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
     return {
         "id": event["event_id"],
         "type": event["type"],
-        "occurred_at": event["occurred_at"],
+        "occurred_at": event.get("occurred_at"),
         "data": event_data(event, district),
     }

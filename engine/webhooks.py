@@ -218,7 +218,7 @@ class Worker:
             hook = hooks.get(d["webhook_id"])
             event = events.get(d["event_seq"])
             if hook is None or event is None:
-                self._record(d, False, None, "subscription removed", now)
+                self._record(d, False, None, "subscription removed", now, final=True)
                 continue
             with self._lock:
                 self._inflight += 1
@@ -260,6 +260,8 @@ class Worker:
         error: str | None,
         at: datetime,
         seconds: float = 0.0,
+        *,
+        final: bool = False,
     ) -> None:
         attempts = int(d.get("attempts") or 0) + 1
         window: Any = d.get("window_start")
@@ -267,7 +269,7 @@ class Worker:
         next_at = at + timedelta(seconds=backoff_s(self.settings, attempts))
         if ok:
             state = "delivered"
-        elif next_at - start > timedelta(seconds=self.settings.webhook_give_up_s):
+        elif final or next_at - start > timedelta(seconds=self.settings.webhook_give_up_s):
             state = "failed"
         else:
             state = "pending"

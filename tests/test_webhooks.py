@@ -327,3 +327,21 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     assert json.loads(run("deliveries", "--failed", "--json"))["items"] == []
     run("remove", webhook_id)
     assert json.loads(run("list", "--json"))["items"] == []
+
+
+def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: Settings) -> None:
+    hook = webhooks.add(gw, f"http://127.0.0.1:{free_port()}/nobody", None, ALL)
+    gw.write("append_events", events=[{"type": "status.changed", "occurred_at": "x"}])
+    worker = webhooks.Worker(gw, fast(settings, webhook_give_up_s=1.5)).start()
+    try:
+        wait_until(lambda: [d["status"] for d in webhooks.deliveries(gw)] == ["failed"], 60)
+    finally:
+        worker.close()
+    (row,) = webhooks.deliveries(gw, failed_only=True)
+    delays = [e["at"] for e in row["log"]]
+    print(
+        f"\nwebhooks give-up: failed after {row['attempts']} attempts, last error "
+        f"{row['last_error']!r}"
+    )
+    assert row["webhook_id"] == hook.webhook_id and row["attempts"] == len(delays) >= 2
+    assert all(e["error"] and e["status_code"] is None for e in row["log"])
