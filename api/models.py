@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-Scalar = str | int | float | None
+# Any JSON value is taken as sent: the loader flags what is not a text or a number (`true`,
+# objects, arrays) as `invalid_<field>` instead of refusing the batch or turning `true` into 1.
+Scalar = JsonValue
 
 
 class LimitExceeded(Exception):

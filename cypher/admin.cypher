@@ -35,3 +35,24 @@ MATCH (r:Registration)
 WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
 RETURN r.record_id AS record_id
 ORDER BY record_id
+
+// name: fuzz_stored
+// params: kind, keys
+UNWIND $keys AS key
+CALL (key) {
+  OPTIONAL MATCH (c:Compound {code: key})
+  WHERE $kind = 'compounds' AND c.known
+  RETURN count(c) AS compounds
+}
+CALL (key) {
+  OPTIONAL MATCH (r:Registration {record_id: key})
+  WHERE $kind = 'registrations'
+  RETURN count(r) AS registrations
+}
+CALL (key) {
+  OPTIONAL MATCH (x:Result)-[:FOR_TUBE]->(:Tube {code: key})
+  WHERE $kind = 'results'
+  RETURN count(x) AS results
+}
+WITH key WHERE compounds + registrations + results > 0
+RETURN DISTINCT key

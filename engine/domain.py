@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import date, datetime
+import unicodedata
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -118,6 +119,28 @@ def parse_timestamp(value: str) -> datetime | None:
     return dt if dt.tzinfo is not None and dt.utcoffset() is not None else None
 
 
+# Times a sampling record can carry: outside these years a timestamp is a typo or a default
+# value of some device (1900, 2999, the calendar's edges), flagged `invalid_<field>`.
+PLAUSIBLE_YEARS = (2000, 2099)
+MAX_OFFSET = timedelta(hours=14)
+POOL_SIZE_MAX = 1000
+
+
+def plausible_time(dt: datetime) -> bool:
+    """Within the plausible years, with a real-world UTC offset in whole minutes (the database
+    keeps offsets up to 18 hours; the calendar ends at year 9999)."""
+    offset = dt.utcoffset()
+    if offset is None or abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1):
+        return False
+    return PLAUSIBLE_YEARS[0] <= dt.year <= PLAUSIBLE_YEARS[1]
+
+
+def unprintable(ch: str) -> bool:
+    """Control, format (bidirectional overrides, zero-width), surrogate and private-use
+    characters: they have no place in a name, a code or an address."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co")
+
+
 def local_day(dt: datetime, tz: str) -> str:
     return dt.astimezone(ZoneInfo(tz)).date().isoformat()
 
@@ -132,7 +155,10 @@ def iso(dt: Any) -> str | None:
 
 
 def canonical_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """Sorted, compact JSON; a lone surrogate (which UTF-8 cannot carry) is written as its
+    `\\udXXX` escape, so the text can always be hashed and stored."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def content_hash(record: dict[str, Any]) -> str:

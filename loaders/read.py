@@ -108,17 +108,17 @@ def read_jsonl(path: Path, kind: str, encoding: str | None = None) -> Iterator[I
             continue
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
+            reason = (
+                f"not valid JSON: {exc.msg} at column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else f"not readable JSON: {exc}"
+                if isinstance(exc, ValueError)
+                else "not readable JSON: nested too deeply"
+            )
             yield (
                 lineno,
-                Quarantined(
-                    kind,
-                    path.name,
-                    lineno,
-                    None,
-                    f"not valid JSON: {exc.msg} at column {exc.colno}",
-                    text.rstrip("\r\n"),
-                ),
+                Quarantined(kind, path.name, lineno, None, reason, text.rstrip("\r\n")),
             )
             continue
         if not isinstance(value, dict):

@@ -3,6 +3,8 @@ store, with its flags, or into a quarantine entry. No I/O here."""
 
 from __future__ import annotations
 
+import json
+import math
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,37 +122,73 @@ class Row:
     links: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_TEXT = 512  # the API's string limit; a longer value (a 4,000-digit number) is invalid
+_MAX_INT = 10**MAX_TEXT
+
+
+def _text(value: Any) -> tuple[str | None, bool]:
+    """A field's value as trimmed text, and whether it was invalid. Only strings and finite
+    numbers are values; booleans, objects, arrays, NaN and infinities are not. Unprintable
+    characters (control, bidi overrides, lone surrogates) are removed and make it invalid."""
+    if value is None:
+        return None, False
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) < _MAX_INT:
+        text = str(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        text = repr(value)
+    else:
+        return None, True
+    cleaned = "".join(
+        " " if ch in "\t\r\n" else ch for ch in text if ch in "\t\r\n" or not domain.unprintable(ch)
+    )
+    invalid = len(cleaned) != len(text)
+    cleaned = unicodedata.normalize("NFKC", cleaned).strip()
+    if len(cleaned) > MAX_TEXT:
+        return None, True
+    return cleaned or None, invalid
+
+
 def _clean(
     record: dict[str, Any], fields: tuple[str, ...]
 ) -> tuple[dict[str, str | None], set[str]]:
-    """Strings stripped, empty as missing; non-scalar values noted as invalid."""
+    """Strings stripped, empty as missing; values that are not text or a number noted invalid."""
     out: dict[str, str | None] = {}
     invalid: set[str] = set()
     for name in fields:
-        value = record.get(name)
-        if value is None:
-            out[name] = None
-        elif isinstance(value, bool | dict | list):
-            out[name] = None
+        out[name], bad = _text(record.get(name))
+        if bad:
             invalid.add(name)
-        else:
-            out[name] = text(value) or None
     return out, invalid
+
+
+def as_content(value: Any) -> Any:
+    """A value as it counts for the record's content (and its kept raw text), whatever it is."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python prints
+            return f"<integer of {int(value).bit_length()} bits>"
+    try:
+        json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return f"<{type(value).__name__} that cannot be written as JSON>"
+    return value
 
 
 def _canonical(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     """What counts as the record's content: its contract fields, as text, missing as absent."""
     content: dict[str, Any] = {}
     for name in fields:
-        value = record.get(name)
-        if value is None:
+        value = as_content(record.get(name))
+        if value is None or value == "":
             continue
-        if isinstance(value, bool | dict | list):
-            content[name] = value
-            continue
-        normalised = text(value)
-        if normalised:
-            content[name] = normalised
+        content[name] = value
     return content
 
 
@@ -159,7 +197,7 @@ def _int(value: str) -> int | None:
         number = float(value)
     except ValueError:
         return None
-    if not number.is_integer() or number < 1:
+    if not number.is_integer() or not 1 <= number <= domain.POOL_SIZE_MAX:
         return None
     return int(number)
 
@@ -169,7 +207,7 @@ def _float(value: str) -> float | None:
         number = float(value)
     except ValueError:
         return None
-    return number if number == number and abs(number) != float("inf") else None
+    return number if math.isfinite(number) else None
 
 
 def _timestamp(value: str | None, name: str, flags: list[str], tz: str) -> tuple[Any, str | None]:
@@ -177,7 +215,7 @@ def _timestamp(value: str | None, name: str, flags: list[str], tz: str) -> tuple
     if value is None:
         return None, None
     parsed = domain.parse_timestamp(value)
-    if parsed is None:
+    if parsed is None or not domain.plausible_time(parsed):
         flags.append(f"invalid_{name}")
         return None, None
     return parsed, domain.local_day(parsed, tz)
@@ -352,7 +390,7 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     district = v["district_code"]
     if district is not None:
-        if len(district) != 6 or not district.isdigit():
+        if not (len(district) == 6 and district.isascii() and district.isdigit()):
             flags.append("invalid_district_code")
             district = None
         else:

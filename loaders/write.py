@@ -4,6 +4,7 @@ Outcomes per record and a summary."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,14 +12,21 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+import neo4j
 from neo4j import ManagedTransaction
 
-from engine import outbox, routing, status, tasks
+from engine import domain, outbox, routing, status, tasks
 from engine.db import Gateway
 from engine.settings import Settings
 from loaders import transform
 from loaders.transform import Quarantined, Row
 
+log = logging.getLogger(__name__)
+FATAL_CODES = (
+    "Neo.ClientError.Security.Unauthorized",
+    "Neo.ClientError.Security.Forbidden",
+    "Neo.ClientError.Database.DatabaseNotFound",
+)
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 
 MERGE_QUERY = {
@@ -214,6 +222,64 @@ def _write_batch(
     return work
 
 
+def _transform(
+    fn: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
+    kind: str,
+    item: dict[str, Any],
+    source: str,
+    line: int | None,
+) -> Row | Quarantined:
+    """The transform's answer; should it fail on a value nobody foresaw, the record goes to the
+    quarantine with the reason instead of failing the batch around it."""
+    try:
+        return fn(item, source, line)
+    except Exception as exc:  # noqa: BLE001 - one record must never sink the batch
+        log.warning("%s line %s could not be transformed: %r", source, line, exc)
+        raw = domain.canonical_json({k: transform.as_content(v) for k, v in item.items()})
+        return Quarantined(
+            kind, source, line, None, f"could not be read ({type(exc).__name__})", raw
+        )
+
+
+# What a value the database or the driver refuses raises; not an outage (those are retried).
+REFUSED = (neo4j.exceptions.ClientError, OverflowError, ValueError, TypeError)
+
+
+def _write_split(
+    gw: Gateway,
+    kind: str,
+    source: str,
+    rows: list[tuple[int | None, Row]],
+    quarantined: list[Quarantined],
+) -> list[Outcome]:
+    """Write a batch; when the database refuses it, write its halves, down to the one record
+    it refuses, which goes to the quarantine with the reason: the others are stored."""
+    try:
+        return gw.write_tx(_write_batch(gw, kind, source, rows, quarantined))
+    except REFUSED as exc:
+        if isinstance(exc, neo4j.exceptions.ClientError) and exc.code in FATAL_CODES:
+            raise
+        if len(rows) > 1:
+            half = len(rows) // 2
+            return _write_split(gw, kind, source, rows[:half], quarantined) + _write_split(
+                gw, kind, source, rows[half:], []
+            )
+        if not rows:
+            raise
+        line, row = rows[0]
+        log.warning("%s line %s refused by the database: %r", source, line, exc)
+        q = Quarantined(
+            kind,
+            source,
+            line,
+            None,
+            f"the database refused the record ({type(exc).__name__})",
+            row.raw,
+        )
+        gw.write_tx(_write_batch(gw, kind, source, [], [*quarantined, q]))
+        return [Outcome(line, row.key, "quarantined", row.flags, q.reason)]
+
+
 def load_records(
     gw: Gateway,
     kind: str,
@@ -235,7 +301,11 @@ def load_records(
         ordered: list[Outcome | int] = []
         for line, item in batch:
             summary.read += 1
-            result = item if isinstance(item, Quarantined) else transform(item, source, line)
+            result = (
+                item
+                if isinstance(item, Quarantined)
+                else _transform(transform, kind, item, source, line)
+            )
             if isinstance(result, Quarantined):
                 quarantined.append(result)
                 ordered.append(Outcome(line, None, "quarantined", [], result.reason))
@@ -264,7 +334,7 @@ def load_records(
                 )
                 quarantined.append(q)
                 ordered.append(Outcome(line, result.key, "conflict", result.flags, q.reason))
-        written = gw.write_tx(_write_batch(gw, kind, source, rows, quarantined))
+        written = _write_split(gw, kind, source, rows, quarantined)
         for entry in ordered:
             summary.add(written[entry] if isinstance(entry, int) else entry, keep_outcomes)
         if on_batch is not None:

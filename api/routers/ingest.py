@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field, JsonValue
 
 from api import models
 from api.deps import Admin, AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
-from engine import audit
+from engine import audit, domain
 from engine.db import Gateway
 from engine.keys import Principal
 from engine.settings import Settings
-from loaders import write
+from loaders import transform, write
+from loaders.transform import Quarantined
 
 router = APIRouter(tags=["load"])
 
 
+def _records(kind: str, body: list[Any]) -> list[dict[str, Any] | Quarantined]:
+    """Each element as the loader takes it; one that is not a JSON object is quarantined."""
+    return [
+        r.model_dump(exclude_none=True)
+        if isinstance(r, BaseModel)
+        else Quarantined(
+            kind,
+            "request",
+            i,
+            None,
+            "not a JSON object: each element of the array must be one record",
+            domain.canonical_json({"element": transform.as_content(r)}),
+        )
+        for i, r in enumerate(body)
+    ]
+
+
 def _load(
     kind: str,
-    records: list[dict[str, Any]],
+    body: list[Any],
     gw: Gateway,
     s: Settings,
     who: Principal,
     log: audit.AuditWriter,
 ) -> models.LoadAnswer:
-    check_batch(records)
-    items = [(i, rec) for i, rec in enumerate(records)]
+    records = _records(kind, body)
+    check_batch([r for r in records if isinstance(r, dict)])
+    items: list[write.Item] = [(i, rec) for i, rec in enumerate(records)]
     summary = write.load_records(gw, kind, items, "request", s, keep_outcomes=True)
     log.record(who, f"load_{kind}", target=f"{len(records)} records", detail=summary.line())
     return models.LoadAnswer(
@@ -42,20 +62,24 @@ def _load(
 
 @router.post("/v1/registrations", response_model=models.LoadAnswer)
 def post_registrations(
-    body: list[models.RegistrationIn],
+    body: list[Annotated[models.RegistrationIn | JsonValue, Field(union_mode="left_to_right")]],
     gw: GatewayDep,
     s: SettingsDep,
     who: Collector,
     log: AuditDep,
 ) -> models.LoadAnswer:
-    return _load("registrations", [r.model_dump(exclude_none=True) for r in body], gw, s, who, log)
+    return _load("registrations", body, gw, s, who, log)
 
 
 @router.post("/v1/results", response_model=models.LoadAnswer)
 def post_results(
-    body: list[models.ResultIn], gw: GatewayDep, s: SettingsDep, who: Lab, log: AuditDep
+    body: list[Annotated[models.ResultIn | JsonValue, Field(union_mode="left_to_right")]],
+    gw: GatewayDep,
+    s: SettingsDep,
+    who: Lab,
+    log: AuditDep,
 ) -> models.LoadAnswer:
-    return _load("results", [r.model_dump(exclude_none=True) for r in body], gw, s, who, log)
+    return _load("results", body, gw, s, who, log)
 
 
 @router.post("/v1/directory", response_model=models.LoadAnswer)
@@ -66,4 +90,4 @@ def post_directory(
     who: Admin,
     log: AuditDep,
 ) -> models.LoadAnswer:
-    return _load("directory", [r.model_dump(exclude_none=True) for r in body], gw, s, who, log)
+    return _load("directory", body, gw, s, who, log)

@@ -1,0 +1,246 @@
+"""Any value JSON or CSV can carry, in any field of any input kind, through the API and the file
+loader: stored with a flag or quarantined with a reason, never a 500 or a traceback, and the
+good records around it stored."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from engine import domain
+from engine.db import Gateway
+from engine.keys import create_key
+from engine.settings import Settings
+from loaders import transform
+from loaders.transform import Quarantined
+from tests.helpers import bearer, cli
+
+PER_FIELD = 12  # drawn by hypothesis per field and example, besides the fixed edge values
+EXAMPLES = 3
+EDGES: list[Any] = [
+    "1e19",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+08:00",
+    "1900-01-01T08:00:00+08:00",
+    "2999-01-01T08:00:00+08:00",
+    "2022-04-09T08:00:00+23:59",
+    "\ud800x",
+    "x\x00y",
+    "T\u202e1",
+    "１２３４５６",
+    10**30,
+    -(10**19),
+    10**600,
+    float("nan"),
+    float("inf"),
+    -0.0,
+    True,
+    False,
+    {"a": [1, {"b": None}]},
+    [],
+    ["x"],
+    "",
+    " ",
+]
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=40)
+    | st.sampled_from(EDGES),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+counter = itertools.count()
+
+
+def resident_id(n: int) -> str:
+    """A valid, distinct resident ID for each n (one person per good record)."""
+    first17 = f"310115{1950 + n // 1000 % 60}0101{n % 1000:03d}"
+    return first17 + domain.id_check_char(first17)
+
+
+def good(kind: str, n: int) -> dict[str, Any]:
+    if kind == "compounds":
+        return {
+            "compound_code": f"FC{n}",
+            "name": "n",
+            "address": "a",
+            "district_code": "310115",
+            "lat": "31.2",
+            "lon": "121.5",
+        }
+    if kind == "registrations":
+        return {
+            "record_id": f"FR{n}",
+            "collected_at": "2022-04-09T08:00:00+08:00",
+            "compound_code": "C1",
+            "box_code": "B1",
+            "tube_code": f"FT{n}",
+            "pool_size": 1 + n % 2 * 9,
+            "method": "nucleic_code",
+            "id_type": "resident_id",
+            "id_number": resident_id(n),
+            "name": "x",
+            "phone": "13800000000",
+            "registered_address": "r",
+            "collector_id": "c",
+        }
+    return {
+        "tube_code": f"FT{n}",
+        "result": ("positive", "negative", "invalid")[n % 3],
+        "reported_at": "2022-04-09T20:00:00+08:00",
+        "lab_code": f"L{n}",
+        "ct_value": 30.5,
+    }
+
+
+FIELDS = {
+    "compounds": transform.COMPOUND_FIELDS,
+    "registrations": transform.REGISTRATION_FIELDS,
+    "results": transform.RESULT_FIELDS,
+}
+
+
+def batch(kind: str, values: dict[str, list[Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Good records around one record per (field, value); returns the good records' keys."""
+    records: list[dict[str, Any]] = []
+    goods: list[str] = []
+    for name in FIELDS[kind]:
+        for value in values[name]:
+            g = good(kind, next(counter))
+            records.append(g)
+            goods.append(
+                g[
+                    {"compounds": "compound_code", "registrations": "record_id"}.get(
+                        kind, "tube_code"
+                    )
+                ]
+            )
+            records.append({**good(kind, next(counter)), name: value})
+    return records, goods
+
+
+def csv_cell(value: Any) -> str:
+    text = value if isinstance(value, str) else "" if value is None else json.dumps(value)
+    return '"' + text.replace('"', '""') + '"'
+
+
+def write_files(tmp: Path, kind: str, records: list[dict[str, Any]]) -> list[Path]:
+    tag = next(counter)
+    jsonl = tmp / f"{kind}-{tag}.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="ascii")
+    csv = tmp / f"{kind}-{tag}.csv"
+    lines = [",".join(FIELDS[kind])]
+    lines += [",".join(csv_cell(r.get(f)) for f in FIELDS[kind]) for r in records]
+    # A lone surrogate becomes bytes that are not UTF-8, as a broken export would write them.
+    csv.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+    return [jsonl, csv]
+
+
+def stored_keys(gw: Gateway, kind: str, keys: list[str]) -> set[str]:
+    rows = gw.read("fuzz_stored", kind=kind, keys=keys)
+    return {r["key"] for r in rows}
+
+
+def test_implausible_and_edge_values_are_flags() -> None:
+    base = good("registrations", 0)
+    for stamp in (
+        "1900-01-01T08:00:00+08:00",
+        "2999-01-01T08:00:00+08:00",
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00+08:00",
+        "2022-04-09T08:00:00+23:00",
+    ):
+        row = transform.transform_registration(
+            {**base, "collected_at": stamp}, "t", 1, tz="Asia/Shanghai", secret="s"
+        )
+        assert not isinstance(row, Quarantined)
+        assert "invalid_collected_at" in row.flags and row.props["collected_at"] is None
+    for value in ("1e19", True, 10**30, "nan", "0", {"a": 1}):
+        row = transform.transform_registration(
+            {**base, "pool_size": value}, "t", 1, tz="Asia/Shanghai", secret="s"
+        )
+        assert not isinstance(row, Quarantined)
+        assert "invalid_pool_size" in row.flags and row.props["pool_size"] is None, value
+    row = transform.transform_registration(
+        {**base, "name": "\ud800x", "tube_code": "T\u202e1\x00"},
+        "t",
+        1,
+        tz="Asia/Shanghai",
+        secret="s",
+    )
+    assert not isinstance(row, Quarantined)
+    assert (row.props["name"], row.props["tube_code"]) == ("x", "T1")
+    assert {"invalid_name", "invalid_tube_code"} <= set(row.flags)
+    assert "\\ud800" in row.raw and domain.content_hash({"x": "\ud800"})
+
+
+def test_any_value_in_any_field_is_stored_or_quarantined(
+    gw: Gateway,
+    settings: Settings,
+    api_url: str,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    heads = {
+        "registrations": bearer(create_key(gw, role="collector", district=None).secret),
+        "results": bearer(create_key(gw, role="lab", district=None).secret),
+    }
+    tried: Counter[str] = Counter()
+    errors = Counter[str]()
+
+    @hyp_settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
+    @given(data=st.data())
+    def one_round(data: st.DataObject) -> None:
+        for kind in ("compounds", "registrations", "results"):
+            values = {
+                name: EDGES
+                + data.draw(st.lists(json_values, min_size=PER_FIELD, max_size=PER_FIELD))
+                for name in FIELDS[kind]
+            }
+            for name, vs in values.items():
+                tried[f"{kind}.{name}"] += len(vs)
+            records, goods = batch(kind, values)
+            if kind in heads:
+                resp = httpx.post(
+                    f"{api_url}/v1/{kind}",
+                    content=json.dumps(records).encode(),
+                    headers=heads[kind] | {"content-type": "application/json"},
+                    timeout=300,
+                )
+                errors["server errors"] += resp.status_code >= 500
+                errors["requests"] += 1
+                assert resp.status_code == 200, resp.text[:2000]
+                answer = resp.json()
+                assert answer["summary"]["read"] == len(records)
+                for record, outcome in zip(records, answer["outcomes"], strict=True):
+                    assert outcome["status"] in ("stored", "duplicate", "conflict", "quarantined")
+                    if outcome["status"] in ("quarantined", "conflict"):
+                        assert outcome["reason"], (record, outcome)
+                assert stored_keys(gw, kind, goods) == set(goods)
+            for path in write_files(tmp_path, kind, records):
+                done = cli(subprocess_env, "load", kind, str(path))
+                errors["tracebacks"] += "Traceback" in done.stdout + done.stderr
+                errors["files"] += 1
+                assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+                assert f"read {len(records)}" in done.stdout or path.suffix == ".csv", done.stdout
+            assert stored_keys(gw, kind, goods) == set(goods)
+
+    one_round()
+    print(
+        "fuzz: values tried per field "
+        + ", ".join(f"{k} {v}" for k, v in sorted(tried.items()))
+        + f"; {errors['requests']} API requests, {errors['files']} files loaded by the CLI; "
+        f"server errors {errors['server errors']}, tracebacks {errors['tracebacks']}"
+    )
+    assert errors["server errors"] == errors["tracebacks"] == 0
