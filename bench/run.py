@@ -463,11 +463,16 @@ def main() -> None:
         default=1_000_000,
         help="registrations at the largest size (default 1000000)",
     )
+    parser.add_argument(
+        "--sizes", type=str, default="", help="comma-separated sizes instead of the three"
+    )
     parser.add_argument("--samples", type=int, default=1000, help="traces per latency figure")
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput figure")
     parser.add_argument("--work", type=Path, default=OUT / "work")
     args = parser.parse_args()
     sizes = [max(2000, args.scale // 10), max(3000, args.scale // 3), args.scale]
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
     settings = Settings()
     if settings.neo4j_uri:
         sys.exit("the benchmark runs its own managed servers; unset NEO4J_URI")
@@ -475,6 +480,7 @@ def main() -> None:
     for n in sizes:
         print(f"size {n}: generating, loading, measuring ...", flush=True)
         results[n] = bench_size(n, args.work, settings, args.samples, args.seconds)
+        print(json.dumps({"size": n} | results[n]), flush=True)  # kept if a later size fails
     table = Table(
         title=f"tubetrace benchmark ({platform.node()}, {os.cpu_count()} cores, "
         f"heap {settings.heap_size}, page cache {settings.pagecache_size})"
