@@ -143,11 +143,12 @@ def _reach_line(reach: dict[tuple[str, str], str]) -> str:
 
 def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path) -> None:
     """Load the population directory and show who it makes reachable, by which route."""
-    from engine import reports
+    from engine import reports, tasks
     from loaders.read import read_file
 
     day = "2022-04-09"
     before = reports.reach_of_positive_pools(gw, day)
+    unassigned = len(tasks.all_tasks(gw, tasks.UNASSIGNED))
     out.print(
         f"\nReaching the {len(before)} members of the positive pools of {day}:", highlight=False
     )
@@ -163,6 +164,12 @@ def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path)
         f"  unreachable before, reachable now: {now} of {sum(gained.values())} ("
         + ", ".join(f"{REACH_WORDS[k]} {gained[k]}" for k in REACH_WORDS if k != "none")
         + ")",
+        highlight=False,
+    )
+    still = len(tasks.all_tasks(gw, tasks.UNASSIGNED))
+    out.print(
+        f"  open and closed tasks in the unassigned queue: {unassigned} before, {still} after "
+        "(the rest moved to the district of the directory's residence)",
         highlight=False,
     )
 

@@ -100,7 +100,7 @@ def load(
     if bulk:
         from loaders.bulk import bulk_load
 
-        bulk_load(get_settings(), kind, path, out)
+        bulk_load(get_settings(), kind, path, out, encoding)
         return
     if kind not in ("compounds", "registrations", "results", "directory"):
         fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", 2)

@@ -21,7 +21,7 @@ Inputs = dict[str, tuple[str, Iterable[Item]]]
 KINDS = ("compounds", "registrations", "results")
 
 
-def _inputs(kind: str, path: Path) -> Inputs:
+def _inputs(kind: str, path: Path, encoding: str | None = None) -> Inputs:
     if kind == "all":
         if not path.is_dir():
             raise InputError(
@@ -34,14 +34,16 @@ def _inputs(kind: str, path: Path) -> Inputs:
                 p for p in path.iterdir() if p.stem == k and p.suffix in (".csv", ".jsonl", ".xlsx")
             )
             if files:
-                found[k] = (files[0].name, read_file(files[0], k))
+                found[k] = (files[0].name, read_file(files[0], k, encoding))
         return found
     if kind not in KINDS:
         raise InputError(f"unknown kind '{kind}'; use {', '.join(KINDS)} or all")
-    return {kind: (path.name, read_file(path, kind))}
+    return {kind: (path.name, read_file(path, kind, encoding))}
 
 
-def bulk_load(settings: Settings, kind: str, path: Path, out: Console) -> dict[str, float]:
+def bulk_load(
+    settings: Settings, kind: str, path: Path, out: Console, encoding: str | None = None
+) -> dict[str, float]:
     if settings.neo4j_uri:
         raise ServerError(
             "--bulk imports with the managed server's own neo4j-admin; it cannot "
@@ -63,7 +65,7 @@ def bulk_load(settings: Settings, kind: str, path: Path, out: Console) -> dict[s
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     target = server.import_dir / "bulk"
-    plan = bulk_files.write_import_files(target, _inputs(kind, path), settings, secret)
+    plan = bulk_files.write_import_files(target, _inputs(kind, path, encoding), settings, secret)
     timings["write_csv_s"] = time.perf_counter() - t0
     server.stop()
     t1 = time.perf_counter()
