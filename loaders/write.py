@@ -125,6 +125,30 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield batch
 
 
+def _merge_in_waves(
+    gw: Gateway, tx: ManagedTransaction, query: str, payload: list[dict[str, Any]], token: str
+) -> list[dict[str, Any]]:
+    """One query per wave, a key at most once per wave: a compound or directory entry sent
+    twice in a batch is merged in order, the second seeing the first (within one query the
+    planner may read every row's state before it writes any)."""
+    waves: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(payload):
+        n = seen.get(row["key"], 0)
+        seen[row["key"]] = n + 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(i)
+    answers: list[dict[str, Any]] = [{} for _ in payload]
+    for wave in waves:
+        params: dict[str, Any] = {"rows": [payload[i] for i in wave]}
+        if "token" in gw.queries[query].params:
+            params["token"] = token
+        for i, answer in zip(wave, gw.run_in(tx, query, **params), strict=True):
+            answers[i] = answer
+    return answers
+
+
 def _write_batch(
     gw: Gateway,
     kind: str,
@@ -139,10 +163,7 @@ def _write_batch(
             {"key": r.key, "props": r.props, "links": r.links, "raw": r.raw} for _, r in rows
         ]
         query = MERGE_QUERY[kind]
-        params: dict[str, Any] = {"rows": payload}
-        if "token" in gw.queries[query].params:
-            params["token"] = token
-        answers = gw.run_in(tx, query, **params) if payload else []
+        answers = _merge_in_waves(gw, tx, query, payload, token)
         created_rows = [p for p, a in zip(payload, answers, strict=True) if a["created"]]
         if kind == "registrations" and created_rows:
             gw.run_in(tx, "link_registrations", rows=created_rows, token=token)

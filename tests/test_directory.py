@@ -474,3 +474,16 @@ def test_post_directory_is_for_admins(gw: Gateway, settings: Settings, api_url: 
     ).json()
     contacts = person(masked, "R09")["contacts"]
     assert contacts[0]["phone"] == "137****0001"
+
+
+def test_the_same_entry_twice_in_one_batch_is_merged_in_order(
+    gw: Gateway, settings: Settings
+) -> None:
+    old = entry(R09_ID, phone="13700000001", updated_at="2021-01-01T00:00:00+08:00")
+    new = dict(old, phone_owner="household", updated_at="2022-04-01T00:00:00+08:00")
+    summary = load_rows(gw, settings, "directory", [old, new, old])
+    assert [o.status for o in summary.outcomes] == ["stored", "updated", "duplicate"]
+    assert summary.stored == 1 and summary.updated == 1
+    compound = {"compound_code": "C7", "name": "a", "address": "b", "district_code": "310115"}
+    twice = load_rows(gw, settings, "compounds", [compound, dict(compound, name="c")])
+    assert [o.status for o in twice.outcomes] == ["stored", "updated"]
