@@ -487,3 +487,21 @@ def test_the_same_entry_twice_in_one_batch_is_merged_in_order(
     compound = {"compound_code": "C7", "name": "a", "address": "b", "district_code": "310115"}
     twice = load_rows(gw, settings, "compounds", [compound, dict(compound, name="c")])
     assert [o.status for o in twice.outcomes] == ["stored", "updated"]
+
+
+def test_a_move_is_a_task_updated_event_for_the_new_district(
+    gw: Gateway, settings: Settings
+) -> None:
+    task = _unassigned_task(gw, settings)
+    last = max(
+        [e["seq"] for e in (r["event"] for r in gw.read("events_after", after=0, limit=10_000))]
+    )
+    load_rows(
+        gw,
+        settings,
+        "directory",
+        [entry("31011519900101001X", residence_compound_code="C2", source="census")],
+    )
+    events = [r["event"] for r in gw.read("events_after", after=last, limit=100)]
+    moved = [e for e in events if e["task_id"] == task["task_id"]]
+    assert [(e["type"], e["district_code"]) for e in moved] == [("task.updated", "310101")]
