@@ -159,6 +159,7 @@ class Person(BaseModel):
     phone: str | None
     method: str | None
     record_id: str
+    box_code: str | None = Field(None, description="the box this person's swab went into")
     collected_at: str | None
     residence: Residence | None
     contacts: list[Contact] = Field(

@@ -92,10 +92,21 @@ def load(
         str | None,
         typer.Option(help="text encoding of a CSV/JSON Lines file (default: detected)"),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="who sent the registrations: their record ids are unique per source "
+            "(letters, digits, '_', '.', '-')"
+        ),
+    ] = "file",
 ) -> None:
     """Load an input file; prints read, stored, duplicates, conflicts, updated, flagged,
     quarantined."""
+    from engine import domain
     from loaders.read import count_lines, read_file
+
+    if not domain.SOURCE_RE.fullmatch(source):
+        fail(f"--source '{source}' must be 1-64 letters, digits, '_', '.' or '-'", 2)
 
     if bulk:
         from loaders.bulk import bulk_load
@@ -121,7 +132,13 @@ def load(
     ):
         task = progress.add_task("load", total=total)
         summary = write.load_records(
-            gw, kind, items, path.name, settings, on_batch=lambda n: progress.advance(task, n)
+            gw,
+            kind,
+            items,
+            path.name,
+            settings,
+            on_batch=lambda n: progress.advance(task, n),
+            sender=source,
         )
     out.print(summary.line(), highlight=False)
 

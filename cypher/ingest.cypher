@@ -4,14 +4,14 @@
 // name: existing_registrations
 // params: keys
 UNWIND $keys AS key
-MATCH (r:Registration {record_id: key})
-USING INDEX SEEK r:Registration(record_id)
-RETURN r.record_id AS key, r.content_hash AS content_hash, r.raw AS raw
+MATCH (r:Registration {reg_key: key})
+USING INDEX SEEK r:Registration(reg_key)
+RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw
 
 // name: merge_registrations
 // params: rows, token
 UNWIND $rows AS row
-MERGE (r:Registration {record_id: row.key})
+MERGE (r:Registration {reg_key: row.key})
   ON CREATE SET r += row.props, r.write_token = $token
 RETURN row.key AS key, r.write_token = $token AS created, r.content_hash AS content_hash,
        r.raw AS raw
@@ -19,8 +19,8 @@ RETURN row.key AS key, r.write_token = $token AS created, r.content_hash AS cont
 // name: link_registrations
 // params: rows, token
 UNWIND $rows AS row
-MATCH (r:Registration {record_id: row.key})
-USING INDEX SEEK r:Registration(record_id)
+MATCH (r:Registration {reg_key: row.key})
+USING INDEX SEEK r:Registration(reg_key)
 WHERE r.write_token = $token
 MERGE (t:Tube {code: row.links.tube_code})
 MERGE (p:Person {person_id: row.links.person.person_id})
@@ -50,8 +50,8 @@ RETURN count(*) AS linked
 // name: registration_derived_flags
 // params: keys
 UNWIND $keys AS key
-MATCH (r:Registration {record_id: key})-[:OF_PERSON]->(p:Person)
-USING INDEX SEEK r:Registration(record_id)
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 // Filtered after the expansion: a `day` predicate inside the pattern lets the planner start
 // from the day index (every registration of the day) instead of from the person.

@@ -1,8 +1,22 @@
 // Constraints and indexes, applied in order on first use. Every statement is idempotent.
 
+// name: schema_registration_global_id_dropped
+// A registration is (source, record_id): two senders may use the same record_id.
+DROP CONSTRAINT registration_record_id IF EXISTS
+
+// name: schema_registration_key_backfill
+// Registrations stored before keys were per sender count as sent by files (source file).
+MATCH (r:Registration)
+WHERE r.reg_key IS NULL
+SET r.reg_key = 'file/' + r.record_id, r.sender = 'file'
+
 // name: schema_registration_key
-CREATE CONSTRAINT registration_record_id IF NOT EXISTS
-FOR (r:Registration) REQUIRE r.record_id IS UNIQUE
+CREATE CONSTRAINT registration_key IF NOT EXISTS
+FOR (r:Registration) REQUIRE r.reg_key IS UNIQUE
+
+// name: schema_registration_record_id
+CREATE INDEX registration_record_id_lookup IF NOT EXISTS
+FOR (r:Registration) ON (r.record_id)
 
 // name: schema_person_key
 CREATE CONSTRAINT person_id IF NOT EXISTS

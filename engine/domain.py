@@ -165,6 +165,16 @@ def content_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
+SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def registration_key(sender: str, record_id: str) -> str:
+    """A registration is (source, record_id): over the API the source is the sending key's id,
+    for files `--source NAME` (default `file`), so one sender never collides with another's
+    record ids. A source has no `/`, so the key reads back unambiguously."""
+    return f"{sender}/{record_id}"
+
+
 def person_key(id_type: str | None, id_number: str | None, record_id: str) -> str:
     """A person is (id_type, upper-cased id_number); without a number, the registration alone."""
     if id_number:
@@ -179,6 +189,16 @@ def person_id(secret: str, key: str) -> str:
 
 
 def mask_id_number(value: str | None) -> str | None:
+    """At most the last 4 characters of a document number, and fewer of a short one (a
+    9-character passport shows 4, a 7-character number 2)."""
+    if value is None:
+        return None
+    shown = min(4, max(0, len(value) - 5))
+    return "*" * (len(value) - shown) + value[len(value) - shown :]
+
+
+def mask_phone(value: str | None) -> str | None:
+    """The operator prefix and the last 4 digits (`138****5678`)."""
     if value is None:
         return None
     if len(value) <= 7:
@@ -186,5 +206,8 @@ def mask_id_number(value: str | None) -> str | None:
     return value[:3] + "*" * (len(value) - 7) + value[-4:]
 
 
-def mask_phone(value: str | None) -> str | None:
-    return mask_id_number(value)
+def mask_name(value: str | None) -> str | None:
+    """The first character (a family name in Chinese), the rest starred."""
+    if value is None:
+        return None
+    return value[:1] + "*" * max(0, len(value) - 1)

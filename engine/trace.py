@@ -90,6 +90,7 @@ def _person(reg: dict[str, Any]) -> dict[str, Any]:
         "method": reg["method"],
         "record_id": reg["record_id"],
         "collected_at": domain.iso(reg["collected_at"]),
+        "box_code": reg["box_code"],
         "residence": residence,
         "contacts": reachable,
         "registered_district_code": registered,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
+import unicodedata
 from typing import Any
 
+from engine import domain
 from engine.domain import mask_id_number, mask_phone
 from engine.errors import NotFound
 from engine.keys import Principal
@@ -15,7 +19,8 @@ def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[st
     if who.is_cli or (who.role == "investigator" and reveal):
         return p
     p["id_number"] = mask_id_number(p["id_number"])
-    own = who.role == "district" and (p.get("residence") or {}).get("district_code") == who.district
+    # A district unit (the `unassigned` queue's too) calls its own residents: their phones.
+    own = who.role == "district" and in_district(p, who.district)
     if not own:
         p["phone"] = mask_phone(p["phone"])
         if "contacts" in p:
@@ -34,8 +39,101 @@ def trace_view(
     """A district key sees only its own residents of a tube; a tube with none is absent."""
     t = copy.deepcopy(trace)
     if who.role == "district":
-        t["persons"] = [p for p in t["persons"] if in_district(p, who.district)]
-        if not t["persons"]:
+        own = [p for p in t["persons"] if in_district(p, who.district)]
+        if not own:
             raise NotFound(not_found)
+        if len(own) < len(t["persons"]):
+            _own_part(t, own)
+        t["persons"] = own
     t["persons"] = [person_view(p, who, reveal) for p in t["persons"]]
     return t
+
+
+def _own_part(t: dict[str, Any], own: list[dict[str, Any]]) -> None:
+    """A tube shared with other districts, as its own residents make it: their earliest
+    collection time, their boxes and compounds, nothing of the others'."""
+    first = own[0]  # persons are ordered by collected_at
+    residence = first.get("residence") or {}
+    t["tube"]["collected_at"] = first["collected_at"]
+    boxes = list(dict.fromkeys(p.get("box_code") for p in own if p.get("box_code")))
+    codes = [(p.get("residence") or {}).get("compound_code") for p in own]
+    compounds = list(dict.fromkeys(c for c in codes if c))
+    t["boxes"], t["compounds"] = boxes, compounds
+    t["box"] = {"code": first["box_code"]} if first.get("box_code") else None
+    compound = t.get("compound") or {}
+    if compound.get("code") != residence.get("compound_code"):
+        t["compound"] = (
+            {
+                "code": residence.get("compound_code"),
+                "name": None,
+                "address": residence.get("address"),
+                "district_code": residence.get("district_code"),
+                "district": domain.district_name(residence.get("district_code")),
+                "subdistrict": None,
+                "contact_phone": residence.get("contact_phone"),
+            }
+            if residence.get("compound_code")
+            else None
+        )
+    flags = set(t["flags"]) - {"tube_multiple_boxes", "tube_multiple_compounds"}
+    flags |= {"tube_multiple_boxes"} if len(boxes) > 1 else set()
+    flags |= {"tube_multiple_compounds"} if len(compounds) > 1 else set()
+    t["flags"] = sorted(flags)
+
+
+_DIGITS = re.compile(r"[0-9]{5,}[0-9Xx]?")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _mask_text(text: str) -> str:
+    """A line that could not be parsed: digit runs keep at most their last 4, words their
+    first letter (names, addresses); the shape of the line stays readable."""
+    text = _DIGITS.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
+    return _WORD.sub(lambda m: m.group()[0] + "*" * (len(m.group()) - 1), text)
+
+
+def _person_ids(record: dict[str, Any], secret: str) -> list[str]:
+    number = record.get("id_number")
+    if not isinstance(number, str) or not number.strip():
+        return []
+    id_type = record.get("id_type")
+    id_number = unicodedata.normalize("NFKC", number).strip().upper()
+    key = domain.person_key(id_type if isinstance(id_type, str) else None, id_number, "")
+    return [domain.person_id(secret, key)]
+
+
+def _mask_raw(raw: str | None, secret: str) -> tuple[str | None, list[str]]:
+    if raw is None:
+        return None, []
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return _mask_text(raw), []
+    if not isinstance(record, dict):
+        return _mask_text(raw), []
+    ids = _person_ids(record, secret)
+    masked = dict(record)
+    for name, mask in (
+        ("id_number", mask_id_number),
+        ("phone", mask_phone),
+        ("name", domain.mask_name),
+    ):
+        value = masked.get(name)
+        if isinstance(value, str):
+            masked[name] = mask(value)
+        elif value is not None:
+            masked[name] = "*"
+    return domain.canonical_json(masked), ids
+
+
+def quarantine_view(
+    item: dict[str, Any], who: Principal, reveal: bool, secret: str
+) -> tuple[dict[str, Any], list[str]]:
+    """A quarantined line as the caller may see it (ID numbers, phones and names masked unless
+    revealed) and the ids of the persons it shows, for the audit log."""
+    q = dict(item)
+    raw, ids = _mask_raw(q.get("raw"), secret)
+    existing, more = _mask_raw(q.get("existing"), secret)
+    if not (who.is_cli or (who.role == "investigator" and reveal)):
+        q["raw"], q["existing"] = raw, existing
+    return q, sorted(set(ids + more))

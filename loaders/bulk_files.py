@@ -63,7 +63,9 @@ class _Csv:
 
 
 REG_HEADER = [
-    "record_id:ID(Registration)",
+    "reg_key:ID(Registration)",
+    "sender",
+    "record_id",
     "collected_at:datetime",
     "day",
     "compound_code",

@@ -253,7 +253,13 @@ def _id_number(id_type: str | None, value: str | None, flags: list[str]) -> str 
 
 
 def transform_registration(
-    record: dict[str, Any], source: str, line: int | None, *, tz: str, secret: str
+    record: dict[str, Any],
+    source: str,
+    line: int | None,
+    *,
+    tz: str,
+    secret: str,
+    sender: str = "file",
 ) -> Row | Quarantined:
     content = _canonical(record, REGISTRATION_FIELDS)
     raw = domain.canonical_json(content)
@@ -270,6 +276,7 @@ def transform_registration(
     flags = _missing_flags(v, REGISTRATION_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     record_id = v["record_id"] or f"h:{digest[:32]}"
+    reg_key = domain.registration_key(sender, record_id)
 
     collected_at, day = _timestamp(v["collected_at"], "collected_at", flags, tz)
     pool_size = _number(v["pool_size"], "pool_size", flags, _int)
@@ -287,7 +294,7 @@ def transform_registration(
     else:
         flags.append("invalid_phone")
 
-    key = domain.person_key(id_type, id_number, record_id)
+    key = domain.person_key(id_type, id_number, reg_key)
     person = {
         "person_id": domain.person_id(secret, key),
         "id_type": id_type,
@@ -295,6 +302,8 @@ def transform_registration(
         "registered_district_code": domain.registered_district_code(id_type, id_number),
     }
     props: dict[str, Any] = {
+        "reg_key": reg_key,
+        "sender": sender,
         "record_id": record_id,
         "collected_at": collected_at,
         "day": day,
@@ -316,7 +325,7 @@ def transform_registration(
     }
     return Row(
         "registrations",
-        record_id,
+        reg_key,
         digest,
         raw,
         props,

@@ -104,11 +104,11 @@ class Summary:
 
 
 def make_transform(
-    kind: str, settings: Settings, secret: str
+    kind: str, settings: Settings, secret: str, sender: str = "file"
 ) -> Callable[[dict[str, Any], str, int | None], Row | Quarantined]:
     if kind == "registrations":
         return lambda rec, src, ln: transform.transform_registration(
-            rec, src, ln, tz=settings.timezone, secret=secret
+            rec, src, ln, tz=settings.timezone, secret=secret, sender=sender
         )
     if kind == "results":
         return lambda rec, src, ln: transform.transform_result(rec, src, ln, tz=settings.timezone)
@@ -175,7 +175,17 @@ def _write_batch(
             }
             for a in answers:
                 a["derived_flags"] = derived.get(a["key"], [])
-            moved = routing.after_registrations(gw, tx, [str(p["key"]) for p in created_rows])
+            # Keys are (source, record_id); the queries after the load find registrations by
+            # record_id (an index; another sender's same record_id only adds a candidate).
+            moved = routing.after_registrations(
+                gw,
+                tx,
+                [
+                    str(r.props["record_id"])
+                    for (_, r), a in zip(rows, answers, strict=True)
+                    if a["created"]
+                ],
+            )
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
@@ -214,7 +224,12 @@ def _write_batch(
         if kind == "results":
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
-            changes = tasks.after_registrations(gw, tx, created)
+            record_ids = [
+                str(r.props["record_id"])
+                for (_, r), o in zip(rows, outcomes, strict=True)
+                if o.status == "stored"
+            ]
+            changes = tasks.after_registrations(gw, tx, record_ids)
         elif kind == "compounds":
             keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
             moved = routing.after_compounds(gw, tx, keys)
@@ -310,10 +325,12 @@ def load_records(
     *,
     keep_outcomes: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    sender: str = "file",
 ) -> Summary:
-    """Transform and store every item; a bad item never fails the others."""
+    """Transform and store every item; a bad item never fails the others. `sender` is the
+    source that scopes registration record ids (the API key's id, or a file's `--source`)."""
     needs_secret = kind in ("registrations", "directory")
-    transform = make_transform(kind, settings, gw.secret() if needs_secret else "")
+    transform = make_transform(kind, settings, gw.secret() if needs_secret else "", sender)
     summary = Summary(kind)
     for batch in _batches(items, settings.batch_size):
         rows: list[tuple[int | None, Row]] = []

@@ -25,7 +25,7 @@ def test_district_queue_and_transitions(gw: Gateway, settings: Settings, api_url
     assert len(items) == 9
     phones = [i["person"]["phone"] for i in items]
     assert None in phones and all(p is None or p.isdigit() for p in phones)  # own residents
-    assert all(i["person"]["id_number"].count("*") == 11 for i in items)
+    assert all(i["person"]["id_number"].count("*") == 14 for i in items)
     assert httpx.get(f"{api_url}/v1/districts/310101/tasks", headers=pudong).status_code == 404
     tid = items[0]["task_id"]
     bad = httpx.post(

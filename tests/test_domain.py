@@ -113,7 +113,9 @@ def test_person_id_is_opaque_and_stable() -> None:
 
 
 def test_masking() -> None:
-    assert domain.mask_id_number("310101198001010011") == "310***********0011"
+    assert domain.mask_id_number("310101198001010011") == "**************0011"
+    assert domain.mask_id_number("E57140543") == "*****0543"  # at most 4 characters shown
+    assert domain.mask_id_number("E1234") == "*****"
     assert domain.mask_phone("13812345678") == "138****5678"
     assert domain.mask_phone(None) is None
 

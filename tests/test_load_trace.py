@@ -42,6 +42,7 @@ def expected_t1() -> dict[str, Any]:
                 "method": r["method"],
                 "record_id": r["record_id"],
                 "collected_at": r["collected_at"],
+                "box_code": r["box_code"],
                 "residence": residence,
                 "contacts": []
                 if phone is None

@@ -94,7 +94,8 @@ def test_lower_case_x_is_accepted_and_upper_cased() -> None:
 def test_missing_record_id_is_keyed_by_content() -> None:
     a = row(reg(record_id=None))
     b = row(reg(record_id=""))
-    assert a.key == b.key and a.key.startswith("h:")
+    assert a.key == b.key and a.props["record_id"].startswith("h:")
+    assert a.key == "file/" + a.props["record_id"]  # (source, record_id)
 
 
 def test_no_tube_code_goes_to_quarantine_with_the_line() -> None:

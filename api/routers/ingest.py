@@ -47,7 +47,9 @@ def _load(
     records = _records(kind, body)
     check_batch([r for r in records if isinstance(r, dict)])
     items: list[write.Item] = [(i, rec) for i, rec in enumerate(records)]
-    summary = write.load_records(gw, kind, items, "request", s, keep_outcomes=True)
+    summary = write.load_records(
+        gw, kind, items, "request", s, keep_outcomes=True, sender=who.key_id
+    )
     log.record(who, f"load_{kind}", target=f"{len(records)} records", detail=summary.line())
     return models.LoadAnswer(
         summary=models.LoadSummary(**summary.counts()),

@@ -7,6 +7,7 @@ nothing. State (conf, data, logs, password, ports) lives under `TUBETRACE_HOME/n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -258,11 +259,28 @@ class ManagedServer:
             # The admin tool does not know the server's browser.* settings.
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=1 days",
+            # No cross-origin use of the HTTP port: a page from elsewhere gets no CORS grant
+            # (Browser itself is served from this same origin and needs none).
+            f"dbms.security.http_access_control_allow_origin=http://127.0.0.1:{st['http_port']}",
         ]
         extra = self.conf_dir / "extra.conf"
         if extra.exists():
             lines.append(extra.read_text())
         (self.conf_dir / "neo4j.conf").write_text("\n".join(lines) + "\n")
+
+    def _make_private(self) -> None:
+        """The data, transaction logs and logs hold full ID numbers: only this user may read
+        them (home 0700, files 0600); the server and admin tool run with umask 077."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.settings.home.chmod(0o700)
+        for folder, _dirs, files in os.walk(self.root):
+            with contextlib.suppress(FileNotFoundError):
+                Path(folder).chmod(0o700)
+            for name in files:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        path.chmod(0o600)
 
     def _prepare(self) -> list[str]:
         for d in (
@@ -280,7 +298,9 @@ class ManagedServer:
             if name.startswith(PLUGIN_JARS) and not (self.plugins_dir / name).exists():
                 shutil.copy2(jar, self.plugins_dir / name)
         self._write_conf()
-        return self.browser_root(jars)[1]
+        classpath = self.browser_root(jars)[1]
+        self._make_private()
+        return classpath
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -293,11 +313,13 @@ class ManagedServer:
         jars = self._prepare()
         argfile = self.run_dir / "admin.args"
         argfile.write_text(f"-cp {os.pathsep.join(jars)}\n")
+        argfile.chmod(0o600)
         proc = subprocess.run(
             [self._java(), "-Xmx1g", f"@{argfile}", ADMIN_TOOL, *args],
             capture_output=True,
             text=True,
             env=self._env(),
+            umask=0o077,
             check=False,
         )
         if check and proc.returncode != 0:
@@ -366,11 +388,13 @@ class ManagedServer:
             stdout=console,
             stderr=subprocess.STDOUT,
             env=self._env(),
+            umask=0o077,
             start_new_session=True,
             cwd=self.root,
         )
         console.close()
         self.pid_file.write_text(str(proc.pid))
+        self._make_private()  # the argument file, console log and pid file written above
         self._wait_for_bolt(proc.pid, proc)
         return self.status()
 
