@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Query, Request
 
 from api import models
 from api.security import require
@@ -47,15 +47,6 @@ RevealQ = Annotated[bool, Query(description="investigators only: unmasked identi
 ReasonQ = Annotated[
     str | None, Query(max_length=MAX_STRING, description="why identity is revealed (audited)")
 ]
-
-
-def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
-    if not reveal:
-        return
-    if who.role != "investigator":
-        raise HTTPException(403, "Only investigator keys may ask for reveal=true.")
-    if not reason or not reason.strip():
-        raise HTTPException(422, "reveal=true needs a reason=TEXT; the read is audited.")
 
 
 def check_batch(records: list[dict[str, Any]]) -> None:

@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
-from engine.errors import DatabaseUnavailable, NotFound, TransitionError, TubetraceError
+from engine.errors import (
+    DatabaseUnavailable,
+    Forbidden,
+    NotFound,
+    TransitionError,
+    TubetraceError,
+)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -88,6 +94,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
 
     @app.exception_handler(TransitionError)
     async def conflict(_: Request, exc: TransitionError) -> JSONResponse:

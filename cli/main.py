@@ -15,8 +15,11 @@ from rich.table import Table
 
 from cli.render import err, out, print_json, print_trace
 from cli.webhooks import webhooks_app
+from engine import policy
+from engine.audit import DirectAudit
 from engine.db import Gateway, connect
 from engine.errors import NotFound, TubetraceError
+from engine.keys import Principal, cli_principal
 from engine.settings import Settings, get_settings
 from loaders import write
 
@@ -30,11 +33,17 @@ app.add_typer(neo4j_app, name="neo4j")
 keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
+audit_app = typer.Typer(help="The audit log (list with no sub-command) and its check.")
+app.add_typer(audit_app, name="audit")
 
 
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def me() -> Principal:
+    return cli_principal()
 
 
 @contextmanager
@@ -147,9 +156,7 @@ def load(
 def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List quarantined lines: file or request, line, field and reason."""
     with gateway() as gw:
-        items = write.list_quarantine(gw, limit=1_000_000)
-    for item in items:
-        item["at"] = _iso(item.get("at"))
+        items, _ = policy.read_quarantine_page(gw, DirectAudit(gw), me(), limit=1_000_000)
     if as_json:
         print_json({"items": items, "next_cursor": None})
         return
@@ -170,23 +177,11 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @app.command("trace")
 def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Trace one tube to its box, compound and every person swabbed into it."""
-    from engine import audit
-    from engine.keys import CLI
-    from engine.trace import trace_tube
-
     with gateway() as gw:
         try:
-            result = trace_tube(gw, tube_code)
+            result = policy.read_trace(gw, DirectAudit(gw), me(), tube_code)
         except NotFound as exc:
             fail(str(exc), 4)
-        audit.record(
-            gw,
-            CLI,
-            "trace",
-            target=tube_code,
-            person_ids=[p["person_id"] for p in result["persons"]],
-            detail="cli",
-        )
     if as_json:
         print_json(result)
     else:
@@ -200,10 +195,8 @@ def tasks_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A district's follow-up queue: repeat positives first, then oldest result first."""
-    from engine import tasks
-
     with gateway() as gw:
-        items = tasks.all_tasks(gw, district, status)
+        items = policy.read_all_tasks(gw, DirectAudit(gw), me(), district, status)
     if as_json:
         print_json({"items": items, "next_cursor": None})
         return
@@ -232,10 +225,8 @@ def positives_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The day's positive tubes with their traces, by residence district (streamed)."""
-    from engine import reports
-
     with gateway() as gw:
-        stream = reports.positives_stream(gw, date, district)
+        stream = policy.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
         if as_json:
             # The envelope is written as it streams: constant memory at any size.
             sys.stdout.write('{"items": [')
@@ -273,11 +264,11 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Investigator reports: completeness, household separation, zoning, loop timeliness."""
-    from engine import reports
-
     settings = get_settings()
     with gateway(settings) as gw:
-        rows = reports.run_report(gw, name, date, settings.timezone, district)
+        rows = policy.read_report(
+            gw, DirectAudit(gw), me(), name, date, tz=settings.timezone, district=district
+        )
     if as_json:
         print_json({"report": name, "date": date, "items": rows, "next_cursor": None})
         return
@@ -304,7 +295,9 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
 
     with gateway() as gw:
         try:
-            answer = reports.rings(gw, person_id, "", reports.RING2_MAX_PAGE)
+            answer = policy.read_rings(
+                gw, DirectAudit(gw), me(), person_id, limit=reports.RING2_MAX_PAGE
+            )
         except NotFound as exc:
             fail(str(exc), 4)
     if as_json:
@@ -331,22 +324,23 @@ def export_cmd(
     output: Annotated[Path | None, typer.Option("--out", help="file to write")] = None,
 ) -> None:
     """Write trace subgraphs for Gephi (GraphML) or Cytoscape (JSON); the console draws the same."""
-    from engine import export, reports
-    from engine.trace import trace_tube
+    from engine import export
 
     if (tube is None) == (date is None):
         fail("give either a TUBE or --date D", 2)
     if fmt not in ("graphml", "cytoscape"):
         fail("--format is graphml or cytoscape", 2)
     with gateway() as gw:
+        log = DirectAudit(gw)
         if tube is not None:
             try:
-                traces = [trace_tube(gw, tube)]
+                traces = policy.read_traces(gw, log, me(), [tube], action="export")
             except NotFound as exc:
                 fail(str(exc), 4)
         else:
             assert date is not None
-            traces = [i["trace"] for i in reports.positives_stream(gw, date)]
+            stream = policy.stream_positives(gw, log, me(), date, action="export")
+            traces = [i["trace"] for i in stream]
     target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
     nodes, edges = export.write(traces, target, fmt)
     out.print(f"wrote {nodes} nodes and {edges} edges to {target}", highlight=False)
@@ -364,11 +358,11 @@ def keys_create(
 ) -> None:
     """Create a key; its secret is printed once and stored only as a hash."""
     from engine import audit
-    from engine.keys import CLI, create_key
+    from engine.keys import create_key
 
     with gateway() as gw:
         key = create_key(gw, role=role, district=district, label=label)
-        audit.record(gw, CLI, "key_create", target=key.key_id, detail=role)
+        audit.record(gw, me(), "key_create", target=key.key_id, detail=role)
     out.print(
         f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
         highlight=False,
@@ -407,25 +401,29 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key at once."""
     from engine import audit
-    from engine.keys import CLI, revoke_key
+    from engine.keys import revoke_key
 
     with gateway() as gw:
         try:
             revoke_key(gw, key_id)
         except NotFound as exc:
             fail(str(exc), 4)
-        audit.record(gw, CLI, "key_revoke", target=key_id)
+        audit.record(gw, me(), "key_revoke", target=key_id)
     out.print(f"key {key_id} revoked")
 
 
-@app.command("audit")
+@audit_app.callback(invoke_without_command=True)
 def audit_log(
+    ctx: typer.Context,
     since: Annotated[str | None, typer.Option(help="ISO 8601 time with offset")] = None,
     key: Annotated[str | None, typer.Option(help="only this key id")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The audit log: who read which personal data, and every write."""
     from engine import audit, domain
+
+    if ctx.invoked_subcommand is not None:
+        return
 
     when = domain.parse_timestamp(since) if since else None
     if since and when is None:
@@ -451,6 +449,25 @@ def audit_log(
             e["reason"] or "",
         )
     out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain: report every gap (a deleted entry) and every edit."""
+    from engine import audit
+
+    with gateway() as gw:
+        report = audit.verify(gw)
+    for problem in report.problems:
+        out.print(problem, highlight=False)
+    if report.intact:
+        out.print(f"audit log intact: {report.checked} entries, chain head {report.head_seq}")
+        return
+    out.print(
+        f"audit log NOT intact: {len(report.problems)} problems in {report.checked} entries",
+        highlight=False,
+    )
+    raise typer.Exit(6)
 
 
 def _iso(value: Any) -> str | None:

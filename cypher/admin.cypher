@@ -56,3 +56,22 @@ CALL (key) {
 }
 WITH key WHERE compounds + registrations + results > 0
 RETURN DISTINCT key
+
+// name: tamper_delete_audit
+// params: seq
+// Tests only: what a Neo4j Browser user could do to the audit log.
+MATCH (a:Audit {seq: $seq})
+DELETE a
+RETURN count(*) AS deleted
+
+// name: tamper_edit_audit
+// params: seq, target
+MATCH (a:Audit {seq: $seq})
+SET a.target = $target
+RETURN count(*) AS edited
+
+// name: count_audit
+// params: action
+MATCH (a:Audit)
+WHERE $action IS NULL OR a.action = $action
+RETURN count(a) AS n

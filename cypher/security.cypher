@@ -9,6 +9,9 @@ CREATE CONSTRAINT audit_id IF NOT EXISTS FOR (a:Audit) REQUIRE a.audit_id IS UNI
 // name: schema_audit_at
 CREATE INDEX audit_at IF NOT EXISTS FOR (a:Audit) ON (a.at)
 
+// name: schema_audit_seq
+CREATE INDEX audit_seq IF NOT EXISTS FOR (a:Audit) ON (a.seq)
+
 // name: create_key
 // params: key_id, hash, role, district, label
 CREATE (k:ApiKey {key_id: $key_id, hash: $hash, role: $role, district: $district,
@@ -46,15 +49,54 @@ LIMIT $limit
 
 // name: prune_audit
 // params: before
+// Entries past retention go; the head remembers the highest pruned seq, so that
+// `audit verify` tells pruning from deletion.
 MATCH (a:Audit)
 WHERE a.at < $before
 WITH a LIMIT 100000
-DELETE a
-RETURN count(*) AS pruned
+WITH collect(a) AS old
+WITH old, reduce(top = 0, x IN old | CASE WHEN coalesce(x.seq, 0) > top THEN x.seq ELSE top END)
+     AS top
+MERGE (h:Meta {key: 'audit_head'})
+  ON CREATE SET h.seq = 0, h.hash = ''
+SET h.pruned_through = CASE WHEN top > coalesce(h.pruned_through, 0) THEN top
+                            ELSE coalesce(h.pruned_through, 0) END
+FOREACH (x IN old | DELETE x)
+RETURN size(old) AS pruned
+
+// name: lock_audit_head
+// The chain's head: its write lock serialises appends from every process (API, CLI).
+MERGE (h:Meta {key: 'audit_head'})
+  ON CREATE SET h.seq = 0, h.hash = ''
+SET h.locked = true
+RETURN h.seq AS seq, h.hash AS hash
+
+// name: existing_audit_ids
+// params: ids
+UNWIND $ids AS id
+MATCH (a:Audit {audit_id: id})
+RETURN a.audit_id AS audit_id
 
 // name: append_audit_batch
-// params: entries
+// params: entries, seq, hash
 UNWIND $entries AS entry
 CREATE (a:Audit)
 SET a = entry, a.at = datetime(entry.at)
-RETURN count(a) AS n
+WITH count(a) AS n
+MATCH (h:Meta {key: 'audit_head'})
+SET h.seq = $seq, h.hash = $hash
+RETURN n
+
+// name: audit_head
+OPTIONAL MATCH (h:Meta {key: 'audit_head'})
+RETURN coalesce(h.seq, 0) AS seq, coalesce(h.hash, '') AS hash,
+       coalesce(h.pruned_through, 0) AS pruned_through
+
+// name: audit_chain_page
+// params: after, limit
+MATCH (a:Audit)
+WHERE a.seq > $after
+RETURN a {.audit_id, .at, .key_id, .role, .action, .target, .person_ids, .reason, .status,
+          .detail, .seq, .prev_hash, .hash} AS entry
+ORDER BY a.seq
+LIMIT $limit

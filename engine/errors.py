@@ -29,3 +29,7 @@ class InputError(TubetraceError):
 
 class TransitionError(TubetraceError):
     """A task status change that the lifecycle does not allow."""
+
+
+class Forbidden(TubetraceError):
+    """The caller's role may not do this."""

@@ -3,8 +3,10 @@ constant time. A key is `tt_<key_id>_<secret>`: the id finds the row, the hash p
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -27,10 +29,19 @@ class Principal:
 
     @property
     def is_cli(self) -> bool:
-        return self.key_id == "cli"
+        return self.key_id == "cli" or self.key_id.startswith("cli:")
 
 
 CLI = Principal("cli", "admin")
+
+
+def cli_principal() -> Principal:
+    """The machine's own user at the command line: sees data unmasked, audited by name."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return Principal(f"cli:{user}", "admin")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import Principal
 from engine.trace import trace_many
+from engine.views import task_visible
 
 STATUSES = ("pending", "acknowledged", "contacted", "retest_collected", "unreachable", "closed")
 OUTCOMES = ("released", "confirmed", "superseded", "closed_by_investigator")
@@ -261,7 +262,7 @@ def transition(
 
     def work(tx: ManagedTransaction) -> dict[str, Any]:
         rows = gw.run_in(tx, "lock_task", task_id=task_id_)
-        if not rows or not _visible(rows[0]["task"], who):
+        if not rows or not task_visible(rows[0]["task"], who):
             raise NotFound(f"No task with id '{task_id_}'.")
         task = rows[0]["task"]
         if _resent(task, who, to, outcome, note):
@@ -294,10 +295,6 @@ def transition(
 
 def _with_status(message: str, status: str) -> str:
     return message if f"'{status}'" in message else f"{message} (the task is '{status}')"
-
-
-def _visible(task: dict[str, Any], who: Principal) -> bool:
-    return who.role != "district" or task["district_code"] == who.district
 
 
 def contact_route(person: dict[str, Any] | None) -> dict[str, Any]:
@@ -387,6 +384,6 @@ def task_view(gw: Gateway, task: dict[str, Any]) -> dict[str, Any]:
 
 def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
     rows = gw.read("get_task", task_id=task_id_)
-    if not rows or not _visible(rows[0]["task"], who):
+    if not rows or not task_visible(rows[0]["task"], who):
         raise NotFound(f"No task with id '{task_id_}'.")
     return task_view(gw, rows[0]["task"])

@@ -1,4 +1,4 @@
-"""What each caller may see: masking and district scoping, decided by the server only."""
+"""What each caller may see: masking, reveal rules and district scoping, decided here only."""
 
 from __future__ import annotations
 
@@ -10,8 +10,34 @@ from typing import Any
 
 from engine import domain
 from engine.domain import mask_id_number, mask_phone
-from engine.errors import NotFound
+from engine.errors import Forbidden, InputError, NotFound
 from engine.keys import Principal
+
+UNASSIGNED = "unassigned"
+
+
+def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
+    """Only investigators may see unmasked identity, and only with a reason (audited)."""
+    if not reveal:
+        return
+    if who.role != "investigator" and not who.is_cli:
+        raise Forbidden("Only investigator keys may ask for reveal=true.")
+    if not reason or not reason.strip():
+        raise InputError("reveal=true needs a reason=TEXT; the read is audited.")
+
+
+def scope_district(who: Principal, asked: str | None) -> str | None:
+    """The district a caller's read is limited to: a district key its own (asking for another
+    is a 404, as if it did not exist); anyone else what they asked for (None: all)."""
+    if who.role != "district":
+        return asked
+    if asked is not None and asked != who.district:
+        raise NotFound(f"No district '{asked}'.")
+    return who.district
+
+
+def task_visible(task: dict[str, Any], who: Principal) -> bool:
+    return who.role != "district" or task["district_code"] == who.district
 
 
 def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[str, Any]:
@@ -30,7 +56,7 @@ def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[st
 
 def in_district(person: dict[str, Any], district: str | None) -> bool:
     residence = (person.get("residence") or {}).get("district_code")
-    return residence == district or (district == "unassigned" and residence is None)
+    return residence == district or (district == UNASSIGNED and residence is None)
 
 
 def trace_view(

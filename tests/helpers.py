@@ -293,3 +293,30 @@ def console_login(api_url: str, secret: str) -> httpx.Client:
     )
     assert resp.status_code == 303, (resp.status_code, resp.text[:300])
     return client
+
+
+def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`uvicorn api.app:create_app` as a subprocess on a free port, once `/healthz` answers."""
+    import httpx
+
+    port = free_port()
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
+            + ["--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see {log_path}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("uvicorn did not answer")

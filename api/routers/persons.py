@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ, check_reveal
-from engine import reports
-from engine.views import person_view
+from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
+from engine import policy, reports
 
 router = APIRouter(tags=["tasks"])
 
@@ -26,18 +25,14 @@ def get_rings(
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    check_reveal(who, reveal, reason)
-    answer = reports.rings(gw, person_id, cursor, limit)
-    answer["ring1"] = [person_view(p, who, reveal) for p in answer["ring1"]]
-    if depth < 2:
-        answer["ring2"] = {"items": [], "next_cursor": None}
-    answer["ring2"]["items"] = [person_view(p, who, reveal) for p in answer["ring2"]["items"]]
-    log.record(
+    return policy.read_rings(
+        gw,
+        log,
         who,
-        "rings",
-        target=person_id,
-        person_ids=[p["person_id"] for p in answer["ring1"]]
-        + [p["person_id"] for p in answer["ring2"]["items"]],
-        reason=reason if reveal else None,
+        person_id,
+        cursor=cursor,
+        limit=limit,
+        depth=depth,
+        reveal=reveal,
+        reason=reason,
     )
-    return answer

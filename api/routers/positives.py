@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, check_reveal
-from engine import reports
-from engine.views import person_view
+from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
+from engine import policy
 
 router = APIRouter(tags=["tasks"])
 
@@ -25,16 +24,7 @@ def get_positives(
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    check_reveal(who, reveal, reason)
-    district = who.district if who.role == "district" else None
-    items, next_cursor = reports.positives_page(gw, date, district, cursor, limit)
-    for item in items:
-        item["trace"]["persons"] = [person_view(p, who, reveal) for p in item["trace"]["persons"]]
-    log.record(
-        who,
-        "positives",
-        target=date,
-        person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
-        reason=reason if reveal else None,
+    items, next_cursor = policy.read_positives_page(
+        gw, log, who, date, cursor=cursor, limit=limit, reveal=reveal, reason=reason
     )
     return {"items": items, "next_cursor": next_cursor}

@@ -7,10 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ, check_reveal
-from engine.db import split_page
-from engine.views import quarantine_view
-from loaders import write
+from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
+from engine import policy
 
 router = APIRouter(tags=["load"])
 
@@ -27,22 +25,7 @@ def get_quarantine(
 ) -> dict[str, Any]:
     """Masked like every answer (ID numbers, phones, names in `raw` and `existing`);
     `reveal=true&reason=TEXT` shows them. The audit entry names the persons shown."""
-    check_reveal(who, reveal, reason)
-    items, more = split_page(write.list_quarantine(gw, after=cursor, limit=limit + 1), limit)
-    secret = gw.secret()
-    shown: list[dict[str, Any]] = []
-    person_ids: set[str] = set()
-    for item in items:
-        view, ids = quarantine_view(item, who, reveal, secret)
-        view["at"] = view["at"].to_native().isoformat() if view.get("at") else None
-        shown.append(view)
-        person_ids.update(ids)
-    log.record(
-        who,
-        "quarantine",
-        target=f"after {cursor or 'start'}",
-        person_ids=sorted(person_ids),
-        reason=reason if reveal else None,
-        detail="revealed" if reveal else "masked",
+    items, next_cursor = policy.read_quarantine_page(
+        gw, log, who, cursor=cursor, limit=limit, reveal=reveal, reason=reason
     )
-    return {"items": shown, "next_cursor": items[-1]["qkey"] if more else None}
+    return {"items": items, "next_cursor": next_cursor}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api import models
 from api.deps import AuditDep, GatewayDep, Reader, SettingsDep
-from engine import reports
+from engine import policy
 
 router = APIRouter(tags=["reports"])
 
@@ -24,7 +24,5 @@ def get_report(
     log: AuditDep,
     date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
 ) -> dict[str, Any]:
-    district = who.district if who.role == "district" else None
-    rows = reports.run_report(gw, report, date, s.timezone, district)
-    log.record(who, f"report_{report}", target=date)
+    rows = policy.read_report(gw, log, who, report, date, tz=s.timezone)
     return {"report": report, "date": date, "items": rows, "next_cursor": None}

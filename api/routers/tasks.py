@@ -7,10 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, check_reveal
-from engine import tasks
-from engine.errors import NotFound
-from engine.views import person_view
+from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
+from engine import policy
 
 router = APIRouter(tags=["tasks"])
 
@@ -27,19 +25,16 @@ def get_district_tasks(
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    check_reveal(who, reveal, reason)
-    if who.role == "district" and district_code != who.district:
-        raise NotFound(f"No district '{district_code}'.")
-    items, next_cursor = tasks.tasks_page(gw, district_code, status, cursor, limit)
-    for item in items:
-        if item["person"] is not None:
-            item["person"] = person_view(item["person"], who, reveal)
-    log.record(
+    items, next_cursor = policy.read_tasks_page(
+        gw,
+        log,
         who,
-        "district_tasks",
-        target=district_code,
-        person_ids=[i["person"]["person_id"] for i in items if i["person"]],
-        reason=reason if reveal else None,
+        district_code,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        reason=reason,
     )
     return {"items": items, "next_cursor": next_cursor}
 
@@ -52,14 +47,4 @@ def post_transition(
     who: Reader,
     log: AuditDep,
 ) -> dict[str, Any]:
-    task = tasks.task_view(gw, tasks.transition(gw, task_id, who, body.to, body.outcome, body.note))
-    if task["person"] is not None:
-        task["person"] = person_view(task["person"], who, False)
-    log.record(
-        who,
-        "task_transition",
-        target=task_id,
-        person_ids=[task["person"]["person_id"]] if task["person"] else [],
-        detail=f"to {body.to}" + (f" ({body.outcome})" if body.outcome else ""),
-    )
-    return task
+    return policy.move_task(gw, log, who, task_id, to=body.to, outcome=body.outcome, note=body.note)

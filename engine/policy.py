@@ -1,0 +1,265 @@
+"""The use cases every interface calls (API, CLI, console): each checks the reveal rules,
+scopes the read to the caller's district, masks by role, and records the audit entry of what
+it shows before the answer leaves. Interfaces only parse their input and render the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from engine import domain, reports, tasks
+from engine.audit import AuditSink
+from engine.db import Gateway, split_page
+from engine.keys import Principal
+from engine.trace import trace_tube
+from engine.views import (
+    check_reveal,
+    person_view,
+    quarantine_view,
+    scope_district,
+    trace_view,
+)
+
+
+def _person_ids(persons: list[dict[str, Any] | None]) -> list[str]:
+    return [p["person_id"] for p in persons if p is not None]
+
+
+def _reason(reveal: bool, reason: str | None) -> str | None:
+    return reason if reveal else None
+
+
+def read_trace(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    tube_code: str,
+    *,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    check_reveal(who, reveal, reason)
+    missing = f"No tube with code '{tube_code}' was registered or reported."
+    view = trace_view(trace_tube(gw, tube_code), who, reveal, missing)
+    log.record(
+        who,
+        "trace",
+        target=tube_code,
+        person_ids=_person_ids(view["persons"]),
+        reason=_reason(reveal, reason),
+        detail="cli" if who.is_cli else ("revealed" if reveal else "masked"),
+    )
+    return view
+
+
+def read_traces(
+    gw: Gateway, log: AuditSink, who: Principal, tube_codes: list[str], *, action: str
+) -> list[dict[str, Any]]:
+    """Several traces for an export (unmasked: the CLI only), one audit entry."""
+    views = [trace_view(trace_tube(gw, code), who, True, "") for code in tube_codes]
+    log.record(
+        who,
+        action,
+        target=", ".join(tube_codes)[:200],
+        person_ids=[p["person_id"] for v in views for p in v["persons"]],
+    )
+    return views
+
+
+def read_tasks_page(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    district: str,
+    *,
+    status: str | None = None,
+    cursor: str = "",
+    limit: int = 100,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    check_reveal(who, reveal, reason)
+    scoped = scope_district(who, district)
+    assert scoped is not None
+    items, next_cursor = tasks.tasks_page(gw, scoped, status, cursor, limit)
+    for item in items:
+        if item["person"] is not None:
+            item["person"] = person_view(item["person"], who, reveal)
+    log.record(
+        who,
+        "district_tasks",
+        target=scoped,
+        person_ids=_person_ids([i["person"] for i in items]),
+        reason=_reason(reveal, reason),
+    )
+    return items, next_cursor
+
+
+def read_all_tasks(
+    gw: Gateway, log: AuditSink, who: Principal, district: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Every page of a district's queue (the CLI), audited once before it is shown."""
+    scoped = scope_district(who, district)
+    assert scoped is not None
+    items = tasks.all_tasks(gw, scoped, status)
+    for item in items:
+        if item["person"] is not None:
+            item["person"] = person_view(item["person"], who, False)
+    log.record(
+        who, "district_tasks", target=scoped, person_ids=_person_ids([i["person"] for i in items])
+    )
+    return items
+
+
+def move_task(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    task_id: str,
+    *,
+    to: str,
+    outcome: str | None,
+    note: str | None,
+) -> dict[str, Any]:
+    task = tasks.task_view(gw, tasks.transition(gw, task_id, who, to, outcome, note))
+    if task["person"] is not None:
+        task["person"] = person_view(task["person"], who, False)
+    log.record(
+        who,
+        "task_transition",
+        target=task_id,
+        person_ids=_person_ids([task["person"]]),
+        detail=f"to {to}" + (f" ({outcome})" if outcome else ""),
+    )
+    return task
+
+
+def _positive_items(
+    items: list[dict[str, Any]], who: Principal, reveal: bool
+) -> list[dict[str, Any]]:
+    for item in items:
+        item["trace"]["persons"] = [person_view(p, who, reveal) for p in item["trace"]["persons"]]
+    return items
+
+
+def read_positives_page(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    day: str,
+    *,
+    district: str | None = None,
+    cursor: str = "",
+    limit: int = 100,
+    reveal: bool = False,
+    reason: str | None = None,
+    action: str = "positives",
+) -> tuple[list[dict[str, Any]], str | None]:
+    check_reveal(who, reveal, reason)
+    scoped = scope_district(who, district)
+    items, next_cursor = reports.positives_page(gw, day, scoped, cursor, limit)
+    _positive_items(items, who, reveal)
+    log.record(
+        who,
+        action,
+        target=day,
+        person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
+        reason=_reason(reveal, reason),
+    )
+    return items, next_cursor
+
+
+def stream_positives(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    day: str,
+    *,
+    district: str | None = None,
+    page: int = 500,
+    action: str = "positives",
+) -> Iterator[dict[str, Any]]:
+    """Every positive of the day, page by page; each page is audited before it is yielded."""
+    cursor: str | None = ""
+    while cursor is not None:
+        items, cursor = read_positives_page(
+            gw, log, who, day, district=district, cursor=cursor, limit=page, action=action
+        )
+        yield from items
+
+
+def read_rings(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    person_id: str,
+    *,
+    cursor: str = "",
+    limit: int = 100,
+    depth: int = 2,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    check_reveal(who, reveal, reason)
+    answer = reports.rings(gw, person_id, cursor, limit)
+    answer["ring1"] = [person_view(p, who, reveal) for p in answer["ring1"]]
+    if depth < 2:
+        answer["ring2"] = {"items": [], "next_cursor": None}
+    answer["ring2"]["items"] = [person_view(p, who, reveal) for p in answer["ring2"]["items"]]
+    log.record(
+        who,
+        "rings",
+        target=person_id,
+        person_ids=_person_ids(answer["ring1"]) + _person_ids(answer["ring2"]["items"]),
+        reason=_reason(reveal, reason),
+    )
+    return answer
+
+
+def read_report(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    name: str,
+    day: str,
+    *,
+    tz: str,
+    district: str | None = None,
+) -> list[dict[str, Any]]:
+    scoped = scope_district(who, district)
+    rows = reports.run_report(gw, name, day, tz, scoped)
+    log.record(who, f"report_{name}", target=day)
+    return rows
+
+
+def read_quarantine_page(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    *,
+    cursor: str = "",
+    limit: int = 200,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Quarantined lines, masked like every answer; the audit entry names the persons shown."""
+    check_reveal(who, reveal, reason)
+    rows = [r["item"] for r in gw.read("list_quarantine", after=cursor, limit=limit + 1)]
+    items, more = split_page(rows, limit)
+    secret = gw.secret()
+    shown: list[dict[str, Any]] = []
+    person_ids: set[str] = set()
+    for item in items:
+        view, ids = quarantine_view(item, who, reveal, secret)
+        view["at"] = domain.iso(view.get("at"))
+        shown.append(view)
+        person_ids.update(ids)
+    log.record(
+        who,
+        "quarantine",
+        target=f"after {cursor or 'start'}",
+        person_ids=sorted(person_ids),
+        reason=_reason(reveal, reason),
+        detail="cli" if who.is_cli else ("revealed" if reveal else "masked"),
+    )
+    return shown, (items[-1]["qkey"] if more and items else None)
