@@ -80,7 +80,7 @@ SET k.repeat_positive_pool = true, k.sort_key = '0' + substring(k.sort_key, 1)
 RETURN count(k) AS n
 
 // name: link_retests
-// params: record_ids, now
+// params: record_ids, now, at
 // The write lock on each task is taken before its status is read, so a move made meanwhile by a
 // district unit or another loader is seen (check-and-set in one locked step).
 UNWIND $record_ids AS rid
@@ -97,13 +97,13 @@ WHERE k.status <> 'closed'
 MERGE (k)-[:RETEST_IN]->(t)
 WITH k, t, rid
 WHERE k.status <> 'retest_collected'
-SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
+SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: $at,
                   actor: 'system', note: 'single-tube retest ' + rid + ' in tube ' + t.code})],
     k.status = 'retest_collected', k.updated_at = $now
 RETURN DISTINCT k.task_id AS task_id
 
 // name: close_tasks
-// params: task_ids, outcome, note, now
+// params: task_ids, outcome, note, now, at
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})
 USING INDEX SEEK k:Task(task_id)
@@ -112,7 +112,7 @@ REMOVE k._lock
 WITH k
 WHERE k.status <> 'closed'
 SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $outcome,
-                  at: toString($now), actor: 'system', note: $note})],
+                  at: $at, actor: 'system', note: $note})],
     k.status = 'closed', k.outcome = $outcome, k.updated_at = $now,
     k.closed_at = $now
 RETURN k.task_id AS task_id
@@ -181,7 +181,7 @@ WHERE x.result IN ['positive', 'invalid']
 RETURN DISTINCT x.result_key AS key
 
 // name: link_earlier_retests
-// params: task_ids, now
+// params: task_ids, now, at
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})-[:FOR_PERSON]->(p:Person)
 USING INDEX SEEK k:Task(task_id)
@@ -197,7 +197,7 @@ WITH k, r, rt
 ORDER BY r.collected_at
 WITH k, collect({r: r, t: rt})[0] AS first
 WITH k, first.r AS r, first.t AS rt
-SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: toString($now),
+SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: $at,
                   actor: 'system', note: 'single-tube retest ' + r.record_id + ' in tube ' + rt.code})],
     k.status = 'retest_collected', k.updated_at = $now
 MERGE (k)-[:RETEST_IN]->(rt)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from neo4j import ManagedTransaction
 
+from engine import domain
 from engine.db import Gateway
 from engine.keys import Principal
 
@@ -263,7 +264,7 @@ def entries(
     out = []
     for r in rows:
         e = r["entry"]
-        e["at"] = e["at"].to_native().isoformat() if e.get("at") else None
+        e["at"] = domain.iso(e.get("at"))
         out.append(e)
     return out
 

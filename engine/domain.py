@@ -20,6 +20,15 @@ LANDLINE_RE = re.compile(r"^0\d{2,3}\d{7,8}$")
 ID_TYPES = ("resident_id", "passport", "other")
 METHODS = ("nucleic_code", "id_card", "manual")
 RESULTS = ("positive", "negative", "invalid")
+# The city-level queue of tasks whose person has no known residence district.
+UNASSIGNED = "unassigned"
+DISTRICT_OR_UNASSIGNED = rf"\d{{6}}|{UNASSIGNED}"
+
+
+def is_pooled(pool_size: int | None) -> bool:
+    """A pooled tube (混管) holds several persons' swabs: a declared `pool_size` above 1.
+    The Cypher queries spell the same rule `pool_size > 1` (single tube: `pool_size = 1`)."""
+    return pool_size is not None and pool_size > 1
 
 
 def id_check_char(first17: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.db import Gateway
+from engine.domain import DISTRICT_OR_UNASSIGNED, UNASSIGNED
 from engine.errors import InputError, NotFound
 
 ROLES = ("investigator", "district", "collector", "lab", "admin", "health_code")
@@ -62,8 +63,8 @@ def create_key(
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
     if role == "district":
-        if not district or not re.fullmatch(r"\d{6}|unassigned", district):
-            raise InputError("a district key needs --district CODE (6 digits, or 'unassigned')")
+        if not district or not re.fullmatch(DISTRICT_OR_UNASSIGNED, district):
+            raise InputError(f"a district key needs --district CODE (6 digits, or '{UNASSIGNED}')")
     elif district:
         raise InputError(f"only district keys take --district; a {role} key is not scoped")
     key_id = secrets.token_hex(6)

@@ -21,7 +21,7 @@ from engine.views import task_visible
 STATUSES = ("pending", "acknowledged", "contacted", "retest_collected", "unreachable", "closed")
 OUTCOMES = ("released", "confirmed", "superseded", "closed_by_investigator")
 KINDS = ("follow_up", "resample", "case")
-UNASSIGNED = "unassigned"
+UNASSIGNED = domain.UNASSIGNED
 # Moves a district unit or an investigator may make; `closed` from retest_collected carries
 # released or confirmed. An investigator may also close any open task (closed_by_investigator).
 ALLOWED = {
@@ -42,7 +42,7 @@ def task_id(person_id: str, tube_code: str, kind: str) -> str:
 def _history(
     status: str, at: datetime, actor: str, note: str | None, outcome: str | None = None
 ) -> str:
-    entry = {"status": status, "at": at.isoformat(), "actor": actor, "note": note}
+    entry = {"status": status, "at": domain.iso(at), "actor": actor, "note": note}
     if outcome is not None:
         entry["outcome"] = outcome
     return json.dumps(entry, ensure_ascii=False)
@@ -108,7 +108,7 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
         members = ctx["members"]
         tube = ctx["tube_code"]
         result = ctx["result"]
-        pooled = len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
+        pooled = _is_pooled(ctx)
         if result == "invalid":
             for m in members:
                 plan.upserts.append(
@@ -152,8 +152,10 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
 
 
 def _is_pooled(ctx: dict[str, Any]) -> bool:
+    """A tube is pooled when a registration declares it so, or when it holds several persons
+    whatever they declared (their follow-up must not wait for a clean declaration)."""
     members = ctx["members"]
-    return len(members) > 1 or any((m["pool_size"] or 0) > 1 for m in members)
+    return len(members) > 1 or any(domain.is_pooled(m["pool_size"]) for m in members)
 
 
 def _apply(
@@ -163,7 +165,15 @@ def _apply(
         for r in gw.run_in(tx, "upsert_tasks", tasks=plan.upserts, now=now):
             (changes.created if r["created"] else changes.updated).add(r["task_id"])
     for task_ids, outcome, note in plan.closes:
-        rows = gw.run_in(tx, "close_tasks", task_ids=task_ids, outcome=outcome, note=note, now=now)
+        rows = gw.run_in(
+            tx,
+            "close_tasks",
+            task_ids=task_ids,
+            outcome=outcome,
+            note=note,
+            now=now,
+            at=domain.iso(now),
+        )
         changes.updated |= {r["task_id"] for r in rows}
     for case in plan.cases:
         gw.run_in(tx, "confirm_case", now=now, **case)
@@ -188,7 +198,11 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Tas
     _apply(gw, tx, plan, now, changes)
     if plan.upserts:
         linked = gw.run_in(
-            tx, "link_earlier_retests", task_ids=[u["task_id"] for u in plan.upserts], now=now
+            tx,
+            "link_earlier_retests",
+            task_ids=[u["task_id"] for u in plan.upserts],
+            now=now,
+            at=domain.iso(now),
         )
         changes.updated |= {r["task_id"] for r in linked}
         single_keys += [r["key"] for r in linked if r["key"] and r["key"] not in single_keys]
@@ -206,7 +220,7 @@ def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[st
     if not record_ids:
         return changes
     now = datetime.now(UTC)
-    rows = gw.run_in(tx, "link_retests", record_ids=record_ids, now=now)
+    rows = gw.run_in(tx, "link_retests", record_ids=record_ids, now=now, at=domain.iso(now))
     changes.updated |= {r["task_id"] for r in rows}
     keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", record_ids=record_ids)]
     changes.add(dispatch(gw, tx, keys))

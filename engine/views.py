@@ -9,11 +9,9 @@ import unicodedata
 from typing import Any
 
 from engine import domain
-from engine.domain import mask_id_number, mask_phone
+from engine.domain import UNASSIGNED, mask_id_number, mask_phone
 from engine.errors import Forbidden, InputError, NotFound
 from engine.keys import Principal
-
-UNASSIGNED = "unassigned"
 
 
 def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:

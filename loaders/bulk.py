@@ -18,7 +18,7 @@ from loaders.read import Item, read_file
 
 Inputs = dict[str, tuple[str, Iterable[Item]]]
 
-KINDS = ("compounds", "registrations", "results")
+KINDS = ("compounds", "registrations", "results")  # what --bulk imports (no directory)
 
 
 def _inputs(kind: str, path: Path, encoding: str | None = None) -> Inputs:

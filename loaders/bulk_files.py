@@ -20,10 +20,11 @@ from neo4j import ManagedTransaction
 from engine import outbox, tasks
 from engine.db import Gateway
 from engine.errors import ServerError
+from engine.model import NODES, RELATIONSHIPS
 from engine.settings import Settings
 from loaders import transform
 from loaders.transform import Quarantined, Row
-from loaders.write import Summary
+from loaders.write import Outcome, Summary
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 ARRAY_DELIMITER = "\x1f"
@@ -62,78 +63,11 @@ class _Csv:
         self.fh.close()
 
 
-REG_HEADER = [
-    "reg_key:ID(Registration)",
-    "sender",
-    "record_id",
-    "collected_at:datetime",
-    "day",
-    "compound_code",
-    "box_code",
-    "tube_code",
-    "pool_size:long",
-    "method",
-    "id_type",
-    "name",
-    "phone",
-    "registered_address",
-    "collector_id",
-    "flags:string[]",
-    "content_hash",
-    "raw",
-    "source",
-    "line:long",
-    ":LABEL",
-]
-PERSON_HEADER = [
-    "person_id:ID(Person)",
-    "id_type",
-    "id_number",
-    "registered_district_code",
-    ":LABEL",
-]
-RESULT_HEADER = [
-    "result_key:ID(Result)",
-    "tube_code",
-    "result",
-    "reported_at:datetime",
-    "day",
-    "lab_code",
-    "ct_value:double",
-    "flags:string[]",
-    "content_hash",
-    "raw",
-    "source",
-    "line:long",
-    ":LABEL",
-]
-COMPOUND_HEADER = [
-    "code:ID(Compound)",
-    "name",
-    "address",
-    "district_code",
-    "subdistrict",
-    "lat:double",
-    "lon:double",
-    "contact_phone",
-    "flags:string[]",
-    "content_hash",
-    "raw",
-    "known:boolean",
-    ":LABEL",
-]
-QUARANTINE_HEADER = [
-    "qkey:ID(Quarantine)",
-    "kind",
-    "source",
-    "line:long",
-    "field",
-    "reason",
-    "raw",
-    "existing",
-    "at:datetime",
-    ":LABEL",
-]
+REG_HEADER = NODES["Registration"].import_header()
+PERSON_HEADER = NODES["Person"].import_header()
+RESULT_HEADER = NODES["Result"].import_header()
+COMPOUND_HEADER = NODES["Compound"].import_header()
+QUARANTINE_HEADER = NODES["Quarantine"].import_header()
 
 
 @dataclass
@@ -148,7 +82,7 @@ def _dedupe(
     kind: str,
     source: str,
     items: Iterable[Item],
-    transform: Any,
+    transform_one: Any,
     seen: dict[str, tuple[str, str]],
     quarantine: dict[str, Quarantined],
     summary: Summary,
@@ -156,38 +90,26 @@ def _dedupe(
     """The online loader's rules: first version wins; a different one is a conflict."""
     for line, item in items:
         summary.read += 1
-        out = item if isinstance(item, Quarantined) else transform(item, source, line)
+        out = item if isinstance(item, Quarantined) else transform_one(item, source, line)
         if isinstance(out, Quarantined):
             quarantine.setdefault(out.key, out)
-            summary.quarantined += 1
+            summary.add(Outcome(line, None, "quarantined"), keep=False)
             continue
         first = seen.get(out.key)
-        if first is None:
-            seen[out.key] = (out.content_hash, out.raw)
-            summary.stored += 1
-            summary.flagged += bool(out.flags)
-            yield out
-        elif first[0] == out.content_hash:
-            summary.duplicates += 1
-        elif kind == "compounds":
+        verdict = transform.judge(out, source, line, *(first or (None, None)))
+        status, q = verdict.status, verdict.quarantined
+        if status == "updated":
             raise ServerError(
                 f"bulk import: compound {out.key} appears twice with different "
                 "content; load compounds online to update them"
             )
-        else:
-            q = Quarantined(
-                kind,
-                source,
-                line,
-                "record_id" if kind == "registrations" else "tube_code",
-                f"conflict: {out.key} was already received with different "
-                "content; the first version is kept",
-                out.raw,
-                first[1],
-            )
+        if status == "stored":
+            seen[out.key] = (out.content_hash, out.raw)
+        if q is not None:
             quarantine.setdefault(q.key, q)
-            summary.conflicts += 1
-            summary.quarantined += 1
+        summary.add(Outcome(line, out.key, status, out.flags), keep=False)
+        if status == "stored":
+            yield out
 
 
 def write_import_files(
@@ -218,14 +140,7 @@ def write_import_files(
 
     reg = _Csv(out / "registrations.csv", REG_HEADER)
     per = _Csv(out / "persons.csv", PERSON_HEADER)
-    rel_headers = {
-        "into_tube": [":START_ID(Registration)", ":END_ID(Tube)", ":TYPE"],
-        "of_person": [":START_ID(Registration)", ":END_ID(Person)", ":TYPE"],
-        "in_box": [":START_ID(Registration)", ":END_ID(Box)", ":TYPE"],
-        "at_compound": [":START_ID(Registration)", ":END_ID(Compound)", ":TYPE"],
-        "filled_at": [":START_ID(Box)", ":END_ID(Compound)", "day", ":TYPE"],
-        "for_tube": [":START_ID(Result)", ":END_ID(Tube)", ":TYPE"],
-    }
+    rel_headers = {t.lower(): r.import_header() for t, r in RELATIONSHIPS.items()}
     rels = {name: _Csv(out / f"rel_{name}.csv", header) for name, header in rel_headers.items()}
     if "registrations" in inputs:
         source, items = inputs["registrations"]
@@ -278,13 +193,13 @@ def write_import_files(
 
     for code in sorted(compound_refs - compounds_known):
         comp.write({"code": code, "LABEL": "Compound"})
-    _single(out / "tubes.csv", "code:ID(Tube)", tubes, "Tube")
-    _single(out / "boxes.csv", "code:ID(Box)", boxes, "Box")
+    _single(out / "tubes.csv", tubes, "Tube")
+    _single(out / "boxes.csv", boxes, "Box")
     q = _Csv(out / "quarantine.csv", QUARANTINE_HEADER)
     now = datetime.now(UTC)
     for item in quarantine.values():
         q.write({**item.as_props(), "at": now, "LABEL": "Quarantine"})
-    meta = _Csv(out / "meta.csv", ["key:ID(Meta)", "value", ":LABEL"])
+    meta = _Csv(out / "meta.csv", NODES["Meta"].import_header())
     meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
@@ -296,10 +211,11 @@ def _rel(start: str, end: str, kind: str) -> dict[str, Any]:
     return {"START_ID": start, "END_ID": end, "TYPE": kind}
 
 
-def _single(path: Path, header: str, values: set[str], label: str) -> None:
-    f = _Csv(path, [header, ":LABEL"])
+def _single(path: Path, values: set[str], label: str) -> None:
+    node = NODES[label]
+    f = _Csv(path, node.import_header())
     for v in sorted(values):
-        f.write({header.split(":")[0]: v, "LABEL": label})
+        f.write({node.key: v, "LABEL": label})
     f.close()
 
 

@@ -7,9 +7,10 @@ import json
 import math
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine import domain
+from engine.model import KEY_FIELDS, UPDATABLE, RecordKind
 
 REGISTRATION_FIELDS = (
     "record_id",
@@ -63,7 +64,7 @@ DIRECTORY_FIELDS = (
 )
 DIRECTORY_REQUIRED = ("id_type", "id_number", "source", "updated_at")
 PHONE_OWNERS = ("self", "household", "compound_manager")
-KINDS = ("compounds", "registrations", "results", "directory")
+KINDS = tuple(k.value for k in RecordKind)
 
 
 @dataclass(frozen=True)
@@ -508,3 +509,48 @@ def transform_directory(
         sorted(set(flags)),
         {"person": person, "compound_code": v["residence_compound_code"]},
     )
+
+
+class Verdict(NamedTuple):
+    """What the duplicate/conflict rule says of one record."""
+
+    status: str  # stored, duplicate, updated or conflict
+    quarantined: Quarantined | None = None
+    reason: str | None = None
+
+
+def judge(
+    row: Row,
+    source: str,
+    line: int | None,
+    first_hash: str | None,
+    first_raw: str | None,
+    *,
+    newer: bool | None = None,
+) -> Verdict:
+    """The duplicate/conflict rule, for the online loader (within a batch and against the
+    database) and the bulk import alike. The first version of a key wins; the same content
+    again is a `duplicate`. An updatable kind with new content is `updated` (a directory entry
+    only when it is `newer`, as the database decides; within a batch it is passed on to it).
+    Any other record with new content is a `conflict`, quarantined with both versions side by
+    side, its field naming the contract's key."""
+    if first_hash is None:
+        return Verdict("stored")
+    if first_hash == row.content_hash:
+        return Verdict("duplicate")
+    kind = RecordKind(row.kind)
+    if kind in UPDATABLE:
+        if newer is False:
+            return Verdict("duplicate", None, "an entry with a later updated_at is kept")
+        return Verdict("updated")
+    q = Quarantined(
+        row.kind,
+        source,
+        line,
+        ", ".join(KEY_FIELDS[kind]),
+        f"conflict: {row.key} was already received with different content; "
+        "the first version is kept",
+        row.raw,
+        first_raw,
+    )
+    return Verdict("conflict", q, q.reason)

@@ -35,9 +35,6 @@ MERGE_QUERY = {
     "compounds": "merge_compounds",
     "directory": "merge_directory",
 }
-# Kinds where a key sent again with other content updates the stored record (compounds: the
-# last one sent; directory entries: the latest `updated_at`) instead of a conflict.
-UPDATABLE = ("compounds", "directory")
 
 
 @dataclass(frozen=True)
@@ -189,36 +186,21 @@ def _write_batch(
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
-            flags = sorted(set(row.flags) | set(answer.get("derived_flags") or []))
             if answer["created"]:
+                flags = sorted(set(row.flags) | set(answer.get("derived_flags") or []))
                 outcomes.append(Outcome(line, row.key, "stored", flags))
-            elif answer["content_hash"] == row.content_hash:
-                outcomes.append(Outcome(line, row.key, "duplicate", row.flags))
-            elif kind == "compounds" or (kind == "directory" and answer["newer"]):
-                outcomes.append(Outcome(line, row.key, "updated", row.flags))
-            elif kind == "directory":
-                outcomes.append(
-                    Outcome(
-                        line,
-                        row.key,
-                        "duplicate",
-                        row.flags,
-                        "an entry with a later updated_at is kept",
-                    )
-                )
-            else:
-                q = Quarantined(
-                    kind,
-                    source,
-                    line,
-                    "record_id" if kind == "registrations" else "tube_code",
-                    f"conflict: {row.key} was already received with different "
-                    "content; the first version is kept",
-                    row.raw,
-                    answer["raw"],
-                )
-                extra_q.append(q)
-                outcomes.append(Outcome(line, row.key, "conflict", row.flags, q.reason))
+                continue
+            v = transform.judge(
+                row,
+                source,
+                line,
+                answer["content_hash"],
+                answer["raw"],
+                newer=answer.get("newer"),
+            )
+            if v.quarantined is not None:
+                extra_q.append(v.quarantined)
+            outcomes.append(Outcome(line, row.key, v.status, row.flags, v.reason))
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
         changes = tasks.TaskChanges()
         if kind == "results":
@@ -330,7 +312,7 @@ def load_records(
     """Transform and store every item; a bad item never fails the others. `sender` is the
     source that scopes registration record ids (the API key's id, or a file's `--source`)."""
     needs_secret = kind in ("registrations", "directory")
-    transform = make_transform(kind, settings, gw.secret() if needs_secret else "", sender)
+    transform_one = make_transform(kind, settings, gw.secret() if needs_secret else "", sender)
     summary = Summary(kind)
     for batch in _batches(items, settings.batch_size):
         rows: list[tuple[int | None, Row]] = []
@@ -342,36 +324,28 @@ def load_records(
             result = (
                 item
                 if isinstance(item, Quarantined)
-                else _transform(transform, kind, item, source, line)
+                else _transform(transform_one, kind, item, source, line)
             )
             if isinstance(result, Quarantined):
                 quarantined.append(result)
                 ordered.append(Outcome(line, None, "quarantined", [], result.reason))
                 continue
             first = seen.get(result.key)
-            if first is None:
+            v = transform.judge(
+                result,
+                source,
+                line,
+                first.content_hash if first else None,
+                first.raw if first else None,
+            )
+            if v.status in ("stored", "updated"):
                 seen[result.key] = result
                 ordered.append(len(rows))
                 rows.append((line, result))
-            elif first.content_hash == result.content_hash:
-                ordered.append(Outcome(line, result.key, "duplicate", result.flags))
-            elif kind in UPDATABLE:
-                seen[result.key] = result
-                ordered.append(len(rows))
-                rows.append((line, result))
-            else:
-                q = Quarantined(
-                    kind,
-                    source,
-                    line,
-                    "record_id",
-                    f"conflict: {result.key} was already received with different "
-                    "content; the first version is kept",
-                    result.raw,
-                    first.raw,
-                )
-                quarantined.append(q)
-                ordered.append(Outcome(line, result.key, "conflict", result.flags, q.reason))
+                continue
+            if v.quarantined is not None:
+                quarantined.append(v.quarantined)
+            ordered.append(Outcome(line, result.key, v.status, result.flags, v.reason))
         written = _write_split(gw, kind, source, rows, quarantined)
         for entry in ordered:
             summary.add(written[entry] if isinstance(entry, int) else entry, keep_outcomes)

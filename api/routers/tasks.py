@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Query
 from api import models
 from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
 from engine import policy
+from engine.domain import DISTRICT_OR_UNASSIGNED
 
 router = APIRouter(tags=["tasks"])
 
 
 @router.get("/v1/districts/{district_code}/tasks", response_model=models.TaskPage)
 def get_district_tasks(
-    district_code: Annotated[str, Path(pattern=r"^(\d{6}|unassigned)$")],
+    district_code: Annotated[str, Path(pattern=rf"^({DISTRICT_OR_UNASSIGNED})$")],
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,

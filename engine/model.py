@@ -1,0 +1,189 @@
+"""The graph model, declared once: labels, their keys and properties, relationships, and the
+record kinds that feed them. The bulk import headers are generated from it; a test proves
+that `cypher/schema.cypher`'s constraints and the transforms' properties agree with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class RecordKind(StrEnum):
+    """What an input file or request holds."""
+
+    COMPOUNDS = "compounds"
+    REGISTRATIONS = "registrations"
+    RESULTS = "results"
+    DIRECTORY = "directory"
+
+
+# The fields that identify a record of each kind (the contract's keys); a record sent again
+# under the same key with different content is a conflict.
+KEY_FIELDS: dict[RecordKind, tuple[str, ...]] = {
+    RecordKind.COMPOUNDS: ("compound_code",),
+    RecordKind.REGISTRATIONS: ("source", "record_id"),
+    RecordKind.RESULTS: ("tube_code", "lab_code", "reported_at"),
+    RecordKind.DIRECTORY: ("id_type", "id_number", "source", "phone"),
+}
+# Kinds whose key sent again with other content updates the stored record (compounds: the
+# newer master data; directory: the latest `updated_at`) instead of being a conflict.
+UPDATABLE = (RecordKind.COMPOUNDS, RecordKind.DIRECTORY)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A label, its unique key and its other properties (name: neo4j-admin import type)."""
+
+    label: str
+    key: str
+    properties: dict[str, str] = field(default_factory=dict)
+    imported: bool = True  # written by the bulk import (else only by the online code)
+
+    def import_header(self) -> list[str]:
+        props = [n if t == "string" else f"{n}:{t}" for n, t in self.properties.items()]
+        return [f"{self.key}:ID({self.label})", *props, ":LABEL"]
+
+
+@dataclass(frozen=True)
+class Relationship:
+    type: str
+    start: str
+    end: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def import_header(self) -> list[str]:
+        props = [n if t == "string" else f"{n}:{t}" for n, t in self.properties.items()]
+        return [f":START_ID({self.start})", f":END_ID({self.end})", *props, ":TYPE"]
+
+
+_SOURCE = {"content_hash": "string", "raw": "string", "source": "string", "line": "long"}
+
+NODES: dict[str, Node] = {
+    n.label: n
+    for n in (
+        Node(
+            "Compound",
+            "code",
+            {
+                "name": "string",
+                "address": "string",
+                "district_code": "string",
+                "subdistrict": "string",
+                "lat": "double",
+                "lon": "double",
+                "contact_phone": "string",
+                "flags": "string[]",
+                "content_hash": "string",
+                "raw": "string",
+                "known": "boolean",
+            },
+        ),
+        Node(
+            "Registration",
+            "reg_key",
+            {
+                "sender": "string",
+                "record_id": "string",
+                "collected_at": "datetime",
+                "day": "string",
+                "compound_code": "string",
+                "box_code": "string",
+                "tube_code": "string",
+                "pool_size": "long",
+                "method": "string",
+                "id_type": "string",
+                "name": "string",
+                "phone": "string",
+                "registered_address": "string",
+                "collector_id": "string",
+                "flags": "string[]",
+                **_SOURCE,
+            },
+        ),
+        Node(
+            "Person",
+            "person_id",
+            {"id_type": "string", "id_number": "string", "registered_district_code": "string"},
+        ),
+        Node(
+            "Result",
+            "result_key",
+            {
+                "tube_code": "string",
+                "result": "string",
+                "reported_at": "datetime",
+                "day": "string",
+                "lab_code": "string",
+                "ct_value": "double",
+                "flags": "string[]",
+                **_SOURCE,
+            },
+        ),
+        Node("Tube", "code"),
+        Node("Box", "code"),
+        Node(
+            "Quarantine",
+            "qkey",
+            {
+                "kind": "string",
+                "source": "string",
+                "line": "long",
+                "field": "string",
+                "reason": "string",
+                "raw": "string",
+                "existing": "string",
+                "at": "datetime",
+            },
+        ),
+        Node("Meta", "key", {"value": "string"}),
+        Node(
+            "DirectoryEntry",
+            "entry_key",
+            {
+                "person_id": "string",
+                "name": "string",
+                "phone": "string",
+                "usable": "boolean",
+                "phone_owner": "string",
+                "residence_compound_code": "string",
+                "source": "string",
+                "updated_at": "datetime",
+                "flags": "string[]",
+                "content_hash": "string",
+                "raw": "string",
+                "file": "string",
+                "line": "long",
+            },
+            imported=False,
+        ),
+        Node("Task", "task_id", imported=False),
+        Node("Case", "person_id", imported=False),
+        Node("ApiKey", "key_id", imported=False),
+        Node("Audit", "audit_id", imported=False),
+        Node("PersonDay", "key", imported=False),
+        Node("Event", "seq", imported=False),
+        Node("Sequence", "name", imported=False),
+        Node("Webhook", "webhook_id", imported=False),
+        Node("Delivery", "delivery_id", imported=False),
+    )
+}
+
+RELATIONSHIPS: dict[str, Relationship] = {
+    r.type: r
+    for r in (
+        Relationship("INTO_TUBE", "Registration", "Tube"),
+        Relationship("OF_PERSON", "Registration", "Person"),
+        Relationship("IN_BOX", "Registration", "Box"),
+        Relationship("AT_COMPOUND", "Registration", "Compound"),
+        Relationship("FILLED_AT", "Box", "Compound", {"day": "string"}),
+        Relationship("FOR_TUBE", "Result", "Tube"),
+    )
+}
+
+# The node each record kind is stored as.
+STORED_AS: dict[RecordKind, str] = {
+    RecordKind.COMPOUNDS: "Compound",
+    RecordKind.REGISTRATIONS: "Registration",
+    RecordKind.RESULTS: "Result",
+    RecordKind.DIRECTORY: "DirectoryEntry",
+}

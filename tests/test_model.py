@@ -1,0 +1,113 @@
+"""The graph model is declared once (engine/model.py): the constraints in cypher/, the bulk
+import headers and the transforms' properties agree with it; the duplicate/conflict rule is
+one function for the online loader and the bulk import. No database needed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.model import NODES, RELATIONSHIPS, RecordKind
+from loaders import bulk_files, transform
+
+CYPHER = Path(__file__).resolve().parent.parent / "cypher"
+REG = {
+    "record_id": "R1",
+    "collected_at": "2022-04-09T08:00:00+08:00",
+    "compound_code": "C1",
+    "box_code": "B1",
+    "tube_code": "T1",
+    "pool_size": "10",
+    "method": "nucleic_code",
+    "id_type": "passport",
+    "id_number": "E1234567",
+    "name": "x",
+    "phone": "13800000000",
+}
+RES = {"tube_code": "T1", "result": "positive", "reported_at": "2022-04-09T20:00:00+08:00"}
+
+
+def test_unique_constraints_are_the_model_keys() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in CYPHER.glob("*.cypher"))
+    found = {
+        label: key
+        for var, label, var2, key in re.findall(
+            r"FOR \((\w+):(\w+)\)\s+REQUIRE (\w+)\.(\w+) IS UNIQUE", text
+        )
+        if var == var2
+    }
+    assert found == {n.label: n.key for n in NODES.values()}
+
+
+def test_bulk_headers_come_from_the_model() -> None:
+    assert bulk_files.REG_HEADER[0] == "reg_key:ID(Registration)"
+    assert bulk_files.RESULT_HEADER == NODES["Result"].import_header()
+    assert RELATIONSHIPS["FILLED_AT"].import_header() == [
+        ":START_ID(Box)",
+        ":END_ID(Compound)",
+        "day",
+        ":TYPE",
+    ]
+
+
+def _names(label: str) -> set[str]:
+    node = NODES[label]
+    return {node.key, *node.properties}
+
+
+def test_transforms_write_exactly_the_model_properties() -> None:
+    reg = transform.transform_registration(REG, "f", 2, tz="Asia/Shanghai", secret="s")
+    assert isinstance(reg, transform.Row)
+    assert set(reg.props) == _names("Registration")
+    assert set(reg.links["person"]) == _names("Person")
+    res = transform.transform_result(RES | {"lab_code": "L1"}, "f", 2, tz="Asia/Shanghai")
+    assert isinstance(res, transform.Row)
+    assert set(res.props) == _names("Result")
+    comp = transform.transform_compound({"compound_code": "C1"}, "f", 2)
+    assert isinstance(comp, transform.Row)
+    assert set(comp.props) == _names("Compound")
+    q = transform.transform_result({}, "f", 3, tz="Asia/Shanghai")
+    assert isinstance(q, transform.Quarantined)
+    assert set(q.as_props()) | {"at"} == _names("Quarantine")
+    assert [k.value for k in RecordKind] == list(transform.KINDS)
+
+
+def test_one_conflict_rule_names_the_contract_key() -> None:
+    first = transform.transform_result(RES | {"lab_code": "L1"}, "f", 2, tz="Asia/Shanghai")
+    again = transform.transform_result(RES | {"lab_code": "L1"}, "f", 3, tz="Asia/Shanghai")
+    other = transform.transform_result(
+        RES | {"lab_code": "L1", "ct_value": "30"}, "f", 4, tz="Asia/Shanghai"
+    )
+    assert isinstance(first, transform.Row) and isinstance(again, transform.Row)
+    assert isinstance(other, transform.Row)
+    assert transform.judge(first, "f", 2, None, None).status == "stored"
+    assert transform.judge(again, "f", 3, first.content_hash, first.raw).status == "duplicate"
+    status, q, _ = transform.judge(other, "f", 4, first.content_hash, first.raw)
+    assert status == "conflict" and q is not None
+    assert q.field == "tube_code, lab_code, reported_at" and q.existing == first.raw
+    reg = transform.transform_registration(REG, "f", 2, tz="Asia/Shanghai", secret="s")
+    changed = transform.transform_registration(
+        REG | {"name": "y"}, "f", 3, tz="Asia/Shanghai", secret="s"
+    )
+    assert isinstance(reg, transform.Row) and isinstance(changed, transform.Row)
+    status, q, _ = transform.judge(changed, "f", 3, reg.content_hash, reg.raw)
+    assert status == "conflict" and q is not None and q.field == "source, record_id"
+    comp = transform.transform_compound({"compound_code": "C1", "name": "a"}, "f", 2)
+    comp2 = transform.transform_compound({"compound_code": "C1", "name": "b"}, "f", 3)
+    assert isinstance(comp, transform.Row) and isinstance(comp2, transform.Row)
+    assert transform.judge(comp2, "f", 3, comp.content_hash, comp.raw).status == "updated"
+
+
+def test_directory_entries_update_only_when_newer() -> None:
+    entry = {"id_type": "passport", "id_number": "E1", "source": "census", "phone": "13800000000"}
+    old = transform.transform_directory(
+        entry | {"updated_at": "2022-04-01T00:00:00+08:00"}, "f", 2, secret="s"
+    )
+    new = transform.transform_directory(
+        entry | {"updated_at": "2022-04-02T00:00:00+08:00"}, "f", 3, secret="s"
+    )
+    assert isinstance(old, transform.Row) and isinstance(new, transform.Row)
+    assert old.key == new.key
+    assert transform.judge(new, "f", 3, old.content_hash, old.raw).status == "updated"
+    kept = transform.judge(old, "f", 2, new.content_hash, new.raw, newer=False)
+    assert kept.status == "duplicate" and kept.reason and kept.quarantined is None
