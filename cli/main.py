@@ -13,9 +13,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.render import err, out, print_json, print_trace
+from cli.render import err, out, print_json, print_trace, render_json
 from cli.webhooks import webhooks_app
-from engine import policy
+from engine import contract, policy
 from engine.audit import DirectAudit
 from engine.db import Gateway, connect
 from engine.errors import NotFound, TubetraceError
@@ -158,7 +158,7 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     with gateway() as gw:
         items, _ = policy.read_quarantine_page(gw, DirectAudit(gw), me(), limit=1_000_000)
     if as_json:
-        print_json({"items": items, "next_cursor": None})
+        print_json(contract.QuarantinePage.model_validate({"items": items, "next_cursor": None}))
         return
     table = Table("kind", "source", "line", "field", "reason", "raw")
     for item in items:
@@ -183,7 +183,7 @@ def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
         except NotFound as exc:
             fail(str(exc), 4)
     if as_json:
-        print_json(result)
+        print_json(contract.Trace.model_validate(result))
     else:
         print_trace(result)
 
@@ -198,7 +198,7 @@ def tasks_cmd(
     with gateway() as gw:
         items = policy.read_all_tasks(gw, DirectAudit(gw), me(), district, status)
     if as_json:
-        print_json({"items": items, "next_cursor": None})
+        print_json(contract.TaskPage.model_validate({"items": items, "next_cursor": None}))
         return
     table = Table("task", "kind", "status", "tube", "name", "phone", "compound", "flags")
     for t in items:
@@ -231,7 +231,11 @@ def positives_cmd(
             # The envelope is written as it streams: constant memory at any size.
             sys.stdout.write('{"items": [')
             for i, item in enumerate(stream):
-                sys.stdout.write(("," if i else "") + "\n" + json.dumps(item, ensure_ascii=False))
+                sys.stdout.write(
+                    ("," if i else "")
+                    + "\n"
+                    + render_json(contract.PositiveItem.model_validate(item))
+                )
             sys.stdout.write('\n], "next_cursor": null}\n')
             return
         current = None
@@ -301,7 +305,7 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
         except NotFound as exc:
             fail(str(exc), 4)
     if as_json:
-        print_json(answer)
+        print_json(contract.Rings.model_validate(answer))
         return
     out.print(f"Case {person_id}: pools {', '.join(answer['case']['pool_tubes'])}", highlight=False)
     for ring, people in (("ring 1", answer["ring1"]), ("ring 2", answer["ring2"]["items"])):

@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -13,8 +14,20 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
+def _plain(value: Any) -> Any:
+    """A contract model as the API renders it; anything else as it is."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(
+        json.dumps(_plain(value), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    )
+
+
+def render_json(value: Any) -> str:
+    """One line of JSON, for streamed lists."""
+    return json.dumps(_plain(value), ensure_ascii=False)
 
 
 def print_trace(t: dict[str, Any]) -> None:

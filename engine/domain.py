@@ -13,13 +13,15 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.contract import IdType, Method, ResultValue
+
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE_RE = re.compile(r"^0\d{2,3}\d{7,8}$")
-ID_TYPES = ("resident_id", "passport", "other")
-METHODS = ("nucleic_code", "id_card", "manual")
-RESULTS = ("positive", "negative", "invalid")
+ID_TYPES = tuple(t.value for t in IdType)
+METHODS = tuple(m.value for m in Method)
+RESULTS = tuple(r.value for r in ResultValue)
 # The city-level queue of tasks whose person has no known residence district.
 UNASSIGNED = "unassigned"
 DISTRICT_OR_UNASSIGNED = rf"\d{{6}}|{UNASSIGNED}"

@@ -12,11 +12,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from engine.contract import Role
 from engine.db import Gateway
 from engine.domain import DISTRICT_OR_UNASSIGNED, UNASSIGNED
 from engine.errors import InputError, NotFound
 
-ROLES = ("investigator", "district", "collector", "lab", "admin", "health_code")
+ROLES = tuple(r.value for r in Role)
 _KEY = re.compile(r"^tt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")
 
 

@@ -12,15 +12,16 @@ from typing import Any
 from neo4j import ManagedTransaction
 
 from engine import domain, outbox
+from engine.contract import Outcome, TaskKind, TaskStatus
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import Principal
 from engine.trace import trace_many
 from engine.views import task_visible
 
-STATUSES = ("pending", "acknowledged", "contacted", "retest_collected", "unreachable", "closed")
-OUTCOMES = ("released", "confirmed", "superseded", "closed_by_investigator")
-KINDS = ("follow_up", "resample", "case")
+STATUSES = tuple(s.value for s in TaskStatus)
+OUTCOMES = tuple(o.value for o in Outcome)
+KINDS = tuple(k.value for k in TaskKind)
 UNASSIGNED = domain.UNASSIGNED
 # Moves a district unit or an investigator may make; `closed` from retest_collected carries
 # released or confirmed. An investigator may also close any open task (closed_by_investigator).

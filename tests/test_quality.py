@@ -52,3 +52,13 @@ def test_no_cypher_outside_cypher_files() -> None:
                 ):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_mypy_is_strict_on_engine_and_loaders() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    strict = {
+        m for o in config["tool"]["mypy"]["overrides"] if o.get("strict") for m in o["module"]
+    }
+    assert {"engine.*", "loaders.*"} <= strict

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, JsonValue
 from api import models
 from api.deps import Admin, AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
 from engine import audit, domain
+from engine.contract import LoadStatus
 from engine.db import Gateway
 from engine.keys import Principal
 from engine.settings import Settings
@@ -55,7 +56,11 @@ def _load(
         summary=models.LoadSummary(**summary.counts()),
         outcomes=[
             models.RecordOutcome(
-                index=o.line or 0, key=o.key, status=o.status, flags=o.flags, reason=o.reason
+                index=o.line or 0,
+                key=o.key,
+                status=LoadStatus(o.status),
+                flags=o.flags,
+                reason=o.reason,
             )
             for o in summary.outcomes
         ],

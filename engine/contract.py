@@ -1,0 +1,290 @@
+"""The typed contract: the shapes of the trace, person, task, report, quarantine, audit and
+load answers, and the vocabularies (roles, statuses, outcomes, kinds, results) as enums.
+The API's response models are these; the CLI renders its JSON through them too."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Role(StrEnum):
+    INVESTIGATOR = "investigator"
+    DISTRICT = "district"
+    COLLECTOR = "collector"
+    LAB = "lab"
+    ADMIN = "admin"
+    HEALTH_CODE = "health_code"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    ACKNOWLEDGED = "acknowledged"
+    CONTACTED = "contacted"
+    RETEST_COLLECTED = "retest_collected"
+    UNREACHABLE = "unreachable"
+    CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    RELEASED = "released"
+    CONFIRMED = "confirmed"
+    SUPERSEDED = "superseded"
+    CLOSED_BY_INVESTIGATOR = "closed_by_investigator"
+
+
+class TaskKind(StrEnum):
+    FOLLOW_UP = "follow_up"
+    RESAMPLE = "resample"
+    CASE = "case"
+
+
+class ResultValue(StrEnum):
+    """A lab result. A stored result may carry another value, flagged `invalid_result`."""
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    INVALID = "invalid"
+
+
+class IdType(StrEnum):
+    RESIDENT_ID = "resident_id"
+    PASSPORT = "passport"
+    OTHER = "other"
+
+
+class Method(StrEnum):
+    NUCLEIC_CODE = "nucleic_code"
+    ID_CARD = "id_card"
+    MANUAL = "manual"
+
+
+class LoadStatus(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    UPDATED = "updated"
+    QUARANTINED = "quarantined"
+
+
+class LoadSummary(BaseModel):
+    read: int
+    stored: int
+    duplicates: int
+    conflicts: int
+    updated: int
+    flagged: int
+    quarantined: int
+
+
+class RecordOutcome(BaseModel):
+    index: int
+    key: str | None
+    status: LoadStatus
+    flags: list[str]
+    reason: str | None
+
+
+class LoadAnswer(BaseModel):
+    summary: LoadSummary
+    outcomes: list[RecordOutcome]
+
+
+class TubeResult(BaseModel):
+    result: str | None
+    reported_at: str | None
+    lab_code: str | None
+    ct_value: float | None
+
+
+class Tube(BaseModel):
+    code: str
+    pool_size: int | None
+    collected_at: str | None
+    result: str | None
+    reported_at: str | None
+    results: list[TubeResult]
+
+
+class BoxRef(BaseModel):
+    code: str
+
+
+class Compound(BaseModel):
+    code: str | None
+    name: str | None
+    address: str | None
+    district_code: str | None
+    district: str | None
+    subdistrict: str | None
+    contact_phone: str | None = None
+
+
+class Residence(BaseModel):
+    compound_code: str | None
+    address: str | None
+    district_code: str | None
+    source: str = Field(
+        "registration",
+        description="registration (the compound swabbed at, or another registration's) "
+        "or directory (the population directory's residence, when the compound is unknown)",
+    )
+    contact_phone: str | None = Field(None, description="the residence compound's phone")
+
+
+class Contact(BaseModel):
+    phone: str
+    owner: str = Field(description="self, household or compound_manager")
+    source: str = Field(description="registration, or the directory entry's source")
+    updated_at: str | None
+
+
+class Person(BaseModel):
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+    phone: str | None
+    method: str | None
+    record_id: str
+    box_code: str | None = Field(None, description="the box this person's swab went into")
+    collected_at: str | None
+    residence: Residence | None
+    contacts: list[Contact] = Field(
+        default_factory=list, description="usable phones: the registration's first"
+    )
+    registered_district_code: str | None
+    household_separated: bool | None
+    flags: list[str]
+
+
+class Trace(BaseModel):
+    tube: Tube
+    box: BoxRef | None
+    boxes: list[str]
+    compound: Compound | None
+    compounds: list[str]
+    persons: list[Person]
+    flags: list[str]
+
+
+class QuarantineItem(BaseModel):
+    qkey: str
+    kind: str
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: str
+    existing: str | None
+    at: str | None
+
+
+class QuarantinePage(BaseModel):
+    items: list[QuarantineItem]
+    next_cursor: str | None
+
+
+class AuditEntry(BaseModel):
+    audit_id: str
+    at: str | None
+    key_id: str
+    role: Role
+    action: str
+    target: str | None
+    person_ids: list[str]
+    reason: str | None
+    status: str | None
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class HistoryEntry(BaseModel):
+    status: TaskStatus
+    at: str
+    actor: str
+    note: str | None
+    outcome: Outcome | None = None
+
+
+class TaskCompound(BaseModel):
+    code: str | None
+    address: str | None = None
+    district_code: str | None = None
+    name: str | None = None
+    district: str | None = None
+    subdistrict: str | None = None
+    contact_phone: str | None = None
+
+
+class Task(BaseModel):
+    task_id: str
+    status: TaskStatus
+    outcome: Outcome | None
+    kind: TaskKind
+    tube_code: str
+    district_code: str
+    person: Person | None
+    compound: TaskCompound | None
+    contact_via: str = Field(description="phone (call the first contact) or compound")
+    contact_phone: str | None = Field(
+        None, description="with contact_via compound: the compound's phone"
+    )
+    flags: list[str]
+    result_at: str | None
+    created_at: str | None
+    updated_at: str | None
+    history: list[HistoryEntry]
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    next_cursor: str | None
+
+
+class PositiveItem(BaseModel):
+    district_code: str
+    district: str | None
+    tube_code: str
+    trace: Trace
+
+
+class PositivesPage(BaseModel):
+    items: list[PositiveItem]
+    next_cursor: str | None
+
+
+class RingPerson(Person):
+    tube_code: str
+
+
+class RingPage(BaseModel):
+    items: list[RingPerson]
+    next_cursor: str | None
+
+
+class CaseInfo(BaseModel):
+    confirmed_at: str | None
+    collected_at: str | None
+    compound_code: str | None
+    pool_tubes: list[str]
+
+
+class Rings(BaseModel):
+    person_id: str
+    case: CaseInfo
+    ring1: list[RingPerson]
+    ring2: RingPage
+
+
+class Report(BaseModel):
+    report: str
+    date: str
+    items: list[dict[str, Any]]
+    next_cursor: str | None
