@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
         audit.prune(app.state.gateway, settings.audit_retention_days)
-        app.state.audit = audit.AuditWriter(app.state.gateway, settings.home)
+        app.state.audit = audit.AuditWriter(
+            app.state.gateway, settings.home, fsync=settings.audit_fsync
+        )
         # Webhook deliveries run off the request path, in the worker's own threads.
         hooks = (
             webhooks.Worker(app.state.gateway, settings).start()

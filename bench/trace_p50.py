@@ -1,7 +1,8 @@
 """Trace latency over HTTP (p50), the audit entry included, for one or more source trees side
 by side: how much the durable audit journal costs per read.
 
-    TUBETRACE_HOME=... python -m bench.trace_p50 --rounds 3 --n 200 OLD_TREE NEW_TREE
+    TUBETRACE_HOME=... python -m bench.trace_p50 --rounds 3 --n 200 OLD_TREE NEW_TREE \\
+        NEW_TREE,TUBETRACE_AUDIT_FSYNC=false
 
 Uses the managed Neo4j of TUBETRACE_HOME (or NEO4J_URI); loads the small test city there
 (wiping that database first), then starts `uvicorn api.app:create_app` from each tree in turn."""
@@ -27,8 +28,9 @@ from loaders.read import read_file
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
 
-def serve(tree: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(tree: Path, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
     env = os.environ | {"TUBETRACE_RATE_PER_SECOND": "5000", "TUBETRACE_RATE_BURST": "5000"}
+    env |= extra
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)]
         + ["--log-level", "warning"],
@@ -45,8 +47,10 @@ def serve(tree: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"uvicorn from {tree} did not answer")
 
 
-def p50(tree: Path, secret: str, n: int, port: int) -> float:
-    proc = serve(tree, port)
+def p50(spec: str, secret: str, n: int, port: int) -> float:
+    """`spec` is a source tree, optionally followed by `,NAME=VALUE` environment settings."""
+    tree, *pairs = spec.split(",")
+    proc = serve(Path(tree).resolve(), port, dict(p.split("=", 1) for p in pairs))
     try:
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
@@ -68,7 +72,7 @@ def p50(tree: Path, secret: str, n: int, port: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("trees", nargs="+", type=Path)
+    parser.add_argument("trees", nargs="+", help="DIR or DIR,NAME=VALUE,...")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
@@ -85,10 +89,10 @@ def main() -> None:
         write.load_records(gw, kind, read_file(DATA / name, kind), name, settings)
     secret = create_key(gw, role="investigator", district=None).secret
     gw.close()
-    figures: dict[Path, list[float]] = {tree: [] for tree in args.trees}
+    figures: dict[str, list[float]] = {tree: [] for tree in args.trees}
     for _ in range(args.rounds):  # interleaved, so that the machine's load hits both alike
         for tree in args.trees:
-            figures[tree].append(p50(tree.resolve(), secret, args.n, args.port))
+            figures[tree].append(p50(tree, secret, args.n, args.port))
     for tree, values in figures.items():
         rounds = ", ".join(f"{v:.1f}" for v in values)
         print(f"trace p50 {statistics.median(values):.1f} ms ({rounds}) {tree}")
