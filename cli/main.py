@@ -20,6 +20,7 @@ from engine.audit import DirectAudit
 from engine.db import Gateway, connect
 from engine.errors import NotFound, TubetraceError
 from engine.keys import Principal, cli_principal
+from engine.model import RecordKind
 from engine.settings import Settings, get_settings
 from loaders import write
 
@@ -122,8 +123,8 @@ def load(
 
         bulk_load(get_settings(), kind, path, out, encoding)
         return
-    if kind not in ("compounds", "registrations", "results", "directory"):
-        fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", 2)
+    if kind not in set(RecordKind):
+        fail(f"unknown kind '{kind}'; use {', '.join(RecordKind)}", 2)
     items = read_file(path, kind, encoding)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()

@@ -12,13 +12,15 @@ from rich.console import Console
 from engine import status
 from engine.db import connect
 from engine.errors import InputError, ServerError
+from engine.model import RecordKind
 from engine.settings import Settings
 from loaders import bulk_files
 from loaders.read import Item, read_file
 
 Inputs = dict[str, tuple[str, Iterable[Item]]]
 
-KINDS = ("compounds", "registrations", "results")  # what --bulk imports (no directory)
+# what --bulk imports (the directory is loaded online)
+KINDS = tuple(k.value for k in RecordKind if k is not RecordKind.DIRECTORY)
 
 
 def _inputs(kind: str, path: Path, encoding: str | None = None) -> Inputs:
