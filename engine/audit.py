@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ def append_chained(gw: Gateway, entries: list[dict[str, Any]]) -> int:
 
     def work(tx: ManagedTransaction) -> int:
         head = gw.run_in(tx, "lock_audit_head")[0]
+        if head["seq"] is None:  # the head was deleted under us (a wipe): take it afresh
+            raise _HeadGone
         ids = [e["audit_id"] for e in entries]
         stored = {r["audit_id"] for r in gw.run_in(tx, "existing_audit_ids", ids=ids)}
         seq, prev = int(head["seq"]), str(head["hash"])
@@ -119,7 +122,16 @@ def append_chained(gw: Gateway, entries: list[dict[str, Any]]) -> int:
             gw.run_in(tx, "append_audit_batch", entries=rows, seq=seq, hash=prev)
         return len(rows)
 
+    for attempt in range(5):
+        try:
+            return gw.write_tx(work)
+        except _HeadGone:
+            time.sleep(0.05 * (attempt + 1))
     return gw.write_tx(work)
+
+
+class _HeadGone(Exception):
+    pass
 
 
 class AuditSink(Protocol):
