@@ -196,7 +196,8 @@ def _write_batch(
                 line,
                 answer["content_hash"],
                 answer["raw"],
-                newer=answer.get("newer"),
+                # the database's word (null counts as no); within a batch it is not known yet
+                newer=bool(answer["newer"]) if "newer" in answer else None,
             )
             if v.quarantined is not None:
                 extra_q.append(v.quarantined)
