@@ -71,7 +71,7 @@ SET a.target = $target
 RETURN count(*) AS edited
 
 // name: count_audit
-// params: action
+// params: action, key_id
 MATCH (a:Audit)
-WHERE $action IS NULL OR a.action = $action
+WHERE ($action IS NULL OR a.action = $action) AND ($key_id IS NULL OR a.key_id = $key_id)
 RETURN count(a) AS n

@@ -21,8 +21,8 @@ from engine.settings import Settings
 from tests.helpers import bearer, cli, load, load_city, result, retest, start_api
 
 
-def audit_count(gw: Gateway, action: str | None = None) -> int:
-    return int(gw.read("count_audit", action=action)[0]["n"])
+def audit_count(gw: Gateway, action: str | None = None, key_id: str | None = None) -> int:
+    return int(gw.read("count_audit", action=action, key_id=key_id)[0]["n"])
 
 
 def test_kill_9_right_after_answers_loses_no_audit_entry(
@@ -45,10 +45,10 @@ def test_kill_9_right_after_answers_loses_no_audit_entry(
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    in_db_at_kill = audit_count(gw, "trace")
+    in_db_at_kill = audit_count(gw, "trace", inv.key_id)
     proc, url = start_api(env, tmp_path / "api-2.log")  # replays the dead API's journal
     try:
-        after = audit_count(gw, "trace")
+        after = audit_count(gw, "trace", inv.key_id)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
