@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace
 from cli.webhooks import webhooks_app
 from engine.db import Gateway, connect
@@ -32,7 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = Exit.ERROR) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -114,7 +116,7 @@ def load(
         bulk_load(get_settings(), kind, path, out, encoding)
         return
     if kind not in ("compounds", "registrations", "results", "directory"):
-        fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", 2)
+        fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", Exit.USAGE)
     items = read_file(path, kind, encoding)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()
@@ -178,7 +180,7 @@ def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
         try:
             result = trace_tube(gw, tube_code)
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
         audit.record(
             gw,
             CLI,
@@ -306,7 +308,7 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
         try:
             answer = reports.rings(gw, person_id, "", reports.RING2_MAX_PAGE)
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
     if as_json:
         print_json(answer)
         return
@@ -335,15 +337,15 @@ def export_cmd(
     from engine.trace import trace_tube
 
     if (tube is None) == (date is None):
-        fail("give either a TUBE or --date D", 2)
+        fail("give either a TUBE or --date D", Exit.USAGE)
     if fmt not in ("graphml", "cytoscape"):
-        fail("--format is graphml or cytoscape", 2)
+        fail("--format is graphml or cytoscape", Exit.USAGE)
     with gateway() as gw:
         if tube is not None:
             try:
                 traces = [trace_tube(gw, tube)]
             except NotFound as exc:
-                fail(str(exc), 4)
+                fail(str(exc), Exit.NOT_FOUND)
         else:
             assert date is not None
             traces = [i["trace"] for i in reports.positives_stream(gw, date)]
@@ -413,7 +415,7 @@ def keys_revoke(key_id: str) -> None:
         try:
             revoke_key(gw, key_id)
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
         audit.record(gw, CLI, "key_revoke", target=key_id)
     out.print(f"key {key_id} revoked")
 
@@ -429,7 +431,9 @@ def audit_log(
 
     when = domain.parse_timestamp(since) if since else None
     if since and when is None:
-        fail("--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", 2)
+        fail(
+            "--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", Exit.USAGE
+        )
     with gateway() as gw:
         rows = []
         after = ""
@@ -473,7 +477,7 @@ def generate_cmd(
     from loaders.generate import generate_city
 
     if fmt not in ("csv", "jsonl"):
-        fail("--format is csv or jsonl", 2)
+        fail("--format is csv or jsonl", Exit.USAGE)
     stats = generate_city(
         out_dir,
         seed=seed,
@@ -513,8 +517,12 @@ def demo(
 
 
 def main() -> None:
+    # The driver's and the gateway's warnings (a retried transaction) are not for the user:
+    # an outage ends as one sentence from the error below.
+    logging.getLogger("neo4j").setLevel(logging.CRITICAL)
+    logging.getLogger("tubetrace.db").setLevel(logging.ERROR)
     try:
         app()
     except TubetraceError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(code_for(exc))

@@ -366,3 +366,88 @@ def test_request_rate_per_key_is_limited(gw: Gateway, settings: Settings) -> Non
             for _ in range(6)
         ]
     assert codes[:3] == [404, 404, 404] and 429 in codes[3:]
+
+
+def test_every_error_answer_is_one_envelope(gw: Gateway, api_url: str) -> None:
+    """Unknown paths, wrong methods, unreadable, deep or invalid bodies, chunked bodies over
+    the limit: `{"error", "message"}` with the code word of the status, never `{"detail"}`."""
+    from api.errors import ERRORS, MAX_BODY_BYTES
+
+    key = create_key(gw, role="collector", district=None).secret
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def chunks() -> Any:
+        yield b"["
+        piece = b'{"tube_code": "T1"},' * 5000
+        sent = 0
+        while sent <= MAX_BODY_BYTES:
+            yield piece
+            sent += len(piece)
+        yield b'{"tube_code": "T1"}]'
+
+    cases = [
+        (httpx.get(f"{api_url}/v1/nothing-here"), 404),
+        (httpx.get(f"{api_url}/v1/registrations", headers=auth), 405),
+        (httpx.delete(f"{api_url}/healthz"), 405),
+        (httpx.post(f"{api_url}/v1/registrations", content=b"[{", headers=auth), 422),
+        (httpx.post(f"{api_url}/v1/registrations", content=b"[" * 200_000, headers=auth), None),
+        (httpx.post(f"{api_url}/v1/registrations", json={"not": "a list"}, headers=auth), 422),
+        (httpx.post(f"{api_url}/v1/registrations", content=chunks(), headers=auth), 413),
+        (httpx.get(f"{api_url}/v1/tubes/T1/trace"), 401),
+        (httpx.get(f"{api_url}/v1/tubes/T1/trace", headers=auth), 403),
+    ]
+    for resp, status in cases:
+        req = f"{resp.request.method} {resp.request.url.path}"
+        assert status is None or resp.status_code == status, (req, resp.status_code, resp.text)
+        assert resp.status_code in ERRORS, (req, resp.status_code)
+        body = resp.json()
+        assert "detail" not in body, (req, body)
+        assert body["error"] == ERRORS[resp.status_code][0], (req, body)
+        assert isinstance(body["message"], str) and body["message"], (req, body)
+    print(f"\nerror envelope: {len(cases)} kinds of bad request, one envelope, no 'detail'")
+    assert gw.read("count_by_label") == [
+        r for r in gw.read("count_by_label") if r["label"] in ("ApiKey", "Audit", "Meta")
+    ]
+
+
+def test_a_bug_is_a_500_with_an_error_id_in_the_log(
+    gw: Gateway, settings: Settings, caplog: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_app(settings, gateway=gw)
+
+    def broken() -> None:
+        raise ZeroDivisionError("a bug")
+
+    app.add_api_route("/v1/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/v1/broken")
+    assert resp.status_code == 500
+    body = resp.json()
+    assert body["error"] == "internal_error" and len(body["error_id"]) >= 8
+    assert body["error_id"] in body["message"]
+    assert "ZeroDivisionError" not in resp.text
+    logged = [r for r in caplog.records if body["error_id"] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+
+
+def test_openapi_lists_every_error_status_with_the_envelope(
+    settings: Settings, gw: Gateway
+) -> None:
+    from api.errors import ERRORS
+
+    doc = create_app(settings, gateway=gw).openapi()
+    operations = 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            operations += 1
+            for status, (word, _) in ERRORS.items():
+                answer = op["responses"].get(str(status))
+                assert answer, (method, path, status)
+                assert answer["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/Error"
+                }, (method, path, status)
+                assert word in answer["description"]
+    assert "Retry-After" in doc["paths"]["/healthz"]["get"]["responses"]["503"]["headers"]
+    print(f"\nopenapi: {operations} operations x {len(ERRORS)} error statuses documented")
