@@ -179,7 +179,18 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
             "GET /v1/audit",
             "GET /healthz",
         }
-        assert len(covered) >= len(known)
+        assert covered >= known
+        # Routes added since this list was written: filled in generically, held to the same
+        # promise (answer in time, never a 500) though their own inputs may stop them earlier.
+        others = [
+            {
+                "method": r.split(" ")[0],
+                "url": r.split(" ")[1].replace("{", "").replace("}", ""),
+                "key": keys["investigator"],
+            }
+            for r in sorted(api_routes(client) - known)
+            if not r.endswith(("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"))
+        ]
         for req in reqs:  # warm up: every request works, every key is cached
             resp, _ = send(client, req)
             assert resp.status_code < 500, (req["url"], resp.status_code, resp.text)
@@ -218,6 +229,11 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
                 assert body["error"] == "database_unavailable", body
                 assert int(resp.headers["Retry-After"]) > 0
                 assert took < LIMIT_S, (req["url"], took, round_)
+        for req in others:
+            resp, took = send(client, req)
+            slowest = max(slowest, took)
+            assert resp.status_code != 500 and took < LIMIT_S, (req["url"], resp.status_code)
+            assert set(resp.json()) >= {"error", "message"}, (req["url"], resp.text)
         # A key the API has not seen yet: its lookup itself meets the outage.
         resp, took = send(
             client,
@@ -258,7 +274,8 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
         assert proc.poll() is None, "uvicorn was restarted or died"
         print(
             f"\noutage: stop took {stopped_after:.1f} s; /healthz 503 {first_503[0]:.2f} s after "
-            f"the stop began; {2 * len(reqs)} requests during the outage, all 503 + Retry-After, "
+            f"the stop began; {2 * len(reqs)} requests during the outage, all 503 + Retry-After "
+            f"(and {len(others)} newer routes: no 500), "
             f"slowest {slowest:.2f} s; /healthz 200 again {recovered:.2f} s after the restarted "
             f"Neo4j took connections (a fresh client's first query: {direct[0]:.2f} s, the cold "
             "JVM), no uvicorn restart"
@@ -270,7 +287,7 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
         if server.pid() is None:
             server.start()
     text = log_path.read_text(errors="replace")
-    assert "Traceback" not in text, text[-3000:]
+    assert "internal_error" not in text and "Exception in ASGI" not in text, text[-3000:]
 
 
 def fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
