@@ -21,6 +21,7 @@ from engine.errors import (
     TransitionError,
     TubetraceError,
 )
+from engine.keys import Principal
 
 log = logging.getLogger("tubetrace.api")
 
@@ -130,12 +131,37 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+DENIED = (401, 403, 404, 409)  # refusals that leave an audit entry
+
+
+def audit_denied(request: Request, status: int, message: str) -> None:
+    """A refused attempt is audited like an answered one: who (the key, or the key id a
+    caller presented), what it asked for, and why it was refused. Unknown paths asked
+    without a key are not (they are not attempts at anything)."""
+    writer = getattr(request.app.state, "audit", None)
+    who = getattr(request.state, "principal", None)
+    if writer is None or (who is None and status != 401):
+        return
+    if who is None:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        parts = presented.split("_")
+        key_id = parts[1] if len(parts) >= 3 and parts[0] == "tt" else "none"
+        who = Principal(key_id[:32], "unknown")
+    writer.record(
+        who,
+        "denied",
+        target=f"{request.method} {request.url.path}"[:300],
+        status=f"denied_{status}",
+        detail=message[:300],
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the body limit and every exception handler on `app`."""
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "No such path; see /docs for the endpoints."
@@ -143,14 +169,18 @@ def install(app: FastAPI) -> None:
             message = "This path does not take that method; see /docs."
         elif exc.status_code == 400:
             message = f"The request cannot be read: {message}. Nothing was stored."
+        if exc.status_code in DENIED:
+            audit_denied(request, exc.status_code, message)
         return error_answer(exc.status_code, message, dict(exc.headers or {}))
 
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        audit_denied(request, 404, str(exc))
         return error_answer(404, str(exc))
 
     @app.exception_handler(TransitionError)
-    async def conflict(_: Request, exc: TransitionError) -> JSONResponse:
+    async def conflict(request: Request, exc: TransitionError) -> JSONResponse:
+        audit_denied(request, 409, str(exc))
         return error_answer(409, str(exc))
 
     @app.exception_handler(models.LimitExceeded)

@@ -116,7 +116,9 @@ def load(
         bulk_load(get_settings(), kind, path, out, encoding)
         return
     if kind not in ("compounds", "registrations", "results", "directory"):
-        fail(f"unknown kind '{kind}'; use compounds, registrations, results or directory", Exit.USAGE)
+        fail(
+            f"unknown kind '{kind}'; use compounds, registrations, results or directory", Exit.USAGE
+        )
     items = read_file(path, kind, encoding)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from engine.codes import check_district
 from engine.db import Gateway
 from engine.errors import InputError, NotFound
 
@@ -51,8 +52,9 @@ def create_key(
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
     if role == "district":
-        if not district or not re.fullmatch(r"\d{6}|unassigned", district):
+        if not district:
             raise InputError("a district key needs --district CODE (6 digits, or 'unassigned')")
+        check_district(district, allow_unassigned=True)
     elif district:
         raise InputError(f"only district keys take --district; a {role} key is not scoped")
     key_id = secrets.token_hex(6)

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ, check_reveal
+from api.deps import (
+    AuditDep,
+    GatewayDep,
+    Investigator,
+    PersonIdPath,
+    ReasonQ,
+    RevealQ,
+    check_reveal,
+)
 from engine import reports
 from engine.views import person_view
 
@@ -16,7 +24,7 @@ router = APIRouter(tags=["tasks"])
 
 @router.get("/v1/persons/{person_id}/rings", response_model=models.Rings)
 def get_rings(
-    person_id: Annotated[str, Path(max_length=64)],
+    person_id: PersonIdPath,
     gw: GatewayDep,
     who: Investigator,
     log: AuditDep,

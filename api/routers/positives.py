@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, check_reveal
+from api.deps import AuditDep, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ, check_reveal
 from engine import reports
+from engine.errors import NotFound
 from engine.views import person_view
 
 router = APIRouter(tags=["tasks"])
@@ -24,9 +25,13 @@ def get_positives(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
+    district: DistrictQ = None,
 ) -> dict[str, Any]:
     check_reveal(who, reveal, reason)
-    district = who.district if who.role == "district" else None
+    if who.role == "district":
+        if district is not None and district != who.district:
+            raise NotFound(f"No district '{district}'.")
+        district = who.district
     items, next_cursor = reports.positives_page(gw, date, district, cursor, limit)
     for item in items:
         item["trace"]["persons"] = [person_view(p, who, reveal) for p in item["trace"]["persons"]]
