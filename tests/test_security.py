@@ -66,8 +66,12 @@ def routes(settings: Settings, gw: Gateway) -> list[APIRoute]:
     # Routers are included lazily (FastAPI >= 0.137): walk their effective routes.
     found = [c.original_route for c in iter_route_contexts(app.routes)]
     # The web console's routes use sessions, not bearer keys: tests/test_console.py walks them
-    # with a session of each role the same way.
-    return [r for r in found if isinstance(r, APIRoute) and not r.path.startswith("/console/")]
+    # with a session of each role the same way. Pages outside the schema (/docs) are no endpoint.
+    return [
+        r
+        for r in found
+        if isinstance(r, APIRoute) and r.include_in_schema and not r.path.startswith("/console/")
+    ]
 
 
 def city_with_case(gw: Gateway, settings: Settings, tmp_path: Path) -> dict[str, Any]:
