@@ -126,13 +126,17 @@ def test_post_registrations_answers_per_record(gw: Gateway, api_url: str) -> Non
         {**good, "record_id": "A2", "pool_size": "ten"},
         {**good, "tube_code": None, "record_id": "A3"},
     ]
-    first = httpx.post(f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret))
+    first = httpx.post(
+        f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret), timeout=60
+    )
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["summary"]["stored"] == 2 and answer["summary"]["quarantined"] == 1
     assert [o["status"] for o in answer["outcomes"]] == ["stored", "stored", "quarantined"]
     assert "invalid_pool_size" in answer["outcomes"][1]["flags"]
-    again = httpx.post(f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret))
+    again = httpx.post(
+        f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret), timeout=60
+    )
     assert again.json()["summary"]["duplicates"] == 2
 
 

@@ -284,6 +284,7 @@ def test_cypher_injection_changes_nothing(
                     params=req["params"],
                     json=req["json"],
                     headers={"Authorization": f"Bearer {secrets[role]}"},
+                    timeout=60,  # a shared CI machine can be slow; this test is not about time
                 )
                 sent += 1
                 server_errors += resp.status_code >= 500
@@ -469,7 +470,9 @@ def test_http_surface_edges_issue_9(
     collector = create_key(gw, role="collector", district=None).secret
 
     def get(path: str, key: str, **params: Any) -> httpx.Response:
-        return httpx.get(api_url + path, params=params, headers={"Authorization": f"Bearer {key}"})
+        return httpx.get(
+            api_url + path, params=params, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
 
     # Reads at the calendar's edges: 4xx with a sentence, not 500.
     for path, key, params in (
@@ -529,6 +532,7 @@ def test_http_surface_edges_issue_9(
         f"{api_url}/v1/registrations",
         content=b'[{"record_id": ' + b"7" * 4000 + b', "tube_code": "TX"}]',
         headers=post | {"Content-Type": "application/json"},
+        timeout=60,
     )
     assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large", huge.text
     record = {
@@ -544,7 +548,9 @@ def test_http_surface_edges_issue_9(
         "name": "n",
         "phone": "13800000000",
     }
-    answer = httpx.post(f"{api_url}/v1/registrations", json=[record], headers=post).json()
+    answer = httpx.post(
+        f"{api_url}/v1/registrations", json=[record], headers=post, timeout=60
+    ).json()
     assert answer["outcomes"][0]["status"] == "stored"
     assert "invalid_pool_size" in answer["outcomes"][0]["flags"], answer
     assert get("/v1/tubes/TBOOL/trace", inv).json()["tube"]["pool_size"] != 1
