@@ -55,7 +55,13 @@ def _load(
         summary=models.LoadSummary(**summary.counts()),
         outcomes=[
             models.RecordOutcome(
-                index=o.line or 0, key=o.key, status=o.status, flags=o.flags, reason=o.reason
+                index=o.line or 0,
+                # A sender names its records by its own record ids; the stored key is
+                # (source, record_id), and the source here is the sender itself.
+                key=o.key.split("/", 1)[1] if kind == "registrations" and o.key else o.key,
+                status=o.status,
+                flags=o.flags,
+                reason=o.reason,
             )
             for o in summary.outcomes
         ],
