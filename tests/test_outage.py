@@ -336,7 +336,11 @@ def fingerprint(gw: Gateway) -> tuple[dict[str, int], dict[str, str]]:
 
 def core(digests: dict[str, str]) -> dict[str, str]:
     """The hashes of what ingestion stores (derived status nodes are compared separately)."""
-    return {k: v for k, v in digests.items() if k.startswith("rel:") or set(k.split("+")) <= CORE}
+    return {
+        k: v
+        for k, v in digests.items()
+        if (k.startswith("rel:") and k != "rel:HAS_DAY") or set(k.split("+")) <= CORE
+    }
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
