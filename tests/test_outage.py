@@ -26,8 +26,7 @@ from engine.db import Gateway, connect
 from engine.keys import create_key
 from engine.settings import Settings
 from loaders.generate import generate_city
-from tests.conftest import free_port
-from tests.test_load_trace import load_city
+from tests.helpers import free_port, load_city
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("NEO4J_URI")), reason="stopping the database needs the managed server"
