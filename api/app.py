@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import console, errors
+from api import console, docs, errors
+from api.middleware import NoStore
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
 from api.routers import status as status_routes
@@ -64,9 +65,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         version="0.1.0",
         lifespan=lifespan,
         responses=errors.OPENAPI_ERRORS,
+        docs_url=None,  # served by api.docs from the package's own assets
+        redoc_url=None,
         description="Traceback of pooled PCR tubes: tube -> box -> compound -> persons.",
     )
     errors.install(app)
+    app.add_middleware(NoStore)
+    docs.install(app)
     for router in ROUTERS:
         app.include_router(router)
     console.mount(app)

@@ -3,14 +3,17 @@ role (the permission check is one dependency, `api.security.require`) and common
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic import AfterValidator
 
 from api import models
 from api.security import require
-from engine import audit
+from engine import audit, codes
 from engine.db import Gateway
+from engine.errors import InputError
 from engine.keys import Principal
 from engine.settings import Settings
 
@@ -49,6 +52,47 @@ ReasonQ = Annotated[
 ]
 
 
+def _validator(check: Callable[[str], str]) -> AfterValidator:
+    """An engine check as a pydantic validator: its sentence becomes the 422 message."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(validate)
+
+
+def _code(what: str) -> Callable[[str], str]:
+    return lambda value: codes.check_code(value, what)
+
+
+TubeCodePath = Annotated[
+    str,
+    Path(max_length=codes.MAX_CODE, description="a tube code: printable, at most 64 characters"),
+    _validator(_code("tube code")),
+]
+TaskIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("task id"))]
+PersonIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("person id"))]
+DistrictPath = Annotated[
+    str,
+    Path(
+        pattern=r"^([0-9]{6}|unassigned)$",
+        description="a district code from the district table (6 ASCII digits) or 'unassigned'",
+    ),
+    _validator(lambda v: codes.check_district(v, allow_unassigned=True)),
+]
+DistrictQ = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{6}$",
+        description="only this district's residents (a district key: its own only)",
+    ),
+    _validator(lambda v: codes.check_district(v)),
+]
+
+
 def check_batch(records: list[dict[str, Any]]) -> None:
     if len(records) > MAX_ROWS:
         raise models.LimitExceeded(
@@ -57,8 +101,18 @@ def check_batch(records: list[dict[str, Any]]) -> None:
         )
     for i, rec in enumerate(records):
         for key, value in rec.items():
-            if isinstance(value, str) and len(value) > MAX_STRING:
+            # A number is held to the same limit as its text (a 4,000-digit record_id is not).
+            text = value if isinstance(value, str) else _number_text(value)
+            if text is not None and len(text) > MAX_STRING:
                 raise models.LimitExceeded(
-                    f"Record {i}, field '{key}' is {len(value)} characters long; at most "
+                    f"Record {i}, field '{key}' is {len(text)} characters long; at most "
                     f"{MAX_STRING} are accepted. Nothing was stored."
                 )
+
+
+def _number_text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and value.bit_length() > 4 * MAX_STRING:
+        return "9" * (MAX_STRING + 1)  # too long to render cheaply, and over the limit anyway
+    return str(value)

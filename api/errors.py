@@ -1,42 +1,78 @@
-"""The API's one error boundary: every error answer is JSON `{"error", "message"}`."""
+"""The API's one error boundary: every error answer, whatever its status, is JSON
+`{"error": CODE_WORD, "message": SENTENCE}`, with one code word per status (`ERRORS`)."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
 from engine.errors import (
     DatabaseUnavailable,
     Forbidden,
+    InputError,
     NotFound,
     TransitionError,
     TubetraceError,
 )
+from engine.keys import Principal
+
+log = logging.getLogger("tubetrace.api")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+RETRY_AFTER_S = 5  # a restarting Neo4j is usually back within seconds
+
+# The one table: status -> (code word, when). The OpenAPI document lists each of them.
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "the request cannot be read (e.g. a body that is not parseable)"),
+    401: ("unauthorized", "no key, or an unknown or revoked key"),
+    403: ("forbidden", "the key's role may not do this"),
+    404: ("not_found", "absent, or outside the key's district; also an unknown path"),
+    405: ("method_not_allowed", "the path exists but not with this method"),
+    409: ("conflict", "a task transition the lifecycle does not allow from the current status"),
+    413: ("payload_too_large", "over a size limit (body, batch or string); nothing stored"),
+    422: ("invalid_input", "a parameter or body that does not validate; nothing stored"),
+    429: ("rate_limited", "too many requests from this key or address; see Retry-After"),
+    500: ("internal_error", "a bug; the answer's error_id is in the server log"),
+    503: ("database_unavailable", "Neo4j does not answer; retry after Retry-After seconds"),
+}
+
+
+def error_answer(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    word = ERRORS.get(status, ERRORS[500 if status >= 500 else 400])[0]
+    return JSONResponse(
+        status_code=status,
+        content={"error": word, "message": message, **extra},
+        headers=headers,
+    )
+
+
+def _header(name: str) -> dict[str, Any]:
+    return {name: {"schema": {"type": "string"}, "description": f"the {name} header"}}
+
 
 OPENAPI_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": models.Error, "description": text}
-    for code, text in (
-        (401, "no key, or an unknown or revoked key"),
-        (403, "the key's role may not"),
-        (404, "absent, or outside the key's district"),
-        (409, "a transition not allowed"),
-        (413, "over a size limit; nothing stored"),
-        (422, "invalid request"),
-        (429, "too many requests for this key"),
-        (503, "Neo4j does not answer"),
-    )
+    code: {
+        "model": models.Error,
+        "description": f"`{word}`: {when}",
+        **({"headers": _header("Retry-After")} if code in (429, 503) else {}),
+    }
+    for code, (word, when) in ERRORS.items()
 }
 
 
 class BodyLimit:
-    """Refuse a request body over the limit whole, before anything is parsed or written."""
+    """Refuse a request body over the limit whole (413), before anything is parsed or written,
+    whether its length is declared or it comes chunked."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -48,107 +84,153 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit, send)
+            await _too_large(self.limit, scope, send)
             return
         seen = 0
+        over = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise _BodyTooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if over:  # the app's own answer to the broken read is replaced by the 413
+                return
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _BodyTooLarge:
-            await _too_large(self.limit, send)
+            pass
+        if over and not started:
+            await _too_large(self.limit, scope, send)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(limit: int, send: Send) -> None:
-    body = JSONResponse(
-        status_code=413,
-        content={
-            "error": "payload_too_large",
-            "message": f"The request body is larger than {limit} bytes; nothing was stored. "
-            "Send it in smaller batches.",
-        },
+async def _too_large(limit: int, scope: Scope, send: Send) -> None:
+    answer = error_answer(
+        413,
+        f"The request body is larger than {limit} bytes; nothing was stored. "
+        "Send it in smaller batches.",
     )
-    await body({"type": "http"}, _empty_receive, send)
+    await answer(scope, _empty_receive, send)
 
 
 async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+DENIED = (401, 403, 404, 409)  # refusals that leave an audit entry
+
+
+def audit_denied(request: Request, status: int, message: str) -> None:
+    """A refused attempt is audited like an answered one: who (the key, or the key id a
+    caller presented), what it asked for, and why it was refused. Unknown paths asked
+    without a key are not (they are not attempts at anything)."""
+    writer = getattr(request.app.state, "audit", None)
+    who = getattr(request.state, "principal", None)
+    if writer is None or (who is None and status != 401):
+        return
+    if who is None:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        parts = presented.split("_")
+        key_id = parts[1] if len(parts) >= 3 and parts[0] == "tt" else "none"
+        who = Principal(key_id[:32], "unknown")
+    writer.record(
+        who,
+        "denied",
+        target=f"{request.method} {request.url.path}"[:300],
+        status=f"denied_{status}",
+        detail=message[:300],
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the body limit and every exception handler on `app`."""
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "No such path; see /docs for the endpoints."
+        elif exc.status_code == 405:
+            message = "This path does not take that method; see /docs."
+        elif exc.status_code == 400:
+            message = f"The request cannot be read: {message}. Nothing was stored."
+        if exc.status_code in DENIED:
+            audit_denied(request, exc.status_code, message)
+        return error_answer(exc.status_code, message, dict(exc.headers or {}))
+
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"error": "not_found", "message": str(exc)})
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        audit_denied(request, 404, str(exc))
+        return error_answer(404, str(exc))
 
     @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        audit_denied(request, 403, str(exc))
+        return error_answer(403, str(exc))
 
     @app.exception_handler(TransitionError)
-    async def conflict(_: Request, exc: TransitionError) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"error": "conflict", "message": str(exc)})
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        names = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            409: "conflict",
-            413: "payload_too_large",
-            422: "invalid",
-            429: "rate_limited",
-        }
-        return JSONResponse(
-            status_code=exc.status_code,
-            headers=exc.headers,
-            content={"error": names.get(exc.status_code, "error"), "message": str(exc.detail)},
-        )
+    async def conflict(request: Request, exc: TransitionError) -> JSONResponse:
+        audit_denied(request, 409, str(exc))
+        return error_answer(409, str(exc))
 
     @app.exception_handler(models.LimitExceeded)
     async def limit(_: Request, exc: models.LimitExceeded) -> JSONResponse:
-        return JSONResponse(
-            status_code=413, content={"error": "limit_exceeded", "message": str(exc)}
-        )
+        return error_answer(413, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
     async def unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, content={"error": "database_unavailable", "message": str(exc)}
-        )
+        return error_answer(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(InputError)
+    async def bad_input(_: Request, exc: InputError) -> JSONResponse:
+        return error_answer(422, str(exc))
 
     @app.exception_handler(TubetraceError)
-    async def other(_: Request, exc: TubetraceError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": "invalid", "message": str(exc)})
+    async def other(request: Request, exc: TubetraceError) -> JSONResponse:
+        return _internal(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(
-            status_code=422,
-            content={
-                "error": "invalid_request",
-                "message": f"The request is not valid at {where or 'body'}: "
-                f"{first.get('msg', 'invalid')}. Nothing was stored.",
-                "details": [
-                    {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")}
-                    for e in exc.errors()[:20]
-                ],
-            },
+        return error_answer(
+            422,
+            f"The request is not valid at {where or 'body'}: "
+            f"{first.get('msg', 'invalid')}. Nothing was stored.",
+            details=[
+                {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")}
+                for e in exc.errors()[:20]
+            ],
         )
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)
+
+
+def _internal(request: Request, exc: BaseException) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:16]
+    log.error(
+        "internal_error error_id=%s %s %s", error_id, request.method, request.url.path, exc_info=exc
+    )
+    return error_answer(
+        500,
+        f"An internal error occurred; nothing more can be said here. Quote error id {error_id}.",
+        error_id=error_id,
+    )

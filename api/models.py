@@ -84,6 +84,7 @@ class Error(BaseModel):
     error: str
     message: str
     details: list[ErrorDetail] | None = None
+    error_id: str | None = Field(default=None, description="500 only: also in the server log")
 
 
 class Health(BaseModel):

@@ -83,26 +83,35 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
             )
         gw: Gateway = request.app.state.gateway
         keys: KeyCache = request.app.state.key_cache
+        limiter: RateLimiter = request.app.state.rate_limiter
         who = keys.cached(credentials.credentials)
         if who is None:
+            # A key not known yet costs a database lookup: those are limited per client
+            # address, so that guessing keys (or a flood of unknown ones) is slowed down too.
+            address = request.client.host if request.client else "unknown"
+            if not limiter.allow(f"address:{address}"):
+                raise HTTPException(
+                    429,
+                    "Too many requests with unknown keys from this address; slow down.",
+                    headers={"Retry-After": "1"},
+                )
             who = await run_in_threadpool(keys.authenticate, gw, credentials.credentials)
         if who is None:
             raise HTTPException(
                 401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}
             )
-        limiter: RateLimiter = request.app.state.rate_limiter
         if not limiter.allow(who.key_id):
             raise HTTPException(
                 429,
                 "Too many requests for this key; slow down and retry.",
                 headers={"Retry-After": "1"},
             )
+        request.state.principal = who
         if who.role not in roles:
             raise HTTPException(
                 403,
                 f"A {who.role} key cannot use this endpoint; it needs one of: {', '.join(roles)}.",
             )
-        request.state.principal = who
         return who
 
     dependency.roles = roles  # type: ignore[attr-defined]

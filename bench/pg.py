@@ -47,7 +47,8 @@ PG_BIN = _pg_bin()
 SCHEMA = """
 CREATE TABLE compound (
   code text PRIMARY KEY, name text, address text, district_code text, subdistrict text,
-  lat double precision, lon double precision, flags text[], content_hash text, raw text
+  lat double precision, lon double precision, contact_phone text, flags text[],
+  content_hash text, raw text
 );
 CREATE TABLE person (
   person_id text PRIMARY KEY, id_type text, id_number text, registered_district_code text
@@ -80,6 +81,8 @@ ANALYZE;
 # The trace of a set of tubes, one statement. Derived flags as in cypher/trace.cypher:
 # `duplicate` (the same person in another pooled tube the same day) and the number of
 # compounds the registration's box was filled at that day; an unknown compound has no row.
+# The residence fallback (no directory here): the person's latest other registration at a
+# known compound, as in cypher/directory.cypher.
 TRACE_SQL = """
 SELECT t.code,
   coalesce((
@@ -91,7 +94,14 @@ SELECT t.code,
         'registered_district_code', p.registered_district_code,
         'compound', CASE WHEN c.code IS NULL THEN NULL ELSE json_build_object(
             'code', c.code, 'name', c.name, 'address', c.address,
-            'district_code', c.district_code, 'subdistrict', c.subdistrict) END,
+            'district_code', c.district_code, 'subdistrict', c.subdistrict,
+            'contact_phone', c.contact_phone) END,
+        'fallback', CASE WHEN c.code IS NULL THEN (
+            SELECT json_build_object('code', oc.code, 'address', oc.address,
+                'district_code', oc.district_code, 'contact_phone', oc.contact_phone)
+            FROM registration o JOIN compound oc ON oc.code = o.compound_code
+            WHERE o.person_id = r.person_id AND o.record_id <> r.record_id
+            ORDER BY o.collected_at DESC, o.record_id DESC LIMIT 1) END,
         'duplicate', r.pool_size > 1 AND r.day IS NOT NULL AND EXISTS (
             SELECT 1 FROM registration o
             WHERE o.person_id = r.person_id AND o.day = r.day AND o.record_id <> r.record_id
@@ -174,6 +184,7 @@ COMPOUND_COLUMNS = (
     "subdistrict",
     "lat",
     "lon",
+    "contact_phone",
     "flags",
     "content_hash",
     "raw",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json
 from cli.webhooks import webhooks_app
 from engine import contract, policy
@@ -38,7 +40,7 @@ audit_app = typer.Typer(help="The audit log (list with no sub-command) and its c
 app.add_typer(audit_app, name="audit")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = Exit.ERROR) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -82,7 +84,7 @@ def neo4j_status() -> None:
     info = ManagedServer(get_settings()).status()
     out.print(info.describe(), highlight=False)
     if not info.running:
-        raise typer.Exit(3)
+        raise typer.Exit(Exit.DATABASE_UNAVAILABLE)
 
 
 @app.command("load")
@@ -116,7 +118,7 @@ def load(
     from loaders.read import count_lines, read_file
 
     if not domain.SOURCE_RE.fullmatch(source):
-        fail(f"--source '{source}' must be 1-64 letters, digits, '_', '.' or '-'", 2)
+        fail(f"--source '{source}' must be 1-64 letters, digits, '_', '.' or '-'", Exit.USAGE)
 
     if bulk:
         from loaders.bulk import bulk_load
@@ -124,7 +126,7 @@ def load(
         bulk_load(get_settings(), kind, path, out, encoding)
         return
     if kind not in set(RecordKind):
-        fail(f"unknown kind '{kind}'; use {', '.join(RecordKind)}", 2)
+        fail(f"unknown kind '{kind}'; use {', '.join(RecordKind)}", Exit.USAGE)
     items = read_file(path, kind, encoding)
     total = max(count_lines(path) - (1 if path.suffix.lower() == ".csv" else 0), 0)
     settings = get_settings()
@@ -182,7 +184,7 @@ def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
         try:
             result = policy.read_trace(gw, DirectAudit(gw), me(), tube_code)
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
     if as_json:
         print_json(contract.Trace.model_validate(result))
     else:
@@ -304,7 +306,7 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
                 gw, DirectAudit(gw), me(), person_id, limit=reports.RING2_MAX_PAGE
             )
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
     if as_json:
         print_json(contract.Rings.model_validate(answer))
         return
@@ -332,16 +334,16 @@ def export_cmd(
     from engine import export
 
     if (tube is None) == (date is None):
-        fail("give either a TUBE or --date D", 2)
+        fail("give either a TUBE or --date D", Exit.USAGE)
     if fmt not in ("graphml", "cytoscape"):
-        fail("--format is graphml or cytoscape", 2)
+        fail("--format is graphml or cytoscape", Exit.USAGE)
     with gateway() as gw:
         log = DirectAudit(gw)
         if tube is not None:
             try:
                 traces = policy.read_traces(gw, log, me(), [tube], action="export")
             except NotFound as exc:
-                fail(str(exc), 4)
+                fail(str(exc), Exit.NOT_FOUND)
         else:
             assert date is not None
             stream = policy.stream_positives(gw, log, me(), date, action="export")
@@ -412,7 +414,7 @@ def keys_revoke(key_id: str) -> None:
         try:
             revoke_key(gw, key_id)
         except NotFound as exc:
-            fail(str(exc), 4)
+            fail(str(exc), Exit.NOT_FOUND)
         audit.record(gw, me(), "key_revoke", target=key_id)
     out.print(f"key {key_id} revoked")
 
@@ -432,7 +434,9 @@ def audit_log(
 
     when = domain.parse_timestamp(since) if since else None
     if since and when is None:
-        fail("--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", 2)
+        fail(
+            "--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", Exit.USAGE
+        )
     with gateway() as gw:
         rows = []
         after = ""
@@ -472,7 +476,7 @@ def audit_verify() -> None:
         f"audit log NOT intact: {len(report.problems)} problems in {report.checked} entries",
         highlight=False,
     )
-    raise typer.Exit(6)
+    raise typer.Exit(Exit.AUDIT_BROKEN)
 
 
 def _iso(value: Any) -> str | None:
@@ -495,7 +499,7 @@ def generate_cmd(
     from loaders.generate import generate_city
 
     if fmt not in ("csv", "jsonl"):
-        fail("--format is csv or jsonl", 2)
+        fail("--format is csv or jsonl", Exit.USAGE)
     stats = generate_city(
         out_dir,
         seed=seed,
@@ -535,8 +539,12 @@ def demo(
 
 
 def main() -> None:
+    # The driver's and the gateway's warnings (a retried transaction) are not for the user:
+    # an outage ends as one sentence from the error below.
+    logging.getLogger("neo4j").setLevel(logging.CRITICAL)
+    logging.getLogger("tubetrace.db").setLevel(logging.ERROR)
     try:
         app()
     except TubetraceError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(code_for(exc))

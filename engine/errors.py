@@ -12,7 +12,11 @@ class ServerError(TubetraceError):
 
 
 class DatabaseUnavailable(TubetraceError):
-    """Neo4j did not answer."""
+    """Neo4j did not answer (stopped, restarting or unreachable): retry later."""
+
+
+class DatabaseError(TubetraceError):
+    """Neo4j answered with an error that is not an outage (a bug, or a broken database)."""
 
 
 class QueryFileError(TubetraceError):

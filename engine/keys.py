@@ -12,9 +12,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from engine.codes import check_district
 from engine.contract import Role
 from engine.db import Gateway
-from engine.domain import DISTRICT_OR_UNASSIGNED, UNASSIGNED
+from engine.domain import UNASSIGNED
 from engine.errors import InputError, NotFound
 
 ROLES = tuple(r.value for r in Role)
@@ -64,8 +65,9 @@ def create_key(
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
     if role == "district":
-        if not district or not re.fullmatch(DISTRICT_OR_UNASSIGNED, district):
+        if not district:
             raise InputError(f"a district key needs --district CODE (6 digits, or '{UNASSIGNED}')")
+        check_district(district, allow_unassigned=True)
     elif district:
         raise InputError(f"only district keys take --district; a {role} key is not scoped")
     key_id = secrets.token_hex(6)

@@ -18,11 +18,20 @@ from engine.views import in_district
 RING2_MAX_PAGE = 500
 
 
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
 def parse_day(value: str) -> str:
+    """A day tubetrace reports on: a real date between FIRST_DAY and LAST_DAY (days at the
+    calendar's edges cannot have a day after them, nor any swab)."""
     try:
-        return date.fromisoformat(value).isoformat()
+        day = date.fromisoformat(value)
     except ValueError:
         raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError(f"{value} is outside {FIRST_DAY} .. {LAST_DAY}; no report covers it")
+    return day.isoformat()
 
 
 def positives_page(

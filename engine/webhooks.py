@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from engine import domain, outbox
 from engine.db import Gateway
-from engine.errors import InputError, NotFound
+from engine.errors import DatabaseUnavailable, InputError, NotFound
 from engine.settings import Settings
 
 log = logging.getLogger("tubetrace.webhooks")
@@ -192,6 +192,8 @@ class Worker:
             try:
                 fan_out(self.gw)
                 self._post_due()
+            except DatabaseUnavailable as exc:  # an outage is expected: one line, no traceback
+                log.warning("webhook worker waits for the database: %s", exc)
             except Exception:  # noqa: BLE001 - the worker outlives a database outage
                 log.exception("webhook worker pass failed; retrying")
             self._stop.wait(self.settings.webhook_poll_s)

@@ -27,18 +27,8 @@ REGISTRATION_FIELDS = (
     "registered_address",
     "collector_id",
 )
-REGISTRATION_REQUIRED = (
-    "record_id",
-    "collected_at",
-    "compound_code",
-    "box_code",
-    "tube_code",
-    "pool_size",
-    "method",
-    "id_type",
-    "id_number",
-    "name",
-)
+# every field but the optional last three (phone, registered_address, collector_id)
+REGISTRATION_REQUIRED = REGISTRATION_FIELDS[:10]
 RESULT_FIELDS = ("tube_code", "result", "reported_at", "lab_code", "ct_value")
 RESULT_REQUIRED = ("tube_code", "result", "reported_at", "lab_code")
 COMPOUND_FIELDS = (

@@ -85,10 +85,13 @@ def session_gateway(settings: Settings) -> Iterator[Gateway]:
 
 @pytest.fixture()
 def gw(session_gateway: Gateway) -> Gateway:
-    """A clean database for each test: nothing shared, schema in place."""
+    """A clean database for each test: nothing shared, schema in place. The installation's
+    person-id key survives the wipe, as it would in a real installation: the session's API
+    process keeps it cached, and person ids must agree between it and the test."""
+    secret = session_gateway.secret()
     session_gateway.run_auto("wipe_all")
-    session_gateway._secret = None
     session_gateway.apply_schema()
+    session_gateway.write("ensure_secret", key="person_id_secret", value=secret)
     return session_gateway
 
 

@@ -81,8 +81,14 @@ def test_keys_roles_and_audit(
     log = httpx.get(
         f"{api_url}/v1/audit", params={"key": inv.key_id}, headers=bearer(admin.secret)
     ).json()["items"]
-    assert [(e["action"], e["target"], e["reason"]) for e in log] == [("trace", "T1", "case 7")]
-    assert len(log[0]["person_ids"]) == 10
+    reads = [e for e in log if e["action"] != "denied"]
+    assert [(e["action"], e["target"], e["reason"]) for e in reads] == [("trace", "T1", "case 7")]
+    assert len(reads[0]["person_ids"]) == 10
+    # The attempt with a wrong secret for this key id is in the log as refused.
+    denied = [e for e in log if e["action"] == "denied"]
+    assert [(e["status"], e["target"]) for e in denied] == [
+        ("denied_401", "GET /v1/tubes/T1/trace")
+    ]
     revoked = cli(subprocess_env, "keys", "revoke", inv.key_id)
     assert revoked.returncode == 0, revoked.stderr
     time.sleep(settings.key_cache_ttl_s + 0.2)  # revocation holds within the cache TTL
@@ -120,13 +126,17 @@ def test_post_registrations_answers_per_record(gw: Gateway, api_url: str) -> Non
         {**good, "record_id": "A2", "pool_size": "ten"},
         {**good, "tube_code": None, "record_id": "A3"},
     ]
-    first = httpx.post(f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret))
+    first = httpx.post(
+        f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret), timeout=60
+    )
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["summary"]["stored"] == 2 and answer["summary"]["quarantined"] == 1
     assert [o["status"] for o in answer["outcomes"]] == ["stored", "stored", "quarantined"]
     assert "invalid_pool_size" in answer["outcomes"][1]["flags"]
-    again = httpx.post(f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret))
+    again = httpx.post(
+        f"{api_url}/v1/registrations", json=body, headers=bearer(key.secret), timeout=60
+    )
     assert again.json()["summary"]["duplicates"] == 2
 
 

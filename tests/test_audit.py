@@ -75,7 +75,7 @@ def test_verify_reports_a_deleted_and_an_edited_entry(
     gw.write("tamper_edit_audit", seq=4, target="T-other")
     done = cli(subprocess_env, "audit", "verify")
     print("\n" + done.stdout)
-    assert done.returncode == 6, done.stdout + done.stderr
+    assert done.returncode == 7, done.stdout + done.stderr
     assert "gap: entry 2 missing" in done.stdout
     assert "edit: entry 4" in done.stdout
     report = audit.verify(gw)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.exits import Exit
 from engine.errors import ServerError
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
@@ -54,5 +55,5 @@ def test_cli_prints_the_sentence_not_a_traceback(tmp_path: Path) -> None:
             },
             check=False,
         )
-    assert done.returncode == 1
+    assert done.returncode == Exit.SERVER_ERROR  # the README's exit-code table
     assert "already in use" in done.stderr and "Traceback" not in done.stderr

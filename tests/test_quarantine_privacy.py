@@ -50,6 +50,7 @@ def test_senders_never_collide_and_quarantine_is_masked(gw: Gateway, api_url: st
     other = post(api_url, app_b.secret, [registration(tube_code="T2", name="李四")])
     assert first["summary"]["stored"] == other["summary"]["stored"] == 1
     assert other["summary"]["conflicts"] == 0
+    assert first["outcomes"][0]["key"] == other["outcomes"][0]["key"] == "R1"  # its own id
     again = post(api_url, app_a.secret, [registration(tube_code="T9")])
     assert again["summary"]["conflicts"] == 1
 

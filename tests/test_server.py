@@ -19,13 +19,14 @@ def test_schema_constraints_exist(gw: Gateway) -> None:
     with gw.driver.session(database=gw.database) as s:
         names = {r["name"] for r in s.run("SHOW CONSTRAINTS YIELD name")}
     assert {
-        "registration_record_id",
+        "registration_key",  # (source, record_id)
         "tube_code",
         "person_id",
         "compound_code",
         "result_key",
         "quarantine_key",
     } <= names
+    assert "registration_record_id" not in names  # record ids are unique per source only
 
 
 def test_managed_server_serves_browser_and_apoc(gw: Gateway, settings: Settings) -> None:

@@ -18,14 +18,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.console.session import Session, SessionStore
-from engine import audit, domain, progress, reports, tasks
+from engine import audit, domain, policy, progress, reports, tasks
 from engine.db import Gateway
-from engine.errors import InputError, NotFound, TransitionError
+from engine.errors import Forbidden, InputError, NotFound, TransitionError
 from engine.export import cytoscape_elements
 from engine.keys import Principal
 from engine.settings import Settings
-from engine.trace import trace_tube
-from engine.views import person_view, trace_view
 
 HERE = FilePath(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -63,6 +61,8 @@ def engine_errors() -> Iterator[None]:
         raise ConsoleError(409, "conflict", str(exc)) from exc
     except InputError as exc:
         raise ConsoleError(422, "invalid", str(exc)) from exc
+    except Forbidden as exc:
+        raise ConsoleError(403, "forbidden", str(exc)) from exc
 
 
 def _gw(request: Request) -> Gateway:
@@ -70,9 +70,21 @@ def _gw(request: Request) -> Gateway:
     return gw
 
 
-def _log(request: Request) -> audit.AuditWriter:
-    writer: audit.AuditWriter = request.app.state.audit
-    return writer
+class _Console:
+    """The API's audit sink, each entry's detail marked as read through the console."""
+
+    def __init__(self, sink: audit.AuditSink, how: str) -> None:
+        self.sink = sink
+        self.how = how
+
+    def record(self, who: Principal, action: str, **fields: Any) -> None:
+        detail = fields.get("detail")
+        fields["detail"] = f"{detail} ({self.how})" if detail else self.how
+        self.sink.record(who, action, **fields)
+
+
+def _log(request: Request, how: str = "console") -> audit.AuditSink:
+    return _Console(request.app.state.audit, how)
 
 
 def _settings(request: Request) -> Settings:
@@ -113,15 +125,6 @@ def need(session: Session, *roles: str) -> Principal:
             f"A {session.who.role} key cannot open this page; it needs one of: {', '.join(roles)}.",
         )
     return session.who
-
-
-def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
-    if not reveal:
-        return
-    if who.role != "investigator":
-        raise ConsoleError(403, "forbidden", "Only investigators may reveal identities.")
-    if not reason or not reason.strip():
-        raise ConsoleError(422, "invalid", "Revealing needs a reason; the read is audited.")
 
 
 def safe_next(target: str | None) -> str:
@@ -284,8 +287,7 @@ def home(request: Request, session: SessionDep) -> Response:
         return RedirectResponse(f"/console/positives?date={day}", status_code=303)
     need(session, "admin")
     since = datetime.now(UTC) - timedelta(hours=24)
-    log = _log(request)
-    log.flush()
+    request.app.state.audit.flush()
     rows = audit.entries(_gw(request), since=since, key_id=None, limit=500)
     return render(request, "audit.html", session, entries=list(reversed(rows)))
 
@@ -304,20 +306,10 @@ def positives(
 ) -> Response:
     who = need(session, "investigator", "district")
     day = date or progress.latest_positive_day(_gw(request)) or _today(request)
-    district = who.district if who.role == "district" else None
     with engine_errors():
-        items, next_cursor = reports.positives_page(
-            _gw(request), day, district, cursor, POSITIVES_PAGE
+        items, next_cursor = policy.read_positives_page(
+            _gw(request), _log(request), who, day, cursor=cursor, limit=POSITIVES_PAGE
         )
-    for item in items:
-        item["trace"]["persons"] = [person_view(p, who, False) for p in item["trace"]["persons"]]
-    _log(request).record(
-        who,
-        "positives",
-        target=day,
-        person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
-        detail="console",
-    )
     by_district: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         by_district.setdefault(item["district_code"], []).append(item)
@@ -357,19 +349,15 @@ ReasonQ = Annotated[str | None, Query(max_length=MAX_STRING)]
 def _viewed_trace(
     request: Request, who: Principal, tube_code: str, reveal: bool, reason: str | None, how: str
 ) -> dict[str, Any]:
-    check_reveal(who, reveal, reason)
-    missing = f"No tube with code '{tube_code}' was registered or reported."
     with engine_errors():
-        view = trace_view(trace_tube(_gw(request), tube_code), who, reveal, missing)
-    _log(request).record(
-        who,
-        "trace",
-        target=tube_code,
-        person_ids=[p["person_id"] for p in view["persons"]],
-        reason=reason if reveal else None,
-        detail=("revealed" if reveal else "masked") + f" (console {how})",
-    )
-    return view
+        return policy.read_trace(
+            _gw(request),
+            _log(request, f"console {how}"),
+            who,
+            tube_code,
+            reveal=reveal,
+            reason=reason,
+        )
 
 
 @router.get("/tubes/{tube_code}")
@@ -443,24 +431,15 @@ def queue(
     cursor: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     who = need(session, "investigator", "district")
-    if who.role == "district" and district_code != who.district:
-        raise ConsoleError(404, "not_found", f"No district '{district_code}'.")
     status = status or None
     with engine_errors():
-        items, next_cursor = tasks.tasks_page(_gw(request), district_code, status, cursor, 100)
+        items, next_cursor = policy.read_tasks_page(
+            _gw(request), _log(request), who, district_code, status=status, cursor=cursor
+        )
     now = datetime.now(UTC)
     for item in items:
-        if item["person"] is not None:
-            item["person"] = person_view(item["person"], who, False)
         item["overdue"] = progress.is_overdue(item, now)
         item["moves"] = moves_for(item, who)
-    _log(request).record(
-        who,
-        "district_tasks",
-        target=district_code,
-        person_ids=[i["person"]["person_id"] for i in items if i["person"]],
-        detail="console",
-    )
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request,
@@ -491,17 +470,16 @@ def move(
 ) -> Response:
     who = need(session, "investigator", "district")
     check_csrf(session, csrf)
-    gw = _gw(request)
     with engine_errors():
-        tasks.transition(gw, task_id, who, to, outcome or None, note or None)
-        task = tasks.get_task(gw, task_id, who)
-    _log(request).record(
-        who,
-        "task_transition",
-        target=task_id,
-        person_ids=[task["person"]["person_id"]] if task["person"] else [],
-        detail=f"to {to}" + (f" ({outcome})" if outcome else "") + " (console)",
-    )
+        policy.move_task(
+            _gw(request),
+            _log(request),
+            who,
+            task_id,
+            to=to,
+            outcome=outcome or None,
+            note=note or None,
+        )
     return RedirectResponse(f"{safe_next(back)}#task-{task_id}", status_code=303)
 
 
@@ -590,11 +568,10 @@ def chart_for(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _report(request: Request, who: Principal, name: str, day: str) -> list[dict[str, Any]]:
     if name not in reports.REPORTS:
         raise ConsoleError(404, "not_found", f"No report '{name}'.")
-    district = who.district if who.role == "district" else None
     with engine_errors():
-        rows = reports.run_report(_gw(request), name, day, _settings(request).timezone, district)
-    _log(request).record(who, f"report_{name}", target=day, detail="console")
-    return rows
+        return policy.read_report(
+            _gw(request), _log(request), who, name, day, tz=_settings(request).timezone
+        )
 
 
 @router.get("/reports/{name}")
@@ -639,15 +616,5 @@ def rings_page(
 ) -> Response:
     who = need(session, "investigator")
     with engine_errors():
-        answer = reports.rings(_gw(request), person_id, cursor, 100)
-    answer["ring1"] = [person_view(p, who, False) for p in answer["ring1"]]
-    answer["ring2"]["items"] = [person_view(p, who, False) for p in answer["ring2"]["items"]]
-    _log(request).record(
-        who,
-        "rings",
-        target=person_id,
-        person_ids=[p["person_id"] for p in answer["ring1"]]
-        + [p["person_id"] for p in answer["ring2"]["items"]],
-        detail="console",
-    )
+        answer = policy.read_rings(_gw(request), _log(request), who, person_id, cursor=cursor)
     return render(request, "rings.html", session, rings=answer)

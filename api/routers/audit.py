@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -27,6 +27,13 @@ def get_audit(
 ) -> dict[str, Any]:
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, "since needs a UTC offset, e.g. 2022-04-09T00:00:00+08:00.")
+    if since is not None:
+        try:
+            since = since.astimezone(UTC)
+        except OverflowError:
+            raise HTTPException(
+                422, "since is outside the calendar once moved to UTC; give a later time."
+            ) from None
     log.flush()
     rows = audit.entries(gw, since=since, key_id=key, after=cursor, limit=limit + 1)
     rows, more = split_page(rows, limit)

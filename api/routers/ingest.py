@@ -57,7 +57,9 @@ def _load(
         outcomes=[
             models.RecordOutcome(
                 index=o.line or 0,
-                key=o.key,
+                # A sender names its records by its own record ids; the stored key is
+                # (source, record_id), and the source here is the sender itself.
+                key=o.key.split("/", 1)[1] if kind == "registrations" and o.key else o.key,
                 status=LoadStatus(o.status),
                 flags=o.flags,
                 reason=o.reason,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
+from api.deps import AuditDep, GatewayDep, Investigator, PersonIdPath, ReasonQ, RevealQ
 from engine import policy, reports
 
 router = APIRouter(tags=["tasks"])
@@ -15,7 +15,7 @@ router = APIRouter(tags=["tasks"])
 
 @router.get("/v1/persons/{person_id}/rings", response_model=models.Rings)
 def get_rings(
-    person_id: Annotated[str, Path(max_length=64)],
+    person_id: PersonIdPath,
     gw: GatewayDep,
     who: Investigator,
     log: AuditDep,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
+from api.deps import AuditDep, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ
 from engine import policy
 
 router = APIRouter(tags=["tasks"])
@@ -23,8 +23,17 @@ def get_positives(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
+    district: DistrictQ = None,
 ) -> dict[str, Any]:
     items, next_cursor = policy.read_positives_page(
-        gw, log, who, date, cursor=cursor, limit=limit, reveal=reveal, reason=reason
+        gw,
+        log,
+        who,
+        date,
+        district=district,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        reason=reason,
     )
     return {"items": items, "next_cursor": next_cursor}

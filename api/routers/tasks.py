@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
+from api.deps import AuditDep, DistrictPath, GatewayDep, Reader, ReasonQ, RevealQ, TaskIdPath
 from engine import policy
-from engine.domain import DISTRICT_OR_UNASSIGNED
 
 router = APIRouter(tags=["tasks"])
 
 
 @router.get("/v1/districts/{district_code}/tasks", response_model=models.TaskPage)
 def get_district_tasks(
-    district_code: Annotated[str, Path(pattern=rf"^({DISTRICT_OR_UNASSIGNED})$")],
+    district_code: DistrictPath,
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
@@ -42,7 +41,7 @@ def get_district_tasks(
 
 @router.post("/v1/tasks/{task_id}/transitions", response_model=models.Task)
 def post_transition(
-    task_id: Annotated[str, Path(max_length=64)],
+    task_id: TaskIdPath,
     body: models.TransitionIn,
     gw: GatewayDep,
     who: Reader,

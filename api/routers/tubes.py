@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ
+from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, TubeCodePath
 from engine import policy
 
 router = APIRouter(tags=["trace"])
@@ -16,7 +16,7 @@ TRACE_JSON = TypeAdapter(models.Trace)
 
 @router.get("/v1/tubes/{tube_code}/trace", response_model=models.Trace)
 async def get_trace(
-    tube_code: str,
+    tube_code: TubeCodePath,
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,

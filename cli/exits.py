@@ -1,0 +1,36 @@
+"""The CLI's exit codes: one table (the README's "Exit codes" lists the same)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from engine.errors import (
+    DatabaseUnavailable,
+    NotFound,
+    ServerError,
+    TransitionError,
+    TubetraceError,
+)
+
+
+class Exit(IntEnum):
+    OK = 0
+    ERROR = 1  # an input that cannot be used, or another error with a sentence
+    USAGE = 2  # wrong arguments or options (also typer's own usage errors)
+    DATABASE_UNAVAILABLE = 3  # Neo4j does not answer: retry when it is back
+    NOT_FOUND = 4  # the tube, person, key or task does not exist
+    SERVER_ERROR = 5  # the managed Neo4j could not be provisioned or started
+    CONFLICT = 6  # a task move the lifecycle does not allow
+    AUDIT_BROKEN = 7  # `audit verify` found a gap or an edit in the audit chain
+
+
+def code_for(exc: TubetraceError) -> Exit:
+    if isinstance(exc, DatabaseUnavailable):
+        return Exit.DATABASE_UNAVAILABLE
+    if isinstance(exc, NotFound):
+        return Exit.NOT_FOUND
+    if isinstance(exc, ServerError):
+        return Exit.SERVER_ERROR
+    if isinstance(exc, TransitionError):
+        return Exit.CONFLICT
+    return Exit.ERROR
