@@ -5,7 +5,7 @@ The API's response models are these; the CLI renders its JSON through them too."
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -191,7 +191,7 @@ class AuditEntry(BaseModel):
     audit_id: str
     at: str | None
     key_id: str
-    role: Role
+    role: Role | Literal["unknown"]  # "unknown": a refused attempt with a key id nobody holds
     action: str
     target: str | None
     person_ids: list[str]

@@ -78,9 +78,11 @@ def test_keys_roles_and_audit(
         params={"reveal": "true", "reason": "case 7"},
         headers=bearer(inv.secret),
     )
-    log = httpx.get(
+    resp = httpx.get(
         f"{api_url}/v1/audit", params={"key": inv.key_id}, headers=bearer(admin.secret)
-    ).json()["items"]
+    )
+    assert resp.status_code == 200, resp.text
+    log = resp.json()["items"]
     reads = [e for e in log if e["action"] != "denied"]
     assert [(e["action"], e["target"], e["reason"]) for e in reads] == [("trace", "T1", "case 7")]
     assert len(reads[0]["person_ids"]) == 10
