@@ -123,7 +123,7 @@ def load(
     if bulk:
         from loaders.bulk import bulk_load
 
-        bulk_load(get_settings(), kind, path, out, encoding)
+        bulk_load(get_settings(), kind, path, out, encoding, sender=source)
         return
     if kind not in set(RecordKind):
         fail(f"unknown kind '{kind}'; use {', '.join(RecordKind)}", Exit.USAGE)

@@ -13,7 +13,7 @@ from engine import domain
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound
 from engine.trace import trace_many
-from engine.views import in_district
+from engine.views import district_part, in_district
 
 RING2_MAX_PAGE = 500
 
@@ -50,8 +50,11 @@ def positives_page(
     traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
     items = []
     for r in rows:
-        trace = dict(traces[r["tube_code"]])
-        trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
+        if district is None:  # the city's view: each district's residents of the whole tube
+            trace = dict(traces[r["tube_code"]])
+            trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
+        else:  # one district's view: nothing of a shared tube's other districts
+            trace = district_part(traces[r["tube_code"]], district)
         items.append(
             {
                 "district_code": r["district_code"],

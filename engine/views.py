@@ -61,15 +61,21 @@ def trace_view(
     trace: dict[str, Any], who: Principal, reveal: bool, not_found: str
 ) -> dict[str, Any]:
     """A district key sees only its own residents of a tube; a tube with none is absent."""
-    t = copy.deepcopy(trace)
-    if who.role == "district":
-        own = [p for p in t["persons"] if in_district(p, who.district)]
-        if not own:
-            raise NotFound(not_found)
-        if len(own) < len(t["persons"]):
-            _own_part(t, own)
-        t["persons"] = own
+    t = district_part(trace, who.district) if who.role == "district" else copy.deepcopy(trace)
+    if not t["persons"]:
+        raise NotFound(not_found)
     t["persons"] = [person_view(p, who, reveal) for p in t["persons"]]
+    return t
+
+
+def district_part(trace: dict[str, Any], district: str | None) -> dict[str, Any]:
+    """The tube as one district's residents make it (a copy): only those persons and, when
+    the tube is shared with other districts, only their compounds, boxes and times."""
+    t = copy.deepcopy(trace)
+    own = [p for p in t["persons"] if in_district(p, district)]
+    if own and len(own) < len(t["persons"]):
+        _own_part(t, own)
+    t["persons"] = own
     return t
 
 

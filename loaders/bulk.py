@@ -44,8 +44,15 @@ def _inputs(kind: str, path: Path, encoding: str | None = None) -> Inputs:
 
 
 def bulk_load(
-    settings: Settings, kind: str, path: Path, out: Console, encoding: str | None = None
+    settings: Settings,
+    kind: str,
+    path: Path,
+    out: Console,
+    encoding: str | None = None,
+    sender: str = "file",
 ) -> dict[str, float]:
+    """`sender` is the registrations' source, as `--source` of the online load: the same
+    (source, record_id) keys whichever way a round goes in."""
     if settings.neo4j_uri:
         raise ServerError(
             "--bulk imports with the managed server's own neo4j-admin; it cannot "
@@ -67,7 +74,9 @@ def bulk_load(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     target = server.import_dir / "bulk"
-    plan = bulk_files.write_import_files(target, _inputs(kind, path, encoding), settings, secret)
+    plan = bulk_files.write_import_files(
+        target, _inputs(kind, path, encoding), settings, secret, sender
+    )
     timings["write_csv_s"] = time.perf_counter() - t0
     server.stop()
     t1 = time.perf_counter()

@@ -113,7 +113,11 @@ def _dedupe(
 
 
 def write_import_files(
-    out: Path, inputs: dict[str, tuple[str, Iterable[Item]]], settings: Settings, secret: str
+    out: Path,
+    inputs: dict[str, tuple[str, Iterable[Item]]],
+    settings: Settings,
+    secret: str,
+    sender: str = "file",
 ) -> Plan:
     """Write node and relationship CSVs for `neo4j-admin database import full`."""
     shutil.rmtree(out, ignore_errors=True)
@@ -148,7 +152,7 @@ def write_import_files(
 
         def transform_reg(rec: dict[str, Any], src: str, line: int | None) -> Any:
             return transform.transform_registration(
-                rec, src, line, tz=settings.timezone, secret=secret
+                rec, src, line, tz=settings.timezone, secret=secret, sender=sender
             )
 
         for row in _dedupe("registrations", source, items, transform_reg, {}, quarantine, summary):

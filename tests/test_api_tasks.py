@@ -10,7 +10,17 @@ import httpx
 from engine.db import Gateway
 from engine.keys import create_key
 from engine.settings import Settings
-from tests.helpers import bearer, cli, load, load_city, result, retest
+from tests.helpers import (
+    RETEST_HEADER,
+    bearer,
+    cli,
+    load,
+    load_city,
+    load_compounds,
+    result,
+    retest,
+    write,
+)
 
 
 def test_district_queue_and_transitions(gw: Gateway, settings: Settings, api_url: str) -> None:
@@ -109,3 +119,37 @@ def test_positives_reports_and_rings(
         httpx.get(f"{api_url}/v1/persons/{case['person_id']}/rings", headers=huangpu).status_code
         == 403
     )
+
+
+def test_a_district_sees_only_its_part_of_a_shared_positive_tube(
+    gw: Gateway, settings: Settings, api_url: str, tmp_path: Path
+) -> None:
+    """Tube TS pools a Pudong resident (C1, box BX1, 08:00) and a Huangpu one (C2, box BX2,
+    09:00): each district's positives and trace show only its own compound, box and time."""
+    load_compounds(gw, settings)
+    rows = (
+        "RS1,2022-04-09T08:00:00+08:00,C1,BX1,TS,10,nucleic_code,passport,E1,a,13800000001\n"
+        "RS2,2022-04-09T09:00:00+08:00,C2,BX2,TS,10,nucleic_code,passport,E2,b,13800000002\n"
+    )
+    load(gw, settings, "registrations", write(tmp_path, "shared.csv", RETEST_HEADER + rows))
+    load(gw, settings, "results", result(tmp_path, "TS", "positive", "2022-04-09T20:00:00+08:00"))
+    day = {"date": "2022-04-09"}
+    inv = bearer(create_key(gw, role="investigator", district=None).secret)
+    city = httpx.get(f"{api_url}/v1/positives", params=day, headers=inv).json()["items"]
+    assert sorted(i["district_code"] for i in city) == ["310101", "310115"]
+    own = {"310115": ("RS1", "C1", "BX1"), "310101": ("RS2", "C2", "BX2")}
+    others = {
+        "310115": ("C2", "淮海小区", "BX2", "RS2", "09:00"),
+        "310101": ("C1", "金杨新村", "BX1", "RS1", "08:00"),
+    }
+    for district, (record, compound, box) in own.items():
+        key = bearer(create_key(gw, role="district", district=district).secret)
+        items = httpx.get(f"{api_url}/v1/positives", params=day, headers=key).json()["items"]
+        trace = httpx.get(f"{api_url}/v1/tubes/TS/trace", headers=key).json()
+        for view in (items[0]["trace"], trace):
+            assert [p["record_id"] for p in view["persons"]] == [record]
+            assert view["compound"]["code"] == compound and view["boxes"] == [box]
+            text = json.dumps(view, ensure_ascii=False)
+            for other in others[district]:
+                assert other not in text, (district, other)
+        assert len(items) == 1

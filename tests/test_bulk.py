@@ -16,7 +16,7 @@ from engine.trace import all_tube_codes, trace_many
 from loaders import write
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
-from tests.helpers import load
+from loaders.read import read_file
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:
@@ -71,19 +71,25 @@ def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> N
     try:
         gw = connect(own)
         for kind in ("compounds", "registrations", "results"):
-            load(gw, own, kind, city / f"{kind}.csv")
+            path = city / f"{kind}.csv"
+            write.load_records(gw, kind, read_file(path, kind), path.name, own, sender="app7")
         secret = gw.secret()
         online = snapshot(gw)
         gw.run_auto("wipe_all")
         gw.write("ensure_secret", key="person_id_secret", value=secret)
         gw.close()
-        timings = bulk_load(own, "all", city, Console(file=io.StringIO()))
+        timings = bulk_load(own, "all", city, Console(file=io.StringIO()), sender="app7")
         gw = connect(own)
         imported = snapshot(gw)
+        _, first = next(iter(read_file(city / "registrations.csv", "registrations")))
+        assert isinstance(first, dict)
+        keys = [f"{s}/{first['record_id']}" for s in ("app7", "file")]
+        stored = [r["key"] for r in gw.read("existing_registrations", keys=keys)]
         gw.close()
     finally:
         server.stop()
     print(f"\nbulk import timings: {timings}")
+    assert stored == [keys[0]]  # the --source of the bulk import, as of the online load
     assert imported["counts"] == online["counts"]
     assert imported["quarantine"] == online["quarantine"] and online["quarantine"]
     assert imported["tasks"] == online["tasks"] and online["tasks"]
