@@ -139,8 +139,8 @@ def test_a_district_sees_only_its_part_of_a_shared_positive_tube(
     assert sorted(i["district_code"] for i in city) == ["310101", "310115"]
     own = {"310115": ("RS1", "C1", "BX1"), "310101": ("RS2", "C2", "BX2")}
     others = {
-        "310115": ("C2", "淮海小区", "BX2", "RS2", "09:00"),
-        "310101": ("C1", "金杨新村", "BX1", "RS1", "08:00"),
+        "310115": ("C2", "淮海小区", "BX2", "RS2", "T09:00:00"),
+        "310101": ("C1", "金杨新村", "BX1", "RS1", "T08:00:00"),
     }
     for district, (record, compound, box) in own.items():
         key = bearer(create_key(gw, role="district", district=district).secret)
