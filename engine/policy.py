@@ -29,6 +29,18 @@ def _reason(reveal: bool, reason: str | None) -> str | None:
     return reason if reveal else None
 
 
+def _how_shown(who: Principal, reveal: bool) -> str:
+    """The audit entry's detail of a read that can be revealed."""
+    return "cli" if who.is_cli else ("revealed" if reveal else "masked")
+
+
+def _mask_tasks(items: list[dict[str, Any]], who: Principal, reveal: bool) -> list[dict[str, Any]]:
+    for item in items:
+        if item["person"] is not None:
+            item["person"] = person_view(item["person"], who, reveal)
+    return items
+
+
 def read_trace(
     gw: Gateway,
     log: AuditSink,
@@ -47,7 +59,7 @@ def read_trace(
         target=tube_code,
         person_ids=_person_ids(view["persons"]),
         reason=_reason(reveal, reason),
-        detail="cli" if who.is_cli else ("revealed" if reveal else "masked"),
+        detail=_how_shown(who, reveal),
     )
     return view
 
@@ -61,7 +73,7 @@ def read_traces(
         who,
         action,
         target=", ".join(tube_codes)[:200],
-        person_ids=[p["person_id"] for v in views for p in v["persons"]],
+        person_ids=_person_ids([p for v in views for p in v["persons"]]),
     )
     return views
 
@@ -82,9 +94,7 @@ def read_tasks_page(
     scoped = scope_district(who, district)
     assert scoped is not None
     items, next_cursor = tasks.tasks_page(gw, scoped, status, cursor, limit)
-    for item in items:
-        if item["person"] is not None:
-            item["person"] = person_view(item["person"], who, reveal)
+    _mask_tasks(items, who, reveal)
     log.record(
         who,
         "district_tasks",
@@ -101,10 +111,7 @@ def read_all_tasks(
     """Every page of a district's queue (the CLI), audited once before it is shown."""
     scoped = scope_district(who, district)
     assert scoped is not None
-    items = tasks.all_tasks(gw, scoped, status)
-    for item in items:
-        if item["person"] is not None:
-            item["person"] = person_view(item["person"], who, False)
+    items = _mask_tasks(tasks.all_tasks(gw, scoped, status), who, False)
     log.record(
         who, "district_tasks", target=scoped, person_ids=_person_ids([i["person"] for i in items])
     )
@@ -122,8 +129,7 @@ def move_task(
     note: str | None,
 ) -> dict[str, Any]:
     task = tasks.task_view(gw, tasks.transition(gw, task_id, who, to, outcome, note))
-    if task["person"] is not None:
-        task["person"] = person_view(task["person"], who, False)
+    _mask_tasks([task], who, False)
     log.record(
         who,
         "task_transition",
@@ -163,7 +169,7 @@ def read_positives_page(
         who,
         action,
         target=day,
-        person_ids=[p["person_id"] for i in items for p in i["trace"]["persons"]],
+        person_ids=_person_ids([p for i in items for p in i["trace"]["persons"]]),
         reason=_reason(reveal, reason),
     )
     return items, next_cursor
@@ -260,6 +266,6 @@ def read_quarantine_page(
         target=f"after {cursor or 'start'}",
         person_ids=sorted(person_ids),
         reason=_reason(reveal, reason),
-        detail="cli" if who.is_cli else ("revealed" if reveal else "masked"),
+        detail=_how_shown(who, reveal),
     )
     return shown, (items[-1]["qkey"] if more and items else None)

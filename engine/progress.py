@@ -4,25 +4,25 @@ open tasks are overdue. Scoped by the caller: a district key sees its own distri
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from engine import domain
 from engine.db import Gateway
 from engine.keys import Principal
 from engine.reports import parse_day
-from engine.tasks import STATUSES
-
-# An open task older than this is overdue (the timeliness report counts the same ones).
-OVERDUE_AFTER = timedelta(hours=24)
+from engine.tasks import STATUSES, overdue
+from engine.views import scope_district
 
 
 def is_overdue(task: dict[str, Any], now: datetime | None = None) -> bool:
     """`task` as the task JSON has it: `status` and an ISO `created_at`."""
-    if task["status"] == "closed" or not task.get("created_at"):
-        return False
-    created = datetime.fromisoformat(task["created_at"])
-    return (now or datetime.now(UTC)) - created > OVERDUE_AFTER
+    created = task.get("created_at")
+    return overdue(
+        task["status"],
+        datetime.fromisoformat(created) if created else None,
+        now or datetime.now(UTC),
+    )
 
 
 def latest_positive_day(gw: Gateway) -> str | None:
@@ -32,7 +32,7 @@ def latest_positive_day(gw: Gateway) -> str | None:
 
 def loop_progress(gw: Gateway, who: Principal, day: str) -> list[dict[str, Any]]:
     """Per residence district: how many of the day's tasks are in each status."""
-    district = who.district if who.role == "district" else None
+    district = scope_district(who, None)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for r in gw.read("task_status_counts", day=parse_day(day), district_code=district):
         counts[r["district_code"]][r["status"]] += int(r["n"])

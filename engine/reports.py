@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from engine import domain
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound
+from engine.tasks import overdue
 from engine.trace import trace_many
 from engine.views import district_part, in_district
 
@@ -252,7 +253,7 @@ def timeliness(
             by[code]["ack"].append(ack)
         if closed is not None:
             by[code]["closed"].append(closed)
-        if r["status"] != "closed" and (now - r["created_at"].to_native()) > timedelta(hours=24):
+        if overdue(r["status"], r["created_at"].to_native(), now):
             old_open[code] += 1
     return [
         {

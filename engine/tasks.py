@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neo4j import ManagedTransaction
@@ -17,7 +17,7 @@ from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import Principal
 from engine.trace import trace_many
-from engine.views import task_visible
+from engine.views import has_investigator_rights, task_visible
 
 STATUSES = tuple(s.value for s in TaskStatus)
 OUTCOMES = tuple(o.value for o in Outcome)
@@ -33,6 +33,17 @@ ALLOWED = {
     "retest_collected": ("closed",),
     "closed": (),
 }
+
+
+# An open task older than this is overdue: the console's queue marks it, the timeliness
+# report counts it.
+OVERDUE_AFTER = timedelta(hours=24)
+
+
+def overdue(status: str, created_at: datetime | None, now: datetime) -> bool:
+    if status == TaskStatus.CLOSED or created_at is None:
+        return False
+    return now - created_at > OVERDUE_AFTER
 
 
 def task_id(person_id: str, tube_code: str, kind: str) -> str:
@@ -238,7 +249,7 @@ def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: st
     if to != "closed" and outcome is not None:
         raise TransitionError(f"only a move to 'closed' carries an outcome, not '{to}'")
     if to == "closed" and outcome == "closed_by_investigator":
-        if who.role != "investigator" and not who.is_cli:
+        if not has_investigator_rights(who):
             raise TransitionError("only an investigator may close a task as closed_by_investigator")
         if current == "closed":
             raise TransitionError("the task is already 'closed'")

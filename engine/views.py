@@ -14,11 +14,16 @@ from engine.errors import Forbidden, InputError, NotFound
 from engine.keys import Principal
 
 
+def has_investigator_rights(who: Principal) -> bool:
+    """An investigator key, or the machine's own user at the command line."""
+    return who.role == "investigator" or who.is_cli
+
+
 def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
     """Only investigators may see unmasked identity, and only with a reason (audited)."""
     if not reveal:
         return
-    if who.role != "investigator" and not who.is_cli:
+    if not has_investigator_rights(who):
         raise Forbidden("Only investigator keys may ask for reveal=true.")
     if not reason or not reason.strip():
         raise InputError("reveal=true needs a reason=TEXT; the read is audited.")
@@ -38,9 +43,15 @@ def task_visible(task: dict[str, Any], who: Principal) -> bool:
     return who.role != "district" or task["district_code"] == who.district
 
 
+def sees_unmasked(who: Principal, reveal: bool) -> bool:
+    """The machine's own user always; an investigator when it asked to reveal (checked and
+    audited by `check_reveal`); nobody else."""
+    return who.is_cli or (who.role == "investigator" and reveal)
+
+
 def person_view(person: dict[str, Any], who: Principal, reveal: bool) -> dict[str, Any]:
     p = dict(person)
-    if who.is_cli or (who.role == "investigator" and reveal):
+    if sees_unmasked(who, reveal):
         return p
     p["id_number"] = mask_id_number(p["id_number"])
     # A district unit (the `unassigned` queue's too) calls its own residents: their phones.
@@ -122,7 +133,7 @@ def _mask_text(text: str) -> str:
     return _WORD.sub(lambda m: m.group()[0] + "*" * (len(m.group()) - 1), text)
 
 
-def _person_ids(record: dict[str, Any], secret: str) -> list[str]:
+def _ids_in_record(record: dict[str, Any], secret: str) -> list[str]:
     number = record.get("id_number")
     if not isinstance(number, str) or not number.strip():
         return []
@@ -141,7 +152,7 @@ def _mask_raw(raw: str | None, secret: str) -> tuple[str | None, list[str]]:
         return _mask_text(raw), []
     if not isinstance(record, dict):
         return _mask_text(raw), []
-    ids = _person_ids(record, secret)
+    ids = _ids_in_record(record, secret)
     masked = dict(record)
     for name, mask in (
         ("id_number", mask_id_number),
@@ -164,6 +175,6 @@ def quarantine_view(
     q = dict(item)
     raw, ids = _mask_raw(q.get("raw"), secret)
     existing, more = _mask_raw(q.get("existing"), secret)
-    if not (who.is_cli or (who.role == "investigator" and reveal)):
+    if not sees_unmasked(who, reveal):
         q["raw"], q["existing"] = raw, existing
     return q, sorted(set(ids + more))
