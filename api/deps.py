@@ -18,7 +18,7 @@ from engine.keys import Principal
 from engine.settings import Settings
 
 MAX_ROWS = 5000
-MAX_STRING = 512
+MAX_STRING = codes.MAX_TEXT
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -47,6 +47,7 @@ Collector = Annotated[Principal, Depends(require("collector"))]
 Lab = Annotated[Principal, Depends(require("lab"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 RevealQ = Annotated[bool, Query(description="investigators only: unmasked identity")]
+DayQ = Annotated[str, Query(pattern=codes.DAY_PATTERN)]
 ReasonQ = Annotated[
     str | None, Query(max_length=MAX_STRING, description="why identity is revealed (audited)")
 ]

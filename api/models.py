@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from engine.codes import MAX_TEXT
 from engine.contract import (
     AuditEntry,
     AuditPage,
@@ -141,4 +142,4 @@ class DirectoryEntryIn(BaseModel):
 class TransitionIn(BaseModel):
     to: str = Field(max_length=32, description="the new status")
     outcome: str | None = Field(default=None, max_length=32)
-    note: str | None = Field(default=None, max_length=512)
+    note: str | None = Field(default=None, max_length=MAX_TEXT)

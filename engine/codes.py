@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-from engine.domain import district_data
+from engine.domain import UNASSIGNED, district_data
 from engine.errors import InputError
 
 MAX_CODE = 64
-UNASSIGNED = "unassigned"
+MAX_TEXT = 512  # the contract's limit on a string value (and on a number's digits)
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"  # a day as every interface takes it: YYYY-MM-DD
 _ASCII_DISTRICT = re.compile(r"[0-9]{6}", re.ASCII)
 
 

@@ -35,7 +35,7 @@ class Created:
 def add(gw: Gateway, url: str, district: str | None, events: list[str]) -> Created:
     if not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", url):
         raise InputError(f"'{url}' is not an http(s) URL")
-    if district is not None and not re.fullmatch(r"\d{6}|unassigned", district):
+    if district is not None and not re.fullmatch(domain.DISTRICT_OR_UNASSIGNED, district):
         raise InputError("--district takes a 6-digit district code or 'unassigned'")
     unknown = [e for e in events if e not in outbox.EVENT_TYPES]
     if unknown or not events:
@@ -113,7 +113,7 @@ def _wanted(event: dict[str, Any], hook: dict[str, Any]) -> bool:
     if event["type"] not in hook["events"]:
         return False
     # A status change of a person with no known residence district is an `unassigned` one.
-    district = event.get("district_code") or "unassigned"
+    district = event.get("district_code") or domain.UNASSIGNED
     return hook["district_code"] is None or district == hook["district_code"]
 
 

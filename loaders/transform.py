@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from engine import domain
+from engine import codes, domain
 from engine.model import KEY_FIELDS, UPDATABLE, RecordKind
 
 REGISTRATION_FIELDS = (
@@ -113,7 +113,7 @@ class Row:
     links: dict[str, Any] = field(default_factory=dict)
 
 
-MAX_TEXT = 512  # the API's string limit; a longer value (a 4,000-digit number) is invalid
+MAX_TEXT = codes.MAX_TEXT  # a longer value (a 4,000-digit number) is invalid
 _MAX_INT = 10**MAX_TEXT
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.console.session import Session, SessionStore
-from engine import audit, domain, policy, progress, reports, tasks
+from engine import audit, codes, domain, policy, progress, reports, tasks
 from engine.db import Gateway
 from engine.errors import Forbidden, InputError, NotFound, TransitionError
 from engine.export import cytoscape_elements
@@ -30,7 +30,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 COOKIE = "tt_console"
 LOGIN_COOKIE = "tt_console_login"
 ROLES = ("investigator", "district", "admin")
-MAX_STRING = 512
+MAX_STRING = codes.MAX_TEXT
 POSITIVES_PAGE = 200  # tubes a page; the chart above them counts the whole day
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -294,14 +294,14 @@ def home(request: Request, session: SessionDep) -> Response:
 
 # ---------------------------------------------------------------- positives
 
-DayQ = Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+DayQ = Annotated[str, Query(pattern=codes.DAY_PATTERN)]
 
 
 @router.get("/positives")
 def positives(
     request: Request,
     session: SessionDep,
-    date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+    date: Annotated[str | None, Query(pattern=codes.DAY_PATTERN)] = None,
     cursor: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     who = need(session, "investigator", "district")
@@ -579,7 +579,7 @@ def report_page(
     request: Request,
     session: SessionDep,
     name: Annotated[str, Path(max_length=64)],
-    date: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+    date: Annotated[str | None, Query(pattern=codes.DAY_PATTERN)] = None,
 ) -> Response:
     who = need(session, "investigator", "district")
     day = date or progress.latest_positive_day(_gw(request)) or _today(request)

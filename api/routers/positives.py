@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ
+from api.deps import AuditDep, DayQ, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ
 from engine import policy
 
 router = APIRouter(tags=["tasks"])
@@ -18,7 +18,7 @@ def get_positives(
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
-    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
+    date: DayQ,
     cursor: Annotated[str, Query(max_length=128)] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reveal: RevealQ = False,

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, SettingsDep
-from engine import policy
+from api.deps import AuditDep, DayQ, GatewayDep, Reader, SettingsDep
+from engine import policy, reports
 
 router = APIRouter(tags=["reports"])
 
 
 @router.get("/v1/reports/{report}", response_model=models.Report)
 def get_report(
-    report: Annotated[
-        str, Path(pattern=r"^(completeness|household-separation|zoning|timeliness)$")
-    ],
+    report: Annotated[str, Path(pattern=f"^({'|'.join(reports.REPORTS)})$")],
     gw: GatewayDep,
     s: SettingsDep,
     who: Reader,
     log: AuditDep,
-    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
+    date: DayQ,
 ) -> dict[str, Any]:
     rows = policy.read_report(gw, log, who, report, date, tz=s.timezone)
     return {"report": report, "date": date, "items": rows, "next_cursor": None}

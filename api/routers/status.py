@@ -5,30 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
+from api.deps import AuditDep, DayQ, GatewayDep, Reader
 from api.security import require
-from engine import audit, status
-from engine.db import Gateway
+from engine import status
 from engine.keys import Principal
 
 router = APIRouter(tags=["status"])
-
-
-def _gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
-def _audit(request: Request) -> audit.AuditWriter:
-    writer: audit.AuditWriter = request.app.state.audit
-    return writer
-
-
-GatewayDep = Annotated[Gateway, Depends(_gateway)]
-AuditDep = Annotated[audit.AuditWriter, Depends(_audit)]
-Reader = Annotated[Principal, Depends(require("investigator", "district"))]
 HealthCode = Annotated[Principal, Depends(require("health_code"))]
 
 
@@ -75,7 +60,7 @@ def get_person_status(
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
-    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")],
+    date: DayQ,
 ) -> dict[str, Any]:
     answer = status.person_status(gw, person_id, date, who)
     log.record(who, "person_status", target=f"{person_id} {date}", person_ids=[person_id])
