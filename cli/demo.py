@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
+from cli.connection import gateway
 from cli.render import print_trace
 from engine import domain
-from engine.db import Gateway, connect
+from engine.db import Gateway
 from engine.errors import TubetraceError
 from engine.settings import Settings
 from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_traces, count_flags
@@ -27,8 +28,7 @@ def run_demo(
     from loaders.read import read_file
 
     out.print("Starting Neo4j (the first run fetches the server from Maven Central)...")
-    gw = connect(settings)
-    try:
+    with gateway(settings) as gw:
         city_dir = settings.home / "demo-city"
         shutil.rmtree(city_dir, ignore_errors=True)
         stats = generate_city(city_dir, seed=seed, registrations=DEMO_REGISTRATIONS)
@@ -83,8 +83,6 @@ def run_demo(
             f"Web console:   http://{host}:{port}/console/ (log in with the investigator key)",
             highlight=False,
         )
-    finally:
-        gw.close()
     if serve_api:
         import uvicorn
 

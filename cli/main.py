@@ -5,25 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli.connection import gateway, me
 from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json
 from cli.webhooks import webhooks_app
 from engine import contract, policy
 from engine.audit import DirectAudit
-from engine.db import Gateway, connect
-from engine.errors import NotFound, TubetraceError
-from engine.keys import Principal, cli_principal
+from engine.errors import TubetraceError
 from engine.model import RecordKind
-from engine.settings import Settings, get_settings
+from engine.settings import get_settings
 from loaders import write
 
 app = typer.Typer(
@@ -40,22 +37,9 @@ audit_app = typer.Typer(help="The audit log (list with no sub-command) and its c
 app.add_typer(audit_app, name="audit")
 
 
-def fail(message: str, code: int = Exit.ERROR) -> None:
+def fail(message: str, code: int = Exit.ERROR) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def me() -> Principal:
-    return cli_principal()
-
-
-@contextmanager
-def gateway(settings: Settings | None = None) -> Iterator[Gateway]:
-    gw = connect(settings or get_settings())
-    try:
-        yield gw
-    finally:
-        gw.close()
 
 
 @neo4j_app.command("start")
@@ -180,11 +164,8 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @app.command("trace")
 def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Trace one tube to its box, compound and every person swabbed into it."""
-    with gateway() as gw:
-        try:
-            result = policy.read_trace(gw, DirectAudit(gw), me(), tube_code)
-        except NotFound as exc:
-            fail(str(exc), Exit.NOT_FOUND)
+    with gateway() as gw:  # an unknown tube: NotFound, exit 4 (main)
+        result = policy.read_trace(gw, DirectAudit(gw), me(), tube_code)
     if as_json:
         print_json(contract.Trace.model_validate(result))
     else:
@@ -301,12 +282,9 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
     from engine import reports
 
     with gateway() as gw:
-        try:
-            answer = policy.read_rings(
-                gw, DirectAudit(gw), me(), person_id, limit=reports.RING2_MAX_PAGE
-            )
-        except NotFound as exc:
-            fail(str(exc), Exit.NOT_FOUND)
+        answer = policy.read_rings(
+            gw, DirectAudit(gw), me(), person_id, limit=reports.RING2_MAX_PAGE
+        )
     if as_json:
         print_json(contract.Rings.model_validate(answer))
         return
@@ -340,10 +318,7 @@ def export_cmd(
     with gateway() as gw:
         log = DirectAudit(gw)
         if tube is not None:
-            try:
-                traces = policy.read_traces(gw, log, me(), [tube], action="export")
-            except NotFound as exc:
-                fail(str(exc), Exit.NOT_FOUND)
+            traces = policy.read_traces(gw, log, me(), [tube], action="export")
         else:
             assert date is not None
             stream = policy.stream_positives(gw, log, me(), date, action="export")
@@ -380,13 +355,13 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List keys (never their secrets)."""
+    from engine.domain import iso
     from engine.keys import list_keys
 
     with gateway() as gw:
         keys = list_keys(gw)
     rows = [
-        {**k, "created_at": _iso(k["created_at"]), "revoked_at": _iso(k["revoked_at"])}
-        for k in keys
+        {**k, "created_at": iso(k["created_at"]), "revoked_at": iso(k["revoked_at"])} for k in keys
     ]
     if as_json:
         print_json({"items": rows, "next_cursor": None})
@@ -411,10 +386,7 @@ def keys_revoke(key_id: str) -> None:
     from engine.keys import revoke_key
 
     with gateway() as gw:
-        try:
-            revoke_key(gw, key_id)
-        except NotFound as exc:
-            fail(str(exc), Exit.NOT_FOUND)
+        revoke_key(gw, key_id)
         audit.record(gw, me(), "key_revoke", target=key_id)
     out.print(f"key {key_id} revoked")
 
@@ -477,12 +449,6 @@ def audit_verify() -> None:
         highlight=False,
     )
     raise typer.Exit(Exit.AUDIT_BROKEN)
-
-
-def _iso(value: Any) -> str | None:
-    from engine.domain import iso
-
-    return iso(value)
 
 
 @app.command("generate")

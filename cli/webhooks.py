@@ -8,11 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli.connection import gateway, me
 from cli.render import out, print_json
 from engine import audit, webhooks
-from engine.db import connect
-from engine.keys import CLI
-from engine.settings import get_settings
 
 webhooks_app = typer.Typer(help="Webhooks to district systems.", no_args_is_help=True)
 
@@ -26,13 +24,10 @@ def add(
     ] = None,
 ) -> None:
     """Subscribe; the id and the signing secret are printed once."""
-    gw = connect(get_settings())
-    try:
+    with gateway() as gw:
         names = [e.strip() for e in events.split(",") if e.strip()]
         created = webhooks.add(gw, url, district, names)
-        audit.record(gw, CLI, "webhook_add", target=created.webhook_id, detail=url)
-    finally:
-        gw.close()
+        audit.record(gw, me(), "webhook_add", target=created.webhook_id, detail=url)
     out.print(f"webhook id {created.webhook_id}", highlight=False)
     sys.stdout.write(f"secret {created.secret}\n")
 
@@ -40,11 +35,8 @@ def add(
 @webhooks_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List subscriptions (never their secrets)."""
-    gw = connect(get_settings())
-    try:
+    with gateway() as gw:
         hooks = webhooks.list_all(gw)
-    finally:
-        gw.close()
     if as_json:
         print_json({"items": hooks, "next_cursor": None})
         return
@@ -63,12 +55,9 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @webhooks_app.command("remove")
 def remove(webhook_id: str) -> None:
     """Stop a subscription (its delivery log stays)."""
-    gw = connect(get_settings())
-    try:
+    with gateway() as gw:
         webhooks.remove(gw, webhook_id)
-        audit.record(gw, CLI, "webhook_remove", target=webhook_id)
-    finally:
-        gw.close()
+        audit.record(gw, me(), "webhook_remove", target=webhook_id)
     out.print(f"webhook {webhook_id} removed")
 
 
@@ -78,11 +67,8 @@ def deliveries(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The delivery log: attempts, status and last error of each delivery."""
-    gw = connect(get_settings())
-    try:
+    with gateway() as gw:
         rows = webhooks.deliveries(gw, failed_only=failed)
-    finally:
-        gw.close()
     if as_json:
         print_json({"items": rows, "next_cursor": None})
         return
@@ -103,10 +89,7 @@ def deliveries(
 @webhooks_app.command("redeliver")
 def redeliver(delivery_id: str) -> None:
     """Send a delivery again (with the same webhook-id), whatever its status."""
-    gw = connect(get_settings())
-    try:
+    with gateway() as gw:
         webhooks.redeliver(gw, delivery_id)
-        audit.record(gw, CLI, "webhook_redeliver", target=delivery_id)
-    finally:
-        gw.close()
+        audit.record(gw, me(), "webhook_redeliver", target=delivery_id)
     out.print(f"delivery {delivery_id} queued again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 
 from rich.console import Console
@@ -61,16 +62,13 @@ def bulk_load(
     from engine.server.managed import ManagedServer
 
     server = ManagedServer(settings)
-    gw = connect(settings)
-    try:
+    with closing(connect(settings)) as gw:
         if gw.read("count_nodes_except_meta")[0]["n"]:
             raise ServerError(
                 "--bulk is for the initial import into an empty database; this "
                 "one holds data. Load online, or start from a new TUBETRACE_HOME."
             )
         secret = gw.secret()
-    finally:
-        gw.close()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     target = server.import_dir / "bulk"
@@ -84,8 +82,7 @@ def bulk_load(
     timings["neo4j_admin_import_s"] = time.perf_counter() - t1
     server.start()
     t2 = time.perf_counter()
-    gw = connect(settings)
-    try:
+    with closing(connect(settings)) as gw:
         timings["schema_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         dispatched = bulk_files.dispatch_all(gw)
@@ -93,8 +90,6 @@ def bulk_load(
         t4 = time.perf_counter()
         status.refresh_all(gw)
         timings["status_s"] = time.perf_counter() - t4
-    finally:
-        gw.close()
     for summary in plan.summaries.values():
         out.print(summary.line(), highlight=False)
     out.print(
