@@ -25,10 +25,11 @@ from typing import Any
 
 import psycopg
 
+from engine.model import NODES
 from engine.trace import build_trace
-from loaders import transform
 from loaders.read import read_file
 from loaders.transform import Quarantined, Row
+from loaders.write import make_transform
 
 
 def _pg_bin() -> Path:
@@ -176,20 +177,13 @@ RESULT_COLUMNS = (
     "content_hash",
     "raw",
 )
+# The graph model's properties (engine/model.py), so that a new one fails the COPY loudly
+# instead of being left out; `known` is the graph's marker of a compound read from a file.
 COMPOUND_COLUMNS = (
-    "code",
-    "name",
-    "address",
-    "district_code",
-    "subdistrict",
-    "lat",
-    "lon",
-    "contact_phone",
-    "flags",
-    "content_hash",
-    "raw",
+    NODES["Compound"].key,
+    *(p for p in NODES["Compound"].properties if p != "known"),
 )
-PERSON_COLUMNS = ("person_id", "id_type", "id_number", "registered_district_code")
+PERSON_COLUMNS = (NODES["Person"].key, *NODES["Person"].properties)
 
 
 def _free_port() -> int:
@@ -273,15 +267,7 @@ def create_schema(conn: psycopg.Connection[Any], indexes: bool = True) -> None:
 
 def _rows(kind: str, path: Path, settings: Any, secret: str) -> Iterator[Row]:
     """The file through the project's transform, first version of each key only."""
-    make = {
-        "registrations": lambda rec, src, ln: transform.transform_registration(
-            rec, src, ln, tz=settings.timezone, secret=secret
-        ),
-        "results": lambda rec, src, ln: transform.transform_result(
-            rec, src, ln, tz=settings.timezone
-        ),
-        "compounds": transform.transform_compound,
-    }[kind]
+    make = make_transform(kind, settings, secret)
     seen: set[str] = set()
     for line, item in read_file(path, kind):
         out = item if isinstance(item, Quarantined) else make(item, path.name, line)
@@ -392,19 +378,14 @@ def online_load(
     one transaction of INSERT ... ON CONFLICT DO NOTHING (persons, tubes, registrations), a
     stored key with another content hash counted as a conflict (the first version is kept)."""
     counts = {"read": 0, "stored": 0, "duplicates": 0, "conflicts": 0, "quarantined": 0}
+    make = make_transform("registrations", settings, secret)
     cols = ", ".join(REG_COLUMNS)
     marks = ", ".join(["%s"] * len(REG_COLUMNS))
     for batch in _batches(items, settings.batch_size):
         rows: dict[str, Row] = {}
         for line, item in batch:
             counts["read"] += 1
-            out = (
-                item
-                if isinstance(item, Quarantined)
-                else transform.transform_registration(
-                    item, source, line, tz=settings.timezone, secret=secret
-                )
-            )
+            out = item if isinstance(item, Quarantined) else make(item, source, line)
             if isinstance(out, Quarantined):
                 counts["quarantined"] += 1
             elif out.key in rows:

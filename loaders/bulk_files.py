@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from engine.model import NODES, RELATIONSHIPS
 from engine.settings import Settings
 from loaders import transform
 from loaders.transform import Quarantined, Row
-from loaders.write import Outcome, Summary
+from loaders.write import Outcome, Summary, make_transform
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 ARRAY_DELIMITER = "\x1f"
@@ -82,7 +82,7 @@ def _dedupe(
     kind: str,
     source: str,
     items: Iterable[Item],
-    transform_one: Any,
+    transform_one: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
     seen: dict[str, tuple[str, str]],
     quarantine: dict[str, Quarantined],
     summary: Summary,
@@ -135,9 +135,8 @@ def write_import_files(
     if "compounds" in inputs:
         source, items = inputs["compounds"]
         summary = Summary("compounds")
-        for row in _dedupe(
-            "compounds", source, items, transform.transform_compound, {}, quarantine, summary
-        ):
+        to_row = make_transform("compounds", settings, secret, sender)
+        for row in _dedupe("compounds", source, items, to_row, {}, quarantine, summary):
             comp.write({**row.props, "LABEL": "Compound"})
             compounds_known.add(row.key)
         plan.summaries["compounds"] = summary
@@ -149,13 +148,8 @@ def write_import_files(
     if "registrations" in inputs:
         source, items = inputs["registrations"]
         summary = Summary("registrations")
-
-        def transform_reg(rec: dict[str, Any], src: str, line: int | None) -> Any:
-            return transform.transform_registration(
-                rec, src, line, tz=settings.timezone, secret=secret, sender=sender
-            )
-
-        for row in _dedupe("registrations", source, items, transform_reg, {}, quarantine, summary):
+        to_row = make_transform("registrations", settings, secret, sender)
+        for row in _dedupe("registrations", source, items, to_row, {}, quarantine, summary):
             p = row.props
             reg.write({**p, "LABEL": "Registration"})
             links = row.links
@@ -185,11 +179,8 @@ def write_import_files(
     if "results" in inputs:
         source, items = inputs["results"]
         summary = Summary("results")
-
-        def transform_res(rec: dict[str, Any], src: str, line: int | None) -> Any:
-            return transform.transform_result(rec, src, line, tz=settings.timezone)
-
-        for row in _dedupe("results", source, items, transform_res, {}, quarantine, summary):
+        to_row = make_transform("results", settings, secret, sender)
+        for row in _dedupe("results", source, items, to_row, {}, quarantine, summary):
             res.write({**row.props, "LABEL": "Result"})
             tubes.add(row.links["tube_code"])
             rels["for_tube"].write(_rel(row.key, row.links["tube_code"], "FOR_TUBE"))
