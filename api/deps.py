@@ -46,6 +46,7 @@ Investigator = Annotated[Principal, Depends(require("investigator"))]
 Collector = Annotated[Principal, Depends(require("collector"))]
 Lab = Annotated[Principal, Depends(require("lab"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+HealthCode = Annotated[Principal, Depends(require("health_code"))]
 RevealQ = Annotated[bool, Query(description="investigators only: unmasked identity")]
 DayQ = Annotated[str, Query(pattern=codes.DAY_PATTERN)]
 ReasonQ = Annotated[

@@ -1,5 +1,6 @@
-"""The typed contract: the shapes of the trace, person, task, report, quarantine, audit and
-load answers, and the vocabularies (roles, statuses, outcomes, kinds, results) as enums.
+"""The typed contract: the shapes of the trace, person, task, report, quarantine, audit,
+person-status and load answers, and the vocabularies (roles, statuses, outcomes, kinds,
+results) as enums.
 The API's response models are these; the CLI renders its JSON through them too."""
 
 from __future__ import annotations
@@ -281,6 +282,43 @@ class Rings(BaseModel):
     case: CaseInfo
     ring1: list[RingPerson]
     ring2: RingPage
+
+
+class StatusTube(BaseModel):
+    tube_code: str
+    pooled: bool
+    result: str | None
+    reported_at: str | None
+    status: str
+
+
+class PersonStatus(BaseModel):
+    person_id: str
+    date: str
+    status: str
+    since: str | None
+    tubes: list[StatusTube]
+
+
+class ChangePerson(BaseModel):
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+
+
+class StatusChange(BaseModel):
+    change_id: int
+    person: ChangePerson
+    day: str
+    status: str
+    previous_status: str | None
+    changed_at: str
+
+
+class StatusChangePage(BaseModel):
+    items: list[StatusChange]
+    next_cursor: str | None
 
 
 class Report(BaseModel):

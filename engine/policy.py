@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from engine import domain, reports, tasks
+from engine import domain, reports, status, tasks
 from engine.audit import AuditSink
 from engine.db import Gateway, split_page
 from engine.keys import Principal
@@ -269,3 +269,27 @@ def read_quarantine_page(
         detail=_how_shown(who, reveal),
     )
     return shown, (items[-1]["qkey"] if more and items else None)
+
+
+def read_person_status(
+    gw: Gateway, log: AuditSink, who: Principal, person_id: str, day: str
+) -> dict[str, Any]:
+    """A person's status on a day; a district sees only its own residents."""
+    answer = status.person_status(gw, person_id, day, who)
+    log.record(who, "person_status", target=f"{person_id} {day}", person_ids=[person_id])
+    return answer
+
+
+def read_status_changes(
+    gw: Gateway, log: AuditSink, who: Principal, *, cursor: str = "", limit: int = 500
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The health-code system's feed of status changes; the entry names every person in it."""
+    items, next_cursor = status.changes_page(gw, cursor, limit)
+    log.record(
+        who,
+        "status_changes",
+        target=f"after {cursor or 'start'}",
+        person_ids=sorted({i["person"]["person_id"] for i in items}),
+        detail=f"{len(items)} changes",
+    )
+    return items, next_cursor
