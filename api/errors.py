@@ -134,6 +134,19 @@ async def _empty_receive() -> Message:
 
 DENIED = (401, 403, 404, 409)  # refusals that leave an audit entry
 
+# The engine's refusals and the status each answers (the console answers the same).
+ENGINE_STATUS: dict[type[TubetraceError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    TransitionError: 409,
+    InputError: 422,
+}
+
+
+def engine_status(exc: TubetraceError) -> int | None:
+    """The status of an engine refusal; None for any other engine error (a 500 or a 503)."""
+    return next((s for t, s in ENGINE_STATUS.items() if isinstance(exc, t)), None)
+
 
 def audit_denied(request: Request, status: int, message: str) -> None:
     """A refused attempt is audited like an answered one: who (the key, or the key id a
@@ -174,21 +187,6 @@ def install(app: FastAPI) -> None:
             audit_denied(request, exc.status_code, message)
         return error_answer(exc.status_code, message, dict(exc.headers or {}))
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        audit_denied(request, 404, str(exc))
-        return error_answer(404, str(exc))
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        audit_denied(request, 403, str(exc))
-        return error_answer(403, str(exc))
-
-    @app.exception_handler(TransitionError)
-    async def conflict(request: Request, exc: TransitionError) -> JSONResponse:
-        audit_denied(request, 409, str(exc))
-        return error_answer(409, str(exc))
-
     @app.exception_handler(models.LimitExceeded)
     async def limit(_: Request, exc: models.LimitExceeded) -> JSONResponse:
         return error_answer(413, str(exc))
@@ -197,13 +195,14 @@ def install(app: FastAPI) -> None:
     async def unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return error_answer(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
 
-    @app.exception_handler(InputError)
-    async def bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return error_answer(422, str(exc))
-
     @app.exception_handler(TubetraceError)
-    async def other(request: Request, exc: TubetraceError) -> JSONResponse:
-        return _internal(request, exc)
+    async def engine_error(request: Request, exc: TubetraceError) -> JSONResponse:
+        status = engine_status(exc)
+        if status is None:
+            return _internal(request, exc)
+        if status in DENIED:
+            audit_denied(request, status, str(exc))
+        return error_answer(status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,9 +18,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.console.session import Session, SessionStore
+from api.errors import ERRORS, engine_status
 from engine import audit, codes, domain, policy, progress, reports, tasks
 from engine.db import Gateway
-from engine.errors import Forbidden, InputError, NotFound, TransitionError
+from engine.errors import TubetraceError
 from engine.export import cytoscape_elements
 from engine.keys import Principal
 from engine.settings import Settings
@@ -52,17 +53,14 @@ class LoginRequired(Exception):
 
 @contextmanager
 def engine_errors() -> Iterator[None]:
-    """The API's answers for engine errors: absent 404, refused move 409, bad input 422."""
+    """The API's answers for engine refusals (api.errors): the same status and code word."""
     try:
         yield
-    except NotFound as exc:
-        raise ConsoleError(404, "not_found", str(exc)) from exc
-    except TransitionError as exc:
-        raise ConsoleError(409, "conflict", str(exc)) from exc
-    except InputError as exc:
-        raise ConsoleError(422, "invalid", str(exc)) from exc
-    except Forbidden as exc:
-        raise ConsoleError(403, "forbidden", str(exc)) from exc
+    except TubetraceError as exc:
+        status = engine_status(exc)
+        if status is None:
+            raise
+        raise ConsoleError(status, ERRORS[status][0], str(exc)) from exc
 
 
 def _gw(request: Request) -> Gateway:
