@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.contract import IdType, Method, ResultValue
+from engine.errors import InputError
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -135,6 +136,23 @@ def parse_timestamp(value: str) -> datetime | None:
 PLAUSIBLE_YEARS = (2000, 2099)
 MAX_OFFSET = timedelta(hours=14)
 POOL_SIZE_MAX = 1000
+
+
+# The days tubetrace reports on: the plausible years, whole (a day at the calendar's edges
+# cannot have a day after it, nor any swab).
+FIRST_DAY = date(PLAUSIBLE_YEARS[0], 1, 1)
+LAST_DAY = date(PLAUSIBLE_YEARS[1], 12, 31)
+
+
+def parse_day(value: str) -> str:
+    """A day a read asks for (YYYY-MM-DD), between FIRST_DAY and LAST_DAY."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InputError(f"{value} is outside {FIRST_DAY} .. {LAST_DAY}; no swab can be on it")
+    return day.isoformat()
 
 
 def plausible_time(dt: datetime) -> bool:

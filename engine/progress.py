@@ -9,8 +9,8 @@ from typing import Any
 
 from engine import domain
 from engine.db import Gateway
+from engine.domain import parse_day
 from engine.keys import Principal
-from engine.reports import parse_day
 from engine.tasks import STATUSES, overdue
 from engine.views import scope_district
 

@@ -11,28 +11,13 @@ from zoneinfo import ZoneInfo
 
 from engine import domain
 from engine.db import Gateway, split_page
+from engine.domain import parse_day
 from engine.errors import InputError, NotFound
 from engine.tasks import overdue
 from engine.trace import trace_many
 from engine.views import district_part, in_district
 
 RING2_MAX_PAGE = 500
-
-
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2099, 12, 31)
-
-
-def parse_day(value: str) -> str:
-    """A day tubetrace reports on: a real date between FIRST_DAY and LAST_DAY (days at the
-    calendar's edges cannot have a day after them, nor any swab)."""
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise InputError(f"{value} is outside {FIRST_DAY} .. {LAST_DAY}; no report covers it")
-    return day.isoformat()
 
 
 def positives_page(

@@ -166,16 +166,9 @@ def refresh_all(gw: Gateway, page: int = 2000) -> int:
         after = codes[-1]
 
 
-def _check_day(date: str) -> None:
-    try:
-        datetime.strptime(date, "%Y-%m-%d")
-    except ValueError:
-        raise InputError(f"date '{date}' is not a calendar date (YYYY-MM-DD)") from None
-
-
 def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dict[str, Any]:
     """A person's status on one sampling day; a district sees only its own residents."""
-    _check_day(date)
+    date = domain.parse_day(date)
     rows = gw.read("person_day_status", person_id=person_id, day=date)
     # The id is not echoed: a district must not learn anything about other districts' people.
     missing = f"No status for this person on {date} (or not a resident of your district)."
