@@ -315,6 +315,10 @@ def _chain(gw: Gateway, page: int = 5000) -> Iterator[dict[str, Any]]:
         after = int(rows[-1]["entry"]["seq"])
 
 
+def _span(first: int, last: int) -> str:
+    return f"entry {first}" if first == last else f"entries {first} to {last}"
+
+
 def verify(gw: Gateway) -> Verification:
     """Walk the chain by seq: a missing seq is a gap (a deleted entry), a hash that does not
     match its entry's content is an edit, a `prev_hash` that does not match the entry before
@@ -327,9 +331,9 @@ def verify(gw: Gateway) -> Verification:
         seq = int(e["seq"])
         report.checked += 1
         if seq > expected_seq:
-            first, last = expected_seq, seq - 1
-            span = f"entry {first}" if first == last else f"entries {first} to {last}"
-            report.problems.append(f"gap: {span} missing (deleted from the log)")
+            report.problems.append(
+                f"gap: {_span(expected_seq, seq - 1)} missing (deleted from the log)"
+            )
             prev_hash = None
         if entry_hash(e) != e["hash"]:
             report.problems.append(
@@ -341,9 +345,9 @@ def verify(gw: Gateway) -> Verification:
         prev_hash = e["hash"]
         expected_seq = seq + 1
     if report.head_seq >= expected_seq:
-        first, last = expected_seq, report.head_seq
-        span = f"entry {first}" if first == last else f"entries {first} to {last}"
-        report.problems.append(f"gap: {span} missing at the end of the log")
+        report.problems.append(
+            f"gap: {_span(expected_seq, report.head_seq)} missing at the end of the log"
+        )
     elif prev_hash is not None and prev_hash != head["hash"]:
         report.problems.append("edit: the last entry does not match the chain's head")
     return report

@@ -30,6 +30,11 @@ KEY_FIELDS: dict[RecordKind, tuple[str, ...]] = {
 UPDATABLE = (RecordKind.COMPOUNDS, RecordKind.DIRECTORY)
 
 
+def _typed(properties: dict[str, str]) -> list[str]:
+    """neo4j-admin header fields: `name` for a string, `name:type` otherwise."""
+    return [n if t == "string" else f"{n}:{t}" for n, t in properties.items()]
+
+
 @dataclass(frozen=True)
 class Node:
     """A label, its unique key and its other properties (name: neo4j-admin import type)."""
@@ -40,8 +45,7 @@ class Node:
     imported: bool = True  # written by the bulk import (else only by the online code)
 
     def import_header(self) -> list[str]:
-        props = [n if t == "string" else f"{n}:{t}" for n, t in self.properties.items()]
-        return [f"{self.key}:ID({self.label})", *props, ":LABEL"]
+        return [f"{self.key}:ID({self.label})", *_typed(self.properties), ":LABEL"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,12 @@ class Relationship:
     properties: dict[str, str] = field(default_factory=dict)
 
     def import_header(self) -> list[str]:
-        props = [n if t == "string" else f"{n}:{t}" for n, t in self.properties.items()]
-        return [f":START_ID({self.start})", f":END_ID({self.end})", *props, ":TYPE"]
+        return [
+            f":START_ID({self.start})",
+            f":END_ID({self.end})",
+            *_typed(self.properties),
+            ":TYPE",
+        ]
 
 
 _SOURCE = {"content_hash": "string", "raw": "string", "source": "string", "line": "long"}

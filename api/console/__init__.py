@@ -8,10 +8,11 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from api.console.pages import ConsoleError, LoginRequired, error_page, login_redirect, router
 from api.console.session import SessionStore
+from api.middleware import Headers, PathHeaders
 
 STATIC = Path(__file__).parent / "static"
 CSP = (
@@ -20,35 +21,22 @@ CSP = (
 )
 
 
-class ConsoleHeaders:
-    """CSP and friends on every answer under /console/ (pages, data, static files, errors)."""
+def _console_headers(path: str) -> Headers:
+    """CSP and friends on every answer under /console/ (pages, data, static files, errors).
+    Pages hold personal data: never cached. Static files: an hour."""
+    static = path.startswith("/console/static/")
+    return [
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"cache-control", b"public, max-age=3600" if static else b"no-store"),
+    ]
 
+
+class ConsoleHeaders(PathHeaders):
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/console"):
-            await self.app(scope, receive, send)
-            return
-        static = scope["path"].startswith("/console/static/")
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ]
-                # Pages hold personal data: never cached. Static files: an hour.
-                headers.append(
-                    (b"cache-control", b"public, max-age=3600" if static else b"no-store")
-                )
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+        super().__init__(app, "/console", _console_headers)
 
 
 def mount(app: FastAPI) -> None:
