@@ -131,12 +131,8 @@ def store_bytes(server: ManagedServer) -> int:
 
 
 def heap_used(gw: Gateway) -> int:
-    with gw.driver.session(database=gw.database) as s:
-        row = s.run(
-            "CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes "
-            "RETURN attributes.HeapMemoryUsage.value.properties.used AS used"
-        ).single()
-    return int(row["used"]) if row else 0
+    rows = gw.read("heap_used")
+    return int(rows[0]["used"]) if rows else 0
 
 
 def bench_size(

@@ -23,3 +23,8 @@ MATCH (c:Case)
 RETURN c.person_id AS person_id, c.collected_at AS collected_at
 ORDER BY person_id
 LIMIT $limit
+
+// name: heap_used
+// The server's used JVM heap in bytes (bench/run.py reports it per size).
+CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes
+RETURN attributes.HeapMemoryUsage.value.properties.used AS used

@@ -40,7 +40,10 @@ def test_no_cypher_outside_cypher_files() -> None:
     import ast
     import re
 
-    pattern = re.compile(r"\b(MATCH|MERGE|CREATE|OPTIONAL MATCH)\s*\(|\bUNWIND\s+\$|DETACH DELETE")
+    pattern = re.compile(
+        r"\b(MATCH|MERGE|CREATE|OPTIONAL MATCH)\s*\(|\bUNWIND\s+\$|DETACH DELETE"
+        r"|\bCALL\s+(db|dbms|apoc|gds)\.|\bSHOW\s+(INDEXES|CONSTRAINTS|DATABASES)\b"
+    )
     offenders = []
     for folder in ("engine", "api", "loaders", "cli", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
