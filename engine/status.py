@@ -18,6 +18,7 @@ from engine import domain, outbox
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound
 from engine.keys import Principal
+from engine.views import reaches
 
 STATUSES = ("pending", "negative", "pooled_positive", "released", "positive", "resample")
 # When a person was swabbed into several tubes on one day, the most urgent status is shown.
@@ -174,7 +175,7 @@ def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dic
     missing = f"No status for this person on {date} (or not a resident of your district)."
     if not rows:
         raise NotFound(missing)
-    if who.role == "district" and who.district not in rows[0]["districts"]:
+    if not reaches(who, rows[0]["districts"]):
         raise NotFound(missing)
     d = rows[0]["status"]
     inputs = gw.read("status_inputs", person_ids=[person_id])

@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import unicodedata
+from collections.abc import Collection
 from typing import Any
 
 from engine import domain
@@ -39,8 +40,13 @@ def scope_district(who: Principal, asked: str | None) -> str | None:
     return who.district
 
 
+def reaches(who: Principal, districts: Collection[str | None]) -> bool:
+    """A district key reaches what concerns its own district; every other key all of it."""
+    return who.role != "district" or who.district in districts
+
+
 def task_visible(task: dict[str, Any], who: Principal) -> bool:
-    return who.role != "district" or task["district_code"] == who.district
+    return reaches(who, (task["district_code"],))
 
 
 def sees_unmasked(who: Principal, reveal: bool) -> bool:

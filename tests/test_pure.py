@@ -143,3 +143,40 @@ def test_test_files_never_import_each_other() -> None:
                 if node.module != "tests.helpers":
                     offences.append(f"{f.name}: from {node.module}")
     assert offences == []
+
+
+def test_request_bodies_take_the_loader_fields() -> None:
+    """The API's bodies and the loader read the same fields, in the same order."""
+    from api import models
+    from loaders import transform
+
+    assert tuple(models.RegistrationIn.model_fields) == transform.REGISTRATION_FIELDS
+    assert tuple(models.ResultIn.model_fields) == transform.RESULT_FIELDS
+    assert tuple(models.DirectoryEntryIn.model_fields) == transform.DIRECTORY_FIELDS
+
+
+def test_overdue_is_one_rule_for_the_queue_and_the_timeliness_report() -> None:
+    from datetime import timedelta
+
+    from engine.progress import is_overdue
+    from engine.tasks import OVERDUE_AFTER, overdue
+
+    now = AT + timedelta(days=3)
+    old, fresh = now - OVERDUE_AFTER - timedelta(seconds=1), now - OVERDUE_AFTER
+    assert overdue("pending", old, now) and not overdue("pending", fresh, now)
+    assert not overdue("closed", old, now) and not overdue("pending", None, now)
+    assert is_overdue({"status": "contacted", "created_at": old.isoformat()}, now)
+    assert not is_overdue({"status": "contacted", "created_at": None}, now)
+
+
+def test_days_outside_the_plausible_years_are_refused() -> None:
+    import pytest
+
+    from engine.domain import FIRST_DAY, LAST_DAY, PLAUSIBLE_YEARS, parse_day
+    from engine.errors import InputError
+
+    assert (FIRST_DAY.year, LAST_DAY.year) == PLAUSIBLE_YEARS
+    assert parse_day("2022-04-09") == "2022-04-09"
+    for bad in ("1999-12-31", "2100-01-01", "9999-12-31", "2022-02-30", "yesterday"):
+        with pytest.raises(InputError):
+            parse_day(bad)
