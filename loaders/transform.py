@@ -243,6 +243,16 @@ def _id_number(id_type: str | None, value: str | None, flags: list[str]) -> str 
     return id_number
 
 
+def _person(secret: str, key: str, id_type: str | None, id_number: str | None) -> dict[str, Any]:
+    """The (:Person) a record names: its opaque id, and the ID it was derived from."""
+    return {
+        "person_id": domain.person_id(secret, key),
+        "id_type": id_type,
+        "id_number": id_number,
+        "registered_district_code": domain.registered_district_code(id_type, id_number),
+    }
+
+
 def transform_registration(
     record: dict[str, Any],
     source: str,
@@ -286,12 +296,7 @@ def transform_registration(
         flags.append("invalid_phone")
 
     key = domain.person_key(id_type, id_number, reg_key)
-    person = {
-        "person_id": domain.person_id(secret, key),
-        "id_type": id_type,
-        "id_number": id_number,
-        "registered_district_code": domain.registered_district_code(id_type, id_number),
-    }
+    person = _person(secret, key, id_type, id_number)
     props: dict[str, Any] = {
         "reg_key": reg_key,
         "sender": sender,
@@ -468,12 +473,7 @@ def transform_directory(
     entry_source = v["source"]
     entry_key = domain.content_hash({"person": key, "source": entry_source, "phone": phone})[:32]
     digest = domain.content_hash(content)
-    person = {
-        "person_id": domain.person_id(secret, key),
-        "id_type": id_type,
-        "id_number": id_number,
-        "registered_district_code": domain.registered_district_code(id_type, id_number),
-    }
+    person = _person(secret, key, id_type, id_number)
     props: dict[str, Any] = {
         "entry_key": entry_key,
         "person_id": person["person_id"],
