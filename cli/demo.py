@@ -9,9 +9,10 @@ from typing import Any
 
 from rich.console import Console
 
-from cli.connection import gateway
+from cli.connection import gateway, me
 from cli.render import print_trace
-from engine import domain
+from engine import domain, policy
+from engine.audit import DirectAudit
 from engine.db import Gateway
 from engine.errors import TubetraceError
 from engine.settings import Settings
@@ -65,8 +66,10 @@ def run_demo(
         _print_reach_gain(gw, out, settings, city_dir / "directory.csv")
         if example is not None:
             out.print("\nA positive 10-in-1 tube, traced:")
-            print_trace(example)
-            out.print(f"(tubetrace trace {example['tube']['code']} --json for the JSON)\n")
+            # Shown through the use case like any CLI trace: its names and phones are audited.
+            code = example["tube"]["code"]
+            print_trace(policy.read_trace(gw, DirectAudit(gw), me(), code))
+            out.print(f"(tubetrace trace {code} --json for the JSON)\n")
         if not settings.neo4j_uri:
             from engine.server.managed import ManagedServer
 
