@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, Reader
+from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader
 from engine import policy
 
 router = APIRouter(tags=["status"])
@@ -16,7 +16,7 @@ router = APIRouter(tags=["status"])
 
 @router.get("/v1/persons/{person_id}/status", response_model=models.PersonStatus)
 def get_person_status(
-    person_id: Annotated[str, Path(max_length=64)],
+    person_id: PersonIdPath,
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
