@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -409,6 +410,10 @@ def audit_log(
         fail(
             "--since needs an ISO 8601 time with offset, e.g. 2022-04-09T00:00:00+08:00", Exit.USAGE
         )
+    try:  # in UTC, as the API does: the database keeps offsets up to 18 hours only
+        when = when.astimezone(UTC) if when else None
+    except OverflowError:
+        fail("--since is outside the calendar once moved to UTC; give a later time.", Exit.USAGE)
     with gateway() as gw:
         rows = []
         after = ""

@@ -467,6 +467,8 @@ def transform_directory(
     if owner not in PHONE_OWNERS:
         flags.append("invalid_phone_owner")
     updated_at = domain.parse_timestamp(v["updated_at"]) if v["updated_at"] else None
+    if updated_at is not None and not domain.plausible_time(updated_at):
+        updated_at = None  # the calendar's edges and 9999 would win over every later entry
     if v["updated_at"] is not None and updated_at is None:
         flags.append("invalid_updated_at")
     key = domain.person_key(id_type, id_number, "")

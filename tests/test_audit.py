@@ -127,3 +127,18 @@ def test_cli_reads_of_personal_data_are_audited(
         assert by_action[action][-1]["person_ids"], action
     assert len(by_action["trace"]) == 2  # the --json run and the table run
     assert audit.verify(gw).intact
+
+
+def test_cli_audit_since_at_the_calendar_edges_is_a_sentence(
+    gw: Gateway, subprocess_env: dict[str, str]
+) -> None:
+    """`audit --since` moves the time to UTC as the API does: the calendar's edges are a usage
+    error (exit 2, one sentence; was a traceback) and an offset beyond the database's 18 hours
+    still reads the log (was 'the database failed')."""
+    for since in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        done = cli(subprocess_env, "audit", "--since", since)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "outside the calendar" in done.stderr
+    done = cli(subprocess_env, "audit", "--since", "2022-01-01T00:00:00+23:00", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["next_cursor"] is None

@@ -147,13 +147,16 @@ def csv_cell(value: Any) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def write_files(tmp: Path, kind: str, records: list[dict[str, Any]]) -> list[Path]:
+def write_files(
+    tmp: Path, kind: str, records: list[dict[str, Any]], fields: list[str] | None = None
+) -> list[Path]:
+    fields = fields or list(FIELDS[kind])
     tag = next(counter)
     jsonl = tmp / f"{kind}-{tag}.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="ascii")
     csv = tmp / f"{kind}-{tag}.csv"
-    lines = [",".join(FIELDS[kind])]
-    lines += [",".join(csv_cell(r.get(f)) for f in FIELDS[kind]) for r in records]
+    lines = [",".join(fields)]
+    lines += [",".join(csv_cell(r.get(f)) for f in fields) for r in records]
     # A lone surrogate becomes bytes that are not UTF-8, as a broken export would write them.
     csv.write_bytes(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
     return [jsonl, csv]
@@ -274,3 +277,67 @@ def test_any_value_in_any_field_is_stored_or_quarantined(
         f"server errors {errors['server errors']}, tracebacks {errors['tracebacks']}"
     )
     assert errors["server errors"] == errors["tracebacks"] == 0
+
+
+def directory_entry(n: int, **kw: Any) -> dict[str, Any]:
+    return {
+        "id_type": "resident_id",
+        "id_number": resident_id(n),
+        "name": "x",
+        "phone": f"137{n % 10**8:08d}",
+        "phone_owner": "household",
+        "residence_compound_code": "C1",
+        "source": "census",
+        "updated_at": "2022-04-01T00:00:00+08:00",
+    } | kw
+
+
+def test_directory_edge_values_are_flags_not_errors(
+    gw: Gateway, api_url: str, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """POST /v1/directory and `load directory` with every edge value in every field: no 500, no
+    traceback, the good entries around it stored. An `updated_at` out of the plausible years or
+    with an offset beyond 14 hours is `invalid_updated_at` (a year-9999 entry would otherwise win
+    over every later update; a +23:00 offset answered 500)."""
+    for stamp in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00+08:00", "2022-04-09T08:00:00+23:00"):
+        row = transform.transform_directory(
+            directory_entry(0, updated_at=stamp), "t", 1, secret="s"
+        )
+        assert not isinstance(row, Quarantined)
+        assert "invalid_updated_at" in row.flags and row.props["updated_at"] is None, stamp
+    admin = bearer(create_key(gw, role="admin", district=None).secret)
+    sent: list[dict[str, Any]] = []
+    goods: list[int] = []
+    for name in transform.DIRECTORY_FIELDS:
+        for value in EDGES:
+            goods.append(len(sent))
+            sent.append(directory_entry(next(counter)))
+            sent.append(directory_entry(next(counter), **{name: value}))
+    records = sent[:]  # the files carry all; the request leaves out over-limit values (a 413)
+    for i in reversed(range(len(sent))):
+        if over_limit(sent[i]):
+            del sent[i]
+            goods = [g - 1 if g > i else g for g in goods]
+    resp = httpx.post(
+        f"{api_url}/v1/directory",
+        content=json.dumps(sent).encode(),
+        headers=admin | {"content-type": "application/json"},
+        timeout=300,
+    )
+    assert resp.status_code == 200, resp.text[:2000]
+    outcomes = resp.json()["outcomes"]
+    assert [outcomes[i]["status"] for i in goods] == ["stored"] * len(goods)
+    assert all(o["reason"] for o in outcomes if o["status"] == "quarantined"), outcomes
+    # A later real update wins over an implausible stamp.
+    first = directory_entry(10**6, updated_at="9999-12-31T23:59:59Z")
+    later = directory_entry(10**6, phone_owner="self", updated_at="2022-04-09T00:00:00+08:00")
+    answers = [
+        httpx.post(f"{api_url}/v1/directory", json=[r], headers=admin, timeout=60).json()
+        for r in (first, later)
+    ]
+    assert [a["outcomes"][0]["status"] for a in answers] == ["stored", "updated"], answers
+    fields = list(transform.DIRECTORY_FIELDS)
+    for path in write_files(tmp_path, "directory", records, fields):
+        done = cli(subprocess_env, "load", "directory", str(path))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert "directory: read" in done.stdout, done.stdout
