@@ -7,6 +7,7 @@ on the order in which data arrives. Every change is recorded as a `status.change
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,7 +209,9 @@ def change_json(event: dict[str, Any]) -> dict[str, Any]:
 def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """Status changes in the order they happened, after `cursor` (the last change_id seen)."""
     cursor = cursor.strip()
-    if cursor and not cursor.isdigit():
+    # ASCII digits within 64 bits only (str.isdigit() takes '²', which int() refuses, and a
+    # longer number overflows the driver: both were a 500).
+    if cursor and not re.fullmatch(r"[0-9]{1,18}", cursor):
         raise InputError(f"cursor '{cursor}' is not a change_id; pass next_cursor as given")
     after = int(cursor) if cursor else 0
     rows = [r["event"] for r in gw.read("status_changes_page", after=after, limit=limit + 1)]

@@ -142,6 +142,16 @@ def test_status_api_and_feed_for_the_health_code_role(
         headers={"Authorization": f"Bearer {health}"},
     ).json()["items"]
     assert [c["change_id"] for c in rest] == ids[6:]
+    # A cursor that is not a change_id is a 422, never a 500: beyond 64 bits (the driver's
+    # OverflowError), a superscript digit (isdigit() but not int()), other scripts' digits.
+    for bad in ("9" * 26, "9223372036854775808", "\u00b2", "\u0661\u0662", "-5", "1e5"):
+        answer = httpx.get(
+            f"{api_url}/v1/status-changes",
+            params={"cursor": bad},
+            headers={"Authorization": f"Bearer {health}"},
+        )
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["error"] == "invalid_input"
     # That role sees nothing else.
     assert (
         httpx.get(
