@@ -122,7 +122,14 @@ LIMIT $limit
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})
 USING INDEX SEEK k:Task(task_id)
-OPTIONAL MATCH (r:Registration {record_id: k.record_id})-[:OF_PERSON]->(p:Person)
+// The registration of the person of the task in the tube of the task: the same record_id of
+// another sender is another person, who must not ride along (nor make a second event).
+CALL (k) {
+  OPTIONAL MATCH (k)-[:FOR_PERSON]->(p:Person)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->
+                 (:Tube)<-[:FOR_TUBE]-(k)
+  WITH k, p, r ORDER BY r.record_id = k.record_id DESC, r.collected_at
+  RETURN p, r LIMIT 1
+}
 RETURN k {.*} AS task,
        CASE WHEN p IS NULL THEN NULL ELSE {person_id: p.person_id, id_type: p.id_type,
          id_number: p.id_number, name: r.name, phone: r.phone} END AS person

@@ -80,25 +80,29 @@ SET k.repeat_positive_pool = true, k.sort_key = '0' + substring(k.sort_key, 1)
 RETURN count(k) AS n
 
 // name: link_retests
-// params: record_ids, now, at
+// params: reg_keys, now, at
 // The write lock on each task is taken before its status is read, so a move made meanwhile by a
-// district unit or another loader is seen (check-and-set in one locked step).
-UNWIND $record_ids AS rid
-MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
-USING INDEX SEEK r:Registration(record_id)
+// district unit or another loader is seen (check-and-set in one locked step). Registrations by
+// their (source, record_id) key: the same record_id of another sender is the swab of another person. A
+// retest is a single tube collected after the pool of the task, as in link_earlier_retests, so the
+// order in which the files arrive does not matter.
+UNWIND $reg_keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
 WHERE r.pool_size = 1
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 MATCH (p)<-[:FOR_PERSON]-(k:Task)
 WHERE NOT (k)-[:FOR_TUBE]->(t)
 SET k._lock = true
 REMOVE k._lock
-WITH k, t, rid
-WHERE k.status <> 'closed'
+WITH k, t, r
+WHERE k.status <> 'closed' AND k.collected_at IS NOT NULL AND r.collected_at > k.collected_at
 MERGE (k)-[:RETEST_IN]->(t)
-WITH k, t, rid
+WITH k, t, r
 WHERE k.status <> 'retest_collected'
 SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at: $at,
-                  actor: 'system', note: 'single-tube retest ' + rid + ' in tube ' + t.code})],
+                  actor: 'system',
+                  note: 'single-tube retest ' + r.record_id + ' in tube ' + t.code})],
     k.status = 'retest_collected', k.updated_at = $now
 RETURN DISTINCT k.task_id AS task_id
 
@@ -174,9 +178,9 @@ ORDER BY k.sort_key
 LIMIT $limit
 
 // name: result_keys_of_registrations
-// params: record_ids
-UNWIND $record_ids AS rid
-MATCH (:Registration {record_id: rid})-[:INTO_TUBE]->(t:Tube)<-[:FOR_TUBE]-(x:Result)
+// params: reg_keys
+UNWIND $reg_keys AS key
+MATCH (:Registration {reg_key: key})-[:INTO_TUBE]->(t:Tube)<-[:FOR_TUBE]-(x:Result)
 WHERE x.result IN ['positive', 'invalid']
 RETURN DISTINCT x.result_key AS key
 

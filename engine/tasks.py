@@ -225,16 +225,17 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Tas
     return changes
 
 
-def after_registrations(gw: Gateway, tx: ManagedTransaction, record_ids: list[str]) -> TaskChanges:
+def after_registrations(gw: Gateway, tx: ManagedTransaction, reg_keys: list[str]) -> TaskChanges:
     """Single-tube retests move open tasks to retest_collected; registrations arriving after
-    their tube's positive or invalid result are dispatched too."""
+    their tube's positive or invalid result are dispatched too. Registrations by their
+    (source, record_id) key (`reg_key`)."""
     changes = TaskChanges()
-    if not record_ids:
+    if not reg_keys:
         return changes
     now = datetime.now(UTC)
-    rows = gw.run_in(tx, "link_retests", record_ids=record_ids, now=now, at=domain.iso(now))
+    rows = gw.run_in(tx, "link_retests", reg_keys=reg_keys, now=now, at=domain.iso(now))
     changes.updated |= {r["task_id"] for r in rows}
-    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", record_ids=record_ids)]
+    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", reg_keys=reg_keys)]
     changes.add(dispatch(gw, tx, keys))
     changes.updated -= changes.created
     return changes

@@ -207,12 +207,10 @@ def _write_batch(
         if kind == "results":
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
-            record_ids = [
-                str(r.props["record_id"])
-                for (_, r), o in zip(rows, outcomes, strict=True)
-                if o.status == "stored"
+            reg_keys = [
+                r.key for (_, r), o in zip(rows, outcomes, strict=True) if o.status == "stored"
             ]
-            changes = tasks.after_registrations(gw, tx, record_ids)
+            changes = tasks.after_registrations(gw, tx, reg_keys)
         elif kind == "compounds":
             keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
             moved = routing.after_compounds(gw, tx, keys)

@@ -13,6 +13,8 @@ from engine.db import Gateway
 from engine.errors import NotFound, TransitionError
 from engine.keys import CLI, Principal
 from engine.settings import Settings
+from loaders import write as write_loader
+from loaders.read import read_file
 from tests.helpers import DATA, RETEST_HEADER, count, load, load_city, result, retest, write
 
 INVESTIGATOR = Principal("inv", "investigator")
@@ -220,3 +222,61 @@ def test_paging_walks_the_whole_queue(gw: Gateway, settings: Settings) -> None:
             break
         cursor = cursor_next
     assert len(seen) == len(set(seen)) == 10
+
+
+def _single(record_id: str, tube: str, id_number: str, at: str) -> str:
+    return RETEST_HEADER + (
+        f"{record_id},{at},C1,RB1,{tube},1,nucleic_code,resident_id,{id_number},x,13800000000\n"
+    )
+
+
+def test_a_single_tube_links_only_its_own_persons_later_tasks(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """Registrations are keyed by (source, record_id): another sender's registration with the
+    same record_id is another person's swab and moves nothing of this person's; and a single
+    tube collected before the pool is no retest of it, whichever file arrives first."""
+    load_city(gw, settings)
+    r04 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R04")
+    assert r04["status"] == "pending"
+    # R04's own single tube of the day before the pool, arriving after the pool's tasks.
+    before = write(
+        tmp_path,
+        "a.csv",
+        _single("X1", "SX1", r04["person"]["id_number"], "2022-04-08T10:00:00+08:00"),
+    )
+    items = read_file(before, "registrations")
+    write_loader.load_records(gw, "registrations", items, "a.csv", settings, sender="appA")
+    load(gw, settings, "results", result(tmp_path, "SX1", "negative", "2022-04-08T20:00:00+08:00"))
+    # Another app numbers its records alike: its X1 is someone else's retest, after the pool.
+    other = write(
+        tmp_path, "b.csv", _single("X1", "SX2", "310115199001010012", "2022-04-10T10:00:00+08:00")
+    )
+    items = read_file(other, "registrations")
+    write_loader.load_records(gw, "registrations", items, "b.csv", settings, sender="appB")
+    r04 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R04")
+    assert (r04["status"], len(r04["history"])) == ("pending", 1), r04["history"]
+    # The task's events name the task's own person only, once.
+    rows = gw.read("task_event_rows", task_ids=[r04["task_id"]])
+    assert [r["person"]["id_number"] for r in rows] == [r04["person"]["id_number"]]
+    # A real retest of R04 (after the pool) still links.
+    load(gw, settings, "registrations", retest(tmp_path, "RT4", "S4", r04["person"]["id_number"]))
+    r04 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R04")
+    assert r04["status"] == "retest_collected"
+
+
+def test_task_events_carry_the_tasks_own_person(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """Another sender's registration with the task's record_id (R05 of the city's file) is
+    another person: a task event carries its own person, once (a district webhook received
+    another district's resident, full phone, as a second task.created)."""
+    load_city(gw, settings)
+    r05 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R05")
+    other = write(
+        tmp_path, "b.csv", _single("R05", "SX3", "310115199001010012", "2022-04-10T10:00:00+08:00")
+    )
+    items = read_file(other, "registrations")
+    write_loader.load_records(gw, "registrations", items, "b.csv", settings, sender="appB")
+    rows = gw.read("task_event_rows", task_ids=[r05["task_id"]])
+    assert [r["person"]["id_number"] for r in rows] == [r05["person"]["id_number"]]
