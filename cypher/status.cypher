@@ -40,12 +40,15 @@ CALL (p) {
   // Only registrations point INTO_TUBE: a degree read, not an expansion.
   WITH p, r, t, results, COUNT { (t)<-[:INTO_TUBE]-() } AS members
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  // The residence rule of cypher/directory.cypher: own compound, else the fallback.
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
   RETURN collect({record_id: r.record_id, tube_code: t.code, day: r.day,
                   collected_at: r.collected_at, pool_size: r.pool_size, name: r.name,
                   members: members, max_pool: coalesce(r.pool_size, 0),
                   result: CASE WHEN size(results) > 0 THEN results[-1].result END,
                   reported_at: CASE WHEN size(results) > 0 THEN results[-1].reported_at END,
-                  district_code: CASE WHEN c.known THEN c.district_code END}) AS regs
+                  district_code: CASE WHEN c.known THEN c.district_code
+                                      WHEN rc.known THEN rc.district_code END}) AS regs
 }
 CALL (p) {
   OPTIONAL MATCH (p)-[:HAS_DAY]->(d:PersonDay)
@@ -82,9 +85,16 @@ RETURN n.seq AS seq
 MATCH (p:Person {person_id: $person_id})
 USING INDEX SEEK p:Person(person_id)
 MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
-OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})-[:AT_COMPOUND]->(c:Compound)
+// The residence rule of cypher/directory.cypher, as for tasks: own compound, else the fallback,
+// else the unassigned queue (whose key reads the status of the persons it has to reach).
+OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+OPTIONAL MATCH (rc:Compound {code: r.residence_code})
 RETURN d {.person_id, .day, .status, .since} AS status,
-       collect(DISTINCT CASE WHEN c.known THEN c.district_code END) AS districts
+       collect(DISTINCT CASE WHEN r IS NULL THEN NULL
+                             WHEN c.known THEN c.district_code
+                             WHEN rc.known THEN rc.district_code
+                             ELSE 'unassigned' END) AS districts
 
 // name: status_changes_page
 // params: after, limit

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from engine import reports, tasks
+from engine import reports, status, tasks
 from engine.db import Gateway
-from engine.keys import create_key
+from engine.errors import NotFound
+from engine.keys import Principal, create_key
 from engine.settings import Settings
 from engine.trace import trace_tube
 from loaders import transform, write
@@ -315,6 +317,21 @@ def test_directory_residence_dispatches_a_person_at_an_unknown_compound(
         (i["district_code"], i["tube_code"]) for i in reports.positives_stream(gw, "2022-04-09")
     }
     assert positives == {("310101", "TU"), ("unassigned", "TU")}
+    # The person status follows the same residence rule as the tasks: the district (and the
+    # unassigned queue's key) that holds a person's task reads that person's status.
+    huangpu = Principal("hp", "district", "310101")
+    unassigned = Principal("un", "district", "unassigned")
+    assert status.person_status(gw, u1["person_id"], "2022-04-09", huangpu)["status"]
+    assert status.person_status(gw, u2["person_id"], "2022-04-09", unassigned)["status"]
+    for who, other in ((huangpu, u2), (unassigned, u1)):
+        with pytest.raises(NotFound):
+            status.person_status(gw, other["person_id"], "2022-04-09", who)
+    # So do the status.changed events that district webhooks receive.
+    events = [r["event"] for r in gw.read("events_after", after=0, limit=1000)]
+    changes = {
+        (e["person_id"], e.get("district_code")) for e in events if e["type"] == "status.changed"
+    }
+    assert changes == {(u1["person_id"], "310101"), (u2["person_id"], None)}, changes
 
 
 def _unassigned_task(gw: Gateway, settings: Settings) -> dict[str, Any]:
