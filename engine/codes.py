@@ -29,6 +29,21 @@ def check_code(value: str, what: str = "code") -> str:
     return value
 
 
+def check_text(value: str | None, what: str, *, multiline: bool = False) -> str | None:
+    """Free text a person types (a note, a reason): no control or invisible format characters
+    (NUL, bidi overrides, zero-width), line breaks and tabs allowed where `multiline`. Blank
+    text is None: it says nothing."""
+    if value is None:
+        return None
+    allowed = "\n\r\t" if multiline else ""
+    if any(not ch.isprintable() and ch not in allowed and ch != " " for ch in value):
+        raise InputError(
+            f"the {what} holds a control or invisible formatting character; "
+            "only printable characters are allowed"
+        )
+    return value if value.strip() else None
+
+
 def check_district(value: str, *, allow_unassigned: bool = False) -> str:
     """Six ASCII digits that name a district in the district table (or `unassigned`)."""
     if allow_unassigned and value == UNASSIGNED:

@@ -11,7 +11,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import domain, outbox
+from engine import codes, domain, outbox
 from engine.contract import Outcome, TaskKind, TaskStatus
 from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
@@ -286,6 +286,8 @@ def transition(
     """Validate and apply one move, atomically: the task's write lock is taken before its status
     is read, so of concurrent moves exactly one wins each step and the others see its result (a
     409 naming the status). The same move sent again by the same key changes nothing."""
+
+    codes.check_text(note, "note", multiline=True)
 
     def work(tx: ManagedTransaction) -> dict[str, Any]:
         rows = gw.run_in(tx, "lock_task", task_id=task_id_)

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Collection
 from typing import Any
 
-from engine import domain
+from engine import codes, domain
 from engine.domain import UNASSIGNED, mask_id_number, mask_phone
 from engine.errors import Forbidden, InputError, NotFound
 from engine.keys import Principal
@@ -26,7 +26,7 @@ def check_reveal(who: Principal, reveal: bool, reason: str | None) -> None:
         return
     if not has_investigator_rights(who):
         raise Forbidden("Only investigator keys may ask for reveal=true.")
-    if not reason or not reason.strip():
+    if not codes.check_text(reason, "reason"):
         raise InputError("reveal=true needs a reason=TEXT; the read is audited.")
 
 

@@ -55,6 +55,15 @@ def test_masked_by_default_and_district_scoping(
         f"{api_url}/v1/tubes/T1/trace", params={"reveal": "true"}, headers=bearer(inv.secret)
     )
     assert refused.status_code == 422 and "reason" in refused.json()["message"]
+    # A reason must say something: invisible characters only (a right-to-left override, NUL,
+    # a zero-width space) were accepted and audited as the reason for a full-identity read.
+    for blank in ("\u202e", "\x00", "\u200b", "x\x00y"):
+        refused = httpx.get(
+            f"{api_url}/v1/tubes/T1/trace",
+            params={"reveal": "true", "reason": blank},
+            headers=bearer(inv.secret),
+        )
+        assert refused.status_code == 422, (blank, refused.text)
 
 
 def test_keys_roles_and_audit(

@@ -10,7 +10,7 @@ import pytest
 
 from engine import tasks
 from engine.db import Gateway
-from engine.errors import NotFound, TransitionError
+from engine.errors import InputError, NotFound, TransitionError
 from engine.keys import CLI, Principal
 from engine.settings import Settings
 from loaders import write as write_loader
@@ -280,3 +280,16 @@ def test_task_events_carry_the_tasks_own_person(
     write_loader.load_records(gw, "registrations", items, "b.csv", settings, sender="appB")
     rows = gw.read("task_event_rows", task_ids=[r05["task_id"]])
     assert [r["person"]["id_number"] for r in rows] == [r05["person"]["id_number"]]
+
+
+def test_notes_are_printable_text(gw: Gateway, settings: Settings) -> None:
+    """A note holds no control or invisible format characters (NUL, a right-to-left override
+    were stored in the history); line breaks and tabs are text. A note made only of invisible
+    characters does not count as the note an investigator's close needs."""
+    load_city(gw, settings)
+    task = queue(gw, "310115", "pending")[0]["task_id"]
+    for note in ("\u202e\x00", "ok\u202eko", "\u200b"):
+        with pytest.raises(InputError):
+            tasks.transition(gw, task, INVESTIGATOR, "closed", "closed_by_investigator", note)
+    moved = tasks.transition(gw, task, PUDONG, "acknowledged", None, "called\r\ntwice\t(SMS)")
+    assert moved["status"] == "acknowledged"
