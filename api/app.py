@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,10 @@ from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
 from engine import audit, webhooks
 from engine.db import Gateway, connect
+from engine.errors import DatabaseUnavailable
 from engine.settings import Settings, get_settings
+
+log = logging.getLogger("tubetrace.api")
 
 ROUTERS = (
     health.router,
@@ -37,11 +41,16 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = gateway is None
-        app.state.gateway = gateway or connect(settings)
+        # A database that is down at launch is an outage like any other: the API starts,
+        # answers 503 meanwhile, and applies the schema when the database first answers.
+        app.state.gateway = gateway or connect(settings, wait=False)
         app.state.settings = settings
         app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
-        audit.prune(app.state.gateway, settings.audit_retention_days)
+        try:
+            audit.prune(app.state.gateway, settings.audit_retention_days)
+        except DatabaseUnavailable:
+            log.warning("audit retention not applied: the database does not answer yet")
         app.state.audit = audit.AuditWriter(
             app.state.gateway, settings.home, fsync=settings.audit_fsync
         )

@@ -32,6 +32,7 @@ from neo4j import ManagedTransaction
 
 from engine import domain
 from engine.db import Gateway
+from engine.errors import DatabaseUnavailable
 from engine.keys import Principal
 
 log = logging.getLogger("tubetrace.audit")
@@ -206,7 +207,8 @@ class AuditWriter:
         self.max_batch = max_batch
         self.folder = home / "audit"
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        replay_journals(gw, self.folder)
+        self._replay_pending = True  # journals of stopped APIs, moved in once Neo4j answers
+        self._outage_logged = False
         self.path = self.folder / f"journal-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -219,6 +221,7 @@ class AuditWriter:
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self.flush()
         self._thread.start()
 
     def record(self, who: Principal, action: str, **fields: Any) -> None:
@@ -241,21 +244,36 @@ class AuditWriter:
 
     def flush(self) -> None:
         with self._flush_lock:
-            while True:
-                with self._lock:
-                    batch = self._queue[: self.max_batch]
-                    if not batch:
-                        if self._bytes > JOURNAL_TRUNCATE_BYTES:
-                            os.ftruncate(self._fd, 0)  # every line in it is in Neo4j
-                            self._bytes = 0
-                        return
-                try:
-                    append_chained(self.gw, batch)
-                except Exception:
-                    log.exception("audit log write failed; %d entries kept journalled", len(batch))
+            try:
+                self._flush()
+            except DatabaseUnavailable as exc:  # kept journalled; written when it is back
+                if not self._outage_logged:
+                    log.warning("audit log: %s; %d entries kept journalled", exc, self.pending())
+                    self._outage_logged = True
+                return
+            self._outage_logged = False
+
+    def _flush(self) -> None:
+        if self._replay_pending:
+            replay_journals(self.gw, self.folder)  # this process's own journal is locked
+            self._replay_pending = False
+        while True:
+            with self._lock:
+                batch = self._queue[: self.max_batch]
+                if not batch:
+                    if self._bytes > JOURNAL_TRUNCATE_BYTES:
+                        os.ftruncate(self._fd, 0)  # every line in it is in Neo4j
+                        self._bytes = 0
                     return
-                with self._lock:
-                    del self._queue[: len(batch)]
+            try:
+                append_chained(self.gw, batch)
+            except DatabaseUnavailable:
+                raise
+            except Exception:
+                log.exception("audit log write failed; %d entries kept journalled", len(batch))
+                return
+            with self._lock:
+                del self._queue[: len(batch)]
 
     def pending(self) -> int:
         with self._lock:

@@ -4,13 +4,21 @@ This is the error boundary towards the database: no driver exception leaves this
 A database that does not answer becomes `DatabaseUnavailable` within `OUTAGE_BUDGET_S`
 (the driver's own retry loop, up to a minute with its defaults, is turned off: the gateway
 retries transient errors itself and gives up on an outage quickly); any other driver error
-becomes `DatabaseError`. The driver object survives an outage and reconnects by itself."""
+becomes `DatabaseError`. The driver object survives an outage and reconnects by itself.
+
+A frozen server (a stopped process, a long pause) is an outage too: the managed server promises
+a Bolt chunk every second on a busy connection and hints the driver to drop a connection silent
+for three, so a call to a frozen server ends as `DatabaseUnavailable` after at most ~3 s. Once
+the database failed to answer, the gateway's breaker answers every call at once for
+`BREAKER_COOL_S`; then one call at a time tries again (the others still answer at once) until
+one succeeds. A gateway made while the database was down applies the schema on first contact."""
 
 from __future__ import annotations
 
 import logging
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,10 +34,11 @@ T = TypeVar("T")
 log = logging.getLogger("tubetrace.db")
 
 CONNECTION_TIMEOUT_S = 1.0  # a TCP connect plus Bolt handshake to a live server takes ms
-ACQUISITION_TIMEOUT_S = 5.0  # waiting for a free pooled connection under load
+ACQUISITION_TIMEOUT_S = 3.0  # a free pooled connection, or a new one through its HELLO
 OUTAGE_BUDGET_S = 1.0  # how long one call keeps trying a database that does not answer
 TRANSIENT_BUDGET_S = 30.0  # deadlocks and lock timeouts are retried this long
 RESEND_INCOMPLETE = 3  # COMMIT sent, answer lost: idempotent, so send again
+BREAKER_COOL_S = 1.0  # after an outage answer, calls answer at once this long before a retry
 
 # Errors that mean "the database is not there" (stopped, restarting, unreachable).
 _OUTAGE: tuple[type[Exception], ...] = (
@@ -52,14 +61,64 @@ def _translate(exc: Exception, what: str) -> Exception:
     return DatabaseError(f"The database failed on {what}: {type(exc).__name__}.")
 
 
+class Breaker:
+    """Open after an outage: calls fail at once for `cool_s`, then one trial call at a time
+    goes to the database (the others still fail at once) until one succeeds."""
+
+    def __init__(self, cool_s: float = BREAKER_COOL_S) -> None:
+        self.cool_s = cool_s
+        self._lock = threading.Lock()
+        self._open_until: float | None = None  # None: closed, the database answers
+        self._trial = False
+
+    def enter(self, what: str) -> bool:
+        """Whether this call is the trial of an open breaker; raises while it must wait."""
+        with self._lock:
+            if self._open_until is None:
+                return False
+            if time.monotonic() < self._open_until or self._trial:
+                raise DatabaseUnavailable(
+                    f"The database does not answer ({what}); nothing was done. Retry shortly."
+                )
+            self._trial = True
+            return True
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._open_until is not None:
+                log.warning("the database answers again")
+            self._open_until, self._trial = None, False
+
+    def failed(self) -> None:
+        with self._lock:
+            if self._open_until is None:
+                log.warning("the database does not answer; answering 'unavailable' meanwhile")
+            self._open_until, self._trial = time.monotonic() + self.cool_s, False
+
+    def release(self) -> None:
+        """A trial that ended without telling (another error): let the next call try."""
+        with self._lock:
+            self._trial = False
+
+
 class Gateway:
     """Every read and write of tubetrace goes through here, by query name."""
 
-    def __init__(self, driver: Driver, database: str, queries: QueryBook | None = None) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        database: str,
+        queries: QueryBook | None = None,
+        *,
+        schema_pending: bool = False,
+    ) -> None:
         self.driver = driver
         self.database = database
         self.queries = queries or book()
+        self.breaker = Breaker()
         self._secret: str | None = None
+        self._schema_pending = schema_pending
+        self._schema_lock = threading.Lock()
 
     def close(self) -> None:
         self.driver.close()
@@ -67,7 +126,35 @@ class Gateway:
     def _session(self, access_mode: str = WRITE_ACCESS) -> Session:
         return self.driver.session(database=self.database, default_access_mode=access_mode)
 
+    def _guarded(self, call: Callable[[], T], what: str) -> T:
+        """`call` behind the breaker (and the schema of a gateway made during an outage)."""
+        self.breaker.enter(what)
+        try:
+            if self._schema_pending:
+                self._apply_pending_schema()
+            result = call()
+        except DatabaseUnavailable:
+            self.breaker.failed()
+            raise
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.succeeded()
+        return result
+
+    def _apply_pending_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_pending:
+                self._apply_schema()
+                self._schema_pending = False
+                log.warning("schema applied on first contact with the database")
+
     def _execute(self, access_mode: str, work: Callable[[ManagedTransaction], T], what: str) -> T:
+        return self._guarded(lambda: self._execute_now(access_mode, work, what), what)
+
+    def _execute_now(
+        self, access_mode: str, work: Callable[[ManagedTransaction], T], what: str
+    ) -> T:
         """Run `work` in a managed transaction: transient errors (deadlocks) are retried for
         `TRANSIENT_BUDGET_S`, an outage for `OUTAGE_BUDGET_S` (a stale pooled connection after
         a restart gets a fresh one), then raised as `DatabaseUnavailable`."""
@@ -100,6 +187,9 @@ class Gateway:
 
     def _once(self, work: Callable[[Session], T], what: str) -> T:
         """One attempt outside a managed transaction (schema, implicit transactions)."""
+        return self._guarded(lambda: self._once_now(work, what), what)
+
+    def _once_now(self, work: Callable[[Session], T], what: str) -> T:
         try:
             with self._session() as session:
                 return work(session)
@@ -155,9 +245,12 @@ class Gateway:
         self._once(lambda session: session.run(q.text, params).consume(), name)
 
     def apply_schema(self) -> None:
+        self._guarded(self._apply_schema, "the schema")
+
+    def _apply_schema(self) -> None:
         schema = [q for q in self.queries.all() if q.name.startswith("schema_")]
         for q in sorted(schema, key=lambda q: q.name == "schema_await"):
-            self._once(_statement(q.text), q.name)
+            self._once_now(_statement(q.text), q.name)
 
     def secret(self) -> str:
         """The installation's key for opaque person ids, kept in the database itself."""
@@ -176,8 +269,11 @@ def split_page(rows: list[T], limit: int) -> tuple[list[T], bool]:
     return rows[:limit], len(rows) > limit
 
 
-def connect(settings: Settings, *, apply_schema: bool = True) -> Gateway:
-    """`NEO4J_URI` when set; otherwise the managed local server, started on demand."""
+def connect(settings: Settings, *, apply_schema: bool = True, wait: bool = True) -> Gateway:
+    """`NEO4J_URI` when set; otherwise the managed local server, started on demand.
+    A database that does not answer raises `DatabaseUnavailable`; with `wait=False` (a
+    long-running service) the gateway is returned anyway, answers `DatabaseUnavailable` until
+    the database is there, and applies the schema on first contact."""
     if settings.neo4j_uri:
         uri = settings.neo4j_uri
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
@@ -202,8 +298,11 @@ def connect(settings: Settings, *, apply_schema: bool = True) -> Gateway:
     try:
         driver.verify_connectivity()
     except (nx.Neo4jError, nx.DriverError, OSError) as exc:
-        driver.close()
-        raise DatabaseUnavailable(f"Neo4j at {uri} did not answer: {exc}") from exc
+        if wait:
+            driver.close()
+            raise DatabaseUnavailable(f"Neo4j at {uri} did not answer: {exc}") from exc
+        log.warning("Neo4j at %s does not answer yet (%s); answering 'unavailable'", uri, exc)
+        return Gateway(driver, settings.neo4j_database, schema_pending=apply_schema)
     gateway = Gateway(driver, settings.neo4j_database)
     if apply_schema:
         gateway.apply_schema()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from engine.db import Gateway, connect
 from engine.keys import create_key
 from engine.settings import Settings
 from loaders.generate import generate_city
-from tests.helpers import free_port, load_city
+from tests.helpers import free_port, load_city, start_api
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("NEO4J_URI")), reason="stopping the database needs the managed server"
@@ -418,3 +419,128 @@ def test_load_cut_by_outage_resumes_with_nothing_lost_or_duplicated(
     )
     assert resumed[0] == reference[0]
     assert core(resumed[1]) == core(reference[1])
+
+
+FROZEN_LIMIT_S = 4.0  # the managed server's Bolt keep-alive: silent 3 s means gone
+
+
+def wait_for(client: httpx.Client, status: int, budget_s: float) -> float | None:
+    """Seconds until /healthz answers `status`, or None."""
+    start = time.monotonic()
+    while time.monotonic() - start < budget_s:
+        try:
+            if client.get("/healthz", timeout=budget_s).status_code == status:
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return None
+
+
+def test_a_frozen_database_is_an_outage_not_a_hang(
+    own: tuple[Settings, Any, Gateway], tmp_path: Path
+) -> None:
+    """SIGSTOP on Neo4j (a hung process, a long pause): requests answer 503 within the Bolt
+    keep-alive, most at once (the breaker); SIGCONT and the same API answers again."""
+    settings, server, gw = own
+    gw.run_auto("wipe_all")
+    gw._secret = None
+    gw.apply_schema()
+    load_city(gw, settings)
+    inv = create_key(gw, role="investigator", district=None).secret
+    env = env_for(settings) | {
+        "TUBETRACE_RATE_PER_SECOND": "100000",  # this test is about outages, not rate limits
+        "TUBETRACE_RATE_BURST": "100000",
+    }
+    proc, url = start_api(env, tmp_path / "uvicorn.log")
+    client = httpx.Client(base_url=url, timeout=60)
+    head = {"Authorization": f"Bearer {inv}"}
+    pid = server.pid()
+    assert pid is not None
+    took: list[float] = []
+    statuses: list[int] = []
+    try:
+        assert client.get("/v1/tubes/T1/trace", headers=head).status_code == 200
+        os.kill(pid, signal.SIGSTOP)
+        try:
+
+            def caller() -> None:
+                with httpx.Client(base_url=url, timeout=60) as own_client:
+                    end = time.monotonic() + 8
+                    while time.monotonic() < end:
+                        t0 = time.monotonic()
+                        resp = own_client.get("/v1/tubes/T1/trace", headers=head)
+                        took.append(time.monotonic() - t0)
+                        statuses.append(resp.status_code)
+
+            callers = [threading.Thread(target=caller) for _ in range(4)]
+            for t in callers:
+                t.start()
+            for t in callers:
+                t.join(timeout=120)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        back = wait_for(client, 200, 60)
+        assert back is not None, "the API did not answer again after SIGCONT"
+        assert client.get("/v1/tubes/T1/trace", headers=head).status_code == 200
+        assert proc.poll() is None
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+    took.sort()
+    print(
+        f"\nfrozen Neo4j: {len(took)} trace requests in 8 s from 4 clients, statuses "
+        f"{sorted(set(statuses))}; median {took[len(took) // 2]:.3f} s, slowest {took[-1]:.2f} s; "
+        f"/healthz 200 {back:.2f} s after SIGCONT"
+    )
+    assert set(statuses) == {503}
+    assert took[-1] < FROZEN_LIMIT_S
+    assert took[len(took) // 2] < 0.5  # the breaker answers most at once
+
+
+def test_the_api_starts_while_the_database_is_down(
+    own: tuple[Settings, Any, Gateway], tmp_path: Path
+) -> None:
+    """An API launched against a database that is not there answers 503 (not a crash loop),
+    then serves once the database is up, schema applied, without a restart."""
+    settings, server, gw = own
+    env = env_for(settings) | {
+        "NEO4J_URI": server.bolt_uri,
+        "NEO4J_PASSWORD": server.password(),
+        "TUBETRACE_HOME": str(tmp_path / "api-home"),
+    }
+    server.stop()
+    port = free_port()
+    log_path = tmp_path / "uvicorn.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
+            + ["--port", str(port), "--log-level", "info"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        down = wait_for(client, 503, 60)
+        assert down is not None, log_path.read_text(errors="replace")[-3000:]
+        assert client.get("/healthz").json()["error"] == "database_unavailable"
+        server.start()
+        up = wait_for(client, 200, 120)
+        assert up is not None, log_path.read_text(errors="replace")[-3000:]
+        fresh = connect(settings)
+        try:
+            key = create_key(fresh, role="investigator", district=None).secret
+        finally:
+            fresh.close()
+        resp = client.get("/v1/tubes/NOPE/trace", headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 404, resp.text
+        assert proc.poll() is None
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+        if server.pid() is None:
+            server.start()
+    print(f"\nAPI launched with Neo4j down: 503 after {down:.2f} s; 200 {up:.2f} s after start")

@@ -32,6 +32,8 @@ ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 PLUGIN_JARS = ("apoc-core-", "apoc-common-")
 BROWSER_ASSETS = Path(__file__).parent / "browser"
+BOLT_KEEP_ALIVE_S = 1  # the server sends a chunk at least this often on a busy connection
+BOLT_KEEP_ALIVE_PROBES = 3  # silent for keep-alive x probes seconds: the driver gives up
 
 JVM_FLAGS = (
     "-XX:+UseG1GC",
@@ -259,6 +261,13 @@ class ManagedServer:
             # The admin tool does not know the server's browser.* settings.
             "server.config.strict_validation.enabled=false",
             "db.tx_log.rotation.retention_policy=1 days",
+            # A frozen server (stopped process, full disk, long GC) is an outage, not a hang:
+            # the server promises a chunk (a NOOP while a query runs) every keep-alive period,
+            # and hints drivers to treat a connection silent for keep_alive x probes as dead.
+            f"server.bolt.connection_keep_alive={BOLT_KEEP_ALIVE_S}s",
+            f"server.bolt.connection_keep_alive_probes={BOLT_KEEP_ALIVE_PROBES}",
+            "server.bolt.connection_keep_alive_for_requests=ALL",
+            f"server.bolt.connection_keep_alive_streaming_scheduling_interval={BOLT_KEEP_ALIVE_S}s",
             # No cross-origin use of the HTTP port: a page from elsewhere gets no CORS grant
             # (Browser itself is served from this same origin and needs none).
             f"dbms.security.http_access_control_allow_origin=http://127.0.0.1:{st['http_port']}",
