@@ -231,5 +231,7 @@ def _internal(request: Request, exc: BaseException) -> JSONResponse:
     return error_answer(
         500,
         f"An internal error occurred; nothing more can be said here. Quote error id {error_id}.",
+        # Answered outside the header middleware: no cache may keep it either.
+        {"Cache-Control": "no-store"},
         error_id=error_id,
     )

@@ -49,11 +49,16 @@ LIMIT $limit
 
 // name: prune_audit
 // params: before
-// Entries past retention go; the head remembers the highest pruned seq, so that
-// `audit verify` tells pruning from deletion.
+// Entries past retention go, oldest seq first and only up to the first entry still kept
+// (a journal replayed late carries an old time and a high seq: it waits for its
+// neighbours); the head remembers the highest pruned seq, so that `audit verify` tells
+// pruning from deletion.
+OPTIONAL MATCH (kept:Audit)
+WHERE kept.at >= $before
+WITH min(kept.seq) AS keep_from
 MATCH (a:Audit)
-WHERE a.at < $before
-WITH a LIMIT 100000
+WHERE a.at < $before AND (keep_from IS NULL OR a.seq < keep_from)
+WITH a ORDER BY a.seq LIMIT 100000
 WITH collect(a) AS old
 WITH old, reduce(top = 0, x IN old | CASE WHEN coalesce(x.seq, 0) > top THEN x.seq ELSE top END)
      AS top

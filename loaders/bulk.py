@@ -12,7 +12,7 @@ from rich.console import Console
 
 from engine import status
 from engine.db import connect
-from engine.errors import InputError, ServerError
+from engine.errors import InputError
 from engine.model import RecordKind
 from engine.settings import Settings
 from loaders import bulk_files
@@ -55,7 +55,7 @@ def bulk_load(
     """`sender` is the registrations' source, as `--source` of the online load: the same
     (source, record_id) keys whichever way a round goes in."""
     if settings.neo4j_uri:
-        raise ServerError(
+        raise InputError(
             "--bulk imports with the managed server's own neo4j-admin; it cannot "
             "import into a server at NEO4J_URI. Load online instead."
         )
@@ -64,7 +64,7 @@ def bulk_load(
     server = ManagedServer(settings)
     with closing(connect(settings)) as gw:
         if gw.read("count_nodes_except_meta")[0]["n"]:
-            raise ServerError(
+            raise InputError(
                 "--bulk is for the initial import into an empty database; this "
                 "one holds data. Load online, or start from a new TUBETRACE_HOME."
             )

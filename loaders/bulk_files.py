@@ -19,7 +19,7 @@ from neo4j import ManagedTransaction
 
 from engine import outbox, tasks
 from engine.db import Gateway
-from engine.errors import ServerError
+from engine.errors import InputError
 from engine.model import NODES, RELATIONSHIPS
 from engine.settings import Settings
 from loaders import transform
@@ -99,7 +99,7 @@ def _dedupe(
         verdict = transform.judge(out, source, line, *(first or (None, None)))
         status, q = verdict.status, verdict.quarantined
         if status == "updated":
-            raise ServerError(
+            raise InputError(
                 f"bulk import: compound {out.key} appears twice with different "
                 "content; load compounds online to update them"
             )

@@ -92,6 +92,18 @@ def test_pruning_is_not_a_gap_and_the_cli_shares_the_chain(gw: Gateway) -> None:
     assert report.intact and report.checked == 1 and report.head_seq == 4
 
 
+def test_pruning_stops_at_the_first_entry_kept(gw: Gateway) -> None:
+    """A journal replayed late: seq 3 has an older time than seq 2. Pruning takes seq 1 only;
+    seq 3 goes once seq 2 has; the chain stays intact either way."""
+    who = Principal("k1", "admin")
+    entries = [audit.make_entry(who, "key_create", target=str(i)) for i in range(3)]
+    entries[0]["at"] = entries[2]["at"] = "2000-01-01T00:00:00Z"
+    assert audit.append_chained(gw, entries) == 3
+    assert audit.prune(gw, 365) == 1
+    report = audit.verify(gw)
+    assert report.intact and report.checked == 2, report.problems
+
+
 def audit_chain(gw: Gateway) -> list[dict[str, object]]:
     return [r["entry"] for r in gw.read("audit_chain_page", after=0, limit=1000)]
 

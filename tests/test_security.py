@@ -429,6 +429,7 @@ def test_a_bug_is_a_500_with_an_error_id_in_the_log(
     with TestClient(app, raise_server_exceptions=False) as client:
         resp = client.get("/v1/broken")
     assert resp.status_code == 500
+    assert resp.headers["cache-control"] == "no-store"
     body = resp.json()
     assert body["error"] == "internal_error" and len(body["error_id"]) >= 8
     assert body["error_id"] in body["message"]
