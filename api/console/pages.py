@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.console.session import Session, SessionStore
+from api.deps import DistrictPath, PersonIdPath, TaskIdPath, TubeCodePath
 from api.errors import ERRORS, engine_status
 from engine import audit, codes, domain, policy, progress, reports, tasks
 from engine.db import Gateway
@@ -362,7 +363,7 @@ def _viewed_trace(
 def tube_page(
     request: Request,
     session: SessionDep,
-    tube_code: Annotated[str, Path(max_length=128)],
+    tube_code: TubeCodePath,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> Response:
@@ -379,7 +380,7 @@ def tube_page(
 def tube_data(
     request: Request,
     session: SessionDep,
-    tube_code: Annotated[str, Path(max_length=128)],
+    tube_code: TubeCodePath,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
@@ -424,7 +425,7 @@ def moves_for(task: dict[str, Any], who: Principal) -> list[dict[str, str | None
 def queue(
     request: Request,
     session: SessionDep,
-    district_code: Annotated[str, Path(pattern=r"^(\d{6}|unassigned)$")],
+    district_code: DistrictPath,
     status: Annotated[str | None, Query(max_length=32)] = None,
     cursor: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
@@ -459,7 +460,7 @@ def queue(
 def move(
     request: Request,
     session: SessionDep,
-    task_id: Annotated[str, Path(max_length=64)],
+    task_id: TaskIdPath,
     csrf: Annotated[str, Form(max_length=100)],
     to: Annotated[str, Form(max_length=32)],
     outcome: Annotated[str, Form(max_length=32)] = "",
@@ -609,7 +610,7 @@ def report_data(
 def rings_page(
     request: Request,
     session: SessionDep,
-    person_id: Annotated[str, Path(max_length=64)],
+    person_id: PersonIdPath,
     cursor: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     who = need(session, "investigator")
