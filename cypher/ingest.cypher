@@ -16,35 +16,55 @@ MERGE (r:Registration {reg_key: row.key})
 RETURN row.key AS key, r.write_token = $token AS created, r.content_hash AS content_hash,
        r.raw AS raw
 
+// The nodes a batch of new registrations links to, one label per statement and each key
+// once (lists made distinct by the loader): MERGE never reads what the same statement wrote
+// for another row, so the planner needs no Eager barrier.
+
+// name: merge_tubes
+// params: codes
+UNWIND $codes AS code
+MERGE (:Tube {code: code})
+
+// name: merge_persons
+// params: persons
+UNWIND $persons AS person
+MERGE (p:Person {person_id: person.person_id})
+  ON CREATE SET p += person
+
+// name: merge_boxes
+// params: codes
+UNWIND $codes AS code
+MERGE (:Box {code: code})
+
+// name: merge_compound_refs
+// params: codes
+// A compound named before its master data arrives: a node with only its code (`known` unset).
+UNWIND $codes AS code
+MERGE (:Compound {code: code})
+
+// name: merge_filled_at
+// params: links
+// Which compound a box was filled at, per day: one relationship per (box, compound, day).
+UNWIND $links AS link
+MATCH (b:Box {code: link.box_code})
+MATCH (c:Compound {code: link.compound_code})
+MERGE (b)-[:FILLED_AT {day: link.day}]->(c)
+
 // name: link_registrations
-// params: rows, token
+// params: rows
+// After merge_tubes/persons/boxes/compound_refs: only MATCH and CREATE, no Eager. The rows
+// are the ones merge_registrations created (its answer, by this transaction's token).
 UNWIND $rows AS row
 MATCH (r:Registration {reg_key: row.key})
 USING INDEX SEEK r:Registration(reg_key)
-WHERE r.write_token = $token
-MERGE (t:Tube {code: row.links.tube_code})
-MERGE (p:Person {person_id: row.links.person.person_id})
-  ON CREATE SET p += row.links.person
+MATCH (t:Tube {code: row.links.tube_code})
+MATCH (p:Person {person_id: row.links.person.person_id})
+OPTIONAL MATCH (b:Box {code: row.links.box_code})
+OPTIONAL MATCH (c:Compound {code: row.links.compound_code})
 CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
+FOREACH (box IN CASE WHEN b IS NULL THEN [] ELSE [b] END | CREATE (r)-[:IN_BOX]->(box))
+FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPOUND]->(cpd))
 REMOVE r.write_token
-WITH r, row
-CALL (r, row) {
-  WITH r, row WHERE row.links.box_code IS NOT NULL
-  MERGE (b:Box {code: row.links.box_code})
-  CREATE (r)-[:IN_BOX]->(b)
-}
-CALL (r, row) {
-  WITH r, row WHERE row.links.compound_code IS NOT NULL
-  MERGE (c:Compound {code: row.links.compound_code})
-  CREATE (r)-[:AT_COMPOUND]->(c)
-}
-CALL (row) {
-  WITH row WHERE row.links.box_code IS NOT NULL AND row.links.compound_code IS NOT NULL
-    AND row.links.day IS NOT NULL
-  MATCH (b:Box {code: row.links.box_code})
-  MATCH (c:Compound {code: row.links.compound_code})
-  MERGE (b)-[:FILLED_AT {day: row.links.day}]->(c)
-}
 RETURN count(*) AS linked
 
 // name: registration_derived_flags

@@ -146,6 +146,41 @@ def _merge_in_waves(
     return answers
 
 
+def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[dict[str, Any]]) -> None:
+    """Link new registrations to their tube, person, box and compound: the nodes first, each
+    key once (the first row's person properties win, as MERGE's ON CREATE would), then the
+    relationships."""
+    links = [r["links"] for r in rows]
+    persons: dict[str, dict[str, Any]] = {}
+    for link in links:
+        persons.setdefault(link["person"]["person_id"], link["person"])
+    boxes = {link["box_code"] for link in links if link["box_code"] is not None}
+    compounds = {link["compound_code"] for link in links if link["compound_code"] is not None}
+    filled = {
+        (link["box_code"], link["compound_code"], link["day"])
+        for link in links
+        if link["box_code"] is not None
+        and link["compound_code"] is not None
+        and link["day"] is not None
+    }
+    gw.run_in(tx, "merge_tubes", codes=sorted({link["tube_code"] for link in links}))
+    gw.run_in(tx, "merge_persons", persons=[persons[k] for k in sorted(persons)])
+    if boxes:
+        gw.run_in(tx, "merge_boxes", codes=sorted(boxes))
+    if compounds:
+        gw.run_in(tx, "merge_compound_refs", codes=sorted(compounds))
+    gw.run_in(tx, "link_registrations", rows=rows)
+    if filled:
+        gw.run_in(
+            tx,
+            "merge_filled_at",
+            links=[
+                {"box_code": b, "compound_code": c, "day": d}
+                for b, c, d in sorted(filled, key=lambda t: (t[0], t[1], str(t[2])))
+            ],
+        )
+
+
 def _write_batch(
     gw: Gateway,
     kind: str,
@@ -163,7 +198,7 @@ def _write_batch(
         answers = _merge_in_waves(gw, tx, query, payload, token)
         created_rows = [p for p, a in zip(payload, answers, strict=True) if a["created"]]
         if kind == "registrations" and created_rows:
-            gw.run_in(tx, "link_registrations", rows=created_rows, token=token)
+            _link_registrations(gw, tx, created_rows)
             derived = {
                 r["key"]: r["derived_flags"]
                 for r in gw.run_in(
