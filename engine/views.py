@@ -78,9 +78,12 @@ def trace_view(
     trace: dict[str, Any], who: Principal, reveal: bool, not_found: str
 ) -> dict[str, Any]:
     """A district key sees only its own residents of a tube; a tube with none is absent."""
-    t = district_part(trace, who.district) if who.role == "district" else copy.deepcopy(trace)
-    if not t["persons"]:
-        raise NotFound(not_found)
+    if who.role == "district":
+        t = district_part(trace, who.district)
+        if not t["persons"]:  # a tube none of its residents is in: as if it did not exist
+            raise NotFound(not_found)
+    else:  # the whole tube, even one with a result and no registration yet
+        t = copy.deepcopy(trace)
     t["persons"] = [person_view(p, who, reveal) for p in t["persons"]]
     return t
 

@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from engine import domain
+from engine.errors import NotFound
 from engine.keys import Principal
 from engine.trace import build_trace
 from engine.views import person_view, quarantine_view, trace_view
@@ -116,3 +119,11 @@ def test_quarantine_lines_are_masked_unless_revealed() -> None:
     assert ids == [domain.person_id("secret", domain.person_key("passport", "E57140543", ""))]
     revealed, _ = quarantine_view(item, inv, True, "secret")
     assert revealed["raw"] == raw
+
+
+def test_a_tube_with_a_result_and_no_registration_yet() -> None:
+    """The city sees it (a lab reported before the sampling app synced); a district does not."""
+    early = build_trace({"code": "T9", "registrations": [], "results": []})
+    assert trace_view(early, Principal("inv", "investigator"), False, "gone")["persons"] == []
+    with pytest.raises(NotFound):
+        trace_view(early, Principal("pd", "district", "310115"), False, "gone")
