@@ -107,6 +107,8 @@ def api_url(neo4j_env: dict[str, str]) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")} | neo4j_env
     env["TUBETRACE_RATE_PER_SECOND"] = "1000"
     env["TUBETRACE_RATE_BURST"] = "1000"
+    # Webhook tests run their own workers on the shared database; this server's would race them.
+    env["TUBETRACE_WEBHOOKS"] = "0"
     port = free_port()
     log_path = Path(neo4j_env["TUBETRACE_HOME"]) / "uvicorn.log"
     log = log_path.open("ab")
