@@ -20,6 +20,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -116,6 +117,10 @@ class Gateway:
         self.database = database
         self.queries = queries or book()
         self.breaker = Breaker()
+        # Seconds and calls per named query inside transactions, when a profiler asks for them
+        # (`bench/write_profile.py`): `gw.timings = {}`.
+        self.timings: dict[str, float] | None = None
+        self.calls: Counter[str] = Counter()
         self._secret: str | None = None
         self._schema_pending = schema_pending
         self._schema_lock = threading.Lock()
@@ -219,7 +224,14 @@ class Gateway:
     def run_in(self, tx: ManagedTransaction, name: str, **params: Any) -> list[dict[str, Any]]:
         q = self.queries[name]
         q.check(params)
-        return [r.data() for r in tx.run(q.text, params)]
+        if self.timings is None:
+            return [r.data() for r in tx.run(q.text, params)]
+        start = time.perf_counter()
+        try:
+            return [r.data() for r in tx.run(q.text, params)]
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+            self.calls[name] += 1
 
     def write_tx(self, work: Callable[[ManagedTransaction], T], what: str = "a write") -> T:
         """A managed write transaction: retried on transient errors, sent again when the
