@@ -39,9 +39,13 @@ def check_encoding(encoding: str | None) -> str | None:
     if encoding is None:
         return None
     try:
-        return codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
-        raise InputError(f"unknown encoding '{encoding}'; e.g. utf-8, gb18030, gbk") from None
+        info = None
+    # A codec that is not a text encoding (rot13, base64: bytes to bytes) reads no file.
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise InputError(f"unknown encoding '{encoding}'; e.g. utf-8, gb18030, gbk")
+    return info.name
 
 
 def detect_encoding(path: Path) -> str:
