@@ -85,7 +85,7 @@ RETURN count(k) AS n
 // district unit or another loader is seen (check-and-set in one locked step). Registrations by
 // their (source, record_id) key: the same record_id of another sender is the swab of another person. A
 // retest is a single tube collected after the pool of the task, as in link_earlier_retests, so the
-// order in which the files arrive does not matter.
+// order in which the files arrive does not matter (when both times are known).
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
@@ -96,7 +96,8 @@ WHERE NOT (k)-[:FOR_TUBE]->(t)
 SET k._lock = true
 REMOVE k._lock
 WITH k, t, r
-WHERE k.status <> 'closed' AND k.collected_at IS NOT NULL AND r.collected_at > k.collected_at
+// Times compared when both are known (an invalid collected_at is a flag, not a later swab).
+WHERE k.status <> 'closed' AND coalesce(r.collected_at > k.collected_at, true)
 MERGE (k)-[:RETEST_IN]->(t)
 WITH k, t, r
 WHERE k.status <> 'retest_collected'

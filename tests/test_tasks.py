@@ -293,3 +293,20 @@ def test_notes_are_printable_text(gw: Gateway, settings: Settings) -> None:
             tasks.transition(gw, task, INVESTIGATOR, "closed", "closed_by_investigator", note)
     moved = tasks.transition(gw, task, PUDONG, "acknowledged", None, "called\r\ntwice\t(SMS)")
     assert moved["status"] == "acknowledged"
+
+
+def test_a_retest_with_an_unreadable_time_still_links(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """The retest rule compares collection times only when both are known: a single tube whose
+    `collected_at` is flagged invalid is still the person's retest (as before the rule)."""
+    load_city(gw, settings)
+    r06 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R06")
+    load(
+        gw,
+        settings,
+        "registrations",
+        retest(tmp_path, "RT6", "S6", r06["person"]["id_number"], "2022-13-45"),
+    )
+    r06 = next(t for t in queue(gw, "310115") if t["person"]["record_id"] == "R06")
+    assert r06["status"] == "retest_collected"
