@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +26,10 @@ from engine.errors import (
 from engine.keys import Principal
 
 log = logging.getLogger("tubetrace.api")
+
+# An interface of pages renders its own error answers: (request, status, message, headers) ->
+# a page, or None where the path is not its own (the envelope then).
+ErrorPages = Callable[[Request, int, str, dict[str, str]], Response | None]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 RETRY_AFTER_S = 5  # a restarting Neo4j is usually back within seconds
@@ -174,8 +179,21 @@ def install(app: FastAPI) -> None:
     """Register the body limit and every exception handler on `app`."""
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
+    def answer(
+        request: Request,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
+        """The envelope; or a page, where an interface of pages (the console) renders its own
+        (`app.state.error_pages(request, status, message, headers)`, None where it does not)."""
+        pages: ErrorPages | None = getattr(request.app.state, "error_pages", None)
+        page = pages(request, status, message, headers or {}) if pages is not None else None
+        return page if page is not None else error_answer(status, message, headers, **extra)
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "No such path; see /docs for the endpoints."
@@ -185,30 +203,31 @@ def install(app: FastAPI) -> None:
             message = f"The request cannot be read: {message}. Nothing was stored."
         if exc.status_code in DENIED:
             audit_denied(request, exc.status_code, message)
-        return error_answer(exc.status_code, message, dict(exc.headers or {}))
+        return answer(request, exc.status_code, message, dict(exc.headers or {}))
 
     @app.exception_handler(models.LimitExceeded)
-    async def limit(_: Request, exc: models.LimitExceeded) -> JSONResponse:
-        return error_answer(413, str(exc))
+    async def limit(request: Request, exc: models.LimitExceeded) -> Response:
+        return answer(request, 413, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
-    async def unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        return error_answer(503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+    async def unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        return answer(request, 503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(TubetraceError)
-    async def engine_error(request: Request, exc: TubetraceError) -> JSONResponse:
+    async def engine_error(request: Request, exc: TubetraceError) -> Response:
         status = engine_status(exc)
         if status is None:
             return _internal(request, exc)
         if status in DENIED:
             audit_denied(request, status, str(exc))
-        return error_answer(status, str(exc))
+        return answer(request, status, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return error_answer(
+        return answer(
+            request,
             422,
             f"The request is not valid at {where or 'body'}: "
             f"{first.get('msg', 'invalid')}. Nothing was stored.",

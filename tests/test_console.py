@@ -279,3 +279,30 @@ def test_login_sends_back_only_to_console_paths() -> None:
         "/\\evil",
     ):
         assert safe_next(evil) == "/console/", evil
+
+
+def test_console_errors_are_pages_and_an_outage_says_so(gw: Gateway, settings: Settings) -> None:
+    """A form that does not validate, an unknown page and a database outage answer the API's
+    status as a console page (CSP kept); the console's data paths keep the JSON envelope."""
+    from fastapi.testclient import TestClient
+
+    secret = keys(gw)["investigator"]
+    with TestClient(create_app(settings, gateway=gw), follow_redirects=False) as client:
+        bad = client.post("/console/login", data={"key": secret})  # no csrf field
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in bad.headers["content-security-policy"]
+        gone = client.get("/console/nowhere")
+        assert gone.status_code == 404 and gone.headers["content-type"].startswith("text/html")
+        token = CSRF.search(client.get("/console/login").text)
+        assert token
+        gw.breaker.failed()  # Neo4j does not answer: the gateway answers at once for a while
+        try:
+            down = client.post(
+                "/console/login", data={"key": secret, "csrf": token.group(1), "next": "/console/"}
+            )
+        finally:
+            gw.breaker.succeeded()  # the session's gateway, shared with the next tests
+        assert down.status_code == 503 and down.headers["content-type"].startswith("text/html")
+        assert int(down.headers["retry-after"]) > 0 and "database" in down.text.lower()
+        data = client.get("/console/data/tubes/T1")  # no session: JSON, not a page
+        assert data.headers["content-type"].startswith("application/json")

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from api.console.pages import ConsoleError, LoginRequired, error_page, login_redirect, router
 from api.console.session import SessionStore
+from api.errors import ERRORS
 from api.middleware import Headers, PathHeaders
 
 STATIC = Path(__file__).parent / "static"
@@ -34,6 +35,20 @@ def _console_headers(path: str) -> Headers:
     ]
 
 
+def console_error_page(
+    request: Request, status: int, message: str, headers: dict[str, str]
+) -> Response | None:
+    """A console page's error (an outage, a form that does not validate, an unknown page) as
+    a page, with the API's status and code word; its data paths keep the JSON envelope."""
+    path = request.url.path
+    if not path.startswith("/console/") or path.startswith(("/console/data/", "/console/static/")):
+        return None
+    word = ERRORS.get(status, ERRORS[500 if status >= 500 else 400])[0]
+    page = error_page(request, ConsoleError(status, word, message))
+    page.headers.update(headers)
+    return page
+
+
 class ConsoleHeaders(PathHeaders):
     def __init__(self, app: ASGIApp) -> None:
         super().__init__(app, "/console", _console_headers)
@@ -42,6 +57,7 @@ class ConsoleHeaders(PathHeaders):
 def mount(app: FastAPI) -> None:
     """Everything the console needs, added to the API app in one call."""
     app.state.console_sessions = SessionStore()
+    app.state.error_pages = console_error_page
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_middleware(ConsoleHeaders)
