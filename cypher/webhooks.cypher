@@ -68,8 +68,9 @@ CALL (w) {
 RETURN n
 
 // name: claim_deliveries
-// params: now, lease_until, limit
-// Locked, then checked again: of two workers (two API processes) only one claims a delivery.
+// params: now, lease_until, limit, claim
+// Locked, then checked again: of two workers (two API processes) only one claims a delivery;
+// the claim token lets only that attempt record its outcome.
 MATCH (d:Delivery)
 WHERE d.status = 'pending' AND d.next_at <= $now
 WITH d ORDER BY d.next_at LIMIT $limit
@@ -77,12 +78,15 @@ SET d._lock = true
 REMOVE d._lock
 WITH d
 WHERE d.status = 'pending' AND d.next_at <= $now
-SET d.next_at = $lease_until
+SET d.next_at = $lease_until, d.claim = $claim
 RETURN d {.*} AS delivery
 
 // name: record_attempt
-// params: delivery_id, status, next_at, entry, error, status_code, now
+// params: delivery_id, claim, status, next_at, entry, error, status_code, now
+// Only the claimed attempt records: a redelivery asked for meanwhile is not overwritten.
 MATCH (d:Delivery {delivery_id: $delivery_id})
+WHERE d.claim = $claim
+REMOVE d.claim
 SET d.status = $status, d.next_at = $next_at, d.attempts = d.attempts + 1,
     d.log = d.log + [$entry], d.last_error = $error, d.last_status_code = $status_code,
     d.last_attempt_at = $now,
@@ -101,4 +105,5 @@ LIMIT $limit
 // params: delivery_id, now
 MATCH (d:Delivery {delivery_id: $delivery_id})
 SET d.status = 'pending', d.next_at = $now, d.window_start = $now
+REMOVE d.claim
 RETURN d.delivery_id AS delivery_id

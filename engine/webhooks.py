@@ -207,7 +207,13 @@ class Worker:
         lease = now + timedelta(seconds=self.settings.webhook_timeout_s + 30)
         claimed = [
             r["delivery"]
-            for r in self.gw.write("claim_deliveries", now=now, lease_until=lease, limit=free)
+            for r in self.gw.write(
+                "claim_deliveries",
+                now=now,
+                lease_until=lease,
+                limit=free,
+                claim=secrets.token_hex(8),
+            )
         ]
         if not claimed:
             return
@@ -278,9 +284,10 @@ class Worker:
         entry = json.dumps(
             {"at": at.isoformat(), "status_code": code, "error": error, "ms": int(seconds * 1000)}
         )
-        self.gw.write(
+        recorded = self.gw.write(
             "record_attempt",
             delivery_id=d["delivery_id"],
+            claim=d.get("claim"),
             status=state,
             next_at=next_at,
             entry=entry,
@@ -288,3 +295,5 @@ class Worker:
             status_code=code,
             now=at,
         )
+        if not recorded:  # redelivered (or removed) while this attempt ran: it goes again
+            log.info("delivery %s was redelivered during an attempt", d["delivery_id"])

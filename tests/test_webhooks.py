@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -311,9 +312,27 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     webhooks.fan_out(gw)
     rows = json.loads(run("deliveries", "--json"))["items"]
     assert len(rows) == 1 and rows[0]["status"] == "pending"
+    now = datetime.now(UTC)
+    gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c1")
+    # Redelivered while that attempt runs: the attempt's outcome does not overwrite it.
+    gw.write("redeliver", delivery_id=rows[0]["delivery_id"], now=now)
+    assert not gw.write(
+        "record_attempt",
+        delivery_id=rows[0]["delivery_id"],
+        claim="c1",
+        status="failed",
+        next_at=None,
+        entry="{}",
+        error="gone",
+        status_code=None,
+        now=None,
+    )
+    assert json.loads(run("deliveries", "--json"))["items"][0]["status"] == "pending"
+    gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c2")
     gw.write(
         "record_attempt",
         delivery_id=rows[0]["delivery_id"],
+        claim="c2",
         status="failed",
         next_at=None,
         entry="{}",
