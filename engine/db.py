@@ -72,17 +72,16 @@ class Breaker:
         self._open_until: float | None = None  # None: closed, the database answers
         self._trial = False
 
-    def enter(self, what: str) -> bool:
-        """Whether this call is the trial of an open breaker; raises while it must wait."""
+    def enter(self, what: str) -> None:
+        """Let a call through (closed, or as the one trial of an open breaker) or raise."""
         with self._lock:
             if self._open_until is None:
-                return False
+                return
             if time.monotonic() < self._open_until or self._trial:
                 raise DatabaseUnavailable(
                     f"The database does not answer ({what}); nothing was done. Retry shortly."
                 )
             self._trial = True
-            return True
 
     def succeeded(self) -> None:
         with self._lock:

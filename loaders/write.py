@@ -148,8 +148,7 @@ def _merge_in_waves(
 
 def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[dict[str, Any]]) -> None:
     """Link new registrations to their tube, person, box and compound: the nodes first, each
-    key once (the first row's person properties win, as MERGE's ON CREATE would), then the
-    relationships."""
+    key once (a new person takes the first row's properties), then the relationships."""
     links = [r["links"] for r in rows]
     persons: dict[str, dict[str, Any]] = {}
     for link in links:
@@ -174,10 +173,7 @@ def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[dict[str
         gw.run_in(
             tx,
             "merge_filled_at",
-            links=[
-                {"box_code": b, "compound_code": c, "day": d}
-                for b, c, d in sorted(filled, key=lambda t: (t[0], t[1], str(t[2])))
-            ],
+            links=[{"box_code": b, "compound_code": c, "day": d} for b, c, d in sorted(filled)],
         )
 
 

@@ -295,20 +295,27 @@ def console_login(api_url: str, secret: str) -> httpx.Client:
     return client
 
 
-def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn api.app:create_app` as a subprocess on a free port, once `/healthz` answers."""
-    import httpx
-
+def spawn_api(
+    env: dict[str, str], log_path: Path, log_level: str = "warning"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`uvicorn api.app:create_app` as a subprocess on a free port, not waited for."""
     port = free_port()
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
-            + ["--port", str(port), "--log-level", "warning"],
+            + ["--port", str(port), "--log-level", log_level],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_api(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`spawn_api`, returned once `/healthz` answers 200."""
+    import httpx
+
+    proc, url = spawn_api(env, log_path)
     for _ in range(240):
         if proc.poll() is not None:
             raise RuntimeError(f"uvicorn exited with {proc.returncode}; see {log_path}")

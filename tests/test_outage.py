@@ -27,7 +27,7 @@ from engine.db import Gateway, connect
 from engine.keys import create_key
 from engine.settings import Settings
 from loaders.generate import generate_city
-from tests.helpers import free_port, load_city, start_api
+from tests.helpers import load_city, spawn_api, start_api
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("NEO4J_URI")), reason="stopping the database needs the managed server"
@@ -144,17 +144,9 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
         "TUBETRACE_RATE_BURST": "1000",
         "TUBETRACE_KEY_CACHE_TTL": "60",  # keys stay known: each route's own query meets the outage
     }
-    port = free_port()
     log_path = tmp_path / "uvicorn.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
-            + ["--port", str(port), "--log-level", "info"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    proc, url = spawn_api(env, log_path, "info")
+    client = httpx.Client(base_url=url, timeout=30)
     try:
         for _ in range(120):
             try:
@@ -511,17 +503,9 @@ def test_the_api_starts_while_the_database_is_down(
         "TUBETRACE_HOME": str(tmp_path / "api-home"),
     }
     server.stop()
-    port = free_port()
     log_path = tmp_path / "uvicorn.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory"]
-            + ["--port", str(port), "--log-level", "info"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    proc, url = spawn_api(env, log_path, "info")
+    client = httpx.Client(base_url=url, timeout=60)
     try:
         down = wait_for(client, 503, 60)
         assert down is not None, log_path.read_text(errors="replace")[-3000:]

@@ -313,33 +313,28 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     rows = json.loads(run("deliveries", "--json"))["items"]
     assert len(rows) == 1 and rows[0]["status"] == "pending"
     now = datetime.now(UTC)
+
+    def fail_attempt(claim: str) -> list[dict[str, object]]:
+        """The outcome of the attempt made under `claim`: failed."""
+        return gw.write(
+            "record_attempt",
+            delivery_id=rows[0]["delivery_id"],
+            claim=claim,
+            status="failed",
+            next_at=None,
+            entry="{}",
+            error="gone",
+            status_code=None,
+            now=None,
+        )
+
     gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c1")
     # Redelivered while that attempt runs: the attempt's outcome does not overwrite it.
     gw.write("redeliver", delivery_id=rows[0]["delivery_id"], now=now)
-    assert not gw.write(
-        "record_attempt",
-        delivery_id=rows[0]["delivery_id"],
-        claim="c1",
-        status="failed",
-        next_at=None,
-        entry="{}",
-        error="gone",
-        status_code=None,
-        now=None,
-    )
+    assert not fail_attempt("c1")
     assert json.loads(run("deliveries", "--json"))["items"][0]["status"] == "pending"
     gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c2")
-    gw.write(
-        "record_attempt",
-        delivery_id=rows[0]["delivery_id"],
-        claim="c2",
-        status="failed",
-        next_at=None,
-        entry="{}",
-        error="gone",
-        status_code=None,
-        now=None,
-    )
+    fail_attempt("c2")
     failed = json.loads(run("deliveries", "--failed", "--json"))["items"]
     assert [d["delivery_id"] for d in failed] == [rows[0]["delivery_id"]]
     run("redeliver", rows[0]["delivery_id"])
