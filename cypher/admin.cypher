@@ -25,8 +25,9 @@ WHERE NOT n:Meta
 RETURN count(n) AS n
 
 // name: results_to_dispatch
+// After a bulk import: the results that make tasks (their retests' results follow them).
 MATCH (x:Result)
-WHERE x.result IN ['positive', 'negative', 'invalid']
+WHERE x.result IN ['positive', 'invalid']
 RETURN x.result_key AS key
 ORDER BY x.reported_at, x.result_key
 

@@ -119,14 +119,6 @@ RETURN d.key AS key, d.status AS status
 ORDER BY d.key
 LIMIT $limit
 
-// name: registration_tubes_page
-// params: after, limit
-MATCH (t:Tube)
-WHERE t.code > $after AND EXISTS { (t)<-[:INTO_TUBE]-(:Registration) }
-RETURN t.code AS code
-ORDER BY t.code
-LIMIT $limit
-
 // name: task_event_rows
 // params: task_ids
 UNWIND $task_ids AS tid

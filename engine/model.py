@@ -43,9 +43,14 @@ class Node:
     key: str
     properties: dict[str, str] = field(default_factory=dict)
     imported: bool = True  # written by the bulk import (else only by the online code)
+    key_type: str = "string"
 
     def import_header(self) -> list[str]:
-        return [f"{self.key}:ID({self.label})", *_typed(self.properties), ":LABEL"]
+        if self.key_type != "string":  # an ID column is text: the typed key is a property
+            key = [f":ID({self.label})", f"{self.key}:{self.key_type}"]
+        else:
+            key = [f"{self.key}:ID({self.label})"]
+        return [*key, *_typed(self.properties), ":LABEL"]
 
 
 @dataclass(frozen=True)
@@ -168,9 +173,34 @@ NODES: dict[str, Node] = {
         Node("Case", "person_id", imported=False),
         Node("ApiKey", "key_id", imported=False),
         Node("Audit", "audit_id", imported=False),
-        Node("PersonDay", "key", imported=False),
-        Node("Event", "seq", imported=False),
-        Node("Sequence", "name", imported=False),
+        # The bulk import writes every person's day status and its `status.changed` event.
+        Node(
+            "PersonDay",
+            "key",
+            {
+                "person_id": "string",
+                "day": "string",
+                "status": "string",
+                "since": "datetime",
+                "district_code": "string",
+            },
+        ),
+        Node(
+            "Event",
+            "seq",
+            key_type="long",
+            properties={
+                "event_id": "string",
+                "type": "string",
+                "occurred_at": "string",
+                "person_id": "string",
+                "day": "string",
+                "status": "string",
+                "previous_status": "string",
+                "district_code": "string",
+            },
+        ),
+        Node("Sequence", "name", {"value": "long"}),
         Node("Webhook", "webhook_id", imported=False),
         Node("Delivery", "delivery_id", imported=False),
     )
@@ -185,6 +215,7 @@ RELATIONSHIPS: dict[str, Relationship] = {
         Relationship("AT_COMPOUND", "Registration", "Compound"),
         Relationship("FILLED_AT", "Box", "Compound", {"day": "string"}),
         Relationship("FOR_TUBE", "Result", "Tube"),
+        Relationship("HAS_DAY", "Person", "PersonDay"),
     )
 }
 

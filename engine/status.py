@@ -149,23 +149,20 @@ def refresh(
     return events
 
 
-def refresh_all(gw: Gateway, page: int = 2000) -> int:
-    """Derive every status from the stored graph (after a bulk import); returns events."""
-    after = ""
+def refresh_tubes(gw: Gateway, codes: list[str], page: int = 2000) -> int:
+    """Derive the statuses of the persons of these tubes, a page of tubes per transaction;
+    returns events."""
     total = 0
-    while True:
-        codes = [r["code"] for r in gw.read("registration_tubes_page", after=after, limit=page)]
-        if not codes:
-            return total
+    for start in range(0, len(codes), page):
 
-        def work(tx: ManagedTransaction, c: list[str] = codes) -> int:
+        def work(tx: ManagedTransaction, c: list[str] = codes[start : start + page]) -> int:
             now = datetime.now(UTC)
             events = refresh(gw, tx, c, now)
             outbox.append(gw, tx, events)
             return len(events)
 
         total += gw.write_tx(work)
-        after = codes[-1]
+    return total
 
 
 def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dict[str, Any]:

@@ -3,6 +3,7 @@ through `neo4j-admin database import full`, then schema and task dispatch."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterable
 from contextlib import closing
@@ -70,25 +71,27 @@ def bulk_load(
             )
         secret = gw.secret()
     timings: dict[str, float] = {}
+    server.stop()  # its memory is the import's
     t0 = time.perf_counter()
     target = server.import_dir / "bulk"
     plan = bulk_files.write_import_files(
         target, _inputs(kind, path, encoding), settings, secret, sender
     )
     timings["write_csv_s"] = time.perf_counter() - t0
-    server.stop()
     t1 = time.perf_counter()
     server.admin(*bulk_files.import_args(target, settings.neo4j_database))
     timings["neo4j_admin_import_s"] = time.perf_counter() - t1
+    shutil.rmtree(target, ignore_errors=True)  # as large as the store; not needed any more
     server.start()
     t2 = time.perf_counter()
     with closing(connect(settings)) as gw:
         timings["schema_s"] = time.perf_counter() - t2
+        bulk_files.store_conflicts(gw, plan.conflicts)
         t3 = time.perf_counter()
         dispatched = bulk_files.dispatch_all(gw)
         timings["dispatch_s"] = time.perf_counter() - t3
         t4 = time.perf_counter()
-        status.refresh_all(gw)
+        status.refresh_tubes(gw, sorted(plan.status_tubes))
         timings["status_s"] = time.perf_counter() - t4
     for summary in plan.summaries.values():
         out.print(summary.line(), highlight=False)

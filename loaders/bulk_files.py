@@ -8,16 +8,20 @@ by the online dispatch code, over every positive and invalid result."""
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import groupby, islice
 from pathlib import Path
 from typing import Any, TextIO
 
 from neo4j import ManagedTransaction
 
-from engine import outbox, tasks
+from engine import outbox, status, tasks
 from engine.db import Gateway
 from engine.errors import InputError
 from engine.model import NODES, RELATIONSHIPS
@@ -45,22 +49,24 @@ class _Csv:
         self.rows = 0
 
     def write(self, values: dict[str, Any]) -> None:
-        out = []
-        for name in self.names:
-            v = values.get(name)
-            if v is None:
-                out.append("")
-            elif isinstance(v, list):
-                out.append(ARRAY_DELIMITER.join(map(str, v)))
-            elif isinstance(v, bool):
-                out.append("true" if v else "false")
-            else:
-                out.append(_iso(v))
-        self.writer.writerow(out)
+        get = values.get
+        self.writer.writerow([_cell(get(name)) for name in self.names])
         self.rows += 1
 
     def close(self) -> None:
         self.fh.close()
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if type(v) is str:
+        return v
+    if isinstance(v, list):
+        return ARRAY_DELIMITER.join(map(str, v))
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _iso(v)
 
 
 REG_HEADER = NODES["Registration"].import_header()
@@ -68,14 +74,70 @@ PERSON_HEADER = NODES["Person"].import_header()
 RESULT_HEADER = NODES["Result"].import_header()
 COMPOUND_HEADER = NODES["Compound"].import_header()
 QUARANTINE_HEADER = NODES["Quarantine"].import_header()
+NODE_FILES = (
+    "compounds",
+    "registrations",
+    "persons",
+    "results",
+    "tubes",
+    "boxes",
+    "quarantine",
+    "meta",
+    "person_days",
+    "events",
+    "sequences",
+)
 
 
 @dataclass
 class Plan:
-    """What the import writes, with the online loader's summary per kind."""
+    """What the import writes, with the online loader's summary per kind. `conflicts` are
+    quarantined registrations whose first version is read back from the database after the
+    import (a round of 26 M registrations cannot keep every first version in memory);
+    `status_tubes` are the tubes whose persons' statuses are derived online after the import
+    (persons with a registration at an unknown compound: their residence comes from the
+    database's fallback rule)."""
 
     summaries: dict[str, Summary] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    conflicts: list[tuple[str, Quarantined]] = field(default_factory=list)
+    status_tubes: set[str] = field(default_factory=set)
+    status_events: int = 0
+
+
+# The transform of the kind being read, set before the worker processes fork.
+_WORK: tuple[Callable[[dict[str, Any], str, int | None], Row | Quarantined], str] | None = None
+CHUNK = 2000
+
+
+def _transform_chunk(chunk: list[Item]) -> list[tuple[int | None, Row | Quarantined]]:
+    assert _WORK is not None
+    fn, source = _WORK
+    return [
+        (line, item if isinstance(item, Quarantined) else fn(item, source, line))
+        for line, item in chunk
+    ]
+
+
+def _transformed(
+    items: Iterable[Item],
+    fn: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
+    source: str,
+) -> Iterator[tuple[int | None, Row | Quarantined]]:
+    """The items transformed in order; by worker processes, one per core, while this one
+    reads the file and writes the import files."""
+    global _WORK
+    _WORK = (fn, source)
+    source_items = iter(items)
+    chunks: Iterator[list[Item]] = iter(lambda: list(islice(source_items, CHUNK)), [])
+    workers = os.cpu_count() or 1
+    if workers < 2:
+        for chunk in chunks:
+            yield from _transform_chunk(chunk)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for done in pool.imap(_transform_chunk, chunks):
+            yield from done
 
 
 def _dedupe(
@@ -83,20 +145,27 @@ def _dedupe(
     source: str,
     items: Iterable[Item],
     transform_one: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
-    seen: dict[str, tuple[str, str]],
+    seen: dict[str, Any],
     quarantine: dict[str, Quarantined],
     summary: Summary,
+    conflicts: list[tuple[str, Quarantined]] | None = None,
 ) -> Iterator[Row]:
-    """The online loader's rules: first version wins; a different one is a conflict."""
-    for line, item in items:
+    """The online loader's rules: first version wins; a different one is a conflict. With
+    `conflicts`, `seen` keeps a 16-byte digest per key instead of the first version, and a
+    conflict's first version is looked up after the import."""
+    for line, out in _transformed(items, transform_one, source):
         summary.read += 1
-        out = item if isinstance(item, Quarantined) else transform_one(item, source, line)
         if isinstance(out, Quarantined):
             quarantine.setdefault(out.key, out)
             summary.add(Outcome(line, None, "quarantined"), keep=False)
             continue
         first = seen.get(out.key)
-        verdict = transform.judge(out, source, line, *(first or (None, None)))
+        if conflicts is None:
+            verdict = transform.judge(out, source, line, *(first or (None, None)))
+        else:
+            digest = bytes.fromhex(out.content_hash[:32])
+            same = None if first is None else out.content_hash if first == digest else first.hex()
+            verdict = transform.judge(out, source, line, same, None)
         status, q = verdict.status, verdict.quarantined
         if status == "updated":
             raise InputError(
@@ -104,12 +173,18 @@ def _dedupe(
                 "content; load compounds online to update them"
             )
         if status == "stored":
-            seen[out.key] = (out.content_hash, out.raw)
+            seen[out.key] = (out.content_hash, out.raw) if conflicts is None else digest
         if q is not None:
-            quarantine.setdefault(q.key, q)
+            if conflicts is not None and q.existing is None:
+                conflicts.append((out.key, q))
+            else:
+                quarantine.setdefault(q.key, q)
         summary.add(Outcome(line, out.key, status, out.flags), keep=False)
         if status == "stored":
             yield out
+
+
+STATUS_SEP = "\x1f"
 
 
 def write_import_files(
@@ -124,9 +199,9 @@ def write_import_files(
     out.mkdir(parents=True)
     plan = Plan()
     quarantine: dict[str, Quarantined] = {}
-    compounds_known: set[str] = set()
+    districts: dict[str, str | None] = {}  # known compounds
     compound_refs: set[str] = set()
-    tubes: set[str] = set()
+    members: dict[str, int] = {}  # tube -> registrations
     boxes: set[str] = set()
     persons: set[str] = set()
     filled: set[tuple[str, str, str]] = set()
@@ -138,18 +213,22 @@ def write_import_files(
         to_row = make_transform("compounds", settings, secret, sender)
         for row in _dedupe("compounds", source, items, to_row, {}, quarantine, summary):
             comp.write({**row.props, "LABEL": "Compound"})
-            compounds_known.add(row.key)
+            districts[row.key] = row.props.get("district_code")
         plan.summaries["compounds"] = summary
 
     reg = _Csv(out / "registrations.csv", REG_HEADER)
     per = _Csv(out / "persons.csv", PERSON_HEADER)
     rel_headers = {t.lower(): r.import_header() for t, r in RELATIONSHIPS.items()}
     rels = {name: _Csv(out / f"rel_{name}.csv", header) for name, header in rel_headers.items()}
+    # What each person's status needs, one line per registration, sorted by person later.
+    status_in = (out / "status_inputs.txt").open("w", encoding="utf-8")
     if "registrations" in inputs:
         source, items = inputs["registrations"]
         summary = Summary("registrations")
         to_row = make_transform("registrations", settings, secret, sender)
-        for row in _dedupe("registrations", source, items, to_row, {}, quarantine, summary):
+        for row in _dedupe(
+            "registrations", source, items, to_row, {}, quarantine, summary, plan.conflicts
+        ):
             p = row.props
             reg.write({**p, "LABEL": "Registration"})
             links = row.links
@@ -157,8 +236,9 @@ def write_import_files(
             if person["person_id"] not in persons:
                 persons.add(person["person_id"])
                 per.write({**person, "LABEL": "Person"})
-            tubes.add(links["tube_code"])
-            rels["into_tube"].write(_rel(row.key, links["tube_code"], "INTO_TUBE"))
+            tube = links["tube_code"]
+            members[tube] = members.get(tube, 0) + 1
+            rels["into_tube"].write(_rel(row.key, tube, "INTO_TUBE"))
             rels["of_person"].write(_rel(row.key, person["person_id"], "OF_PERSON"))
             if links["box_code"] is not None:
                 boxes.add(links["box_code"])
@@ -173,22 +253,48 @@ def write_import_files(
                     rels["filled_at"].write(
                         {"START_ID": key[0], "END_ID": key[1], "day": key[2], "TYPE": "FILLED_AT"}
                     )
+            status_in.write(
+                STATUS_SEP.join(
+                    _cell(v)
+                    for v in (
+                        person["person_id"],
+                        p["record_id"],
+                        p["collected_at"],
+                        tube,
+                        p["day"],
+                        p["pool_size"],
+                        p["name"],
+                        links["compound_code"],
+                    )
+                )
+                + "\n"
+            )
         plan.summaries["registrations"] = summary
+    status_in.close()
+    del persons
 
     res = _Csv(out / "results.csv", RESULT_HEADER)
+    latest: dict[str, tuple[Any, ...]] = {}  # tube -> its last valid result, as the queries
     if "results" in inputs:
         source, items = inputs["results"]
         summary = Summary("results")
         to_row = make_transform("results", settings, secret, sender)
         for row in _dedupe("results", source, items, to_row, {}, quarantine, summary):
             res.write({**row.props, "LABEL": "Result"})
-            tubes.add(row.links["tube_code"])
-            rels["for_tube"].write(_rel(row.key, row.links["tube_code"], "FOR_TUBE"))
+            tube = row.links["tube_code"]
+            if tube not in members:
+                members[tube] = 0
+            rels["for_tube"].write(_rel(row.key, tube, "FOR_TUBE"))
+            p = row.props
+            if p.get("result") in ("positive", "negative", "invalid"):
+                order = _result_order(p.get("reported_at"), p.get("lab_code"))
+                if tube not in latest or order >= latest[tube][0]:
+                    latest[tube] = (order, p["result"], p.get("reported_at"))
         plan.summaries["results"] = summary
 
-    for code in sorted(compound_refs - compounds_known):
+    for code in sorted(compound_refs - districts.keys()):
         comp.write({"code": code, "LABEL": "Compound"})
-    _single(out / "tubes.csv", tubes, "Tube")
+    _single(out / "tubes.csv", set(members), "Tube")
     _single(out / "boxes.csv", boxes, "Box")
     q = _Csv(out / "quarantine.csv", QUARANTINE_HEADER)
     now = datetime.now(UTC)
@@ -198,8 +304,123 @@ def write_import_files(
     meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
+    _write_statuses(out, plan, districts, members, latest, now)
     plan.files = sorted(p.name for p in out.iterdir())
     return plan
+
+
+def _result_order(reported_at: Any, lab_code: Any) -> tuple[Any, ...]:
+    """`ORDER BY x.reported_at, x.lab_code` of the status query: nulls sort last."""
+    return (
+        reported_at is None,
+        reported_at or datetime.min.replace(tzinfo=UTC),
+        lab_code is None,
+        lab_code or "",
+    )
+
+
+def _write_statuses(
+    out: Path,
+    plan: Plan,
+    districts: dict[str, str | None],
+    members: dict[str, int],
+    latest: dict[str, tuple[Any, ...]],
+    now: datetime,
+) -> None:
+    """Every person's status per day (engine.status.derive, as the online loader) and its
+    `status.changed` event, from the registrations sorted by person. A person with a
+    registration at a compound without master data is left to the online refresh after the
+    import, which applies the residence fallback."""
+    path = out / "status_inputs.txt"
+    ordered = out / "status_inputs.sorted.txt"
+    subprocess.run(
+        [
+            "sort",
+            "-t",
+            STATUS_SEP,
+            "-k1,1",
+            "-S",
+            "25%",
+            f"--parallel={os.cpu_count() or 1}",
+            "-T",
+            str(out),
+            "-o",
+            str(ordered),
+            str(path),
+        ],
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    path.unlink()
+    days = _Csv(out / "person_days.csv", NODES["PersonDay"].import_header())
+    has_day = _Csv(out / "rel_has_day.csv", RELATIONSHIPS["HAS_DAY"].import_header())
+    events = _Csv(out / "events.csv", NODES["Event"].import_header())
+    seq = 0
+    changed_at = now.isoformat()
+    with ordered.open(encoding="utf-8") as fh:
+        for person_id, lines in groupby(fh, key=lambda ln: ln.split(STATUS_SEP, 1)[0]):
+            regs: list[dict[str, Any]] = []
+            late = False
+            for ln in lines:
+                _, record_id, at, tube, day, pool, name, compound = ln.rstrip("\n").split(
+                    STATUS_SEP
+                )
+                if not compound or compound not in districts:
+                    late = True
+                result = latest.get(tube)
+                regs.append(
+                    {
+                        "record_id": record_id,
+                        "tube_code": tube,
+                        "day": day or None,
+                        "collected_at": datetime.fromisoformat(at) if at else None,
+                        "pool_size": int(pool) if pool else None,
+                        "name": name or None,
+                        "members": members.get(tube, 0),
+                        "max_pool": int(pool) if pool else 0,
+                        "result": result[1] if result else None,
+                        "reported_at": result[2] if result else None,
+                        "district_code": districts.get(compound),
+                    }
+                )
+            if late:
+                plan.status_tubes.update(str(r["tube_code"]) for r in regs)
+                continue
+            for ds in status.derive(person_id, regs):
+                key = f"{ds.person_id}|{ds.day}"
+                days.write(
+                    {
+                        "key": key,
+                        "person_id": ds.person_id,
+                        "day": ds.day,
+                        "status": ds.status,
+                        "since": now,
+                        "district_code": ds.district_code,
+                        "LABEL": "PersonDay",
+                    }
+                )
+                has_day.write({"START_ID": ds.person_id, "END_ID": key, "TYPE": "HAS_DAY"})
+                seq += 1
+                events.write(
+                    {
+                        "ID": str(seq),
+                        "seq": seq,
+                        "event_id": f"evt_{seq}",
+                        "type": "status.changed",
+                        "occurred_at": changed_at,
+                        "person_id": ds.person_id,
+                        "day": ds.day,
+                        "status": ds.status,
+                        "district_code": ds.district_code,
+                        "LABEL": "Event",
+                    }
+                )
+    ordered.unlink()
+    sequences = _Csv(out / "sequences.csv", NODES["Sequence"].import_header())
+    sequences.write({"name": "events", "value": seq, "LABEL": "Sequence"})
+    for f in (days, has_day, events, sequences):
+        f.close()
+    plan.status_events = seq
 
 
 def _rel(start: str, end: str, kind: str) -> dict[str, Any]:
@@ -215,16 +436,7 @@ def _single(path: Path, values: set[str], label: str) -> None:
 
 
 def import_args(out: Path, database: str) -> list[str]:
-    nodes = [
-        "compounds",
-        "registrations",
-        "persons",
-        "results",
-        "tubes",
-        "boxes",
-        "quarantine",
-        "meta",
-    ]
+    nodes = NODE_FILES
     args = [
         "database",
         "import",
@@ -242,9 +454,23 @@ def import_args(out: Path, database: str) -> list[str]:
     return args
 
 
+def store_conflicts(gw: Gateway, conflicts: list[tuple[str, Quarantined]]) -> None:
+    """The quarantined conflicts of registrations, with the first version as stored."""
+    if not conflicts:
+        return
+    keys = sorted({key for key, _ in conflicts})
+    first = {r["key"]: r["raw"] for r in gw.read("existing_registrations", keys=keys)}
+    rows = {}
+    for key, q in conflicts:
+        q = replace(q, existing=first.get(key))
+        rows[q.key] = q.as_props()
+    gw.write_tx(lambda tx: gw.run_in(tx, "merge_quarantine", rows=list(rows.values())))
+
+
 def dispatch_all(gw: Gateway, page: int = 1000) -> int:
     """Residence fallbacks, then tasks for every positive and invalid result, as the online
-    loader does."""
+    loader does. A negative result only acts on a retest task, and the retests of the new
+    tasks are dispatched with them (`tasks.dispatch`: `link_earlier_retests`)."""
     unknown = [r["record_id"] for r in gw.read("registrations_without_known_compound")]
     for start in range(0, len(unknown), page):
         ids = unknown[start : start + page]

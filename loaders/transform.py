@@ -131,9 +131,14 @@ def _text(value: Any) -> tuple[str | None, bool]:
         text = repr(value)
     else:
         return None, True
-    cleaned = "".join(
-        " " if ch in "\t\r\n" else ch for ch in text if ch in "\t\r\n" or not domain.unprintable(ch)
-    )
+    if text.isprintable():  # no Cc/Cf/Cs/Co character: the common case, without a loop
+        cleaned = text
+    else:
+        cleaned = "".join(
+            " " if ch in "\t\r\n" else ch
+            for ch in text
+            if ch in "\t\r\n" or not domain.unprintable(ch)
+        )
     invalid = len(cleaned) != len(text)
     cleaned = unicodedata.normalize("NFKC", cleaned).strip()
     if len(cleaned) > MAX_TEXT:
