@@ -8,10 +8,12 @@ by the online dispatch code, over every positive and invalid result."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import multiprocessing
 import os
 import shutil
 import subprocess
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -135,9 +137,15 @@ def _transformed(
         for chunk in chunks:
             yield from _transform_chunk(chunk)
         return
+    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead).
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for done in pool.imap(_transform_chunk, chunks):
-            yield from done
+        window: deque[Any] = deque()
+        for chunk in chunks:
+            window.append(pool.apply_async(_transform_chunk, (chunk,)))
+            if len(window) > 2 * workers:
+                yield from window.popleft().get()
+        while window:
+            yield from window.popleft().get()
 
 
 def _dedupe(
@@ -145,7 +153,7 @@ def _dedupe(
     source: str,
     items: Iterable[Item],
     transform_one: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
-    seen: dict[str, Any],
+    seen: dict[Any, Any],
     quarantine: dict[str, Quarantined],
     summary: Summary,
     conflicts: list[tuple[str, Quarantined]] | None = None,
@@ -159,7 +167,8 @@ def _dedupe(
             quarantine.setdefault(out.key, out)
             summary.add(Outcome(line, None, "quarantined"), keep=False)
             continue
-        first = seen.get(out.key)
+        seen_key = out.key if conflicts is None else _digest(out.key)
+        first = seen.get(seen_key)
         if conflicts is None:
             verdict = transform.judge(out, source, line, *(first or (None, None)))
         else:
@@ -173,7 +182,7 @@ def _dedupe(
                 "content; load compounds online to update them"
             )
         if status == "stored":
-            seen[out.key] = (out.content_hash, out.raw) if conflicts is None else digest
+            seen[seen_key] = (out.content_hash, out.raw) if conflicts is None else digest
         if q is not None:
             if conflicts is not None and q.existing is None:
                 conflicts.append((out.key, q))
@@ -182,6 +191,11 @@ def _dedupe(
         summary.add(Outcome(line, out.key, status, out.flags), keep=False)
         if status == "stored":
             yield out
+
+
+def _digest(text: str) -> bytes:
+    """16 bytes standing for a key in memory (a collision is a 2^-128 chance per pair)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 STATUS_SEP = "\x1f"
@@ -203,7 +217,7 @@ def write_import_files(
     compound_refs: set[str] = set()
     members: dict[str, int] = {}  # tube -> registrations
     boxes: set[str] = set()
-    persons: set[str] = set()
+    persons: set[bytes] = set()  # 12 bytes of each person id
     filled: set[tuple[str, str, str]] = set()
 
     comp = _Csv(out / "compounds.csv", COMPOUND_HEADER)
@@ -233,8 +247,9 @@ def write_import_files(
             reg.write({**p, "LABEL": "Registration"})
             links = row.links
             person = links["person"]
-            if person["person_id"] not in persons:
-                persons.add(person["person_id"])
+            pid = bytes.fromhex(person["person_id"][2:])
+            if pid not in persons:
+                persons.add(pid)
                 per.write({**person, "LABEL": "Person"})
             tube = links["tube_code"]
             members[tube] = members.get(tube, 0) + 1
