@@ -5,6 +5,7 @@ sizes. Prints one table and writes bench/out/results.json.
     ./dev bench --scale 150000   # a quicker run
     ./dev bench --replay         # the peak-hour replay through the API (bench/replay.py)
     ./dev bench --http           # a trace's HTTP time, the route before / after (bench/http.py)
+    ./dev bench --sizes 26000000 # a full round at city size, cold and warm (bench/round.py)
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -33,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import pg
+from bench import round as round_bench
 from engine import reports
 from engine.db import Gateway, connect
 from engine.keys import create_key
@@ -465,6 +467,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="traces per latency figure")
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput figure")
     parser.add_argument("--work", type=Path, default=OUT / "work")
+    parser.add_argument(
+        "--city", type=Path, default=None, help="a round generated before (full rounds only)"
+    )
     args = parser.parse_args()
     sizes = [max(2000, args.scale // 10), max(3000, args.scale // 3), args.scale]
     if args.sizes:
@@ -472,6 +477,12 @@ def main() -> None:
     settings = Settings()
     if settings.neo4j_uri:
         sys.exit("the benchmark runs its own managed servers; unset NEO4J_URI")
+    rounds = [n for n in sizes if n >= round_bench.ROUND_MIN]
+    if rounds:  # a full round at city size: its own figures (bench/round.py)
+        round_bench.main(rounds, args.work, settings, args.samples, args.city)
+        sizes = [n for n in sizes if n < round_bench.ROUND_MIN]
+        if not sizes:
+            return
     results = {}
     for n in sizes:
         print(f"size {n}: generating, loading, measuring ...", flush=True)

@@ -56,4 +56,5 @@ CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
 CREATE INDEX compound_district IF NOT EXISTS FOR (c:Compound) ON (c.district_code)
 
 // name: schema_await
-CALL db.awaitIndexes(300)
+// After a bulk import of a full round (26 M registrations) the indexes take minutes to fill.
+CALL db.awaitIndexes(7200)
