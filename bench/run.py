@@ -470,6 +470,9 @@ def main() -> None:
     parser.add_argument(
         "--city", type=Path, default=None, help="a round generated before (full rounds only)"
     )
+    parser.add_argument(
+        "--drop-city", action="store_true", help="delete --city once its import files are written"
+    )
     args = parser.parse_args()
     sizes = [max(2000, args.scale // 10), max(3000, args.scale // 3), args.scale]
     if args.sizes:
@@ -479,7 +482,7 @@ def main() -> None:
         sys.exit("the benchmark runs its own managed servers; unset NEO4J_URI")
     rounds = [n for n in sizes if n >= round_bench.ROUND_MIN]
     if rounds:  # a full round at city size: its own figures (bench/round.py)
-        round_bench.main(rounds, args.work, settings, args.samples, args.city)
+        round_bench.main(rounds, args.work, settings, args.samples, args.city, args.drop_city)
         sizes = [n for n in sizes if n < round_bench.ROUND_MIN]
         if not sizes:
             return

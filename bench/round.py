@@ -1,0 +1,238 @@
+"""A full round at city size: `./dev bench --sizes 26000000` (a size of ROUND_MIN or more runs
+this instead of the side-by-side figures of bench/run.py).
+
+Generates the round (streamed; time and peak memory of the generator), imports it with
+`tubetrace load all --bulk` (import, schema, dispatch, statuses; each step timed), then with
+a page cache smaller than the store measures, cold (server restarted, the OS page cache
+dropped when this user may) and warm: single traces p50/p99, the day's positives in one
+set-based pass, a district's queue page and the reports. Each figure is measured at this size,
+not extrapolated.
+
+    ./dev bench --sizes 26000000 [--city DIR [--drop-city]]
+
+--city: a round generated before (kept, unless --drop-city); a round generated here is
+deleted once its import files are written (store, import files and input do not fit the
+disk together). Disk: about 2.5 KB per registration (65 GB for 26 M).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from engine import reports, tasks
+from engine.db import Gateway, connect
+from engine.server.managed import ManagedServer
+from engine.settings import Settings
+from engine.trace import trace_many
+from loaders.bulk import bulk_load
+
+ROUND_MIN = 5_000_000
+DAY = "2022-04-09"
+# What a round needs on disk at its peak (the import), per registration: the store with the
+# statuses and their events (~2.3 KB, measured at 200k) and the gzipped import files (~0.2 KB).
+# The generated files (~140 B) are gone by then.
+BYTES_PER_REGISTRATION = 2_500
+QUEUE_DISTRICT = "310115"  # the largest district (Pudong)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def _drop_os_cache() -> bool:
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def _store_bytes(server: ManagedServer) -> int:
+    return sum(
+        p.stat().st_size
+        for sub in ("databases/neo4j", "transactions/neo4j")
+        for p in (server.data_dir / sub).rglob("*")
+        if p.is_file()
+    )
+
+
+def _generate(city: Path, n: int) -> dict[str, Any]:
+    """The generator in its own process, for its peak memory."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "cli", "generate", str(city), "--registrations", str(n),
+         "--days", "1", "--positive-rate", "0.0111", "--seed", "2022"],
+        check=True,
+    )  # fmt: skip
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "generate_s": time.perf_counter() - t,
+        "generate_peak_mb": max(peak, before) / 1024,
+    }
+
+
+def _measure(gw: Gateway, codes: list[str]) -> dict[str, Any]:
+    ms = [_timed(lambda c=c: trace_many(gw, [c]))[0] * 1000 for c in codes]
+    positives_s, items = _timed(lambda: list(reports.positives_stream(gw, DAY)))
+    queue_s, (page, _) = _timed(lambda: tasks.tasks_page(gw, QUEUE_DISTRICT, "pending", "", 50))
+    out: dict[str, Any] = {
+        "trace_p50_ms": _pct(ms, 0.5),
+        "trace_p99_ms": _pct(ms, 0.99),
+        "positives_s": positives_s,
+        "positive_tubes": len({i["tube_code"] for i in items}),
+        "positive_persons": sum(len(i["trace"]["persons"]) for i in items),
+        "queue_page_ms": queue_s * 1000,
+        "queue_page_items": len(page),
+    }
+    for name in reports.REPORTS:
+        seconds, rows = _timed(lambda name=name: reports.run_report(gw, name, DAY, "Asia/Shanghai"))
+        out[f"report_{name}_s"] = seconds
+        out[f"report_{name}_rows"] = len(rows)
+    return out
+
+
+def bench_round(
+    n: int,
+    work: Path,
+    settings: Settings,
+    samples: int,
+    city: Path | None = None,
+    drop: bool = False,
+) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / f"home-{n}"
+    need = n * BYTES_PER_REGISTRATION
+    free = shutil.disk_usage(work).free
+    print(f"disk: this round needs about {need / 1e9:.0f} GB, {free / 1e9:.0f} GB free", flush=True)
+    if free < need:
+        sys.exit(f"not enough free disk under {work} for a round of {n:,} registrations")
+    res: dict[str, Any] = {"disk_needed_gb": need / 1e9, "disk_free_gb": free / 1e9}
+    generated = city is None or not (city / "registrations.csv").exists()
+    if generated:
+        city = city or work / f"city-{n}"
+        res |= _generate(city, n)
+    assert city is not None
+    # The generated files go once the import files are written: the disk is the limit.
+    source = city
+
+    def drop_city() -> None:
+        if generated or drop:
+            shutil.rmtree(source, ignore_errors=True)
+
+    shutil.rmtree(home, ignore_errors=True)
+    s = settings.model_copy(update={"home": home})
+    server = ManagedServer(s)
+    console = Console(file=io.StringIO())
+    t = time.perf_counter()
+    timings = bulk_load(s, "all", city, console, on_files_written=drop_city)
+    res["bulk_total_s"] = time.perf_counter() - t
+    res |= timings
+    res["bulk_output"] = console.file.getvalue().strip()  # type: ignore[attr-defined]
+    try:
+        with closing(connect(s)) as gw:
+            counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
+        res["registrations"] = counts.get("Registration", 0)
+        res["tubes"] = counts.get("Tube", 0)
+        res["persons"] = counts.get("Person", 0)
+        res["tasks"] = counts.get("Task", 0)
+        res["person_days"] = counts.get("PersonDay", 0)
+        res["store_mb"] = _store_bytes(server) / 2**20
+        res["pagecache"] = s.pagecache_size
+        res["heap"] = s.heap_size
+        rng = random.Random(7)
+        codes = [f"T{rng.randrange(1, res['tubes']):09d}" for _ in range(samples)]
+        server.stop()
+        res["os_cache_dropped"] = _drop_os_cache()
+        server.start()
+        with closing(connect(s)) as gw:
+            res["cold"] = _measure(gw, codes)
+            res["warm"] = _measure(gw, codes)
+    finally:
+        server.stop()
+    return res
+
+
+ROWS = [
+    (
+        "registrations / tubes / persons",
+        lambda r: f"{r['registrations']:,} / {r['tubes']:,} / {r['persons']:,}",
+    ),
+    (
+        "generate (streamed): time, peak memory",
+        lambda r: (
+            f"{r['generate_s'] / 60:.1f} min, {r['generate_peak_mb']:.0f} MB"
+            if "generate_s" in r
+            else "generated before this run"
+        ),
+    ),
+    ("load all --bulk end to end (goal <= 30 min)", lambda r: f"{r['bulk_total_s'] / 60:.1f} min"),
+    ("  import files (transforms, statuses)", lambda r: f"{r['write_csv_s'] / 60:.1f} min"),
+    ("  neo4j-admin import", lambda r: f"{r['neo4j_admin_import_s'] / 60:.1f} min"),
+    ("  schema (indexes online)", lambda r: f"{r['schema_s'] / 60:.1f} min"),
+    ("  dispatch", lambda r: f"{r['dispatch_s'] / 60:.1f} min ({r['tasks']:,} tasks)"),
+    ("  statuses left to the online refresh", lambda r: f"{r['status_s'] / 60:.1f} min"),
+    ("store / page cache", lambda r: f"{r['store_mb'] / 1024:.1f} GB / {r['pagecache']}"),
+]
+SIDE = [
+    ("trace p50 / p99 (ms)", lambda m: f"{m['trace_p50_ms']:.2f} / {m['trace_p99_ms']:.2f}"),
+    ("day's positives, set-based (goal <= 30 s)", lambda m: (
+        f"{m['positives_s']:.1f} s ({m['positive_tubes']:,} tubes, "
+        f"{m['positive_persons']:,} persons)")),
+    ("district queue page (50 tasks)", lambda m: f"{m['queue_page_ms']:.0f} ms"),
+    *[
+        (f"report {name}", lambda m, name=name: f"{m[f'report_{name}_s']:.1f} s")
+        for name in reports.REPORTS
+    ],
+]  # fmt: skip
+
+
+def print_table(res: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"a full round ({res['registrations']:,} registrations)")
+    table.add_column("figure")
+    table.add_column("cold", justify="right")
+    table.add_column("warm", justify="right")
+    for label, fmt in ROWS:
+        table.add_row(label, fmt(res), "")
+    for label, fmt in SIDE:
+        table.add_row(label, fmt(res["cold"]), fmt(res["warm"]))
+    Console(width=160).print(table)
+    print("OS page cache dropped before the cold run:", res["os_cache_dropped"])
+
+
+def main(
+    sizes: list[int],
+    work: Path,
+    settings: Settings,
+    samples: int,
+    city: Path | None,
+    drop: bool = False,
+) -> None:
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    for n in sizes:
+        res = bench_round(n, work, settings, samples, city, drop)
+        (out / f"round-{n}.json").write_text(json.dumps(res, indent=2, default=str))
+        print_table(res)
