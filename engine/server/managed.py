@@ -324,7 +324,7 @@ class ManagedServer:
         argfile.write_text(f"-cp {os.pathsep.join(jars)}\n")
         argfile.chmod(0o600)
         proc = subprocess.run(
-            [self._java(), "-Xmx1g", f"@{argfile}", ADMIN_TOOL, *args],
+            [self._java(), "-Xmx4g", f"@{argfile}", ADMIN_TOOL, *args],
             capture_output=True,
             text=True,
             env=self._env(),
