@@ -5,6 +5,8 @@ Outcomes per record and a summary."""
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -328,6 +330,89 @@ def _write_split(
         return [Outcome(line, row.key, "quarantined", row.flags, q.reason)]
 
 
+@dataclass
+class _Prepared:
+    """A batch transformed and checked against itself, ready to write."""
+
+    read: int
+    rows: list[tuple[int | None, Row]]
+    quarantined: list[Quarantined]
+    ordered: list[Outcome | int]  # an outcome known already, or an index into `rows`
+
+
+def _prepare(
+    batch: list[Item],
+    kind: str,
+    source: str,
+    transform_one: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
+) -> _Prepared:
+    out = _Prepared(len(batch), [], [], [])
+    seen: dict[str, Row] = {}
+    for line, item in batch:
+        result = (
+            item
+            if isinstance(item, Quarantined)
+            else _transform(transform_one, kind, item, source, line)
+        )
+        if isinstance(result, Quarantined):
+            out.quarantined.append(result)
+            out.ordered.append(Outcome(line, None, "quarantined", [], result.reason))
+            continue
+        first = seen.get(result.key)
+        v = transform.judge(
+            result,
+            source,
+            line,
+            first.content_hash if first else None,
+            first.raw if first else None,
+        )
+        if v.status in ("stored", "updated"):
+            seen[result.key] = result
+            out.ordered.append(len(out.rows))
+            out.rows.append((line, result))
+            continue
+        if v.quarantined is not None:
+            out.quarantined.append(v.quarantined)
+        out.ordered.append(Outcome(line, result.key, v.status, result.flags, v.reason))
+    return out
+
+
+_DONE = object()
+
+
+def _one_ahead(batches: Iterator[_Prepared]) -> Iterator[_Prepared]:
+    """The next batch is read and transformed in a thread while this one is written: the
+    database works on one core while Python works on the other."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            ahead.put(exc)
+
+    worker = threading.Thread(target=produce, name="load-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def load_records(
     gw: Gateway,
     kind: str,
@@ -344,43 +429,19 @@ def load_records(
     needs_secret = kind in ("registrations", "directory")
     transform_one = make_transform(kind, settings, gw.secret() if needs_secret else "", sender)
     summary = Summary(kind)
-    for batch in _batches(items, settings.batch_size):
-        rows: list[tuple[int | None, Row]] = []
-        seen: dict[str, Row] = {}
-        quarantined: list[Quarantined] = []
-        ordered: list[Outcome | int] = []
-        for line, item in batch:
-            summary.read += 1
-            result = (
-                item
-                if isinstance(item, Quarantined)
-                else _transform(transform_one, kind, item, source, line)
-            )
-            if isinstance(result, Quarantined):
-                quarantined.append(result)
-                ordered.append(Outcome(line, None, "quarantined", [], result.reason))
-                continue
-            first = seen.get(result.key)
-            v = transform.judge(
-                result,
-                source,
-                line,
-                first.content_hash if first else None,
-                first.raw if first else None,
-            )
-            if v.status in ("stored", "updated"):
-                seen[result.key] = result
-                ordered.append(len(rows))
-                rows.append((line, result))
-                continue
-            if v.quarantined is not None:
-                quarantined.append(v.quarantined)
-            ordered.append(Outcome(line, result.key, v.status, result.flags, v.reason))
-        written = _write_split(gw, kind, source, rows, quarantined)
-        for entry in ordered:
+    prepared: Iterator[_Prepared] = (
+        _prepare(batch, kind, source, transform_one)
+        for batch in _batches(items, settings.batch_size)
+    )
+    if not (isinstance(items, list) and len(items) <= settings.batch_size):
+        prepared = _one_ahead(prepared)  # a request's one batch needs no thread
+    for batch in prepared:
+        summary.read += batch.read
+        written = _write_split(gw, kind, source, batch.rows, batch.quarantined)
+        for entry in batch.ordered:
             summary.add(written[entry] if isinstance(entry, int) else entry, keep_outcomes)
         if on_batch is not None:
-            on_batch(len(batch))
+            on_batch(batch.read)
     return summary
 
 

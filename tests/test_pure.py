@@ -180,3 +180,36 @@ def test_days_outside_the_plausible_years_are_refused() -> None:
     for bad in ("1999-12-31", "2100-01-01", "9999-12-31", "2022-02-30", "yesterday"):
         with pytest.raises(InputError):
             parse_day(bad)
+
+
+def test_load_reads_one_batch_ahead_in_order_and_hands_on_errors() -> None:
+    """The loader transforms the next batch in a thread while it writes this one: batches come
+    out in order, an error of the reading side is raised in the writing side, and a writer that
+    stops early stops the reader (no thread left behind)."""
+    import threading
+
+    import pytest
+
+    from loaders.write import _one_ahead
+
+    made: list[int] = []
+
+    def batches(fail_at: int | None = None) -> Any:
+        for i in range(6):
+            if i == fail_at:
+                raise ValueError(f"unreadable batch {i}")
+            made.append(i)
+            yield i
+
+    assert list(_one_ahead(batches())) == [0, 1, 2, 3, 4, 5]
+    got: list[int] = []
+    with pytest.raises(ValueError, match="unreadable batch 3"):
+        for b in _one_ahead(batches(fail_at=3)):
+            got.append(b)
+    assert got == [0, 1, 2]
+    made.clear()
+    for b in _one_ahead(batches()):
+        if b == 1:
+            break
+    assert made[-1] <= 3  # at most the next batch and the one waiting were read
+    assert not [t for t in threading.enumerate() if t.name == "load-ahead"]
