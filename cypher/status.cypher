@@ -115,7 +115,7 @@ ORDER BY e.seq
 // params: after, limit
 MATCH (d:PersonDay)
 WHERE d.key > $after
-RETURN d.key AS key, d.status AS status
+RETURN d.key AS key, d.status AS status, d.district_code AS district_code
 ORDER BY d.key
 LIMIT $limit
 

@@ -47,7 +47,8 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
         if r["label"] not in ("Event", "Sequence")
     }
     statuses = sorted(
-        (r["key"], r["status"]) for r in gw.read("all_person_days", after="", limit=1_000_000)
+        (r["key"], r["status"], r["district_code"])
+        for r in gw.read("all_person_days", after="", limit=1_000_000)
     )
     return {
         "traces": traces,
