@@ -2,7 +2,11 @@
 by side: how much the durable audit journal costs per read.
 
     TUBETRACE_HOME=... python -m bench.trace_p50 --rounds 3 --n 200 OLD_TREE NEW_TREE \\
-        NEW_TREE,TUBETRACE_AUDIT_FSYNC=false
+        NEW_TREE,TUBETRACE_AUDIT_FSYNC=false NEW_TREE,--loop=asyncio,--http=h11
+
+A `,NAME=VALUE` after a tree is an environment setting; a `,--option=VALUE` is passed to
+uvicorn. Each round also times the same trace through the driver, in process: the HTTP layer's
+share is the difference.
 
 Uses the managed Neo4j of TUBETRACE_HOME (or NEO4J_URI); loads the small test city there
 (wiping that database first), then starts `uvicorn api.app:create_app` from each tree in turn."""
@@ -22,18 +26,21 @@ import httpx
 from engine.db import connect
 from engine.keys import create_key
 from engine.settings import Settings
+from engine.trace import trace_many
 from loaders import write
 from loaders.read import read_file
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
 
-def serve(tree: Path, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(
+    tree: Path, port: int, extra: dict[str, str], options: list[str]
+) -> subprocess.Popen[bytes]:
     env = os.environ | {"TUBETRACE_RATE_PER_SECOND": "5000", "TUBETRACE_RATE_BURST": "5000"}
     env |= extra
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)]
-        + ["--log-level", "warning"],
+        + ["--log-level", "warning", *options],
         cwd=tree,
         env=env | {"PYTHONPATH": str(tree)},
     )
@@ -50,7 +57,9 @@ def serve(tree: Path, port: int, extra: dict[str, str]) -> subprocess.Popen[byte
 def p50(spec: str, secret: str, n: int, port: int) -> float:
     """`spec` is a source tree, optionally followed by `,NAME=VALUE` environment settings."""
     tree, *pairs = spec.split(",")
-    proc = serve(Path(tree).resolve(), port, dict(p.split("=", 1) for p in pairs))
+    options = [p for p in pairs if p.startswith("--")]
+    env = dict(p.split("=", 1) for p in pairs if not p.startswith("--"))
+    proc = serve(Path(tree).resolve(), port, env, options)
     try:
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
@@ -90,12 +99,26 @@ def main() -> None:
     secret = create_key(gw, role="investigator", district=None).secret
     gw.close()
     figures: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    driver: list[float] = []
+    gw = connect(settings)
     for _ in range(args.rounds):  # interleaved, so that the machine's load hits both alike
         for tree in args.trees:
             figures[tree].append(p50(tree, secret, args.n, args.port))
+        took = []
+        for _ in range(args.n):
+            start = time.perf_counter()
+            trace_many(gw, ["T1"])
+            took.append(time.perf_counter() - start)
+        driver.append(statistics.median(took) * 1000)
+    gw.close()
+    base = statistics.median(driver)
+    print(f"driver p50 {base:.2f} ms ({', '.join(f'{v:.2f}' for v in driver)})")
     for tree, values in figures.items():
-        rounds = ", ".join(f"{v:.1f}" for v in values)
-        print(f"trace p50 {statistics.median(values):.1f} ms ({rounds}) {tree}")
+        rounds = ", ".join(f"{v:.2f}" for v in values)
+        print(
+            f"trace p50 {statistics.median(values):.2f} ms ({rounds}), "
+            f"HTTP minus driver {statistics.median(values) - base:.2f} ms: {tree}"
+        )
 
 
 if __name__ == "__main__":
