@@ -1,0 +1,67 @@
+"""The online load of one city by two source trees, alternating, into one wiped server: the
+before/after of a change to the write path, measured side by side in one run.
+
+    TUBETRACE_HOME=... python -m bench.online_sbs BEFORE_TREE AFTER_TREE CITY_DIR [--rounds 3]
+
+Each round wipes the database of TUBETRACE_HOME, loads CITY_DIR/compounds.csv, then times
+`tubetrace load registrations CITY_DIR/registrations.csv` run from each tree in turn."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RUN = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from cli.main import main; "
+    "sys.argv = ['tubetrace'] + sys.argv[2:]; main()"
+)
+WIPE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from engine.settings import get_settings; "
+    "from engine.db import connect; gw = connect(get_settings()); s = gw.secret(); "
+    "gw.run_auto('wipe_all'); gw.write('ensure_secret', key='person_id_secret', value=s); "
+    "gw.close()"
+)
+
+
+def run(tree: Path, code: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tree), *args],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("city", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    rows = sum(1 for _ in (args.city / "registrations.csv").open(encoding="utf-8")) - 1
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    for r in range(args.rounds):
+        for name, tree in trees.items():
+            run(tree, WIPE)
+            run(tree, RUN, "load", "compounds", str(args.city / "compounds.csv"))
+            t = time.perf_counter()
+            out = run(tree, RUN, "load", "registrations", str(args.city / "registrations.csv"))
+            seconds = time.perf_counter() - t
+            rates[name].append(rows / seconds)
+            summary = out.splitlines()[-1] if out else ""
+            print(f"round {r} {name}: {rows / seconds:.0f} rows/s | {summary}", flush=True)
+    for name, values in rates.items():
+        print(name, "rows/s:", ", ".join(f"{v:.0f}" for v in values))
+    ratios = (a / b for a, b in zip(rates["after"], rates["before"], strict=True))
+    print("after/before:", ", ".join(f"{x:.2f}x" for x in ratios))
+
+
+if __name__ == "__main__":
+    main()
