@@ -33,6 +33,7 @@ from api import models
 from api.app import create_app
 from api.routers.tubes import TRACE_JSON
 from api.security import KeyCache, RateLimiter, bearer
+from bench.measure import pct
 from engine import audit
 from engine.db import Gateway
 from engine.keys import Principal
@@ -102,11 +103,6 @@ def before_app(settings: Settings | None = None, gateway: Gateway | None = None)
         return view
 
     return app
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _median_ms(fn: Any, args: list[Any]) -> float:

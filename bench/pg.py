@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
@@ -477,12 +476,6 @@ def second_ring(
     row = conn.execute(SECOND_RING, {"pid": person_id, "since": since, "until": until}).fetchone()
     assert row is not None
     return list(row[0]), list(row[1])
-
-
-def timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    t = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t, out
 
 
 def neo4j_second_ring(

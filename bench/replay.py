@@ -36,17 +36,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench.measure import pct
 from loaders.generate import DISTRICT_WEIGHTS
 
 OUT = Path(__file__).parent / "out"
 REPLAY_DAY = "2022-04-10"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

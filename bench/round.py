@@ -31,6 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
+from bench.measure import pct, store_bytes, timed
 from engine import reports, tasks
 from engine.db import Gateway, connect
 from engine.server.managed import ManagedServer
@@ -47,17 +48,6 @@ BYTES_PER_REGISTRATION = 2_500
 QUEUE_DISTRICT = "310115"  # the largest district (Pudong)
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _timed(fn: Any) -> tuple[float, Any]:
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
-
-
 def _drop_os_cache() -> bool:
     try:
         subprocess.run(["sync"], check=True)
@@ -65,15 +55,6 @@ def _drop_os_cache() -> bool:
         return True
     except OSError:
         return False
-
-
-def _store_bytes(server: ManagedServer) -> int:
-    return sum(
-        p.stat().st_size
-        for sub in ("databases/neo4j", "transactions/neo4j")
-        for p in (server.data_dir / sub).rglob("*")
-        if p.is_file()
-    )
 
 
 def _generate(city: Path, n: int) -> dict[str, Any]:
@@ -93,12 +74,12 @@ def _generate(city: Path, n: int) -> dict[str, Any]:
 
 
 def _measure(gw: Gateway, codes: list[str]) -> dict[str, Any]:
-    ms = [_timed(lambda c=c: trace_many(gw, [c]))[0] * 1000 for c in codes]
-    positives_s, items = _timed(lambda: list(reports.positives_stream(gw, DAY)))
-    queue_s, (page, _) = _timed(lambda: tasks.tasks_page(gw, QUEUE_DISTRICT, "pending", "", 50))
+    ms = [timed(lambda c=c: trace_many(gw, [c]))[0] * 1000 for c in codes]
+    positives_s, items = timed(lambda: list(reports.positives_stream(gw, DAY)))
+    queue_s, (page, _) = timed(lambda: tasks.tasks_page(gw, QUEUE_DISTRICT, "pending", "", 50))
     out: dict[str, Any] = {
-        "trace_p50_ms": _pct(ms, 0.5),
-        "trace_p99_ms": _pct(ms, 0.99),
+        "trace_p50_ms": pct(ms, 0.5),
+        "trace_p99_ms": pct(ms, 0.99),
         "positives_s": positives_s,
         "positive_tubes": len({i["tube_code"] for i in items}),
         "positive_persons": sum(len(i["trace"]["persons"]) for i in items),
@@ -106,7 +87,7 @@ def _measure(gw: Gateway, codes: list[str]) -> dict[str, Any]:
         "queue_page_items": len(page),
     }
     for name in reports.REPORTS:
-        seconds, rows = _timed(lambda name=name: reports.run_report(gw, name, DAY, "Asia/Shanghai"))
+        seconds, rows = timed(lambda name=name: reports.run_report(gw, name, DAY, "Asia/Shanghai"))
         out[f"report_{name}_s"] = seconds
         out[f"report_{name}_rows"] = len(rows)
     return out
@@ -157,7 +138,7 @@ def bench_round(
         res["persons"] = counts.get("Person", 0)
         res["tasks"] = counts.get("Task", 0)
         res["person_days"] = counts.get("PersonDay", 0)
-        res["store_mb"] = _store_bytes(server) / 2**20
+        res["store_mb"] = store_bytes(server) / 2**20
         res["pagecache"] = s.pagecache_size
         res["heap"] = s.heap_size
         rng = random.Random(7)

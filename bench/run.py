@@ -35,6 +35,7 @@ from rich.table import Table
 
 from bench import pg
 from bench import round as round_bench
+from bench.measure import pct, store_bytes, timed
 from engine import reports
 from engine.db import Gateway, connect
 from engine.keys import create_key
@@ -48,11 +49,6 @@ from loaders.read import read_file
 
 OUT = Path(__file__).parent / "out"
 ONLINE_PREFIX = 60_000  # online load is measured on the first rows of the same file
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def timed_calls(fn: Any, args: list[Any]) -> list[float]:
@@ -121,15 +117,6 @@ def page_cache_ratio(gw: Gateway, codes: list[str]) -> float:
             misses += p.get("pageCacheMisses", 0)
             stack += p.get("children", [])
     return hits / (hits + misses) if hits + misses else 1.0
-
-
-def store_bytes(server: ManagedServer) -> int:
-    total = 0
-    for sub in ("databases/neo4j", "transactions/neo4j"):
-        for p in (server.data_dir / sub).rglob("*"):
-            if p.is_file():
-                total += p.stat().st_size
-    return total
 
 
 def heap_used(gw: Gateway) -> int:
@@ -290,7 +277,7 @@ def bench_size(
         res["positives_loop_s"] = time.perf_counter() - t
         res["positive_tubes"] = len(tubes)
         pg.positives(pconn, day)
-        res["pg_positives_s"], _ = pg.timed(pg.positives, pconn, day)
+        res["pg_positives_s"], _ = timed(pg.positives, pconn, day)
         res |= ring_times(gw, pconn)
         # Neo4j vs an in-process dict built from the same files.
         index = dict_index(city)

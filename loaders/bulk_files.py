@@ -31,7 +31,7 @@ from engine.model import NODES, RELATIONSHIPS
 from engine.settings import Settings
 from loaders import transform
 from loaders.transform import Quarantined, Row
-from loaders.write import Outcome, Summary, make_transform
+from loaders.write import Outcome, Summary, make_transform, transform_guarded
 
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
 ARRAY_DELIMITER = "\x1f"
@@ -106,22 +106,25 @@ class Plan:
     database's fallback rule)."""
 
     summaries: dict[str, Summary] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
     conflicts: list[tuple[str, Quarantined]] = field(default_factory=list)
     status_tubes: set[str] = field(default_factory=set)
-    status_events: int = 0
 
 
 # The transform of the kind being read, set before the worker processes fork.
-_WORK: tuple[Callable[[dict[str, Any], str, int | None], Row | Quarantined], str] | None = None
+_WORK: tuple[Callable[[dict[str, Any], str, int | None], Row | Quarantined], str, str] | None = None
 CHUNK = 2000
 
 
 def _transform_chunk(chunk: list[Item]) -> list[tuple[int | None, Row | Quarantined]]:
     assert _WORK is not None
-    fn, source = _WORK
+    fn, kind, source = _WORK
     return [
-        (line, item if isinstance(item, Quarantined) else fn(item, source, line))
+        (
+            line,
+            item
+            if isinstance(item, Quarantined)
+            else transform_guarded(fn, kind, item, source, line),
+        )
         for line, item in chunk
     ]
 
@@ -129,12 +132,14 @@ def _transform_chunk(chunk: list[Item]) -> list[tuple[int | None, Row | Quaranti
 def _transformed(
     items: Iterable[Item],
     fn: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
+    kind: str,
     source: str,
 ) -> Iterator[tuple[int | None, Row | Quarantined]]:
-    """The items transformed in order; by worker processes, one per core, while this one
-    reads the file and writes the import files."""
+    """The items transformed in order (as the online loader: a record the transform cannot
+    read is quarantined); by worker processes, one per core, while this one reads the file
+    and writes the import files."""
     global _WORK
-    _WORK = (fn, source)
+    _WORK = (fn, kind, source)
     source_items = iter(items)
     chunks: Iterator[list[Item]] = iter(lambda: list(islice(source_items, CHUNK)), [])
     workers = os.cpu_count() or 1
@@ -166,7 +171,7 @@ def _dedupe(
     """The online loader's rules: first version wins; a different one is a conflict. With
     `conflicts`, `seen` keeps a 16-byte digest per key instead of the first version, and a
     conflict's first version is looked up after the import."""
-    for line, out in _transformed(items, transform_one, source):
+    for line, out in _transformed(items, transform_one, kind, source):
         summary.read += 1
         if isinstance(out, Quarantined):
             quarantine.setdefault(out.key, out)
@@ -302,8 +307,7 @@ def write_import_files(
         for row in _dedupe("results", source, items, to_row, {}, quarantine, summary):
             res.write({**row.props, "LABEL": "Result"})
             tube = row.links["tube_code"]
-            if tube not in members:
-                members[tube] = 0
+            members.setdefault(tube, 0)
             rels["for_tube"].write(_rel(row.key, tube, "FOR_TUBE"))
             p = row.props
             if p.get("result") in ("positive", "negative", "invalid"):
@@ -325,7 +329,6 @@ def write_import_files(
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
     _write_statuses(out, plan, districts, members, latest, now)
-    plan.files = sorted(p.name for p in out.iterdir())
     return plan
 
 
@@ -388,16 +391,17 @@ def _write_statuses(
                 if not compound or compound not in districts:
                     late = True
                 result = latest.get(tube)
+                pool_size = int(pool) if pool else None
                 regs.append(
                     {
                         "record_id": record_id,
                         "tube_code": tube,
                         "day": day or None,
                         "collected_at": datetime.fromisoformat(at) if at else None,
-                        "pool_size": int(pool) if pool else None,
+                        "pool_size": pool_size,
                         "name": name or None,
                         "members": members.get(tube, 0),
-                        "max_pool": int(pool) if pool else 0,
+                        "max_pool": pool_size or 0,
                         "result": result[1] if result else None,
                         "reported_at": result[2] if result else None,
                         "district_code": districts.get(compound),
@@ -440,7 +444,6 @@ def _write_statuses(
     sequences.write({"name": "events", "value": seq, "LABEL": "Sequence"})
     for f in (days, has_day, events, sequences):
         f.close()
-    plan.status_events = seq
 
 
 def _rel(start: str, end: str, kind: str) -> dict[str, Any]:
@@ -456,7 +459,6 @@ def _single(path: Path, values: set[str], label: str) -> None:
 
 
 def import_args(out: Path, database: str) -> list[str]:
-    nodes = NODE_FILES
     args = [
         "database",
         "import",
@@ -469,7 +471,7 @@ def import_args(out: Path, database: str) -> list[str]:
         "--threads=2",
         f"--report-file={out / 'import.report'}",
     ]
-    args += [f"--nodes={out / (n + '.csv.gz')}" for n in nodes]
+    args += [f"--nodes={out / (n + '.csv.gz')}" for n in NODE_FILES]
     args += [f"--relationships={p}" for p in sorted(out.glob("rel_*.csv.gz"))]
     return args
 

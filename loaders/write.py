@@ -272,7 +272,7 @@ def _write_batch(
     return work
 
 
-def _transform(
+def transform_guarded(
     fn: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
     kind: str,
     item: dict[str, Any],
@@ -352,7 +352,7 @@ def _prepare(
         result = (
             item
             if isinstance(item, Quarantined)
-            else _transform(transform_one, kind, item, source, line)
+            else transform_guarded(transform_one, kind, item, source, line)
         )
         if isinstance(result, Quarantined):
             out.quarantined.append(result)

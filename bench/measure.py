@@ -1,0 +1,33 @@
+"""What every benchmark measures with: percentiles, a timed call, a store's size on disk."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine.server.managed import ManagedServer
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank); NaN of no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    """Seconds taken by fn(*args), and its answer."""
+    t = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t, out
+
+
+def store_bytes(server: ManagedServer) -> int:
+    """The database's store and transaction logs on disk."""
+    return sum(
+        p.stat().st_size
+        for sub in ("databases/neo4j", "transactions/neo4j")
+        for p in (server.data_dir / sub).rglob("*")
+        if p.is_file()
+    )
