@@ -21,7 +21,7 @@ RUN = (
 WIPE = (
     "import sys; sys.path.insert(0, sys.argv[1]); from engine.settings import get_settings; "
     "from engine.db import connect; gw = connect(get_settings()); s = gw.secret(); "
-    "gw.run_auto('wipe_all'); gw.write('ensure_secret', key='person_id_secret', value=s); "
+    "gw.wipe(); gw.write('ensure_secret', key='person_id_secret', value=s); "
     "gw.close()"
 )
 

@@ -165,7 +165,7 @@ def bench_size(
             secret,
         )
         res["pg_online_rows_s"] = prefix / (time.perf_counter() - t)
-        gw.run_auto("wipe_all")
+        gw.wipe()
         gw.close()
         # Bulk import of the whole round.
         timings = bulk_load(s, "all", city, Console(file=io.StringIO()))

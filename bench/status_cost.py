@@ -42,7 +42,7 @@ def without_status_and_outbox() -> Iterator[None]:
 
 def load_city(gw: Gateway, city: Path) -> tuple[int, float, int]:
     settings = get_settings()
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw._secret = None
     gw.apply_schema()
     write.load_records(
@@ -92,7 +92,7 @@ def main() -> None:
                 f"{on / off:.2f}x ({(1 - on / off) * 100:.0f}% slower)"
             )
         finally:
-            gw.run_auto("wipe_all")
+            gw.wipe()
             gw.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     gw = connect(settings)
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw.apply_schema()
     for kind, name in (
         ("compounds", "compounds.csv"),

@@ -52,7 +52,7 @@ def main() -> None:
     settings = get_settings()
     gw = connect(settings)
     secret = gw.secret()
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw.write("ensure_secret", key="person_id_secret", value=secret)
     gw._secret = None
     with tempfile.TemporaryDirectory() as tmp:

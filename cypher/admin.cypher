@@ -4,6 +4,23 @@
 MATCH (n)
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
 
+// name: wipe_audit_chain
+// After wipe_all, in one transaction that holds the chain head's lock (see Gateway.wipe).
+OPTIONAL MATCH (h:Meta {key: 'audit_head'})
+SET h.locked = true
+WITH h
+CALL () {
+  MATCH (a:Audit)
+  DETACH DELETE a
+}
+DELETE h
+
+// name: filler_nodes
+// params: n
+// Nodes that only make a wipe take several transactions (tests).
+UNWIND range(1, $n) AS i
+CREATE (:Filler {i: i})
+
 // name: count_by_label
 MATCH (n)
 UNWIND labels(n) AS label

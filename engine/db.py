@@ -255,6 +255,13 @@ class Gateway:
         q.check(params)
         self._once(lambda session: session.run(q.text, params).consume(), name)
 
+    def wipe(self) -> None:
+        """Delete every node (tests and benchmarks). The audit chain goes last, in one
+        transaction under its head's lock: an API still flushing its journal meanwhile either
+        lands before it (and goes) or starts a fresh chain, never one with seqs of the old."""
+        self.run_auto("wipe_all")
+        self.write("wipe_audit_chain")
+
     def apply_schema(self) -> None:
         self._guarded(self._apply_schema, "the schema")
 

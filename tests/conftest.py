@@ -89,7 +89,7 @@ def gw(session_gateway: Gateway) -> Gateway:
     person-id key survives the wipe, as it would in a real installation: the session's API
     process keeps it cached, and person ids must agree between it and the test."""
     secret = session_gateway.secret()
-    session_gateway.run_auto("wipe_all")
+    session_gateway.wipe()
     session_gateway.apply_schema()
     session_gateway.write("ensure_secret", key="person_id_secret", value=secret)
     return session_gateway

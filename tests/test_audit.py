@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +103,41 @@ def test_pruning_stops_at_the_first_entry_kept(gw: Gateway) -> None:
     assert audit.prune(gw, 365) == 1
     report = audit.verify(gw)
     assert report.intact and report.checked == 2, report.problems
+
+
+def test_a_wipe_while_an_api_flushes_leaves_an_intact_chain(gw: Gateway) -> None:
+    """The test suite's own hazard, and a real one for benchmarks: the session's API flushes
+    its journal every 0.2 s, so its entries can land while the next test wipes the database.
+    The chain must come out whole (nothing of the old chain, or a fresh chain from seq 1)."""
+    who = Principal("k-flush", "investigator")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flusher() -> None:
+        try:
+            while not stop.is_set():
+                audit.append_chained(gw, [audit.make_entry(who, "trace") for _ in range(3)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for _ in range(3):
+        gw.write("filler_nodes", n=30_000)  # a wipe of several transactions
+        thread = threading.Thread(target=flusher)
+        thread.start()
+        time.sleep(0.2)
+        try:
+            gw.wipe()
+        finally:
+            time.sleep(0.2)
+            stop.set()
+            thread.join(timeout=30)
+            stop.clear()
+        assert not errors, errors
+        report = audit.verify(gw)
+        assert report.intact, report.problems[:5]
+        chain = audit_chain(gw)
+        assert [e["seq"] for e in chain] == list(range(1, len(chain) + 1))
+        assert report.head_seq == len(chain) > 0
 
 
 def audit_chain(gw: Gateway) -> list[dict[str, object]]:

@@ -76,7 +76,7 @@ def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> N
             write.load_records(gw, kind, read_file(path, kind), path.name, own, sender="app7")
         secret = gw.secret()
         online = snapshot(gw)
-        gw.run_auto("wipe_all")
+        gw.wipe()
         gw.write("ensure_secret", key="person_id_secret", value=secret)
         gw.close()
         timings = bulk_load(own, "all", city, Console(file=io.StringIO()), sender="app7")

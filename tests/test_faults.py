@@ -224,7 +224,7 @@ record = st.fixed_dictionaries(
 def test_loading_a_batch_twice_equals_loading_it_once(
     gw: Gateway, settings: Settings, batch: list[dict[str, Any]]
 ) -> None:
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw._secret = None
     items = list(enumerate(batch))
     write.load_records(gw, "registrations", items, "req", settings)

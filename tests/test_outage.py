@@ -127,7 +127,7 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
     own: tuple[Settings, Any, Gateway], tmp_path: Path
 ) -> None:
     settings, server, gw = own
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw._secret = None
     gw.apply_schema()
     load_city(gw, settings)
@@ -357,7 +357,7 @@ def test_load_cut_by_outage_resumes_with_nothing_lost_or_duplicated(
     own: tuple[Settings, Any, Gateway], tmp_path: Path
 ) -> None:
     settings, server, gw = own
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw._secret = None
     gw.apply_schema()
     generate_city(tmp_path, seed=11, registrations=12000, fmt="csv")
@@ -435,7 +435,7 @@ def test_a_frozen_database_is_an_outage_not_a_hang(
     """SIGSTOP on Neo4j (a hung process, a long pause): requests answer 503 within the Bolt
     keep-alive, most at once (the breaker); SIGCONT and the same API answers again."""
     settings, server, gw = own
-    gw.run_auto("wipe_all")
+    gw.wipe()
     gw._secret = None
     gw.apply_schema()
     load_city(gw, settings)

@@ -41,7 +41,7 @@ COUNTS = {"cases": 0, "requests": 0}
 
 @pytest.fixture(scope="module")
 def keys(session_gateway: Gateway, settings: Settings) -> dict[str, str]:
-    session_gateway.run_auto("wipe_all")
+    session_gateway.wipe()
     session_gateway._secret = None
     session_gateway.apply_schema()
     load_city(session_gateway, settings)

@@ -70,7 +70,7 @@ def test_any_arrival_order_gives_the_same_statuses(
     orders = list(itertools.permutations(files))
     outcomes = set()
     for order in orders:
-        gw.run_auto("wipe_all")
+        gw.wipe()
         gw._secret = None
         gw.apply_schema()
         load_compounds(gw, settings)
