@@ -9,6 +9,8 @@ set-based pass, a district's queue page and the reports. Each figure is measured
 not extrapolated.
 
     ./dev bench --sizes 26000000 [--city DIR [--drop-city]]
+    ./dev bench --round --sizes 2600000 --positive-rate 0.111   # a day of 26,000 positive
+        # tubes on a smaller store (still larger than its page cache: set the page cache)
 
 --city: a round generated before (kept, unless --drop-city); a round generated here is
 deleted once its import files are written (store, import files and input do not fit the
@@ -57,13 +59,16 @@ def _drop_os_cache() -> bool:
         return False
 
 
-def _generate(city: Path, n: int) -> dict[str, Any]:
+POSITIVE_RATE = 0.0111  # 26,000 positive tubes of 2.6 M, as on 9-10 April 2022
+
+
+def _generate(city: Path, n: int, positive_rate: float) -> dict[str, Any]:
     """The generator in its own process, for its peak memory."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "cli", "generate", str(city), "--registrations", str(n),
-         "--days", "1", "--positive-rate", "0.0111", "--seed", "2022"],
+         "--days", "1", "--positive-rate", str(positive_rate), "--seed", "2022"],
         check=True,
     )  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -100,6 +105,7 @@ def bench_round(
     samples: int,
     city: Path | None = None,
     drop: bool = False,
+    positive_rate: float = POSITIVE_RATE,
 ) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     home = work / f"home-{n}"
@@ -112,7 +118,7 @@ def bench_round(
     generated = city is None or not (city / "registrations.csv").exists()
     if generated:
         city = city or work / f"city-{n}"
-        res |= _generate(city, n)
+        res |= _generate(city, n, positive_rate)
     assert city is not None
     # The generated files go once the import files are written: the disk is the limit.
     source = city
@@ -210,10 +216,11 @@ def main(
     samples: int,
     city: Path | None,
     drop: bool = False,
+    positive_rate: float = POSITIVE_RATE,
 ) -> None:
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     for n in sizes:
-        res = bench_round(n, work, settings, samples, city, drop)
+        res = bench_round(n, work, settings, samples, city, drop, positive_rate)
         (out / f"round-{n}.json").write_text(json.dumps(res, indent=2, default=str))
         print_table(res)

@@ -460,6 +460,15 @@ def main() -> None:
     parser.add_argument(
         "--drop-city", action="store_true", help="delete --city once its import files are written"
     )
+    parser.add_argument(
+        "--round", action="store_true", help="run every size as a full round (bench/round.py)"
+    )
+    parser.add_argument(
+        "--positive-rate",
+        type=float,
+        default=round_bench.POSITIVE_RATE,
+        help="share of positive tubes in a full round's generated day",
+    )
     args = parser.parse_args()
     sizes = [max(2000, args.scale // 10), max(3000, args.scale // 3), args.scale]
     if args.sizes:
@@ -467,10 +476,12 @@ def main() -> None:
     settings = Settings()
     if settings.neo4j_uri:
         sys.exit("the benchmark runs its own managed servers; unset NEO4J_URI")
-    rounds = [n for n in sizes if n >= round_bench.ROUND_MIN]
+    rounds = [n for n in sizes if n >= round_bench.ROUND_MIN or args.round]
     if rounds:  # a full round at city size: its own figures (bench/round.py)
-        round_bench.main(rounds, args.work, settings, args.samples, args.city, args.drop_city)
-        sizes = [n for n in sizes if n < round_bench.ROUND_MIN]
+        round_bench.main(
+            rounds, args.work, settings, args.samples, args.city, args.drop_city, args.positive_rate
+        )
+        sizes = [n for n in sizes if n not in rounds]
         if not sizes:
             return
     results = {}
