@@ -108,37 +108,40 @@ SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at
 RETURN DISTINCT k.task_id AS task_id
 
 // name: close_tasks
-// params: task_ids, outcome, note, now, at
-UNWIND $task_ids AS tid
-MATCH (k:Task {task_id: tid})
+// params: closes, now, at
+// closes: [{task_id, outcome, note}], one row per task.
+UNWIND $closes AS c
+MATCH (k:Task {task_id: c.task_id})
 USING INDEX SEEK k:Task(task_id)
 SET k._lock = true
 REMOVE k._lock
-WITH k
+WITH k, c
 WHERE k.status <> 'closed'
-SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: $outcome,
-                  at: $at, actor: 'system', note: $note})],
-    k.status = 'closed', k.outcome = $outcome, k.updated_at = $now,
+SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: c.outcome,
+                  at: $at, actor: 'system', note: c.note})],
+    k.status = 'closed', k.outcome = c.outcome, k.updated_at = $now,
     k.closed_at = $now
 RETURN k.task_id AS task_id
 
-// name: confirm_case
-// params: person_id, tube_code, collected_at, compound_code, now
-MATCH (p:Person {person_id: $person_id})
+// name: confirm_cases
+// params: cases, now
+// cases: [{person_id, tube_code, collected_at, compound_code}]
+UNWIND $cases AS cs
+MATCH (p:Person {person_id: cs.person_id})
 USING INDEX SEEK p:Person(person_id)
-MATCH (t:Tube {code: $tube_code})
+MATCH (t:Tube {code: cs.tube_code})
 USING INDEX SEEK t:Tube(code)
-MERGE (c:Case {person_id: $person_id})
-  ON CREATE SET c.confirmed_at = $now, c.collected_at = $collected_at,
-                c.compound_code = $compound_code
+MERGE (c:Case {person_id: cs.person_id})
+  ON CREATE SET c.confirmed_at = $now, c.collected_at = cs.collected_at,
+                c.compound_code = cs.compound_code
 MERGE (p)-[:IS_CASE]->(c)
 MERGE (c)-[:CONFIRMED_BY]->(t)
-WITH c, p
+WITH DISTINCT c, p
 OPTIONAL MATCH (p)<-[:FOR_PERSON]-(k:Task)-[:FOR_TUBE]->(pool:Tube)
 WHERE k.kind = 'follow_up'
 FOREACH (x IN CASE WHEN pool IS NULL THEN [] ELSE [pool] END |
   MERGE (c)-[:FROM_POOL]->(x))
-RETURN c.person_id AS person_id
+RETURN DISTINCT c.person_id AS person_id
 
 // name: get_task
 // params: task_id
