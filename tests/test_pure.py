@@ -213,3 +213,21 @@ def test_load_reads_one_batch_ahead_in_order_and_hands_on_errors() -> None:
             break
     assert made[-1] <= 3  # at most the next batch and the one waiting were read
     assert not [t for t in threading.enumerate() if t.name == "load-ahead"]
+
+
+def test_an_import_files_link_line_is_what_the_csv_writer_writes(tmp_path: Path) -> None:
+    import gzip
+
+    from loaders.bulk_files import _Csv
+
+    pairs = [("R1", "T000000001"), ('r"q', "T2"), ("a,b", "T3"), ("x\ny", "T4"), ("é", "中")]
+    fast = _Csv(tmp_path / "fast.csv", [":START_ID(R)", ":END_ID(T)", ":TYPE"])
+    slow = _Csv(tmp_path / "slow.csv", [":START_ID(R)", ":END_ID(T)", ":TYPE"])
+    for start, end in pairs:
+        fast.write_link(start, end, "INTO_TUBE")
+        slow.write({"START_ID": start, "END_ID": end, "TYPE": "INTO_TUBE"})
+    fast.close()
+    slow.close()
+    text = gzip.decompress((tmp_path / "fast.csv.gz").read_bytes())
+    assert text == gzip.decompress((tmp_path / "slow.csv.gz").read_bytes())
+    assert b'"r""q",T2,INTO_TUBE' in text and b"R1,T000000001,INTO_TUBE\r\n" in text
