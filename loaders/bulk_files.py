@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import multiprocessing
 import os
 import re
@@ -51,7 +52,7 @@ class _Csv:
         self.fh: TextIO = gzip.open(
             path.with_name(path.name + ".gz"), "wt", compresslevel=1, encoding="utf-8", newline=""
         )
-        self.names = [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0] for h in header]
+        self.names = _names(header)
         self.writer = csv.writer(self.fh, quoting=csv.QUOTE_MINIMAL)
         self.writer.writerow(header)
         self.rows = 0
@@ -59,6 +60,11 @@ class _Csv:
     def write(self, values: dict[str, Any]) -> None:
         get = values.get
         self.writer.writerow([_cell(get(name)) for name in self.names])
+        self.rows += 1
+
+    def write_line(self, text: str) -> None:
+        """A line made by `_Line` for this file's header."""
+        self.fh.write(text)
         self.rows += 1
 
     def write_link(self, start: str, end: str, kind: str) -> None:
@@ -75,6 +81,10 @@ class _Csv:
 
 
 _NEEDS_QUOTES = re.compile('[",\r\n]')
+
+
+def _names(header: list[str]) -> list[str]:
+    return [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0] for h in header]
 
 
 def _cell(v: Any) -> str:
@@ -126,20 +136,71 @@ class Plan:
 # The transform of the kind being read, set before the worker processes fork.
 _WORK: tuple[Callable[[dict[str, Any], str, int | None], Row | Quarantined], str, str] | None = None
 CHUNK = 2000
+# A registration's import-file lines, made by the worker that transformed it: its node, its
+# person's node, its status input (the main process writes them only if the row is stored).
+Lines = tuple[str, str, str]
+Transformed = tuple[int | None, "Row | Quarantined", "Lines | None"]
 
 
-def _transform_chunk(chunk: list[Item]) -> list[tuple[int | None, Row | Quarantined]]:
+class _Line:
+    """One import file's line for a row, as `_Csv.write` writes it."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.names = _names(header)
+        self.buf = io.StringIO()
+        self.writer = csv.writer(self.buf, quoting=csv.QUOTE_MINIMAL)
+
+    def __call__(self, values: dict[str, Any]) -> str:
+        get = values.get
+        self.writer.writerow([_cell(get(name)) for name in self.names])
+        text = self.buf.getvalue()
+        self.buf.seek(0)
+        self.buf.truncate()
+        return text
+
+
+def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
+    """The lines of a registration, and the row without what only they needed (its
+    properties and its person's), so that less goes back to the main process."""
+    p, links = row.props, row.links
+    person = links["person"]
+    status = STATUS_SEP.join(
+        _cell(v)
+        for v in (
+            person["person_id"],
+            p["record_id"],
+            p["collected_at"],
+            links["tube_code"],
+            p["day"],
+            p["pool_size"],
+            p["name"],
+            links["compound_code"],
+        )
+    )
+    lines = (
+        reg({**p, "LABEL": "Registration"}),
+        per({**person, "LABEL": "Person"}),
+        status + "\n",
+    )
+    slim = {**links, "person": {"person_id": person["person_id"]}}
+    return replace(row, props={}, links=slim), lines
+
+
+def _transform_chunk(chunk: list[Item]) -> list[Transformed]:
     assert _WORK is not None
     fn, kind, source = _WORK
-    return [
-        (
-            line,
-            item
-            if isinstance(item, Quarantined)
-            else transform_guarded(fn, kind, item, source, line),
-        )
-        for line, item in chunk
-    ]
+    reg, per = _Line(REG_HEADER), _Line(PERSON_HEADER)
+    out: list[Transformed] = []
+    for line, item in chunk:
+        if isinstance(item, Quarantined):
+            out.append((line, item, None))
+            continue
+        row = transform_guarded(fn, kind, item, source, line)
+        if kind == "registrations" and isinstance(row, Row):
+            out.append((line, *_registration_lines(row, reg, per)))
+        else:
+            out.append((line, row, None))
+    return out
 
 
 def _transformed(
@@ -147,7 +208,7 @@ def _transformed(
     fn: Callable[[dict[str, Any], str, int | None], Row | Quarantined],
     kind: str,
     source: str,
-) -> Iterator[tuple[int | None, Row | Quarantined]]:
+) -> Iterator[Transformed]:
     """The items transformed in order (as the online loader: a record the transform cannot
     read is quarantined); by worker processes, one per core, while this one reads the file
     and writes the import files."""
@@ -180,11 +241,11 @@ def _dedupe(
     quarantine: dict[str, Quarantined],
     summary: Summary,
     conflicts: list[tuple[str, Quarantined]] | None = None,
-) -> Iterator[Row]:
+) -> Iterator[tuple[Row, Lines | None]]:
     """The online loader's rules: first version wins; a different one is a conflict. With
     `conflicts`, `seen` keeps a 16-byte digest per key instead of the first version, and a
     conflict's first version is looked up after the import."""
-    for line, out in _transformed(items, transform_one, kind, source):
+    for line, out, lines in _transformed(items, transform_one, kind, source):
         summary.read += 1
         if isinstance(out, Quarantined):
             quarantine.setdefault(out.key, out)
@@ -213,7 +274,7 @@ def _dedupe(
                 quarantine.setdefault(q.key, q)
         summary.add(Outcome(line, out.key, status, out.flags), keep=False)
         if status == "stored":
-            yield out
+            yield out, lines
 
 
 def _digest(text: str) -> bytes:
@@ -248,7 +309,7 @@ def write_import_files(
         source, items = inputs["compounds"]
         summary = Summary("compounds")
         to_row = make_transform("compounds", settings, secret, sender)
-        for row in _dedupe("compounds", source, items, to_row, {}, quarantine, summary):
+        for row, _ in _dedupe("compounds", source, items, to_row, {}, quarantine, summary):
             comp.write({**row.props, "LABEL": "Compound"})
             districts[row.key] = row.props.get("district_code")
         plan.summaries["compounds"] = summary
@@ -263,17 +324,18 @@ def write_import_files(
         source, items = inputs["registrations"]
         summary = Summary("registrations")
         to_row = make_transform("registrations", settings, secret, sender)
-        for row in _dedupe(
+        for row, lines in _dedupe(
             "registrations", source, items, to_row, {}, quarantine, summary, plan.conflicts
         ):
-            p = row.props
-            reg.write({**p, "LABEL": "Registration"})
+            assert lines is not None
+            reg_line, person_line, status_line = lines
+            reg.write_line(reg_line)
             links = row.links
             person = links["person"]
             pid = bytes.fromhex(person["person_id"][2:])
             if pid not in persons:
                 persons.add(pid)
-                per.write({**person, "LABEL": "Person"})
+                per.write_line(person_line)
             tube = links["tube_code"]
             members[tube] = members.get(tube, 0) + 1
             rels["into_tube"].write_link(row.key, tube, "INTO_TUBE")
@@ -291,22 +353,7 @@ def write_import_files(
                     rels["filled_at"].write(
                         {"START_ID": key[0], "END_ID": key[1], "day": key[2], "TYPE": "FILLED_AT"}
                     )
-            status_in.write(
-                STATUS_SEP.join(
-                    _cell(v)
-                    for v in (
-                        person["person_id"],
-                        p["record_id"],
-                        p["collected_at"],
-                        tube,
-                        p["day"],
-                        p["pool_size"],
-                        p["name"],
-                        links["compound_code"],
-                    )
-                )
-                + "\n"
-            )
+            status_in.write(status_line)
         plan.summaries["registrations"] = summary
     status_in.close()
     del persons
@@ -317,7 +364,7 @@ def write_import_files(
         source, items = inputs["results"]
         summary = Summary("results")
         to_row = make_transform("results", settings, secret, sender)
-        for row in _dedupe("results", source, items, to_row, {}, quarantine, summary):
+        for row, _ in _dedupe("results", source, items, to_row, {}, quarantine, summary):
             res.write({**row.props, "LABEL": "Result"})
             tube = row.links["tube_code"]
             members.setdefault(tube, 0)
