@@ -185,11 +185,16 @@ def stream_positives(
     page: int = 500,
     action: str = "positives",
 ) -> Iterator[dict[str, Any]]:
-    """Every positive of the day, page by page; each page is audited before it is yielded."""
-    cursor: str | None = ""
-    while cursor is not None:
-        items, cursor = read_positives_page(
-            gw, log, who, day, district=district, cursor=cursor, limit=page, action=action
+    """Every positive of the day in one pass, page by page; each page is audited before it
+    is yielded."""
+    for items in reports.positives_pages(gw, day, scope_district(who, district), page):
+        _positive_items(items, who, False)
+        log.record(
+            who,
+            action,
+            target=day,
+            person_ids=_person_ids([p for i in items for p in i["trace"]["persons"]]),
+            reason=None,
         )
         yield from items
 
