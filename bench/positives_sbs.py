@@ -1,0 +1,61 @@
+"""The day's positives by two source trees, alternating, on one running server: the
+before/after of a change to the positives pass, measured side by side in one run.
+
+    TUBETRACE_HOME=... python -m bench.positives_sbs BEFORE_TREE AFTER_TREE [--day 2022-04-09]
+
+Each run reads the whole day with `reports.positives_stream` and prints its seconds, the
+positive tubes and the persons it found (both trees must find the same)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from engine import reports
+from engine.db import connect
+from engine.settings import get_settings
+gw = connect(get_settings())
+start = time.perf_counter()
+items = list(reports.positives_stream(gw, sys.argv[2]))
+seconds = time.perf_counter() - start
+gw.close()
+print(json.dumps({"seconds": seconds, "tubes": len({i["tube_code"] for i in items}),
+                  "persons": sum(len(i["trace"]["persons"]) for i in items)}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--day", default="2022-04-09")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    found = set()
+    for r in range(args.rounds):
+        for name, tree in (("before", args.before.resolve()), ("after", args.after.resolve())):
+            done = subprocess.run(
+                [sys.executable, "-c", RUN, str(tree), args.day],
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            res = json.loads(done.stdout.strip().splitlines()[-1])
+            found.add((res["tubes"], res["persons"]))
+            print(
+                f"round {r} {name}: {res['seconds']:.1f} s for {res['tubes']:,} positive tubes "
+                f"({res['persons']:,} persons)",
+                flush=True,
+            )
+    print("both trees found the same:", len(found) == 1)
+
+
+if __name__ == "__main__":
+    main()
