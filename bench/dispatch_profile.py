@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.db import Gateway
+from engine.server.managed import ManagedServer
 from engine.settings import get_settings
 from loaders import bulk_files
 from loaders.bulk import bulk_load
@@ -32,6 +34,8 @@ def main() -> None:
     parser.add_argument("--positive-rate", type=float, default=0.0111)
     parser.add_argument("--work", type=Path, default=OUT / "dispatch-profile")
     args = parser.parse_args()
+    if get_settings().neo4j_uri:
+        sys.exit("the profile runs its own managed server; unset NEO4J_URI")
     shutil.rmtree(args.work, ignore_errors=True)
     city = args.work / "city"
     generate_city(
@@ -56,9 +60,8 @@ def main() -> None:
         bulk_load(settings, "all", city, Console(file=io.StringIO()))
     finally:
         bulk_files.dispatch_all = dispatch_all  # type: ignore[assignment]
-        from engine.server.managed import ManagedServer
-
         ManagedServer(settings).stop()
+        shutil.rmtree(args.work, ignore_errors=True)
     total = seen.pop("total")
     results = int(seen.pop("results"))
     table = Table(title=f"dispatch of {results:,} results: {total:.1f} s")
@@ -69,7 +72,6 @@ def main() -> None:
     rest = total - sum(seen.values())
     table.add_row("python (plan, driver)", f"{rest:.2f}", f"{rest / total:.0%}", "")
     Console(width=120).print(table)
-    shutil.rmtree(args.work, ignore_errors=True)
 
 
 if __name__ == "__main__":

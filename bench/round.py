@@ -48,6 +48,9 @@ DAY = "2022-04-09"
 # The generated files (~140 B) are gone by then.
 BYTES_PER_REGISTRATION = 2_500
 QUEUE_DISTRICT = "310115"  # the largest district (Pudong)
+# The generated day's share of positive tubes (a round generated before keeps its own):
+# 26,000 positive tubes of 2.6 M, as on 9-10 April 2022.
+POSITIVE_RATE = 0.0111
 
 
 def _drop_os_cache() -> bool:
@@ -57,9 +60,6 @@ def _drop_os_cache() -> bool:
         return True
     except OSError:
         return False
-
-
-POSITIVE_RATE = 0.0111  # 26,000 positive tubes of 2.6 M, as on 9-10 April 2022
 
 
 def _generate(city: Path, n: int, positive_rate: float) -> dict[str, Any]:

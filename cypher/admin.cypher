@@ -6,7 +6,9 @@ CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
 
 // name: wipe_audit_chain
 // After wipe_all, in one transaction that holds the chain head's lock (see Gateway.wipe).
-OPTIONAL MATCH (h:Meta {key: 'audit_head'})
+// MERGE: wipe_all has usually deleted the head; a new one is locked (a flush that creates
+// it meanwhile waits on the key's constraint) and deleted with the chain.
+MERGE (h:Meta {key: 'audit_head'})
 SET h.locked = true
 WITH h
 CALL () {

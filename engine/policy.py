@@ -164,6 +164,19 @@ def read_positives_page(
     check_reveal(who, reveal, reason)
     scoped = scope_district(who, district)
     items, next_cursor = reports.positives_page(gw, day, scoped, cursor, limit)
+    return _shown_positives(log, who, day, items, action, reveal, reason), next_cursor
+
+
+def _shown_positives(
+    log: AuditSink,
+    who: Principal,
+    day: str,
+    items: list[dict[str, Any]],
+    action: str,
+    reveal: bool,
+    reason: str | None,
+) -> list[dict[str, Any]]:
+    """A page of the day's positives as `who` may see it, audited before it is shown."""
     _positive_items(items, who, reveal)
     log.record(
         who,
@@ -172,7 +185,7 @@ def read_positives_page(
         person_ids=_person_ids([p for i in items for p in i["trace"]["persons"]]),
         reason=_reason(reveal, reason),
     )
-    return items, next_cursor
+    return items
 
 
 def stream_positives(
@@ -188,15 +201,7 @@ def stream_positives(
     """Every positive of the day in one pass, page by page; each page is audited before it
     is yielded."""
     for items in reports.positives_pages(gw, day, scope_district(who, district), page):
-        _positive_items(items, who, False)
-        log.record(
-            who,
-            action,
-            target=day,
-            person_ids=_person_ids([p for i in items for p in i["trace"]["persons"]]),
-            reason=None,
-        )
-        yield from items
+        yield from _shown_positives(log, who, day, items, action, False, None)
 
 
 def read_rings(

@@ -20,7 +20,8 @@ from engine.views import district_part, in_district
 RING2_MAX_PAGE = 500
 
 
-ALL_ROWS = 2**62  # a LIMIT that keeps every row
+# A LIMIT that keeps every row (Neo4j 5 takes any long; older runtimes stopped at 2^31 - 1).
+ALL_ROWS = 2**62
 
 
 def _positive_pairs(
@@ -36,7 +37,7 @@ def _positive_pairs(
     )
 
 
-def _positive_items(
+def _with_traces(
     gw: Gateway, rows: list[dict[str, Any]], district: str | None
 ) -> list[dict[str, Any]]:
     """Each pair with the trace of that tube's residents of that district: one set-based
@@ -68,17 +69,18 @@ def positives_page(
     again, so a client reading a whole day of 26,000 tubes this way pays that per page
     (`positives_pages` reads the day once)."""
     rows, more = split_page(_positive_pairs(gw, day, district, cursor, limit + 1), limit)
-    return _positive_items(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
+    return _with_traces(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
 
 
 def positives_pages(
     gw: Gateway, day: str, district: str | None = None, page: int = 500
 ) -> Iterator[list[dict[str, Any]]]:
     """The whole day in one set-based pass: every pair in one query (a few bytes per positive
-    tube), then the traces `page` pairs at a time."""
+    tube), then the traces `page` pairs at a time. A day without positives is one empty page
+    (its read is audited all the same)."""
     rows = _positive_pairs(gw, day, district, "", ALL_ROWS)
-    for start in range(0, len(rows), page):
-        yield _positive_items(gw, rows[start : start + page], district)
+    for start in range(0, max(len(rows), 1), page):
+        yield _with_traces(gw, rows[start : start + page], district)
 
 
 def positives_stream(

@@ -183,9 +183,8 @@ def _apply(
         for task_ids, outcome, note in plan.closes:
             for tid in task_ids:
                 closes.setdefault(tid, {"task_id": tid, "outcome": outcome, "note": note})
-        rows = gw.run_in(
-            tx, "close_tasks", closes=list(closes.values()), now=now, at=domain.iso(now)
-        )
+        ordered = [closes[tid] for tid in sorted(closes)]  # one lock order for every writer
+        rows = gw.run_in(tx, "close_tasks", closes=ordered, now=now, at=domain.iso(now))
         changes.updated |= {r["task_id"] for r in rows}
     if plan.cases:
         gw.run_in(tx, "confirm_cases", cases=plan.cases, now=now)

@@ -58,8 +58,7 @@ class _Csv:
         self.rows = 0
 
     def write(self, values: dict[str, Any]) -> None:
-        get = values.get
-        self.writer.writerow([_cell(get(name)) for name in self.names])
+        self.writer.writerow(_cells(self.names, values))
         self.rows += 1
 
     def write_line(self, text: str) -> None:
@@ -70,6 +69,7 @@ class _Csv:
     def write_link(self, start: str, end: str, kind: str) -> None:
         """A relationship without properties: the line as the csv writer would write it,
         without its per-cell work when neither id needs quoting (nearly always)."""
+        assert len(self.names) == 3, "a relationship file with properties"
         if _NEEDS_QUOTES.search(start) or _NEEDS_QUOTES.search(end):
             self.writer.writerow([start, end, kind])
         else:
@@ -85,6 +85,11 @@ _NEEDS_QUOTES = re.compile('[",\r\n]')
 
 def _names(header: list[str]) -> list[str]:
     return [h[1:].split("(")[0] if h.startswith(":") else h.split(":")[0] for h in header]
+
+
+def _cells(names: list[str], values: dict[str, Any]) -> list[str]:
+    get = values.get
+    return [_cell(get(name)) for name in names]
 
 
 def _cell(v: Any) -> str:
@@ -151,8 +156,7 @@ class _Line:
         self.writer = csv.writer(self.buf, quoting=csv.QUOTE_MINIMAL)
 
     def __call__(self, values: dict[str, Any]) -> str:
-        get = values.get
-        self.writer.writerow([_cell(get(name)) for name in self.names])
+        self.writer.writerow(_cells(self.names, values))
         text = self.buf.getvalue()
         self.buf.seek(0)
         self.buf.truncate()
@@ -483,7 +487,7 @@ def _write_statuses(
                         "LABEL": "PersonDay",
                     }
                 )
-                has_day.write({"START_ID": ds.person_id, "END_ID": key, "TYPE": "HAS_DAY"})
+                has_day.write_link(ds.person_id, key, "HAS_DAY")
                 seq += 1
                 events.write(
                     {

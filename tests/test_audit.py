@@ -115,8 +115,9 @@ def test_a_wipe_while_an_api_flushes_leaves_an_intact_chain(gw: Gateway) -> None
 
     def flusher() -> None:
         try:
-            while not stop.is_set():
+            while not stop.is_set():  # an API flushes every 0.2 s; this one much more often
                 audit.append_chained(gw, [audit.make_entry(who, "trace") for _ in range(3)])
+                time.sleep(0.005)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -131,13 +132,12 @@ def test_a_wipe_while_an_api_flushes_leaves_an_intact_chain(gw: Gateway) -> None
             time.sleep(0.2)
             stop.set()
             thread.join(timeout=30)
+            assert not thread.is_alive()
             stop.clear()
         assert not errors, errors
         report = audit.verify(gw)
         assert report.intact, report.problems[:5]
-        chain = audit_chain(gw)
-        assert [e["seq"] for e in chain] == list(range(1, len(chain) + 1))
-        assert report.head_seq == len(chain) > 0
+        assert report.checked == report.head_seq > 0  # seqs 1..head, each once
 
 
 def audit_chain(gw: Gateway) -> list[dict[str, object]]:
