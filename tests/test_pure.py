@@ -231,3 +231,26 @@ def test_an_import_files_link_line_is_what_the_csv_writer_writes(tmp_path: Path)
     text = gzip.decompress((tmp_path / "fast.csv.gz").read_bytes())
     assert text == gzip.decompress((tmp_path / "slow.csv.gz").read_bytes())
     assert b'"r""q",T2,INTO_TUBE' in text and b"R1,T000000001,INTO_TUBE\r\n" in text
+
+
+def test_a_registrations_worker_lines_are_what_the_import_files_write(tmp_path: Path) -> None:
+    import gzip
+
+    from loaders.bulk_files import PERSON_HEADER, REG_HEADER, _Csv, _Line
+
+    values = {
+        "record_id": 'R,1"x',
+        "collected_at": datetime(2022, 4, 9, 8, 30, tzinfo=UTC),
+        "pool_size": 10,
+        "flags": ["missing_phone", "unknown_compound"],
+        "name": "张三\n",
+        "phone": None,
+        "LABEL": "Registration",
+    }
+    person = {"person_id": "p_00ff", "id_type": "id_card", "LABEL": "Person"}
+    for header, row in ((REG_HEADER, values), (PERSON_HEADER, person)):
+        written = _Csv(tmp_path / "f.csv", header)
+        written.write(row)
+        written.close()
+        text = gzip.decompress((tmp_path / "f.csv.gz").read_bytes()).decode("utf-8")
+        assert text.split("\r\n", 1)[1] == _Line(header)(row)
