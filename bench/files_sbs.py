@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from bench.measure import run_in_tree
 
 RUN = """
 import json, sys, tempfile, time
@@ -42,14 +42,8 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in trees}
     for r in range(args.rounds):
         for name, tree in trees.items():
-            done = subprocess.run(
-                [sys.executable, "-c", RUN, str(tree), str(args.city.resolve())],
-                cwd=tree,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            res = json.loads(done.stdout.strip().splitlines()[-1])
+            out = run_in_tree(tree, RUN, str(args.city.resolve()))
+            res = json.loads(out.splitlines()[-1])
             rate = res["rows"] / res["wall"]
             rates[name].append(rate)
             print(

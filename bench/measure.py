@@ -1,8 +1,12 @@
-"""What every benchmark measures with: percentiles, a timed call, a store's size on disk."""
+"""What every benchmark measures with: percentiles, a timed call, a store's size on disk, and
+a script run from a given source tree (the before/after of a change, side by side)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from engine.server.managed import ManagedServer
@@ -31,3 +35,16 @@ def store_bytes(server: ManagedServer) -> int:
         for p in (server.data_dir / sub).rglob("*")
         if p.is_file()
     )
+
+
+def run_in_tree(tree: Path, code: str, *args: str) -> str:
+    """`python -c code tree args...` in `tree`, its stdout; the code puts `sys.argv[1]` (the
+    tree) first on `sys.path`, so the tree's own packages are the ones imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tree), *args],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()

@@ -9,10 +9,10 @@ Each round wipes the database of TUBETRACE_HOME, loads CITY_DIR/compounds.csv, t
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from bench.measure import run_in_tree
 
 RUN = (
     "import sys; sys.path.insert(0, sys.argv[1]); from cli.main import main; "
@@ -24,17 +24,6 @@ WIPE = (
     "gw.wipe(); gw.write('ensure_secret', key='person_id_secret', value=s); "
     "gw.close()"
 )
-
-
-def run(tree: Path, code: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tree), *args],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def main() -> None:
@@ -49,10 +38,12 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in trees}
     for r in range(args.rounds):
         for name, tree in trees.items():
-            run(tree, WIPE)
-            run(tree, RUN, "load", "compounds", str(args.city / "compounds.csv"))
+            run_in_tree(tree, WIPE)
+            run_in_tree(tree, RUN, "load", "compounds", str(args.city / "compounds.csv"))
             t = time.perf_counter()
-            out = run(tree, RUN, "load", "registrations", str(args.city / "registrations.csv"))
+            out = run_in_tree(
+                tree, RUN, "load", "registrations", str(args.city / "registrations.csv")
+            )
             seconds = time.perf_counter() - t
             rates[name].append(rows / seconds)
             summary = out.splitlines()[-1] if out else ""

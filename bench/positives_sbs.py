@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from bench.measure import run_in_tree
 
 RUN = """
 import json, sys, time
@@ -40,14 +40,7 @@ def main() -> None:
     found = set()
     for r in range(args.rounds):
         for name, tree in (("before", args.before.resolve()), ("after", args.after.resolve())):
-            done = subprocess.run(
-                [sys.executable, "-c", RUN, str(tree), args.day],
-                cwd=tree,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            res = json.loads(done.stdout.strip().splitlines()[-1])
+            res = json.loads(run_in_tree(tree, RUN, args.day).splitlines()[-1])
             found.add((res["tubes"], res["persons"]))
             print(
                 f"round {r} {name}: {res['seconds']:.1f} s for {res['tubes']:,} positive tubes "
