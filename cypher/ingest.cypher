@@ -67,22 +67,44 @@ FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPO
 REMOVE r.write_token
 RETURN count(*) AS linked
 
-// name: registration_derived_flags
+// name: new_registration_facts
 // params: keys
+// What the loader needs of the registrations this transaction created, once they are linked
+// and their residence fallback is set: the derived flags, and what a person's status on that
+// day can be told from without the person's history (engine/status.py,
+// after_new_registrations). Their persons are write-locked first, in a fixed order, as by
+// status_lock_persons: two transactions that touch one person derive it one after the other.
 UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
+WITH DISTINCT p
+ORDER BY p.person_id
+WITH collect(p) AS persons
+CALL apoc.lock.nodes(persons)
+UNWIND $keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
+MATCH (r)-[:INTO_TUBE]->(t:Tube)
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+OPTIONAL MATCH (rc:Compound {code: r.residence_code})
 // Filtered after the expansion: a `day` predicate inside the pattern lets the planner start
 // from the day index (every registration of the day) instead of from the person.
-WITH key, r, c, [other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
-                 WHERE other <> r AND other.day = r.day AND other.pool_size > 1
-                   AND other.tube_code <> r.tube_code] AS same_day
-RETURN key,
+WITH key, r, p, t, c, rc,
+     [other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
+      WHERE other <> r AND other.day = r.day] AS same_day
+RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [flag IN [
          CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
-         CASE WHEN r.pool_size > 1 AND size(same_day) > 0 THEN 'duplicate_registration' END
-       ] WHERE flag IS NOT NULL] AS derived_flags
+         CASE WHEN r.pool_size > 1
+                   AND any(o IN same_day WHERE o.pool_size > 1 AND o.tube_code <> r.tube_code)
+              THEN 'duplicate_registration' END
+       ] WHERE flag IS NOT NULL] AS derived_flags,
+       size(same_day) AS others_that_day,
+       [(p)-[:HAS_DAY]->(d:PersonDay) WHERE d.day = r.day | d.status] AS stored,
+       [(t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'negative', 'invalid']
+        | x.result] AS results,
+       CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END
+         AS district_code
 
 // name: merge_results
 // params: rows, token

@@ -114,7 +114,6 @@ def refresh(
         return []
     person_ids = [r["person_id"] for r in gw.run_in(tx, "status_lock_persons", tube_codes=codes)]
     events: list[dict[str, Any]] = []
-    changed_at = now.isoformat()
     for start in range(0, len(person_ids), CHUNK):
         days: list[dict[str, Any]] = []
         chunk = person_ids[start : start + CHUNK]
@@ -122,31 +121,72 @@ def refresh(
             stored = {d["day"]: d["status"] for d in row["stored"]}
             for ds in derive(row["person_id"], row["regs"]):
                 previous = stored.get(ds.day)
-                if previous == ds.status:
-                    continue
-                days.append(
-                    {
-                        "key": f"{ds.person_id}|{ds.day}",
-                        "person_id": ds.person_id,
-                        "day": ds.day,
-                        "status": ds.status,
-                        "district_code": ds.district_code,
-                    }
-                )
-                events.append(
-                    {
-                        "type": "status.changed",
-                        "occurred_at": changed_at,
-                        "person_id": ds.person_id,
-                        "day": ds.day,
-                        "status": ds.status,
-                        "previous_status": previous,
-                        "district_code": ds.district_code,
-                    }
-                )
+                if previous != ds.status:
+                    _change(days, events, ds, previous, now)
         if days:
             gw.run_in(tx, "upsert_person_days", days=days, now=now)
     return events
+
+
+def _change(
+    days: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    ds: DayStatus,
+    previous: str | None,
+    now: datetime,
+) -> None:
+    """A person-day whose status changed: the row to store and its `status.changed` event."""
+    days.append(
+        {
+            "key": f"{ds.person_id}|{ds.day}",
+            "person_id": ds.person_id,
+            "day": ds.day,
+            "status": ds.status,
+            "district_code": ds.district_code,
+        }
+    )
+    events.append(
+        {
+            "type": "status.changed",
+            "occurred_at": now.isoformat(),
+            "person_id": ds.person_id,
+            "day": ds.day,
+            "status": ds.status,
+            "previous_status": previous,
+            "district_code": ds.district_code,
+        }
+    )
+
+
+# A tube without a result adds `pending` to its day; these stay as they are (see _URGENCY).
+_AT_LEAST_PENDING = frozenset(_URGENCY[: _URGENCY.index("pending") + 1])
+
+
+def after_new_registrations(
+    gw: Gateway, tx: ManagedTransaction, facts: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """The statuses after registrations this transaction created and linked, from their
+    `new_registration_facts` (which locked their persons). A registration whose tube has no
+    result yet changes only its own day, and only by adding a pending tube: a new day is
+    pending, a day at least as urgent as pending stays. Everything else (a tube with a result,
+    a negative or released day, two registrations of one person-day) is derived from the
+    person's whole history by `refresh`. Returns the `status.changed` events."""
+    days: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    whole: set[str] = set()
+    for f in facts:
+        if f["results"]:
+            whole.add(f["tube_code"])
+        elif f["day"] is None or (f["stored"] and f["stored"][0] in _AT_LEAST_PENDING):
+            continue  # no day (derive skips it), or the day keeps its status
+        elif f["stored"] or f["others_that_day"]:
+            whole.add(f["tube_code"])
+        else:
+            ds = DayStatus(f["person_id"], f["day"], "pending", [], f["district_code"], None)
+            _change(days, events, ds, None, now)
+    if days:
+        gw.run_in(tx, "upsert_person_days", days=days, now=now)
+    return events + refresh(gw, tx, whole, now)
 
 
 def refresh_tubes(gw: Gateway, codes: list[str], page: int = 2000) -> int:

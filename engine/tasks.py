@@ -224,18 +224,21 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Tas
     return changes
 
 
-def after_registrations(gw: Gateway, tx: ManagedTransaction, reg_keys: list[str]) -> TaskChanges:
+def after_registrations(
+    gw: Gateway, tx: ManagedTransaction, single_keys: list[str], resulted_keys: list[str]
+) -> TaskChanges:
     """Single-tube retests move open tasks to retest_collected; registrations arriving after
     their tube's positive or invalid result are dispatched too. Registrations by their
-    (source, record_id) key (`reg_key`)."""
+    (source, record_id) key (`reg_key`): `single_keys` those of pool size 1, `resulted_keys`
+    those whose tube has a result (the others can do neither)."""
     changes = TaskChanges()
-    if not reg_keys:
-        return changes
     now = datetime.now(UTC)
-    rows = gw.run_in(tx, "link_retests", reg_keys=reg_keys, now=now, at=domain.iso(now))
-    changes.updated |= {r["task_id"] for r in rows}
-    keys = [r["key"] for r in gw.run_in(tx, "result_keys_of_registrations", reg_keys=reg_keys)]
-    changes.add(dispatch(gw, tx, keys))
+    if single_keys:
+        rows = gw.run_in(tx, "link_retests", reg_keys=single_keys, now=now, at=domain.iso(now))
+        changes.updated |= {r["task_id"] for r in rows}
+    if resulted_keys:
+        rows = gw.run_in(tx, "result_keys_of_registrations", reg_keys=resulted_keys)
+        changes.add(dispatch(gw, tx, [r["key"] for r in rows]))
     changes.updated -= changes.created
     return changes
 

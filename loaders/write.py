@@ -195,16 +195,9 @@ def _write_batch(
         query = MERGE_QUERY[kind]
         answers = _merge_in_waves(gw, tx, query, payload, token)
         created_rows = [p for p, a in zip(payload, answers, strict=True) if a["created"]]
+        facts: dict[str, dict[str, Any]] = {}
         if kind == "registrations" and created_rows:
             _link_registrations(gw, tx, created_rows)
-            derived = {
-                r["key"]: r["derived_flags"]
-                for r in gw.run_in(
-                    tx, "registration_derived_flags", keys=[p["key"] for p in created_rows]
-                )
-            }
-            for a in answers:
-                a["derived_flags"] = derived.get(a["key"], [])
             # Keys are (source, record_id); the queries after the load find registrations by
             # record_id (an index; another sender's same record_id only adds a candidate).
             moved = routing.after_registrations(
@@ -216,6 +209,10 @@ def _write_batch(
                     if a["created"]
                 ],
             )
+            new_keys = [p["key"] for p in created_rows]
+            facts = {f["key"]: f for f in gw.run_in(tx, "new_registration_facts", keys=new_keys)}
+            for a in answers:
+                a["derived_flags"] = facts[a["key"]]["derived_flags"] if a["created"] else []
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
@@ -240,10 +237,9 @@ def _write_batch(
         if kind == "results":
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
-            reg_keys = [
-                r.key for (_, r), o in zip(rows, outcomes, strict=True) if o.status == "stored"
-            ]
-            changes = tasks.after_registrations(gw, tx, reg_keys)
+            single = [r.key for _, r in rows if r.key in facts and r.props["pool_size"] == 1]
+            resulted = [k for k, f in facts.items() if {"positive", "invalid"} & set(f["results"])]
+            changes = tasks.after_registrations(gw, tx, single, resulted)
         elif kind == "compounds":
             keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
             moved = routing.after_compounds(gw, tx, keys)
@@ -258,13 +254,17 @@ def _write_batch(
             # Statuses and events commit with the records that cause them (for compounds and
             # directory entries: the tasks they moved to another district).
             now = datetime.now(UTC)
-            tubes = [
-                str(r.links["tube_code"])
-                for (_, r), a in zip(rows, answers, strict=True)
-                if a["created"] and kind in ("results", "registrations")
-            ]
-            loaded = kind in ("results", "registrations")
-            events = status.refresh(gw, tx, tubes, now) if loaded else []
+            if kind == "registrations":
+                events = status.after_new_registrations(gw, tx, list(facts.values()), now)
+            elif kind == "results":
+                tubes = [
+                    str(r.links["tube_code"])
+                    for (_, r), a in zip(rows, answers, strict=True)
+                    if a["created"]
+                ]
+                events = status.refresh(gw, tx, tubes, now)
+            else:
+                events = []
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
             outbox.append(gw, tx, events)
         return outcomes

@@ -15,6 +15,7 @@ from engine.db import Gateway
 from engine.errors import NotFound
 from engine.keys import Principal, create_key
 from engine.settings import Settings
+from engine.trace import all_tube_codes
 from tests.helpers import D1, D2, IDS, load, load_compounds, status_scenario
 
 INVESTIGATOR = Principal("inv", "investigator")
@@ -78,6 +79,8 @@ def test_any_arrival_order_gives_the_same_statuses(
             load(gw, settings, kind, path)
         got = final_statuses(gw)
         assert got == EXPECTED, [p.name for _, p in order]
+        # What the loader told from a new registration alone is what the whole history gives.
+        assert status.refresh_tubes(gw, list(all_tube_codes(gw))) == 0
         outcomes.add(tuple(sorted(got.items())))
     print(f"\nstatus: {len(orders)} arrival orders, {len(outcomes)} distinct final statuses")
     assert len(outcomes) == 1
