@@ -10,11 +10,14 @@ RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw
 
 // name: merge_registrations
 // params: rows, token
+// `at`: collected_at as an ISO string (loaders/write.py, WIRE_TIME).
 UNWIND $rows AS row
 MERGE (r:Registration {reg_key: row.key})
-  ON CREATE SET r += row.props, r.write_token = $token
-RETURN row.key AS key, r.write_token = $token AS created, r.content_hash AS content_hash,
-       r.raw AS raw
+  ON CREATE SET r += row.props, r.collected_at = datetime(row.at), r.write_token = $token
+// The stored record is sent back only when it was there before: the loader judges it.
+WITH row, r, r.write_token = $token AS created
+RETURN row.key AS key, created, r.content_hash AS content_hash,
+       CASE WHEN created THEN null ELSE r.raw END AS raw
 
 // The nodes a batch of new registrations links to, one label per statement and each key
 // once (lists made distinct by the loader): MERGE never reads what the same statement wrote
@@ -57,10 +60,10 @@ MERGE (b)-[:FILLED_AT {day: link.day}]->(c)
 UNWIND $rows AS row
 MATCH (r:Registration {reg_key: row.key})
 USING INDEX SEEK r:Registration(reg_key)
-MATCH (t:Tube {code: row.links.tube_code})
-MATCH (p:Person {person_id: row.links.person.person_id})
-OPTIONAL MATCH (b:Box {code: row.links.box_code})
-OPTIONAL MATCH (c:Compound {code: row.links.compound_code})
+MATCH (t:Tube {code: row.tube_code})
+MATCH (p:Person {person_id: row.person_id})
+OPTIONAL MATCH (b:Box {code: row.box_code})
+OPTIONAL MATCH (c:Compound {code: row.compound_code})
 CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
 FOREACH (box IN CASE WHEN b IS NULL THEN [] ELSE [b] END | CREATE (r)-[:IN_BOX]->(box))
 FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPOUND]->(cpd))
@@ -108,16 +111,18 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
 
 // name: merge_results
 // params: rows, token
+// `at`: reported_at as an ISO string (loaders/write.py, WIRE_TIME).
 UNWIND $rows AS row
 MERGE (x:Result {result_key: row.key})
-  ON CREATE SET x += row.props, x.write_token = $token
+  ON CREATE SET x += row.props, x.reported_at = datetime(row.at), x.write_token = $token
 WITH x, row, x.write_token = $token AS created
 FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
   MERGE (t:Tube {code: row.links.tube_code})
   MERGE (x)-[:FOR_TUBE]->(t)
 )
 REMOVE x.write_token
-RETURN row.key AS key, created, x.content_hash AS content_hash, x.raw AS raw
+RETURN row.key AS key, created, x.content_hash AS content_hash,
+       CASE WHEN created THEN null ELSE x.raw END AS raw
 
 // name: merge_compounds
 // params: rows
