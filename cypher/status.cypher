@@ -67,18 +67,27 @@ MERGE (p)-[:HAS_DAY]->(pd)
 SET pd.status = d.status, pd.since = $now, pd.district_code = d.district_code
 RETURN count(pd) AS n
 
+// name: create_person_days
+// params: days, now
+// Days that do not exist yet, as new_registration_facts found them with their persons locked.
+UNWIND $days AS d
+MATCH (p:Person {person_id: d.person_id})
+USING INDEX SEEK p:Person(person_id)
+CREATE (p)-[:HAS_DAY]->(:PersonDay {key: d.key, person_id: d.person_id, day: d.day,
+                                    status: d.status, since: $now,
+                                    district_code: d.district_code})
+
 // name: append_events
 // params: events
 // Taken last in every transaction that writes events: the lock on the counter orders commits.
+// The events are created after the one row of the counter, without an Eager barrier.
 MERGE (s:Sequence {name: 'events'})
   ON CREATE SET s.value = 0
 SET s.value = s.value + size($events)
 WITH s.value - size($events) AS base
 UNWIND range(0, size($events) - 1) AS i
-WITH base + i + 1 AS seq, $events[i] AS e
-CREATE (n:Event {seq: seq, event_id: 'evt_' + toString(seq)})
-SET n += e
-RETURN n.seq AS seq
+CREATE (n:Event)
+SET n = $events[i], n.seq = base + i + 1, n.event_id = 'evt_' + toString(base + i + 1)
 
 // name: person_day_status
 // params: person_id, day

@@ -185,7 +185,7 @@ def after_new_registrations(
             ds = DayStatus(f["person_id"], f["day"], "pending", [], f["district_code"], None)
             _change(days, events, ds, None, now)
     if days:
-        gw.run_in(tx, "upsert_person_days", days=days, now=now)
+        gw.run_in(tx, "create_person_days", days=days, now=now)
     return events + refresh(gw, tx, whole, now)
 
 
