@@ -24,7 +24,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, ManagedTransaction, Session
+from neo4j import (
+    READ_ACCESS,
+    WRITE_ACCESS,
+    Driver,
+    GraphDatabase,
+    ManagedTransaction,
+    Result,
+    Session,
+)
 from neo4j import exceptions as nx
 
 from engine.errors import DatabaseError, DatabaseUnavailable
@@ -99,6 +107,14 @@ class Breaker:
         """A trial that ended without telling (another error): let the next call try."""
         with self._lock:
             self._trial = False
+
+
+def _rows(result: Result) -> list[dict[str, Any]]:
+    """Records as dicts. The named queries return values, lists and maps, never nodes or
+    relationships, so the driver's `Record.data()` (which walks every value in Python to
+    turn graph objects into dicts, ~12 us a record) is not needed."""
+    keys = result.keys()
+    return [dict(zip(keys, record, strict=True)) for record in result]
 
 
 class Gateway:
@@ -207,7 +223,7 @@ class Gateway:
         q.check(params)
 
         def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
-            return [r.data() for r in tx.run(q.text, params)]
+            return _rows(tx.run(q.text, params))
 
         return self._execute(READ_ACCESS, work, name)
 
@@ -216,7 +232,7 @@ class Gateway:
         q.check(params)
 
         def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
-            return [r.data() for r in tx.run(q.text, params)]
+            return _rows(tx.run(q.text, params))
 
         return self._execute(WRITE_ACCESS, work, name)
 
@@ -224,10 +240,10 @@ class Gateway:
         q = self.queries[name]
         q.check(params)
         if self.timings is None:
-            return [r.data() for r in tx.run(q.text, params)]
+            return _rows(tx.run(q.text, params))
         start = time.perf_counter()
         try:
-            return [r.data() for r in tx.run(q.text, params)]
+            return _rows(tx.run(q.text, params))
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
             self.calls[name] += 1
