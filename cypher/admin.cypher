@@ -23,6 +23,12 @@ DELETE h
 UNWIND range(1, $n) AS i
 CREATE (:Filler {i: i})
 
+// name: datetime_texts
+// params: values
+// Datetimes as the database writes them as text (tests of engine/domain.py, iso_text).
+UNWIND $values AS value
+RETURN value, toString(value) AS text
+
 // name: count_by_label
 MATCH (n)
 UNWIND labels(n) AS label

@@ -16,8 +16,9 @@ CALL (t) {
   OPTIONAL MATCH (rc:Compound {code: r.residence_code})
   WITH r, p, c, b, rc
   ORDER BY r.collected_at, r.record_id
+  // Times as text (engine/domain.py, iso_text): the driver builds a datetime in Python.
   WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
-      record_id: r.record_id, collected_at: r.collected_at, day: r.day,
+      record_id: r.record_id, collected_at: toString(r.collected_at), day: r.day,
       pool_size: r.pool_size, method: r.method, name: r.name, phone: r.phone,
       flags: r.flags, box_code: r.box_code, compound_code: r.compound_code,
       person_id: p.person_id, id_type: p.id_type, id_number: p.id_number,
@@ -44,7 +45,8 @@ CALL (t) {
   OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
   WITH x
   ORDER BY x.reported_at, x.lab_code
-  RETURN collect(x {.result, .reported_at, .lab_code, .ct_value}) AS results
+  RETURN collect(x {.result, reported_at: toString(x.reported_at), .lab_code, .ct_value})
+         AS results
 }
 RETURN t.code AS code, registrations, results
 

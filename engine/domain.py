@@ -183,6 +183,24 @@ def iso(dt: Any) -> str | None:
     return text
 
 
+def iso_text(text: str | None) -> str | None:
+    """A Cypher datetime's `toString()` as `iso` writes the same moment: `+00:00` for `Z`, and
+    a fraction of six digits or none. The driver builds each datetime it receives in Python
+    (~25 us a value, a tenth of a trace), a string costs nothing."""
+    if text is None:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    dot = text.find(".", 19)
+    if dot < 0:
+        return text
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    micro = text[dot + 1 : end].ljust(6, "0")[:6]
+    return text[:dot] + ("" if micro == "000000" else "." + micro) + text[end:]
+
+
 def canonical_json(record: dict[str, Any]) -> str:
     """Sorted, compact JSON; a lone surrogate (which UTF-8 cannot carry) is written as its
     `\\udXXX` escape, so the text can always be hashed and stored."""

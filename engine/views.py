@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import unicodedata
@@ -83,15 +82,23 @@ def trace_view(
         if not t["persons"]:  # a tube none of its residents is in: as if it did not exist
             raise NotFound(not_found)
     else:  # the whole tube, even one with a result and no registration yet
-        t = copy.deepcopy(trace)
+        t = _copy(trace)
     t["persons"] = [person_view(p, who, reveal) for p in t["persons"]]
+    return t
+
+
+def _copy(trace: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a trace this module may change: it replaces the top-level values and the
+    tube's, and copies each person it changes (`person_view`); a deep copy took ~0.2 ms."""
+    t = dict(trace)
+    t["tube"] = dict(trace["tube"])
     return t
 
 
 def district_part(trace: dict[str, Any], district: str | None) -> dict[str, Any]:
     """The tube as one district's residents make it (a copy): only those persons and, when
     the tube is shared with other districts, only their compounds, boxes and times."""
-    t = copy.deepcopy(trace)
+    t = _copy(trace)
     own = [p for p in t["persons"] if in_district(p, district)]
     if own and len(own) < len(t["persons"]):
         _own_part(t, own)

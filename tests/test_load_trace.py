@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine import domain
 from engine.db import Gateway
 from engine.errors import NotFound
 from engine.settings import Settings
@@ -242,3 +244,21 @@ def test_results_are_idempotent_and_latest_wins(
     assert t1["tube"]["result"] == "negative" and len(t1["tube"]["results"]) == 2
     orphan = trace_tube(gw, "TZ")
     assert orphan["flags"] == ["no_registrations"] and orphan["persons"] == []
+
+
+def test_times_read_as_text_equal_the_drivers_datetimes(gw: Gateway) -> None:
+    """The trace reads its times as the database's text (engine/domain.py, iso_text): the
+    same text as the driver's datetimes give, at every offset and fraction."""
+    values = [
+        datetime(2022, 4, 9, 7, 1, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2022, 4, 9, 7, 1, 5, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        datetime(2022, 4, 9, 7, 1, 5, 120000, tzinfo=UTC),
+        datetime(2022, 4, 9, 0, 0, tzinfo=UTC),
+        datetime(2022, 4, 9, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        datetime(1970, 1, 1, 0, 0, 0, 500, tzinfo=timezone(timedelta(hours=14))),
+        datetime(9999, 12, 30, 23, 59, 59, 100, tzinfo=timezone(timedelta(hours=-12))),
+    ]
+    rows = gw.read("datetime_texts", values=values)
+    texts = [domain.iso_text(r["text"]) for r in rows]
+    assert texts == [domain.iso(r["value"]) for r in rows] == [v.isoformat() for v in values]
+    assert domain.iso_text(None) is None
