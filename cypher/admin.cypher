@@ -25,7 +25,7 @@ CREATE (:Filler {i: i})
 
 // name: datetime_texts
 // params: values
-// Datetimes as the database writes them as text (tests of engine/domain.py, iso_text).
+// Datetimes as the database writes them as text (tests of engine/domain.py, iso).
 UNWIND $values AS value
 RETURN value, toString(value) AS text
 

@@ -16,7 +16,7 @@ CALL (t) {
   OPTIONAL MATCH (rc:Compound {code: r.residence_code})
   WITH r, p, c, b, rc
   ORDER BY r.collected_at, r.record_id
-  // Times as text (engine/domain.py, iso_text): the driver builds a datetime in Python.
+  // Times as text (engine/domain.py, iso): the driver builds each datetime in Python.
   WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
       record_id: r.record_id, collected_at: toString(r.collected_at), day: r.day,
       pool_size: r.pool_size, method: r.method, name: r.name, phone: r.phone,

@@ -174,31 +174,26 @@ def local_day(dt: datetime, tz: str) -> str:
     return dt.astimezone(ZoneInfo(tz)).date().isoformat()
 
 
-def iso(dt: Any) -> str | None:
-    """Render a driver or native datetime with the offset it arrived with."""
-    if dt is None:
+def iso(value: Any) -> str | None:
+    """A time as text with the offset it arrived with: a driver or native datetime, or a
+    Cypher datetime's `toString()` (queries may read times as text: the driver builds each
+    datetime it receives in Python, ~25 us a value), written as Python's `isoformat` writes
+    the same moment (`+00:00` for `Z`, a fraction of six digits or none)."""
+    if value is None:
         return None
-    native = dt.to_native() if hasattr(dt, "to_native") else dt
-    text: str = native.isoformat()
-    return text
-
-
-def iso_text(text: str | None) -> str | None:
-    """A Cypher datetime's `toString()` as `iso` writes the same moment: `+00:00` for `Z`, and
-    a fraction of six digits or none. The driver builds each datetime it receives in Python
-    (~25 us a value, a tenth of a trace), a string costs nothing."""
-    if text is None:
-        return None
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    dot = text.find(".", 19)
-    if dot < 0:
+    if not isinstance(value, str):
+        native = value.to_native() if hasattr(value, "to_native") else value
+        text: str = native.isoformat()
         return text
+    cypher: str = value[:-1] + "+00:00" if value.endswith("Z") else value
+    dot = cypher.find(".", 19)
+    if dot < 0:
+        return cypher
     end = dot + 1
-    while end < len(text) and text[end].isdigit():
+    while end < len(cypher) and cypher[end].isdigit():
         end += 1
-    micro = text[dot + 1 : end].ljust(6, "0")[:6]
-    return text[:dot] + ("" if micro == "000000" else "." + micro) + text[end:]
+    micro = cypher[dot + 1 : end].ljust(6, "0")[:6]
+    return cypher[:dot] + ("" if micro == "000000" else "." + micro) + cypher[end:]
 
 
 def canonical_json(record: dict[str, Any]) -> str:

@@ -89,7 +89,7 @@ def _person(reg: dict[str, Any]) -> dict[str, Any]:
         "phone": reg["phone"],
         "method": reg["method"],
         "record_id": reg["record_id"],
-        "collected_at": domain.iso_text(reg["collected_at"]),
+        "collected_at": domain.iso(reg["collected_at"]),
         "box_code": reg["box_code"],
         "residence": residence,
         "contacts": reachable,
@@ -131,7 +131,7 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
     results = [
         {
             "result": x["result"],
-            "reported_at": domain.iso_text(x["reported_at"]),
+            "reported_at": domain.iso(x["reported_at"]),
             "lab_code": x["lab_code"],
             "ct_value": x["ct_value"],
         }
@@ -164,7 +164,7 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
         "tube": {
             "code": row["code"],
             "pool_size": pool_size,
-            "collected_at": domain.iso_text(first["collected_at"]) if first else None,
+            "collected_at": domain.iso(first["collected_at"]) if first else None,
             "result": latest["result"] if latest else None,
             "reported_at": latest["reported_at"] if latest else None,
             "results": results,

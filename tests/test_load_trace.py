@@ -247,8 +247,8 @@ def test_results_are_idempotent_and_latest_wins(
 
 
 def test_times_read_as_text_equal_the_drivers_datetimes(gw: Gateway) -> None:
-    """The trace reads its times as the database's text (engine/domain.py, iso_text): the
-    same text as the driver's datetimes give, at every offset and fraction."""
+    """The trace reads its times as the database's text (engine/domain.py, iso): the same
+    text as the driver's datetimes give, at every offset and fraction."""
     values = [
         datetime(2022, 4, 9, 7, 1, tzinfo=timezone(timedelta(hours=8))),
         datetime(2022, 4, 9, 7, 1, 5, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
@@ -259,6 +259,6 @@ def test_times_read_as_text_equal_the_drivers_datetimes(gw: Gateway) -> None:
         datetime(9999, 12, 30, 23, 59, 59, 100, tzinfo=timezone(timedelta(hours=-12))),
     ]
     rows = gw.read("datetime_texts", values=values)
-    texts = [domain.iso_text(r["text"]) for r in rows]
+    texts = [domain.iso(r["text"]) for r in rows]
     assert texts == [domain.iso(r["value"]) for r in rows] == [v.isoformat() for v in values]
-    assert domain.iso_text(None) is None
+    assert domain.iso(None) is None

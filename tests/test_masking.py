@@ -42,7 +42,7 @@ def reg(record_id: str, compound: dict[str, Any] | None, box: str, at: datetime)
         "phone": "13812345678",
         "method": "nucleic_code",
         "record_id": record_id,
-        "collected_at": at.isoformat(),  # as trace_tubes reads it: text
+        "collected_at": at.isoformat(),  # as trace_tubes reads it: text (datetimes work too)
         "compound_code": compound["code"] if compound else "C9",
         "compound": compound,
         "box_code": box,
