@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from engine.errors import NotFound
 from engine.keys import Principal, create_key
 from engine.settings import Settings
 from engine.trace import all_tube_codes
+from loaders import write
+from loaders.generate import generate_city
+from loaders.read import read_file
 from tests.helpers import D1, D2, IDS, load, load_compounds, status_scenario
 
 INVESTIGATOR = Principal("inv", "investigator")
@@ -238,3 +242,50 @@ def test_derive_without_a_database() -> None:
     assert days(_reg("a", D1, 8, "S", 1, "positive")) == {D1: "positive"}
     # A registration without a day (bad collected_at) has no status of its own.
     assert status.derive("p", [_reg("a", D1, 8, "S", 1, None) | {"day": None}]) == []
+
+
+def test_registrations_and_results_at_once_give_the_statuses_of_one_after_the_other(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """Two sampling apps and a lab send the same day at the same moment, in small batches:
+    the person-days end as a load one file after the other leaves them, and the whole-history
+    derivation finds nothing left to change (a registration's status is told from its new
+    tube alone only while that tube has no result, under its person's lock)."""
+    city = tmp_path / "city"
+    generate_city(city, seed=7, registrations=1200, positive_rate=0.2, messy_rate=0.0)
+    small = settings.model_copy(update={"batch_size": 40})
+    regs = list(read_file(city / "registrations.csv", "registrations"))
+    results = list(read_file(city / "results.csv", "results"))
+    load_compounds_of(gw, small, city)
+    with ThreadPoolExecutor(3) as pool:
+        done = [
+            pool.submit(write.load_records, gw, "registrations", regs[0::2], "a.csv", small),
+            pool.submit(write.load_records, gw, "registrations", regs[1::2], "b.csv", small),
+            pool.submit(write.load_records, gw, "results", results, "results.csv", small),
+        ]
+        for f in done:
+            f.result()
+    assert status.refresh_tubes(gw, list(all_tube_codes(gw))) == 0
+    together = person_days(gw)
+    secret = gw.secret()  # the same person ids in the second load
+    gw.wipe()
+    gw.apply_schema()
+    gw.write("ensure_secret", key="person_id_secret", value=secret)
+    load_compounds_of(gw, small, city)
+    write.load_records(gw, "registrations", regs[0::2], "a.csv", small)
+    write.load_records(gw, "registrations", regs[1::2], "b.csv", small)
+    write.load_records(gw, "results", results, "results.csv", small)
+    apart = person_days(gw)
+    assert together == apart
+    assert {s for _, s, _ in apart} >= {"negative", "pooled_positive", "released", "positive"}
+    print(f"\nstatus: {len(apart)} person-days equal loaded at once and one after the other")
+
+
+def load_compounds_of(gw: Gateway, settings: Settings, city: Path) -> None:
+    path = city / "compounds.csv"
+    write.load_records(gw, "compounds", read_file(path, "compounds"), path.name, settings)
+
+
+def person_days(gw: Gateway) -> list[tuple[str, str, str | None]]:
+    rows = gw.read("all_person_days", after="", limit=1_000_000)
+    return sorted((r["key"], r["status"], r["district_code"]) for r in rows)
