@@ -130,7 +130,10 @@ def next_round(items: Iterable[Item], days: int = 2) -> Iterator[Item]:
     and new tubes (a value the transform refuses stays as it is)."""
     for line, rec in items:
         if isinstance(rec, dict):
-            rec = dict(rec, record_id=f"N{rec['record_id']}", tube_code=f"N{rec['tube_code']}")
+            rec = dict(rec)
+            for name in ("record_id", "tube_code"):  # a missing one stays missing
+                if rec.get(name):
+                    rec[name] = f"N{rec[name]}"
             at = str(rec.get("collected_at") or "")
             if _DATE.match(at):
                 day = date.fromisoformat(at[:10]) + timedelta(days=days)

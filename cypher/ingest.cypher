@@ -73,10 +73,19 @@ RETURN count(*) AS linked
 // name: new_registration_facts
 // params: keys
 // What the loader needs of the registrations this transaction created, once they are linked
-// and their residence fallback is set: the derived flags, and what a person's status on that
-// day can be told from without the person's history (engine/status.py,
-// after_new_registrations). Their persons are write-locked first, in a fixed order, as by
-// status_lock_persons: two transactions that touch one person derive it one after the other.
+// and their residence fallback is set: the derived flags, and what the status of a person on
+// that day can be told from without the history of the person (engine/status.py,
+// after_new_registrations). Their tubes, then their persons, are write-locked first, each in
+// a fixed order: a result for the same tube (locked by lock_tubes before the members of the
+// tube are read) is either seen here or sees these registrations, and two transactions that
+// touch one person derive it one after the other (as by status_lock_persons).
+UNWIND $keys AS key
+MATCH (t:Tube)<-[:INTO_TUBE]-(r:Registration {reg_key: key})
+USING INDEX SEEK r:Registration(reg_key)
+WITH DISTINCT t
+ORDER BY t.code
+WITH collect(t) AS tubes
+CALL apoc.lock.nodes(tubes)
 UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
@@ -106,8 +115,22 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [(p)-[:HAS_DAY]->(d:PersonDay) WHERE d.day = r.day | d.status] AS stored,
        [(t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'negative', 'invalid']
         | x.result] AS results,
+       // The residence rule of cypher/directory.cypher: own compound, else the fallback.
        CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END
          AS district_code
+
+// name: lock_tubes
+// params: codes
+// The tubes of new results, write-locked in code order before their members are read
+// (dispatch_context, status_lock_persons): see new_registration_facts. Relationship creation
+// alone does not lock a tube once it is a dense node.
+UNWIND $codes AS code
+MATCH (t:Tube {code: code})
+WITH t
+ORDER BY t.code
+WITH collect(t) AS tubes
+CALL apoc.lock.nodes(tubes)
+RETURN size(tubes) AS locked
 
 // name: merge_results
 // params: rows, token

@@ -80,7 +80,7 @@ CREATE (p)-[:HAS_DAY]->(:PersonDay {key: d.key, person_id: d.person_id, day: d.d
 // name: append_events
 // params: events
 // Taken last in every transaction that writes events: the lock on the counter orders commits.
-// The events are created after the one row of the counter, without an Eager barrier.
+// The Eager barriers left hold the one row of the counter, not the events created after it.
 MERGE (s:Sequence {name: 'events'})
   ON CREATE SET s.value = 0
 SET s.value = s.value + size($events)

@@ -185,6 +185,8 @@ def iso(value: Any) -> str | None:
         native = value.to_native() if hasattr(value, "to_native") else value
         text: str = native.isoformat()
         return text
+    if value.endswith("]"):  # a named zone: Python writes only its offset
+        value = value[: value.index("[")]
     cypher: str = value[:-1] + "+00:00" if value.endswith("Z") else value
     dot = cypher.find(".", 19)
     if dot < 0:

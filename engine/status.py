@@ -3,7 +3,9 @@
 A person's status on a day is derived from the tubes they were swabbed into that day (and, for
 a positive pool or an invalid tube, from their later samples). It is recomputed from the graph
 in the transaction that writes a registration or a result, so the final status does not depend
-on the order in which data arrives. Every change is recorded as a `status.changed` event."""
+on the order in which data arrives; a new registration whose tube has no result yet is told
+from its own day alone (`after_new_registrations`). Every change is recorded as a
+`status.changed` event."""
 
 from __future__ import annotations
 

@@ -208,8 +208,10 @@ def _wire(kind: str, row: Row) -> dict[str, Any]:
         at = props.pop(stamp, None)
         out["at"] = at.isoformat() if isinstance(at, datetime) else None
     out["props"] = props
-    if kind != "registrations":
-        out |= {"links": row.links, "raw": row.raw}
+    if kind in ("results", "directory"):
+        out["links"] = row.links
+    if kind == "compounds":
+        out["raw"] = row.raw
     return out
 
 
@@ -261,9 +263,12 @@ def _write_batch(
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
         changes = tasks.TaskChanges()
         if kind == "results":
+            tubes = {str(r.links["tube_code"]) for r in created_rows}
+            if tubes:  # before the tubes' members are read: see new_registration_facts
+                gw.run_in(tx, "lock_tubes", codes=sorted(tubes))
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
-            single = [r.key for _, r in rows if r.key in facts and r.props["pool_size"] == 1]
+            single = [r.key for r in created_rows if r.props["pool_size"] == 1]
             resulted = [k for k, f in facts.items() if {"positive", "invalid"} & set(f["results"])]
             changes = tasks.after_registrations(gw, tx, single, resulted)
         elif kind == "compounds":
@@ -283,12 +288,8 @@ def _write_batch(
             if kind == "registrations":
                 events = status.after_new_registrations(gw, tx, list(facts.values()), now)
             elif kind == "results":
-                tubes = [
-                    str(r.links["tube_code"])
-                    for (_, r), a in zip(rows, answers, strict=True)
-                    if a["created"]
-                ]
-                events = status.refresh(gw, tx, tubes, now)
+                codes = [str(r.links["tube_code"]) for r in created_rows]
+                events = status.refresh(gw, tx, codes, now)
             else:
                 events = []
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now)

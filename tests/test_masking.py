@@ -3,6 +3,7 @@ queue's own residents."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +89,25 @@ def test_a_district_sees_only_its_own_part_of_a_shared_tube() -> None:
     assert "tube_multiple_compounds" not in view["flags"]
     whole = trace_view(shared_tube(), Principal("inv", "investigator"), False, "gone")
     assert whole["compound"]["code"] == "C2" and len(whole["persons"]) == 3
+
+
+def test_views_of_one_trace_leave_it_as_it_was() -> None:
+    """Views copy only what they change: one trace seen by every kind of key in turn (as the
+    reports do with a tube shared by districts) is the same trace afterwards."""
+    trace = shared_tube()
+    before = copy.deepcopy(trace)
+    keys = [
+        Principal("pd", "district", "310115"),
+        Principal("hp", "district", "310101"),
+        Principal("un", "district", "unassigned"),
+        Principal("inv", "investigator"),
+    ]
+    seen = [trace_view(trace, who, False, "gone") for who in keys]
+    seen.append(trace_view(trace, Principal("inv", "investigator"), True, "gone"))
+    assert trace == before
+    assert [len(v["persons"]) for v in seen] == [1, 1, 1, 3, 3]
+    assert seen[3]["persons"][0]["phone"] == "138****5678"
+    assert seen[4]["persons"][0]["phone"] == "13812345678"
 
 
 def test_the_unassigned_queue_sees_its_residents_phones() -> None:
