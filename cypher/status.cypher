@@ -34,7 +34,8 @@ CALL (p) {
   CALL (t) {
     OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
     WHERE x.result IN ['positive', 'negative', 'invalid']
-    WITH x ORDER BY x.reported_at, x.lab_code
+    // The last is the latest; a result without a readable time never is (it comes first).
+    WITH x ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code
     RETURN collect(x {.result, .reported_at}) AS results
   }
   // Only registrations point INTO_TUBE: a degree read, not an expansion.

@@ -183,9 +183,11 @@ LIMIT $limit
 
 // name: result_keys_of_registrations
 // params: reg_keys
+// A negative result counts too: a single-tube retest registered after its negative result
+// closes its task as released (the loader sends single tubes only for that).
 UNWIND $reg_keys AS key
 MATCH (:Registration {reg_key: key})-[:INTO_TUBE]->(t:Tube)<-[:FOR_TUBE]-(x:Result)
-WHERE x.result IN ['positive', 'invalid']
+WHERE x.result IN ['positive', 'invalid', 'negative']
 RETURN DISTINCT x.result_key AS key
 
 // name: link_earlier_retests

@@ -44,7 +44,8 @@ CALL (t) {
 CALL (t) {
   OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
   WITH x
-  ORDER BY x.reported_at, x.lab_code
+  // The last is the latest; a result without a readable time never is (cypher/status.cypher).
+  ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code
   RETURN collect(x {.result, reported_at: toString(x.reported_at), .lab_code, .ct_value})
          AS results
 }

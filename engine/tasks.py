@@ -230,7 +230,7 @@ def after_registrations(
     """Single-tube retests move open tasks to retest_collected; registrations arriving after
     their tube's positive or invalid result are dispatched too. Registrations by their
     (source, record_id) key (`reg_key`): `single_keys` those of pool size 1, `resulted_keys`
-    those whose tube has a result (the others can do neither)."""
+    those whose tube has a result that can move a task (the others can do neither)."""
     changes = TaskChanges()
     now = datetime.now(UTC)
     if single_keys:

@@ -397,9 +397,10 @@ def write_import_files(
 
 
 def _result_order(reported_at: Any, lab_code: Any) -> tuple[Any, ...]:
-    """`ORDER BY x.reported_at, x.lab_code` of the status query: nulls sort last."""
+    """The status query's `ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code`: an
+    undated result first (never the latest), then by time; a null lab code sorts last."""
     return (
-        reported_at is None,
+        reported_at is not None,
         reported_at or datetime.min.replace(tzinfo=UTC),
         lab_code is None,
         lab_code or "",

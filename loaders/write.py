@@ -269,7 +269,15 @@ def _write_batch(
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
             single = [r.key for r in created_rows if r.props["pool_size"] == 1]
-            resulted = [k for k, f in facts.items() if {"positive", "invalid"} & set(f["results"])]
+            # A tube's results that can move tasks: a positive or invalid one, or a single
+            # tube's negative one (a retest registered after its result).
+            singles = set(single)
+            resulted = [
+                k
+                for k, f in facts.items()
+                if {"positive", "invalid"} & set(f["results"])
+                or ("negative" in f["results"] and k in singles)
+            ]
             changes = tasks.after_registrations(gw, tx, single, resulted)
         elif kind == "compounds":
             keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]

@@ -16,7 +16,7 @@ from engine.db import Gateway
 from engine.errors import NotFound
 from engine.keys import Principal, create_key
 from engine.settings import Settings
-from engine.trace import all_tube_codes
+from engine.trace import all_tube_codes, trace_tube
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
@@ -111,6 +111,29 @@ def test_pooled_day_moves_pending_pooled_positive_released(
         status.person_status(gw, pid, D1, HUANGPU)  # not a Huangpu resident
     with pytest.raises(NotFound):
         status.person_status(gw, pid, "2022-04-11", INVESTIGATOR)
+
+
+def test_a_result_without_a_readable_time_is_never_the_latest(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """A lab's second answer for a tube without a readable reported_at (stored, flagged) does
+    not outrank the dated one: the pool stays positive for its persons and in its trace."""
+    load_compounds(gw, settings)
+    files = dict((p.stem, (k, p)) for k, p in status_scenario(tmp_path))
+    load(gw, settings, *files["day1"])
+    load(gw, settings, *files["results"])
+    for at in ("", "yesterday"):
+        undated = tmp_path / f"undated{len(at)}.csv"
+        undated.write_text(f"tube_code,result,reported_at,lab_code\nP1,negative,{at},L3\n")
+        assert load(gw, settings, "results", undated).flagged == 1
+    assert final_statuses(gw)[("A", D1)] == "pooled_positive"
+    trace = trace_tube(gw, "P1")
+    assert (trace["tube"]["result"], trace["tube"]["reported_at"]) == (
+        "positive",
+        f"{D1}T20:00:00+08:00",
+    )
+    assert [r["reported_at"] for r in trace["tube"]["results"]][-1] == f"{D1}T20:00:00+08:00"
+    assert len(trace["tube"]["results"]) == 3
 
 
 def test_status_api_and_feed_for_the_health_code_role(

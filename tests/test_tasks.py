@@ -165,6 +165,23 @@ def test_retest_before_the_pooled_result_still_closes(
     assert len(by_rec) == 10
 
 
+def test_a_negative_retest_reported_before_it_is_registered_still_releases(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    load_city(gw, settings)
+    members = {t["person"]["record_id"]: t for t in queue(gw, "310115")}
+    load(gw, settings, "results", result(tmp_path, "S1", "negative"))
+    load(
+        gw,
+        settings,
+        "registrations",
+        retest(tmp_path, "RT1", "S1", members["R02"]["person"]["id_number"]),
+    )
+    by_rec = {t["person"]["record_id"]: t for t in queue(gw, "310115")}
+    assert (by_rec["R02"]["status"], by_rec["R02"]["outcome"]) == ("closed", "released")
+    assert by_rec["R04"]["status"] == "pending"
+
+
 def test_invalid_then_positive_supersedes_resample(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
