@@ -41,6 +41,11 @@ CALL (t) {
   WHERE k.status <> 'closed'
   RETURN collect(k.task_id) AS open_resample_tasks
 }
+CALL (t) {
+  OPTIONAL MATCH (t)<-[:FOR_TUBE]-(k:Task {kind: 'case'})
+  WHERE k.status <> 'closed'
+  RETURN collect(k.task_id) AS open_case_tasks
+}
 CALL (members) {
   UNWIND CASE WHEN size(members) = 1 THEN members ELSE [] END AS m
   MATCH (:Person {person_id: m.person_id})<-[:FOR_PERSON]-(k:Task)
@@ -49,7 +54,7 @@ CALL (members) {
 }
 RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, x.day AS day,
        t.code AS tube_code,
-       members, retest_tasks, open_resample_tasks, person_open_tasks
+       members, retest_tasks, open_resample_tasks, open_case_tasks, person_open_tasks
 
 // name: upsert_tasks
 // params: tasks, now

@@ -146,6 +146,17 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
                 plan.closes.append(
                     (ctx["retest_tasks"], "confirmed", f"single-tube retest {tube} positive")
                 )
+                if ctx["open_case_tasks"]:
+                    # Reported before its pool's positive result: the case task it opened then
+                    # is this confirmed follow-up (the order in which results arrive does not
+                    # leave two open tasks for one positive tube).
+                    plan.closes.append(
+                        (
+                            ctx["open_case_tasks"],
+                            "superseded",
+                            f"single-tube retest {tube} confirmed a follow-up",
+                        )
+                    )
             elif not ctx["person_open_tasks"]:
                 plan.upserts.append(_task("case", member, ctx, now, f"positive single tube {tube}"))
             plan.cases.append(

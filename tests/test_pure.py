@@ -98,6 +98,7 @@ def ctx(result: str, members: list[dict[str, Any]], **over: Any) -> dict[str, An
         "day": "2022-04-09",
         "members": members,
         "open_resample_tasks": [],
+        "open_case_tasks": [],
         "retest_tasks": [],
         "person_open_tasks": [],
     }

@@ -182,6 +182,26 @@ def test_a_negative_retest_reported_before_it_is_registered_still_releases(
     assert by_rec["R04"]["status"] == "pending"
 
 
+def test_a_positive_retest_reported_before_its_pool_leaves_no_second_open_task(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """The retest's positive came first and opened a case task; the pool's positive result
+    then confirms the person's follow-up with that same tube, and the case task is closed as
+    superseded: one positive tube, one open loop, whatever the order."""
+    load(gw, settings, "compounds", DATA / "compounds.csv")
+    load(gw, settings, "registrations", DATA / "registrations.csv")
+    load(gw, settings, "registrations", retest(tmp_path, "RT2", "S2", "310115198201010213"))
+    load(gw, settings, "results", result(tmp_path, "S2", "positive"))
+    assert [(t["kind"], t["status"]) for t in queue(gw, "310115")] == [("case", "pending")]
+    load(gw, settings, "results", DATA / "results.jsonl")
+    q = queue(gw, "310115")
+    mine = {t["kind"]: t for t in q if t["person"]["id_number"].endswith("0213")}
+    assert (mine["follow_up"]["status"], mine["follow_up"]["outcome"]) == ("closed", "confirmed")
+    assert (mine["case"]["status"], mine["case"]["outcome"]) == ("closed", "superseded")
+    # R01's own retest (in results.jsonl) releases R01: the eight others are open.
+    assert len(q) == 11 and sum(t["status"] != "closed" for t in q) == 8
+
+
 def test_invalid_then_positive_supersedes_resample(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
