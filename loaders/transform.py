@@ -211,10 +211,15 @@ def _timestamp(value: str | None, name: str, flags: list[str], tz: str) -> tuple
     if value is None:
         return None, None
     parsed = domain.parse_timestamp(value)
-    if parsed is None or not domain.plausible_time(parsed):
+    day = None
+    if parsed is not None and domain.plausible_time(parsed):
+        day = domain.local_day(parsed, tz)
+    # The local day too must be one a read can ask for (2099-12-31T20:00-02:00 is 2100-01-01
+    # in China): a status on a day nobody can read would be lost.
+    if day is None or not domain.FIRST_DAY.isoformat() <= day <= domain.LAST_DAY.isoformat():
         flags.append(f"invalid_{name}")
         return None, None
-    return parsed, domain.local_day(parsed, tz)
+    return parsed, day
 
 
 def _number(value: str | None, name: str, flags: list[str], parse: Any) -> Any:

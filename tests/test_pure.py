@@ -183,6 +183,33 @@ def test_days_outside_the_plausible_years_are_refused() -> None:
             parse_day(bad)
 
 
+def test_a_time_whose_china_day_no_read_can_ask_for_is_flagged() -> None:
+    """Within the plausible years at its own offset, outside them as a day in China: flagged
+    as invalid (the record is kept), not stored on a day no status read can reach."""
+    from loaders.transform import transform_registration
+
+    def reg(at: str) -> Any:
+        record = {
+            "record_id": "R1",
+            "collected_at": at,
+            "tube_code": "T1",
+            "pool_size": 10,
+            "id_type": "passport",
+            "id_number": "E57140543",
+        }
+        return transform_registration(record, "f.csv", 2, tz="Asia/Shanghai", secret="s" * 32)
+
+    for at in ("2099-12-31T20:00:00-02:00", "2000-01-01T01:00:00+14:00"):
+        row = reg(at)
+        assert "invalid_collected_at" in row.flags and row.props["day"] is None, at
+    for at, day in (
+        ("2099-12-31T10:00:00-02:00", "2099-12-31"),
+        ("2000-01-01T01:00:00+08:00", "2000-01-01"),
+    ):
+        row = reg(at)
+        assert "invalid_collected_at" not in row.flags and row.props["day"] == day, at
+
+
 def test_load_reads_one_batch_ahead_in_order_and_hands_on_errors() -> None:
     """The loader transforms the next batch in a thread while it writes this one: batches come
     out in order, an error of the reading side is raised in the writing side, and a writer that
