@@ -8,11 +8,10 @@ and the main process's CPU share (user+system seconds over wall seconds)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from bench.measure import run_in_tree
+from bench.measure import run_in_tree, side_by_side, trees
 
 RUN = """
 import json, sys, tempfile, time
@@ -32,16 +31,13 @@ print(json.dumps({"rows": plan.summaries["registrations"].read, "wall": wall,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
+    parser = side_by_side(__doc__ or "", rounds=2)
     parser.add_argument("city", type=Path)
-    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    rates: dict[str, list[float]] = {name: [] for name in trees}
+    pair = trees(args)
+    rates: dict[str, list[float]] = {name: [] for name in pair}
     for r in range(args.rounds):
-        for name, tree in trees.items():
+        for name, tree in pair.items():
             out = run_in_tree(tree, RUN, str(args.city.resolve()))
             res = json.loads(out.splitlines()[-1])
             rate = res["rows"] / res["wall"]

@@ -3,6 +3,7 @@ a script run from a given source tree (the before/after of a change, side by sid
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -48,3 +49,18 @@ def run_in_tree(tree: Path, code: str, *args: str) -> str:
         check=True,
     )
     return done.stdout.strip()
+
+
+def side_by_side(doc: str, rounds: int) -> argparse.ArgumentParser:
+    """The arguments every before/after script takes: the two source trees and `--rounds`
+    (each script adds its own)."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser
+
+
+def trees(args: argparse.Namespace) -> dict[str, Path]:
+    """The two trees of `side_by_side`'s arguments, by name, in the order they run."""
+    return {"before": args.before.resolve(), "after": args.after.resolve()}

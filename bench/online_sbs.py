@@ -8,11 +8,10 @@ Each round wipes the database of TUBETRACE_HOME, loads CITY_DIR/compounds.csv, t
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from bench.measure import run_in_tree
+from bench.measure import run_in_tree, side_by_side, trees
 
 RUN = (
     "import sys; sys.path.insert(0, sys.argv[1]); from cli.main import main; "
@@ -27,17 +26,14 @@ WIPE = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
+    parser = side_by_side(__doc__ or "", rounds=3)
     parser.add_argument("city", type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    pair = trees(args)
     rows = sum(1 for _ in (args.city / "registrations.csv").open(encoding="utf-8")) - 1
-    rates: dict[str, list[float]] = {name: [] for name in trees}
+    rates: dict[str, list[float]] = {name: [] for name in pair}
     for r in range(args.rounds):
-        for name, tree in trees.items():
+        for name, tree in pair.items():
             run_in_tree(tree, WIPE)
             run_in_tree(tree, RUN, "load", "compounds", str(args.city / "compounds.csv"))
             t = time.perf_counter()

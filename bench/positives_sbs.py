@@ -8,11 +8,9 @@ positive tubes and the persons it found (both trees must find the same)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from bench.measure import run_in_tree
+from bench.measure import run_in_tree, side_by_side, trees
 
 RUN = """
 import json, sys, time
@@ -31,15 +29,13 @@ print(json.dumps({"seconds": seconds, "tubes": len({i["tube_code"] for i in item
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
+    parser = side_by_side(__doc__ or "", rounds=2)
     parser.add_argument("--day", default="2022-04-09")
-    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    pair = trees(args)
     found = set()
     for r in range(args.rounds):
-        for name, tree in (("before", args.before.resolve()), ("after", args.after.resolve())):
+        for name, tree in pair.items():
             res = json.loads(run_in_tree(tree, RUN, args.day).splitlines()[-1])
             found.add((res["tubes"], res["persons"]))
             print(

@@ -174,6 +174,15 @@ def local_day(dt: datetime, tz: str) -> str:
     return dt.astimezone(ZoneInfo(tz)).date().isoformat()
 
 
+def sampling_day(dt: datetime, tz: str) -> str | None:
+    """The local day of a plausible time, when it is a day a read can ask for (`parse_day`'s
+    range; 2099-12-31T20:00-02:00 is 2100-01-01 in China): else None."""
+    if not plausible_time(dt):
+        return None
+    day = dt.astimezone(ZoneInfo(tz)).date()
+    return day.isoformat() if FIRST_DAY <= day <= LAST_DAY else None
+
+
 def iso(value: Any) -> str | None:
     """A time as text with the offset it arrived with: a driver or native datetime, or a
     Cypher datetime's `toString()` (queries may read times as text: the driver builds each

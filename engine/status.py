@@ -168,9 +168,9 @@ def after_new_registrations(
     gw: Gateway, tx: ManagedTransaction, facts: list[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
     """The statuses after registrations this transaction created and linked, from their
-    `new_registration_facts` (which locked their persons). A registration whose tube has no
-    result yet changes only its own day, and only by adding a pending tube: a new day is
-    pending, a day at least as urgent as pending stays. Everything else (a tube with a result,
+    `new_registration_facts` (which locked their tubes and persons). A registration whose tube
+    has no result yet changes only its own day, and only by adding a pending tube: a new day
+    is pending, a day at least as urgent as pending stays. Everything else (a tube with a result,
     a negative or released day, two registrations of one person-day) is derived from the
     person's whole history by `refresh`. Returns the `status.changed` events."""
     days: list[dict[str, Any]] = []

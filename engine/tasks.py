@@ -239,7 +239,8 @@ def after_registrations(
     gw: Gateway, tx: ManagedTransaction, single_keys: list[str], resulted_keys: list[str]
 ) -> TaskChanges:
     """Single-tube retests move open tasks to retest_collected; registrations arriving after
-    their tube's positive or invalid result are dispatched too. Registrations by their
+    their tube's result are dispatched too (a retest's negative result then releases its
+    task). Registrations by their
     (source, record_id) key (`reg_key`): `single_keys` those of pool size 1, `resulted_keys`
     those whose tube has a result that can move a task (the others can do neither)."""
     changes = TaskChanges()

@@ -211,12 +211,9 @@ def _timestamp(value: str | None, name: str, flags: list[str], tz: str) -> tuple
     if value is None:
         return None, None
     parsed = domain.parse_timestamp(value)
-    day = None
-    if parsed is not None and domain.plausible_time(parsed):
-        day = domain.local_day(parsed, tz)
-    # The local day too must be one a read can ask for (2099-12-31T20:00-02:00 is 2100-01-01
-    # in China): a status on a day nobody can read would be lost.
-    if day is None or not domain.FIRST_DAY.isoformat() <= day <= domain.LAST_DAY.isoformat():
+    # A status on a day nobody can read would be lost: such a time is invalid too.
+    day = domain.sampling_day(parsed, tz) if parsed is not None else None
+    if day is None:
         flags.append(f"invalid_{name}")
         return None, None
     return parsed, day

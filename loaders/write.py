@@ -262,10 +262,11 @@ def _write_batch(
             outcomes.append(Outcome(line, row.key, v.status, row.flags, v.reason))
         created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
         changes = tasks.TaskChanges()
+        result_tubes: list[str] = []
         if kind == "results":
-            tubes = {str(r.links["tube_code"]) for r in created_rows}
-            if tubes:  # before the tubes' members are read: see new_registration_facts
-                gw.run_in(tx, "lock_tubes", codes=sorted(tubes))
+            result_tubes = sorted({str(r.links["tube_code"]) for r in created_rows})
+            if result_tubes:  # before the tubes' members are read: see new_registration_facts
+                gw.run_in(tx, "lock_tubes", codes=result_tubes)
             changes = tasks.dispatch(gw, tx, created)
         elif kind == "registrations":
             single = [r.key for r in created_rows if r.props["pool_size"] == 1]
@@ -296,8 +297,7 @@ def _write_batch(
             if kind == "registrations":
                 events = status.after_new_registrations(gw, tx, list(facts.values()), now)
             elif kind == "results":
-                codes = [str(r.links["tube_code"]) for r in created_rows]
-                events = status.refresh(gw, tx, codes, now)
+                events = status.refresh(gw, tx, result_tubes, now)
             else:
                 events = []
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
