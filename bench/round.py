@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -78,24 +79,25 @@ def _generate(city: Path, n: int, positive_rate: float) -> dict[str, Any]:
     }
 
 
-def _measure(gw: Gateway, codes: list[str]) -> dict[str, Any]:
+def _measure(gw: Gateway, codes: list[str], out: dict[str, Any], save: Callable[[], None]) -> None:
+    """Each figure into `out`, saved as it comes (a report takes minutes at 26 M)."""
     ms = [timed(lambda c=c: trace_many(gw, [c]))[0] * 1000 for c in codes]
+    out["trace_p50_ms"] = pct(ms, 0.5)
+    out["trace_p99_ms"] = pct(ms, 0.99)
     positives_s, items = timed(lambda: list(reports.positives_stream(gw, DAY)))
+    out["positives_s"] = positives_s
+    out["positive_tubes"] = len({i["tube_code"] for i in items})
+    out["positive_persons"] = sum(len(i["trace"]["persons"]) for i in items)
+    del items
     queue_s, (page, _) = timed(lambda: tasks.tasks_page(gw, QUEUE_DISTRICT, "pending", "", 50))
-    out: dict[str, Any] = {
-        "trace_p50_ms": pct(ms, 0.5),
-        "trace_p99_ms": pct(ms, 0.99),
-        "positives_s": positives_s,
-        "positive_tubes": len({i["tube_code"] for i in items}),
-        "positive_persons": sum(len(i["trace"]["persons"]) for i in items),
-        "queue_page_ms": queue_s * 1000,
-        "queue_page_items": len(page),
-    }
+    out["queue_page_ms"] = queue_s * 1000
+    out["queue_page_items"] = len(page)
+    save()
     for name in reports.REPORTS:
         seconds, rows = timed(lambda name=name: reports.run_report(gw, name, DAY, "Asia/Shanghai"))
         out[f"report_{name}_s"] = seconds
         out[f"report_{name}_rows"] = len(rows)
-    return out
+        save()
 
 
 def bench_round(
@@ -106,7 +108,9 @@ def bench_round(
     city: Path | None = None,
     drop: bool = False,
     positive_rate: float = POSITIVE_RATE,
+    save: Callable[[dict[str, Any]], None] = lambda res: None,
 ) -> dict[str, Any]:
+    """`save` gets the figures after each stage (a full round runs for hours)."""
     work.mkdir(parents=True, exist_ok=True)
     home = work / f"home-{n}"
     need = n * BYTES_PER_REGISTRATION
@@ -119,6 +123,7 @@ def bench_round(
     if generated:
         city = city or work / f"city-{n}"
         res |= _generate(city, n, positive_rate)
+        save(res)
     assert city is not None
     # The generated files go once the import files are written: the disk is the limit.
     source = city
@@ -147,14 +152,16 @@ def bench_round(
         res["store_mb"] = store_bytes(server) / 2**20
         res["pagecache"] = s.pagecache_size
         res["heap"] = s.heap_size
+        save(res)
         rng = random.Random(7)
         codes = [f"T{rng.randrange(1, res['tubes']):09d}" for _ in range(samples)]
         server.stop()
         res["os_cache_dropped"] = _drop_os_cache()
         server.start()
         with closing(connect(s)) as gw:
-            res["cold"] = _measure(gw, codes)
-            res["warm"] = _measure(gw, codes)
+            for run in ("cold", "warm"):
+                res[run] = {}
+                _measure(gw, codes, res[run], lambda: save(res))
     finally:
         server.stop()
     return res
@@ -221,6 +228,11 @@ def main(
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     for n in sizes:
-        res = bench_round(n, work, settings, samples, city, drop, positive_rate)
-        (out / f"round-{n}.json").write_text(json.dumps(res, indent=2, default=str))
+        path = out / f"round-{n}.json"
+
+        def save(res: dict[str, Any], path: Path = path) -> None:
+            path.write_text(json.dumps(res, indent=2, default=str))
+
+        res = bench_round(n, work, settings, samples, city, drop, positive_rate, save)
+        save(res)
         print_table(res)
