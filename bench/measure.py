@@ -4,6 +4,7 @@ a script run from a given source tree (the before/after of a change, side by sid
 from __future__ import annotations
 
 import argparse
+import http.client
 import subprocess
 import sys
 import time
@@ -26,6 +27,25 @@ def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn(*args)
     return time.perf_counter() - t, out
+
+
+class KeepAlive:
+    """A district system's plain HTTP/1.1 client: one kept-alive connection (the standard
+    library's). `httpx` spends ~0.33 ms of Python per request on this machine (measured
+    against a bare ASGI app: 0.42 ms a request, against 0.09 ms with this client), which is
+    the caller's choice, not what the API adds; the benchmark prints both."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def get(self, path: str) -> bytes:
+        self.conn.request("GET", path, headers=self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+        return body
 
 
 def store_bytes(server: ManagedServer) -> int:
