@@ -4,7 +4,9 @@
 CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
 
 // name: positive_tubes_of_day
-// params: day, district_code, after, limit
+// params: day, district_code
+// Every (residence district, positive tube) pair of the day, in sort_key order (pages of it:
+// engine/reports.py, positives_page).
 MATCH (x:Result {day: $day})
 USING INDEX SEEK x:Result(day)
 WHERE x.result = 'positive'
@@ -22,10 +24,9 @@ CALL (t) {
   RETURN district_code
 }
 WITH district_code, t.code AS tube_code, district_code + '|' + t.code AS sort_key
-WHERE ($district_code IS NULL OR district_code = $district_code) AND sort_key > $after
+WHERE $district_code IS NULL OR district_code = $district_code
 RETURN district_code, tube_code, sort_key
 ORDER BY sort_key
-LIMIT $limit
 
 // name: case_of_person
 // params: person_id

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import statistics
-from collections import Counter, defaultdict
+import threading
+import time as clock
+import weakref
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,21 +24,9 @@ from engine.views import district_part, in_district
 RING2_MAX_PAGE = 500
 
 
-# A LIMIT that keeps every row (Neo4j 5 takes any long; older runtimes stopped at 2^31 - 1).
-ALL_ROWS = 2**62
-
-
-def _positive_pairs(
-    gw: Gateway, day: str, district: str | None, cursor: str, limit: int
-) -> list[dict[str, Any]]:
+def _positive_pairs(gw: Gateway, day: str, district: str | None) -> list[dict[str, Any]]:
     """(residence district, positive tube) pairs of the day, in sort_key order."""
-    return gw.read(
-        "positive_tubes_of_day",
-        day=parse_day(day),
-        district_code=district,
-        after=cursor,
-        limit=limit,
-    )
+    return gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district)
 
 
 def _with_traces(
@@ -61,14 +53,51 @@ def _with_traces(
     return items
 
 
+# A day's (district, tube) pairs as the last first page found them, for the pages after it:
+# finding them means the residence district of every member of every positive tube of the
+# day (seconds on a day of 26,000 positive tubes), so a page after the first reads this list.
+SNAPSHOT_S = 60.0
+SNAPSHOTS_KEPT = 16
+_Pairs = tuple[float, list[dict[str, Any]], list[str]]  # found at, the pairs, their sort keys
+# Per gateway (one database), then per (day, district).
+_snapshots: weakref.WeakKeyDictionary[Gateway, OrderedDict[tuple[str, str | None], _Pairs]] = (
+    weakref.WeakKeyDictionary()
+)
+_snapshots_lock = threading.Lock()
+
+
+def _day_pairs(gw: Gateway, day: str, district: str | None, fresh: bool) -> _Pairs:
+    key = (parse_day(day), district)
+    now = clock.monotonic()
+    if not fresh:
+        with _snapshots_lock:
+            kept = _snapshots.get(gw)
+            found = kept.get(key) if kept is not None else None
+        if found is not None and now - found[0] < SNAPSHOT_S:
+            return found
+    rows = _positive_pairs(gw, day, district)
+    keys = [r["sort_key"] for r in rows]
+    with _snapshots_lock:
+        kept = _snapshots.setdefault(gw, OrderedDict())
+        kept[key] = (now, rows, keys)
+        kept.move_to_end(key)
+        while len(kept) > SNAPSHOTS_KEPT:
+            kept.popitem(last=False)
+    return now, rows, keys
+
+
 def positives_page(
     gw: Gateway, day: str, district: str | None, cursor: str, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of (residence district, positive tube) pairs of the day after `cursor`, each
-    with its trace. Two set-based queries a page; each page finds the day's positive tubes
-    again, so a client reading a whole day of 26,000 tubes this way pays that per page
-    (`positives_pages` reads the day once)."""
-    rows, more = split_page(_positive_pairs(gw, day, district, cursor, limit + 1), limit)
+    with its trace. The first page (no cursor) finds the day's pairs; a page after it reads
+    them as the last first page of that day and district found them, for `SNAPSHOT_S` (then
+    it finds them again): a client paging through a day sees one consistent list, and pays
+    for finding it once. The traces are read per page."""
+    _, pairs, keys = _day_pairs(gw, day, district, fresh=not cursor)
+    start = bisect.bisect_right(keys, cursor)
+    rows = pairs[start : start + limit]
+    more = start + limit < len(pairs)
     return _with_traces(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
 
 
@@ -78,7 +107,7 @@ def positives_pages(
     """The whole day in one set-based pass: every pair in one query (a few bytes per positive
     tube), then the traces `page` pairs at a time. A day without positives is one empty page
     (its read is audited all the same)."""
-    rows = _positive_pairs(gw, day, district, "", ALL_ROWS)
+    rows = _positive_pairs(gw, day, district)
     for start in range(0, max(len(rows), 1), page):
         yield _with_traces(gw, rows[start : start + page], district)
 

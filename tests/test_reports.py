@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from engine import reports, tasks
 from engine.db import Gateway
@@ -67,11 +68,60 @@ def test_days_positives_equal_the_union_of_single_traces(
             )
 
 
+def test_positives_pages_after_the_first_read_the_first_pages_list(
+    gw: Gateway, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client paging through a day finds the day's positive tubes once (a few seconds on a
+    day of 26,000): the pages after the first read the list the first page found, for
+    SNAPSHOT_S; a new first page finds it again."""
+    generate_city(tmp_path, seed=7, registrations=1200, positive_rate=0.15)
+    for kind in ("compounds", "registrations", "results"):
+        load(gw, settings, kind, tmp_path / f"{kind}.csv")
+    with (tmp_path / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    positive = {r["tube_code"] for r in rows if r["result"] == "positive"}
+    late = max(
+        r["tube_code"]
+        for r in rows
+        if r["result"] == "negative"
+        and r["reported_at"].startswith("2022-04-09")
+        and r["tube_code"] not in positive
+    )
+    finds: list[str] = []
+    read = gw.read
+
+    def counting(name: str, **params: object) -> list[dict[str, object]]:
+        if name == "positive_tubes_of_day":
+            finds.append(name)
+        return read(name, **params)
+
+    monkeypatch.setattr(gw, "read", counting)
+
+    def rest(cursor: str | None) -> list[str]:
+        codes: list[str] = []
+        while cursor is not None:
+            page, cursor = reports.positives_page(gw, "2022-04-09", None, cursor, 3)
+            codes += [i["tube_code"] for i in page]
+        return codes
+
+    first, cursor = reports.positives_page(gw, "2022-04-09", None, "", 3)
+    assert cursor is not None and len(finds) == 1
+    # A positive result for a tube of the day arrives while the client is paging.
+    load(gw, settings, "results", result(tmp_path, late, "positive", "2022-04-09T23:00:00+08:00"))
+    before = [i["tube_code"] for i in first] + rest(cursor)
+    assert late not in before and len(finds) == 1
+    fresh, cursor = reports.positives_page(gw, "2022-04-09", None, "", 3)
+    after = [i["tube_code"] for i in fresh] + rest(cursor)
+    assert late in after and sorted(set(after) - set(before)) == [late] and len(finds) == 2
+    # Past SNAPSHOT_S a page after the first finds the list again.
+    monkeypatch.setattr(reports, "SNAPSHOT_S", 0.0)
+    rest(cursor)
+    assert len(finds) > 2
+
+
 def test_positives_plan_starts_with_index_seek(gw: Gateway, settings: Settings) -> None:
     load_city(gw, settings)
-    plan = gw.profile(
-        "positive_tubes_of_day", day="2022-04-09", district_code=None, after="", limit=100
-    )
+    plan = gw.profile("positive_tubes_of_day", day="2022-04-09", district_code=None)
     assert_seek_without_scans(plan)
 
 
