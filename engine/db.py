@@ -1,4 +1,5 @@
-"""The Neo4j gateway: one driver, named queries, managed transactions with retries.
+"""The Neo4j gateway: one driver, named queries; a read is one auto-commit statement, writes run
+in managed transactions; both retried.
 
 This is the error boundary towards the database: no driver exception leaves this module.
 A database that does not answer becomes `DatabaseUnavailable` within `OUTAGE_BUDGET_S`
