@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import resource
 import shutil
@@ -231,7 +232,9 @@ def main(
         path = out / f"round-{n}.json"
 
         def save(res: dict[str, Any], path: Path = path) -> None:
-            path.write_text(json.dumps(res, indent=2, default=str))
+            part = path.with_suffix(".part")  # replaced whole: a kill never leaves it empty
+            part.write_text(json.dumps(res, indent=2, default=str))
+            os.replace(part, path)
 
         res = bench_round(n, work, settings, samples, city, drop, positive_rate, save)
         save(res)

@@ -333,6 +333,10 @@ def bench_size(
     return res
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def pg_throughput(pgs: pg.PgServer, codes: list[str], workers: int, seconds: float) -> float:
     conns = [pgs.connect() for _ in range(workers)]
     local = threading.local()
@@ -394,14 +398,14 @@ ROWS = [
         ),
     ),
     (
-        "HTTP minus driver p50 (ms, goal <=1; with httpx as the client)",
+        "HTTP minus driver p50 (ms, goal <=1; in brackets: httpx as the client)",
         lambda r: (
-            f"{r['http_minus_driver_p50_ms']:.2f} ({r.get('httpx_minus_driver_p50_ms', 0):.2f})"
+            f"{r['http_minus_driver_p50_ms']:.2f} ({_ms(r.get('httpx_minus_driver_p50_ms'))})"
         ),
     ),
     ("traces/s driver, 2 workers (goal >=1000)", lambda r: f"{r['driver_traces_s']:.0f}"),
     (
-        "traces/s HTTP, 2 workers (goal >=50% of driver)",
+        "traces/s HTTP, 2 workers, plain client (goal >=50% of driver)",
         lambda r: f"{r['http_traces_s']:.0f} ({r['http_traces_s'] / r['driver_traces_s']:.0%})",
     ),
     (

@@ -138,6 +138,9 @@ class Gateway:
         self.timings: dict[str, float] | None = None
         self.calls: Counter[str] = Counter()
         self._secret: str | None = None
+        # What the engine keeps in this process about this database's data, by name
+        # (engine/reports.py, DayPairs); emptied by `wipe`.
+        self.memo: dict[str, object] = {}
         self._schema_pending = schema_pending
         self._schema_lock = threading.Lock()
 
@@ -203,7 +206,7 @@ class Gateway:
             delay = min(delay * 2, 1.0)
 
     def _once(self, work: Callable[[Session], T], what: str) -> T:
-        """One attempt outside a managed transaction (schema, implicit transactions)."""
+        """One attempt, not retried: schema statements, PROFILE, `CALL ... IN TRANSACTIONS`."""
         return self._guarded(lambda: self._once_now(work, what), what)
 
     def _once_now(self, work: Callable[[Session], T], what: str) -> T:
@@ -274,6 +277,7 @@ class Gateway:
         """Delete every node (tests and benchmarks). The audit chain goes last, in one
         transaction under its head's lock: an API still flushing its journal meanwhile either
         lands before it (and goes) or starts a fresh chain, never one with seqs of the old."""
+        self.memo.clear()
         self.run_auto("wipe_all")
         self.write("wipe_audit_chain")
 
