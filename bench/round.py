@@ -8,10 +8,12 @@ dropped when this user may) and warm: single traces p50/p99, the day's positives
 set-based pass, a district's queue page and the reports. Each figure is measured at this size,
 not extrapolated.
 
-    ./dev bench --sizes 26000000 [--city DIR [--drop-city]]
+    ./dev bench --sizes 26000000 [--city DIR [--drop-city]] [--measure-only]
     ./dev bench --round --sizes 2600000 --positive-rate 0.111   # a day of 26,000 positive
         # tubes on a smaller store (still larger than its page cache: set the page cache)
 
+--measure-only: measure again on the store a run before imported (its figures are in
+bench/out/round-N.json), e.g. when that run was cut short while measuring.
 --city: a round generated before (kept, unless --drop-city); a round generated here is
 deleted once its import files are written (store, import files and input do not fit the
 disk together). Disk: about 2.5 KB per registration (65 GB for 26 M).
@@ -110,10 +112,16 @@ def bench_round(
     drop: bool = False,
     positive_rate: float = POSITIVE_RATE,
     save: Callable[[dict[str, Any]], None] = lambda res: None,
+    loaded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`save` gets the figures after each stage (a full round runs for hours)."""
+    """`save` gets the figures after each stage (a full round runs for hours). With `loaded`
+    (the figures saved by a run that imported this round into `work`), only the measuring is
+    done again, on the store that run left."""
     work.mkdir(parents=True, exist_ok=True)
     home = work / f"home-{n}"
+    if loaded is not None:
+        kept = {k: v for k, v in loaded.items() if k not in ("cold", "warm")}
+        return _measure_store(settings.model_copy(update={"home": home}), kept, samples, save)
     need = n * BYTES_PER_REGISTRATION
     free = shutil.disk_usage(work).free
     print(f"disk: this round needs about {need / 1e9:.0f} GB, {free / 1e9:.0f} GB free", flush=True)
@@ -135,13 +143,19 @@ def bench_round(
 
     shutil.rmtree(home, ignore_errors=True)
     s = settings.model_copy(update={"home": home})
-    server = ManagedServer(s)
     console = Console(file=io.StringIO())
     t = time.perf_counter()
     timings = bulk_load(s, "all", city, console, on_files_written=drop_city)
     res["bulk_total_s"] = time.perf_counter() - t
     res |= timings
     res["bulk_output"] = console.file.getvalue().strip()  # type: ignore[attr-defined]
+    return _measure_store(s, res, samples, save)
+
+
+def _measure_store(
+    s: Settings, res: dict[str, Any], samples: int, save: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    server = ManagedServer(s)
     try:
         with closing(connect(s)) as gw:
             counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
@@ -225,6 +239,7 @@ def main(
     city: Path | None,
     drop: bool = False,
     positive_rate: float = POSITIVE_RATE,
+    measure_only: bool = False,
 ) -> None:
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
@@ -236,6 +251,11 @@ def main(
             part.write_text(json.dumps(res, indent=2, default=str))
             os.replace(part, path)
 
-        res = bench_round(n, work, settings, samples, city, drop, positive_rate, save)
+        loaded = None
+        if measure_only:
+            if not path.exists() or not (work / f"home-{n}").exists():
+                sys.exit(f"--measure-only: no imported round of {n:,} under {work} ({path})")
+            loaded = json.loads(path.read_text())
+        res = bench_round(n, work, settings, samples, city, drop, positive_rate, save, loaded)
         save(res)
         print_table(res)

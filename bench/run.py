@@ -519,6 +519,11 @@ def main() -> None:
         default=round_bench.POSITIVE_RATE,
         help="share of positive tubes in a full round's generated day",
     )
+    parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="full rounds: measure the store a run before imported again (bench/round.py)",
+    )
     args = parser.parse_args()
     sizes = [max(2000, args.scale // 10), max(3000, args.scale // 3), args.scale]
     if args.sizes:
@@ -529,7 +534,14 @@ def main() -> None:
     rounds = [n for n in sizes if n >= round_bench.ROUND_MIN or args.round]
     if rounds:  # a full round at city size: its own figures (bench/round.py)
         round_bench.main(
-            rounds, args.work, settings, args.samples, args.city, args.drop_city, args.positive_rate
+            rounds,
+            args.work,
+            settings,
+            args.samples,
+            args.city,
+            args.drop_city,
+            args.positive_rate,
+            args.measure_only,
         )
         sizes = [n for n in sizes if n not in rounds]
         if not sizes:
