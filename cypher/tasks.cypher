@@ -182,9 +182,11 @@ MATCH (k:Task)
 USING INDEX SEEK k:Task(district_code, sort_key)
 WHERE k.district_code = $district_code AND k.sort_key > $after
   AND ($status IS NULL OR k.status = $status)
-RETURN k {.*} AS task
-ORDER BY k.sort_key
+// Ordered by the whole index key, the seek itself reads in order and stops at the limit; by
+// sort_key alone the planner sorted the whole district (100,899 tasks at 26 M, ~1 s a page).
+WITH k ORDER BY k.district_code, k.sort_key
 LIMIT $limit
+RETURN k {.*} AS task
 
 // name: result_keys_of_registrations
 // params: reg_keys

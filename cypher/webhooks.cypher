@@ -73,7 +73,8 @@ RETURN n
 // the claim token lets only that attempt record its outcome.
 MATCH (d:Delivery)
 WHERE d.status = 'pending' AND d.next_at <= $now
-WITH d ORDER BY d.next_at LIMIT $limit
+// The whole index key: the seek reads in order and stops at the limit (no sort of every due).
+WITH d ORDER BY d.status, d.next_at LIMIT $limit
 SET d._lock = true
 REMOVE d._lock
 WITH d
