@@ -184,9 +184,9 @@ WHERE k.district_code = $district_code AND k.sort_key > $after
   AND ($status IS NULL OR k.status = $status)
 // Ordered by the whole index key, the seek itself reads in order and stops at the limit; by
 // sort_key alone the planner sorted the whole district (100,899 tasks at 26 M, ~1 s a page).
-WITH k ORDER BY k.district_code, k.sort_key
-LIMIT $limit
 RETURN k {.*} AS task
+ORDER BY k.district_code, k.sort_key
+LIMIT $limit
 
 // name: result_keys_of_registrations
 // params: reg_keys

@@ -72,6 +72,7 @@ RETURN n
 // Locked, then checked again: of two workers (two API processes) only one claims a delivery;
 // the claim token lets only that attempt record its outcome.
 MATCH (d:Delivery)
+USING INDEX SEEK d:Delivery(status, next_at)
 WHERE d.status = 'pending' AND d.next_at <= $now
 // The whole index key: the seek reads in order and stops at the limit (no sort of every due).
 WITH d ORDER BY d.status, d.next_at LIMIT $limit

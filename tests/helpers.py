@@ -107,6 +107,34 @@ def assert_seek_without_scans(plan: Any) -> None:
     assert not [op for op in ops if op.split(" ")[0].endswith("Scan")], " / ".join(ops)
 
 
+def _op(plan: Any) -> str:
+    return str(plan["operatorType"].split("@")[0])
+
+
+def _inputs(plan: Any) -> list[Any]:
+    """The children that feed an operator its rows: an Apply's right side runs once per row
+    of its left side (a bounded subquery), so only the left side counts."""
+    children = list(plan.get("children", []))
+    return children[:1] if _op(plan).endswith("Apply") else children
+
+
+def _unbounded_sorts(plan: Any) -> list[str]:
+    def limited(p: Any) -> bool:
+        return any(_op(c) == "Limit" or limited(c) for c in _inputs(p))
+
+    found = [_op(plan)] if _op(plan) in ("Sort", "Top") and not limited(plan) else []
+    for child in _inputs(plan):
+        found += _unbounded_sorts(child)
+    return found
+
+
+def assert_no_unbounded_sort(plan: Any) -> None:
+    """No Sort or Top over everything its input reads: a page is read in index order and
+    stops at its limit (a sort after the limit, of one page, is fine; PartialSort/PartialTop
+    only order ties within index order)."""
+    assert not _unbounded_sorts(plan), " / ".join(operators(plan))
+
+
 def graph_fingerprint(gw: Gateway) -> tuple[dict[str, int], str]:
     """Node counts per label and a hash of every property of every node and relationship."""
     counts = {r["label"]: r["n"] for r in gw.read("count_by_label")}
