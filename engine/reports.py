@@ -268,10 +268,11 @@ def zoning(gw: Gateway, day: str, tz: str, district: str | None = None) -> list[
     return rows
 
 
-def _hours(a: Any, b: Any) -> float | None:
-    if a is None or b is None:
+def _hours(a_ms: int | None, b_ms: int | None) -> float | None:
+    """Hours from `a_ms` to `b_ms` (epoch milliseconds)."""
+    if a_ms is None or b_ms is None:
         return None
-    return float((b.to_native() - a.to_native()).total_seconds() / 3600)
+    return (b_ms - a_ms) / 3_600_000
 
 
 def _quantiles(values: list[float]) -> dict[str, float | None]:
@@ -289,18 +290,18 @@ def timeliness(
     now = now or datetime.now(UTC)
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     old_open: Counter[str] = Counter()
-    for r in gw.read("tasks_of_day", day=parse_day(day)):
+    for r in gw.read("tasks_of_day", day=parse_day(day), district_code=district):
         code = r["district_code"]
-        if district is not None and code != district:
-            continue
         by[code]["n"].append(1)
-        ack = _hours(r["result_at"], r["acknowledged_at"])
-        closed = _hours(r["result_at"], r["closed_at"])
+        ack = _hours(r["result_ms"], r["acknowledged_ms"])
+        closed = _hours(r["result_ms"], r["closed_ms"])
         if ack is not None:
             by[code]["ack"].append(ack)
         if closed is not None:
             by[code]["closed"].append(closed)
-        if overdue(r["status"], r["created_at"].to_native(), now):
+        created = r["created_ms"]
+        at = None if created is None else datetime.fromtimestamp(created / 1000, UTC)
+        if overdue(r["status"], at, now):
             old_open[code] += 1
     return [
         {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import networkx as nx
@@ -207,6 +207,19 @@ def test_timeliness_counts_acknowledged_tasks(gw: Gateway, settings: Settings) -
     assert row["tasks"] == 10
     assert row["result_to_acknowledged_hours"]["median"] > 24 * 365  # the data is from 2022
     assert row["open_older_than_24h"] == 0
+    # The hours are the stored times' difference, to the report's two decimals.
+    [stored] = gw.read("get_task", task_id=pending[0]["task_id"])
+    k = stored["task"]
+    hours = (k["acknowledged_at"].to_native() - k["result_at"].to_native()).total_seconds() / 3600
+    assert row["result_to_acknowledged_hours"] == dict.fromkeys(("median", "p90"), round(hours, 2))
+    # A district's report is its row of the city's; a day later every open task is overdue.
+    later = datetime.now(UTC) + tasks.OVERDUE_AFTER + timedelta(minutes=1)
+    assert reports.timeliness(gw, "2022-04-09", "310115") == [row]
+    assert reports.timeliness(gw, "2022-04-09", "310101") == []
+    [late] = reports.timeliness(gw, "2022-04-09", now=later)
+    still_open = [t for t in tasks.all_tasks(gw, "310115") if t["status"] != "closed"]
+    assert 0 < len(still_open) < 10
+    assert late["open_older_than_24h"] == len(still_open)
 
 
 def test_rings_of_a_confirmed_case(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
