@@ -110,6 +110,13 @@ def load(
 
         bulk_load(get_settings(), kind, path, out, encoding, sender=source)
         return
+    if kind == "all":
+        fail(
+            "'all' is the initial import of a folder into an empty database: add --bulk. "
+            "Onto a database with data, load each file in turn: compounds, registrations, "
+            "results (tubetrace load compounds FILE, ...)",
+            Exit.USAGE,
+        )
     if kind not in set(RecordKind):
         fail(f"unknown kind '{kind}'; use {', '.join(RecordKind)}", Exit.USAGE)
     items = read_file(path, kind, encoding)

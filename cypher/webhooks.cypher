@@ -52,8 +52,13 @@ RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
 
 // name: create_deliveries
 // params: webhook_id, expected, cursor, deliveries, now
-// No row when the subscription is gone or its cursor moved meanwhile.
+// No row when the subscription is gone or its cursor moved meanwhile. Locked, then checked:
+// a check before the lock let two workers (two API processes) both pass it, and the deliveries
+// of the second then broke the delivery_id constraint.
 MATCH (w:Webhook {webhook_id: $webhook_id})
+SET w._lock = true
+REMOVE w._lock
+WITH w
 WHERE w.cursor = $expected
 SET w.cursor = $cursor
 WITH w

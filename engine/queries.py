@@ -21,7 +21,9 @@ from engine.errors import QueryFileError
 _NAME = re.compile(r"^\s*//\s*name:\s*([a-z_][a-z0-9_]*)\s*$")
 _PARAMS = re.compile(r"^\s*//\s*params:\s*(.*)$")
 _PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# Strings and `//` comments, whichever starts first: an apostrophe in a comment is not a
+# string, and `//` in a string is not a comment.
+_STRING_OR_COMMENT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|//[^\n]*")
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,7 @@ class Query:
 
 
 def _used_params(body: str) -> frozenset[str]:
-    code = _STRING.sub("''", body)
-    code = "\n".join(ln.split("//", 1)[0] for ln in code.splitlines())
+    code = _STRING_OR_COMMENT.sub(lambda m: "" if m.group().startswith("//") else "''", body)
     return frozenset(_PARAM_USE.findall(code))
 
 

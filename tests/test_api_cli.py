@@ -115,6 +115,9 @@ def test_unknown_tube_is_404_with_a_sentence_in_api_and_cli(
     assert resp.json()["message"] == "No tube with code 'NOPE' was registered or reported."
     done = cli(subprocess_env, "trace", "NOPE")
     assert done.returncode == 4 and "No tube with code 'NOPE'" in done.stderr
+    # `load all` without --bulk says what to do instead of "unknown kind 'all'".
+    folder = cli(subprocess_env, "load", "all", ".")
+    assert folder.returncode == 2 and "add --bulk" in folder.stderr, folder.stderr
 
 
 def test_post_registrations_answers_per_record(gw: Gateway, api_url: str) -> None:

@@ -49,3 +49,16 @@ def test_call_time_parameters_must_match(tmp_path: Path) -> None:
     q.check({"a": 1})
     with pytest.raises(QueryFileError, match="missing \\['a'\\], unexpected \\['b'\\]"):
         q.check({"b": 1})
+
+
+def test_an_apostrophe_in_a_comment_is_not_a_string(tmp_path: Path) -> None:
+    """A comment's apostrophe used to open a 'string' that swallowed the parameters up to the
+    next quote; `//` inside a string is not a comment either."""
+    text = (
+        "// name: q\n// params: a, b, c\n"
+        "MATCH (w {id: $a}) // the worker's lock\n"
+        "SET w.at = $b\n"
+        "SET w.url = 'http://x/$no' // it's\n"
+        "RETURN $c\n"
+    )
+    assert load_directory(write(tmp_path, "a.cypher", text))["q"].params == {"a", "b", "c"}

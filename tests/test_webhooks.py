@@ -359,3 +359,45 @@ def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: S
     )
     assert row["webhook_id"] == hook.webhook_id and row["attempts"] == len(delays) >= 2
     assert all(e["error"] and e["status_code"] is None for e in row["log"])
+
+
+def test_two_workers_fanning_out_at_once_make_each_delivery_once(gw: Gateway) -> None:
+    """Two API processes fan out the same events: the one that moves the cursor second finds
+    it moved and makes nothing (it used to pass the check before the lock and then break the
+    delivery_id constraint, a failed worker pass)."""
+    hook = webhooks.add(gw, "http://127.0.0.1:9/x", None, ALL)
+    gw.write(
+        "append_events",
+        events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
+    )
+    [event] = [r["event"] for r in gw.read("events_after", after=0, limit=10)]
+    rows = [
+        {
+            "delivery_id": f"dl_{event['seq']:012d}_{hook.webhook_id[3:]}",
+            "event_seq": event["seq"],
+            "event_id": event["event_id"],
+            "event_type": event["type"],
+        }
+    ]
+    [start] = [h["cursor"] for h in webhooks.list_all(gw) if h["webhook_id"] == hook.webhook_id]
+    params = {
+        "webhook_id": hook.webhook_id,
+        "expected": start,
+        "cursor": event["seq"],
+        "deliveries": rows,
+        "now": datetime.now(UTC),
+    }
+    text = gw.queries["create_deliveries"].text
+    second: list[Any] = []
+    with gw.driver.session() as session, session.begin_transaction() as first:
+        assert first.run(text, params).data() == [{"n": 1}]  # holds the subscription's lock
+        worker = threading.Thread(
+            target=lambda: second.append(gw.write("create_deliveries", **params))
+        )
+        worker.start()
+        time.sleep(1.0)  # the second worker is waiting for the lock
+        assert worker.is_alive()
+        first.commit()
+    worker.join(timeout=30)
+    assert second == [[]]  # no error, no row: the cursor had moved
+    assert [d["delivery_id"] for d in webhooks.deliveries(gw)] == [rows[0]["delivery_id"]]
