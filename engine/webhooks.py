@@ -117,6 +117,21 @@ def _wanted(event: dict[str, Any], hook: dict[str, Any]) -> bool:
     return hook["district_code"] is None or district == hook["district_code"]
 
 
+def delivery_rows(hook: dict[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The deliveries `create_deliveries` makes of these events for this subscription: one per
+    event it wants, its id fixed by (event, subscription)."""
+    return [
+        {
+            "delivery_id": f"dl_{e['seq']:012d}_{hook['webhook_id'][3:]}",
+            "event_seq": e["seq"],
+            "event_id": e["event_id"],
+            "event_type": e["type"],
+        }
+        for e in events
+        if _wanted(e, hook)
+    ]
+
+
 def fan_out(gw: Gateway, page: int = 5000, max_pages: int = 20) -> int:
     """New outbox events become deliveries of every subscription that wants them."""
     made = 0
@@ -127,16 +142,7 @@ def fan_out(gw: Gateway, page: int = 5000, max_pages: int = 20) -> int:
             events = [r["event"] for r in gw.read("events_after", after=cursor, limit=page)]
             if not events:
                 break
-            rows = [
-                {
-                    "delivery_id": f"dl_{e['seq']:012d}_{hook['webhook_id'][3:]}",
-                    "event_seq": e["seq"],
-                    "event_id": e["event_id"],
-                    "event_type": e["type"],
-                }
-                for e in events
-                if _wanted(e, hook)
-            ]
+            rows = delivery_rows(hook, events)
             moved = gw.write(
                 "create_deliveries",
                 webhook_id=hook["webhook_id"],

@@ -84,12 +84,13 @@ def result(tmp_path: Path, tube: str, value: str, at: str = "2022-04-10T20:00:00
     )
 
 
+def _op(plan: Any) -> str:
+    return str(plan["operatorType"].split("@")[0])
+
+
 def operators(plan: Any) -> list[str]:
     details = str(plan.get("args", {}).get("Details", ""))[:80]
-    found = [
-        plan["operatorType"].split("@")[0]
-        + (f" [{details}]" if "Index" in plan["operatorType"] else "")
-    ]
+    found = [_op(plan) + (f" [{details}]" if "Index" in plan["operatorType"] else "")]
     for child in plan.get("children", []):
         found += operators(child)
     return found
@@ -98,17 +99,13 @@ def operators(plan: Any) -> list[str]:
 def first_operator(plan: Any) -> str:
     while plan.get("children"):
         plan = plan["children"][0]
-    return str(plan["operatorType"].split("@")[0])  # the leaf that runs first
+    return _op(plan)  # the leaf that runs first
 
 
 def assert_seek_without_scans(plan: Any) -> None:
     ops = operators(plan)
     assert first_operator(plan) in ("NodeUniqueIndexSeek", "NodeIndexSeek"), " / ".join(ops)
     assert not [op for op in ops if op.split(" ")[0].endswith("Scan")], " / ".join(ops)
-
-
-def _op(plan: Any) -> str:
-    return str(plan["operatorType"].split("@")[0])
 
 
 def _inputs(plan: Any) -> list[Any]:

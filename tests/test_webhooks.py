@@ -371,18 +371,12 @@ def test_two_workers_fanning_out_at_once_make_each_delivery_once(gw: Gateway) ->
         events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
     )
     [event] = [r["event"] for r in gw.read("events_after", after=0, limit=10)]
-    rows = [
-        {
-            "delivery_id": f"dl_{event['seq']:012d}_{hook.webhook_id[3:]}",
-            "event_seq": event["seq"],
-            "event_id": event["event_id"],
-            "event_type": event["type"],
-        }
-    ]
-    [start] = [h["cursor"] for h in webhooks.list_all(gw) if h["webhook_id"] == hook.webhook_id]
+    [stored] = [h for h in webhooks.list_all(gw) if h["webhook_id"] == hook.webhook_id]
+    rows = webhooks.delivery_rows(stored, [event])
+    assert len(rows) == 1
     params = {
         "webhook_id": hook.webhook_id,
-        "expected": start,
+        "expected": stored["cursor"],
         "cursor": event["seq"],
         "deliveries": rows,
         "now": datetime.now(UTC),
