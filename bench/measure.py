@@ -58,6 +58,17 @@ def store_bytes(server: ManagedServer) -> int:
     )
 
 
+def drop_os_cache() -> bool:
+    """Flush and drop the OS page cache (needs root): the next read of the store is from
+    disk. False where it cannot."""
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
 def run_in_tree(tree: Path, code: str, *args: str) -> str:
     """`python -c code tree args...` in `tree`, its stdout; the code puts `sys.argv[1]` (the
     tree) first on `sys.path`, so the tree's own packages are the ones imported."""

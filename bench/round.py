@@ -37,7 +37,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.measure import pct, store_bytes, timed
+from bench.measure import drop_os_cache, pct, store_bytes, timed
 from engine import reports, tasks
 from engine.db import Gateway, connect
 from engine.server.managed import ManagedServer
@@ -55,15 +55,6 @@ QUEUE_DISTRICT = "310115"  # the largest district (Pudong)
 # The generated day's share of positive tubes (a round generated before keeps its own):
 # 26,000 positive tubes of 2.6 M, as on 9-10 April 2022.
 POSITIVE_RATE = 0.0111
-
-
-def _drop_os_cache() -> bool:
-    try:
-        subprocess.run(["sync"], check=True)
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def _generate(city: Path, n: int, positive_rate: float) -> dict[str, Any]:
@@ -178,7 +169,7 @@ def _measure_store(
         rng = random.Random(7)
         codes = [f"T{rng.randrange(1, res['tubes']):09d}" for _ in range(samples)]
         server.stop()
-        res["os_cache_dropped"] = _drop_os_cache()
+        res["os_cache_dropped"] = drop_os_cache()
         server.start()
         with closing(connect(s)) as gw:
             for run in ("cold", "warm"):

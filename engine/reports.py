@@ -5,8 +5,9 @@ from __future__ import annotations
 import bisect
 import statistics
 import threading
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -108,15 +109,35 @@ def positives_page(
     return _with_traces(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
 
 
+READ_AHEAD = 2  # pages read by worker threads while the caller handles the one before them
+
+
 def positives_pages(
-    gw: Gateway, day: str, district: str | None = None, page: int = 500
+    gw: Gateway, day: str, district: str | None = None, page: int = 500, ahead: int = READ_AHEAD
 ) -> Iterator[list[dict[str, Any]]]:
     """The whole day in one set-based pass: every pair in one query (a few bytes per positive
-    tube), then the traces `page` pairs at a time. A day without positives is one empty page
-    (its read is audited all the same)."""
+    tube), then the traces `page` pairs at a time, in order. Up to `ahead` pages after the one
+    being handled are read meanwhile by worker threads: a page's read waits on the disk when
+    the day is not in the page cache, and the caller's work on a page (views, audit, JSON)
+    overlaps it. A day without positives is one empty page (its read is audited all the
+    same). A caller that stops early leaves at most `ahead` reads to finish, unused."""
     rows = _positive_pairs(gw, day, district)
-    for start in range(0, max(len(rows), 1), page):
-        yield _with_traces(gw, rows[start : start + page], district)
+    chunks = [rows[s : s + page] for s in range(0, max(len(rows), 1), page)]
+    if ahead < 1 or len(chunks) == 1:
+        for chunk in chunks:
+            yield _with_traces(gw, chunk, district)
+        return
+    pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="positives")
+    try:
+        window: deque[Future[list[dict[str, Any]]]] = deque()
+        for chunk in chunks:
+            window.append(pool.submit(_with_traces, gw, chunk, district))
+            if len(window) > ahead:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def positives_stream(

@@ -20,7 +20,9 @@ def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             {"phone": reg["phone"], "owner": "self", "source": "registration", "updated_at": None}
         )
-    listed = reg.get("directory") or []
+    listed = reg.get("directory")
+    if not listed:  # most persons: nothing to order or to deduplicate
+        return found
     entries = sorted(
         (e for e in listed if e["updated_at"] is not None),
         key=lambda e: e["updated_at"].to_native(),
