@@ -39,14 +39,18 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="each run from disk (see above)")
     args = parser.parse_args()
     pair = trees(args)
-    server = ManagedServer(get_settings()) if args.cold else None
+    settings = get_settings()
+    if args.cold and settings.neo4j_uri:
+        raise SystemExit("--cold restarts the managed server; unset NEO4J_URI")
+    if args.cold and not drop_os_cache():
+        raise SystemExit("--cold: the OS page cache cannot be dropped here (root only)")
+    server = ManagedServer(settings) if args.cold else None
     found = set()
     for r in range(args.rounds):
         for name, tree in pair.items():
             if server is not None:
                 server.stop()
-                if not drop_os_cache():
-                    raise SystemExit("--cold: the OS page cache cannot be dropped here (root only)")
+                drop_os_cache()
                 server.start()
             res = json.loads(run_in_tree(tree, RUN, args.day).splitlines()[-1])
             found.add((res["tubes"], res["persons"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import closing
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -217,8 +218,13 @@ def positives_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The day's positive tubes with their traces, by residence district (streamed)."""
-    with gateway() as gw:
-        stream = policy.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
+    with (
+        gateway() as gw,
+        # Closed before the driver: a read ahead in flight ends on a live connection.
+        closing(
+            policy.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
+        ) as stream,
+    ):
         if as_json:
             # The envelope is written as it streams: constant memory at any size.
             sys.stdout.write('{"items": [')
@@ -329,8 +335,8 @@ def export_cmd(
             traces = policy.read_traces(gw, log, me(), [tube], action="export")
         else:
             assert date is not None
-            stream = policy.stream_positives(gw, log, me(), date, action="export")
-            traces = [i["trace"] for i in stream]
+            with closing(policy.stream_positives(gw, log, me(), date, action="export")) as stream:
+                traces = [i["trace"] for i in stream]
     target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
     nodes, edges = export.write(traces, target, fmt)
     out.print(f"wrote {nodes} nodes and {edges} edges to {target}", highlight=False)

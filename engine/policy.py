@@ -4,7 +4,8 @@ it shows before the answer leaves. Interfaces only parse their input and render 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from typing import Any
 
 from engine import domain, reports, status, tasks
@@ -197,11 +198,12 @@ def stream_positives(
     district: str | None = None,
     page: int = 500,
     action: str = "positives",
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any]]:
     """Every positive of the day in one pass, page by page; each page is audited before it
-    is yielded."""
-    for items in reports.positives_pages(gw, day, scope_district(who, district), page):
-        yield from _shown_positives(log, who, day, items, action, False, None)
+    is yielded. Closing it closes the pass (and its read ahead) at once."""
+    with closing(reports.positives_pages(gw, day, scope_district(who, district), page)) as pages:
+        for items in pages:
+            yield from _shown_positives(log, who, day, items, action, False, None)
 
 
 def read_rings(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import bisect
 import statistics
 import threading
-from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine import domain
+from engine.ahead import ordered_map
 from engine.db import Gateway, split_page
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
@@ -29,12 +30,15 @@ def _positive_pairs(gw: Gateway, day: str, district: str | None) -> list[dict[st
     return gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district)
 
 
+def _tubes(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["tube_code"] for r in rows})
+
+
 def _with_traces(
-    gw: Gateway, rows: list[dict[str, Any]], district: str | None
+    traces: dict[str, dict[str, Any]], rows: list[dict[str, Any]], district: str | None
 ) -> list[dict[str, Any]]:
-    """Each pair with the trace of that tube's residents of that district: one set-based
-    trace of the rows' tubes."""
-    traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
+    """Each pair with the trace of that tube's residents of that district, from the traces
+    of the rows' tubes (one set-based read)."""
     items = []
     for r in rows:
         if district is None:  # the city's view: each district's residents of the whole tube
@@ -106,38 +110,37 @@ def positives_page(
     start = max(lo, bisect.bisect_right(keys, cursor, lo, hi))
     rows = pairs[start : min(start + limit, hi)]
     more = start + limit < hi
-    return _with_traces(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
+    traces = trace_many(gw, _tubes(rows))
+    return _with_traces(traces, rows, district), (rows[-1]["sort_key"] if more and rows else None)
 
 
-READ_AHEAD = 2  # pages read by worker threads while the caller handles the one before them
+PAGE_WORKERS = 2  # pages traced at once, in order: one waits on the server while one is built
 
 
 def positives_pages(
-    gw: Gateway, day: str, district: str | None = None, page: int = 500, ahead: int = READ_AHEAD
-) -> Iterator[list[dict[str, Any]]]:
+    gw: Gateway,
+    day: str,
+    district: str | None = None,
+    page: int = 500,
+    workers: int = PAGE_WORKERS,
+) -> Generator[list[dict[str, Any]]]:
     """The whole day in one set-based pass: every pair in one query (a few bytes per positive
-    tube), then the traces `page` pairs at a time, in order. Up to `ahead` pages after the one
-    being handled are read meanwhile by worker threads: a page's read waits on the disk when
-    the day is not in the page cache, and the caller's work on a page (views, audit, JSON)
-    overlaps it. A day without positives is one empty page (its read is audited all the
-    same). A caller that stops early leaves at most `ahead` reads to finish, unused."""
+    tube), then the traces `page` pairs at a time, in order, `workers` pages at once (a pass
+    holds that many connections; a page's read waits on the server, or the disk, while
+    another's traces are built). A day without positives is one empty page (its read is
+    audited all the same). A caller that stops early waits for the pages being traced."""
     rows = _positive_pairs(gw, day, district)
     chunks = [rows[s : s + page] for s in range(0, max(len(rows), 1), page)]
-    if ahead < 1 or len(chunks) == 1:
+
+    def traced(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _with_traces(trace_many(gw, _tubes(chunk)), chunk, district)
+
+    if workers < 2 or len(chunks) == 1:
         for chunk in chunks:
-            yield _with_traces(gw, chunk, district)
+            yield traced(chunk)
         return
-    pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="positives")
-    try:
-        window: deque[Future[list[dict[str, Any]]]] = deque()
-        for chunk in chunks:
-            window.append(pool.submit(_with_traces, gw, chunk, district))
-            if len(window) > ahead:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with closing(ordered_map(traced, chunks, workers, "positives")) as pages:
+        yield from pages
 
 
 def positives_stream(

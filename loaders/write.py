@@ -5,8 +5,6 @@ Outcomes per record and a summary."""
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ import neo4j
 from neo4j import ManagedTransaction
 
 from engine import domain, outbox, routing, status, tasks
+from engine.ahead import read_ahead
 from engine.db import Gateway
 from engine.settings import Settings
 from loaders import transform
@@ -412,42 +411,6 @@ def _prepare(
     return out
 
 
-_DONE = object()
-
-
-def _one_ahead(batches: Iterator[_Prepared]) -> Iterator[_Prepared]:
-    """The next batch is read and transformed in a thread while this one is written: the
-    database works on one core while Python works on the other."""
-    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ahead.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ahead.put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            ahead.put(exc)
-
-    worker = threading.Thread(target=produce, name="load-ahead", daemon=True)
-    worker.start()
-    try:
-        while (item := ahead.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
 def load_records(
     gw: Gateway,
     kind: str,
@@ -469,7 +432,9 @@ def load_records(
         for batch in _batches(items, settings.batch_size)
     )
     if not (isinstance(items, list) and len(items) <= settings.batch_size):
-        prepared = _one_ahead(prepared)  # a request's one batch needs no thread
+        # The next batch is read and transformed while this one is written; a request's one
+        # batch needs no thread.
+        prepared = read_ahead(prepared, 1, "load-ahead")
     for batch in prepared:
         summary.read += batch.read
         written = _write_split(gw, kind, source, batch.rows, batch.quarantined)

@@ -210,37 +210,85 @@ def test_a_time_whose_china_day_no_read_can_ask_for_is_flagged() -> None:
         assert "invalid_collected_at" not in row.flags and row.props["day"] == day, at
 
 
-def test_load_reads_one_batch_ahead_in_order_and_hands_on_errors() -> None:
-    """The loader transforms the next batch in a thread while it writes this one: batches come
-    out in order, an error of the reading side is raised in the writing side, and a writer that
-    stops early stops the reader (no thread left behind)."""
+def test_read_ahead_in_order_hands_on_errors_and_stops_with_its_caller() -> None:
+    """The loader transforms the next batch in a thread while it writes this one (and the
+    day's positives read the next page): items come out in order, an error of the reading side
+    is raised in the caller, and a caller that stops early stops the reader (no thread left
+    behind), also when the reader has already made the last item."""
     import threading
+    import time
 
     import pytest
 
-    from loaders.write import _one_ahead
+    from engine.ahead import read_ahead
 
     made: list[int] = []
 
-    def batches(fail_at: int | None = None) -> Any:
-        for i in range(6):
+    def batches(fail_at: int | None = None, n: int = 6) -> Any:
+        for i in range(n):
             if i == fail_at:
                 raise ValueError(f"unreadable batch {i}")
             made.append(i)
             yield i
 
-    assert list(_one_ahead(batches())) == [0, 1, 2, 3, 4, 5]
+    assert list(read_ahead(batches(), 1, "t-ahead")) == [0, 1, 2, 3, 4, 5]
     got: list[int] = []
     with pytest.raises(ValueError, match="unreadable batch 3"):
-        for b in _one_ahead(batches(fail_at=3)):
+        for b in read_ahead(batches(fail_at=3), 1, "t-ahead"):
             got.append(b)
     assert got == [0, 1, 2]
     made.clear()
-    for b in _one_ahead(batches()):
+    for b in read_ahead(batches(), 1, "t-ahead"):
         if b == 1:
             break
     assert made[-1] <= 3  # at most the next batch and the one waiting were read
-    assert not [t for t in threading.enumerate() if t.name == "load-ahead"]
+    # A caller that stops after the second of three: the reader holds the end mark, with
+    # the queue full. It used to wait for room forever (the loader hung after a failed write
+    # of its second-to-last batch).
+    items = read_ahead(batches(n=3), 1, "t-ahead")
+    assert [next(items), next(items)] == [0, 1]
+    time.sleep(0.3)  # the reader has queued the last batch and holds the end mark
+    closing = threading.Thread(target=items.close, daemon=True)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive(), "closing the reader hangs"
+    assert not [t for t in threading.enumerate() if t.name == "t-ahead"]
+
+
+def test_ordered_map_keeps_order_raises_in_place_and_stops_with_its_caller() -> None:
+    """Pages traced by two threads (the day's positives): results in the items' order however
+    the calls finish, an error raised in its place after the results before it, and a caller
+    that stops early: the calls not yet started never run, and no thread is left behind."""
+    import threading
+    import time
+
+    import pytest
+
+    from engine.ahead import ordered_map
+
+    def slow_first(i: int) -> int:
+        time.sleep(0.05 if i % 2 == 0 else 0)  # the odd ones finish first
+        if i == 5:
+            raise ValueError("page 5 failed")
+        return i * 10
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="page 5 failed"):
+        for r in ordered_map(slow_first, range(8), 2, "t-map"):
+            got.append(r)
+    assert got == [0, 10, 20, 30, 40]
+    started: list[int] = []
+
+    def record(i: int) -> int:
+        started.append(i)
+        return i
+
+    results = ordered_map(record, range(100), 2, "t-map")
+    assert next(results) == 0
+    results.close()
+    assert max(started) <= 3 and not [
+        t for t in threading.enumerate() if t.name.startswith("t-map")
+    ]
 
 
 def test_an_import_files_link_line_is_what_the_csv_writer_writes(tmp_path: Path) -> None:

@@ -52,13 +52,13 @@ def test_days_positives_equal_the_union_of_single_traces(
         page, cursor = reports.positives_page(gw, "2022-04-09", None, cursor, 7)
         paged += page
     assert paged == items
-    # Pages read ahead by worker threads come in order, equal to one read at a time; a caller
-    # that stops early leaves no reader behind.
-    serial = list(reports.positives_pages(gw, "2022-04-09", page=7, ahead=0))
+    # Pages traced by several threads come in order, equal to one page at a time; a caller
+    # that stops early leaves no thread behind.
+    serial = list(reports.positives_pages(gw, "2022-04-09", page=7, workers=1))
     assert len(serial) >= 2 and [i for p in serial for i in p] == items
-    for ahead in (1, 3):
-        assert list(reports.positives_pages(gw, "2022-04-09", page=7, ahead=ahead)) == serial
-    pages = reports.positives_pages(gw, "2022-04-09", page=7, ahead=2)
+    for workers in (2, 3):
+        assert list(reports.positives_pages(gw, "2022-04-09", page=7, workers=workers)) == serial
+    pages = reports.positives_pages(gw, "2022-04-09", page=7, workers=2)
     assert next(pages) == serial[0]
     pages.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("positives")]
