@@ -144,9 +144,15 @@ FIRST_DAY = date(PLAUSIBLE_YEARS[0], 1, 1)
 LAST_DAY = date(PLAUSIBLE_YEARS[1], 12, 31)
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
 def parse_day(value: str) -> str:
-    """A day a read asks for (YYYY-MM-DD), between FIRST_DAY and LAST_DAY."""
+    """A day a read asks for (YYYY-MM-DD, as the API's pattern: not the other ISO forms
+    Python reads, 20220409 or 2022-W14-6), between FIRST_DAY and LAST_DAY."""
     try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
         raise InputError(f"'{value}' is not a date; use YYYY-MM-DD") from None

@@ -8,7 +8,7 @@ from collections.abc import Generator
 from contextlib import closing
 from typing import Any
 
-from engine import domain, reports, status, tasks
+from engine import codes, domain, reports, status, tasks
 from engine.audit import AuditSink
 from engine.db import Gateway, split_page
 from engine.keys import Principal
@@ -200,8 +200,26 @@ def stream_positives(
     action: str = "positives",
 ) -> Generator[dict[str, Any]]:
     """Every positive of the day in one pass, page by page; each page is audited before it
-    is yielded. Closing it closes the pass (and its read ahead) at once."""
-    with closing(reports.positives_pages(gw, day, scope_district(who, district), page)) as pages:
+    is yielded. The day and the district are checked here, before anything is read or
+    written (a caller streaming JSON has not begun its envelope). Closing it closes the pass
+    at once."""
+    day = domain.parse_day(day)
+    scoped = scope_district(who, district)
+    if scoped is not None:
+        codes.check_district(scoped)
+    return _positives(gw, log, who, day, scoped, page, action)
+
+
+def _positives(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    day: str,
+    district: str | None,
+    page: int,
+    action: str,
+) -> Generator[dict[str, Any]]:
+    with closing(reports.positives_pages(gw, day, district, page)) as pages:
         for items in pages:
             yield from _shown_positives(log, who, day, items, action, False, None)
 

@@ -177,6 +177,29 @@ def test_cli_reads_of_personal_data_are_audited(
     assert audit.verify(gw).intact
 
 
+def test_cli_positives_checks_its_day_and_district_before_it_writes(
+    gw: Gateway, settings: Settings, subprocess_env: dict[str, str]
+) -> None:
+    """A bad --date or --district is one sentence and exit 1 with nothing on stdout (the JSON
+    envelope used to be begun first, leaving a broken file), as the API refuses them (422): a
+    district typo is not a day without positives, and 20220409 is not YYYY-MM-DD."""
+    load_city(gw, settings)
+    bad = {
+        ("--date", "2022-02-30"): "not a date",
+        ("--date", "20220409"): "not a date",
+        ("--date", "2100-01-01"): "outside",
+        ("--district", "310101x"): "not a district code",
+        ("--district", "999999"): "no district 999999",
+    }
+    for (flag, value), said in bad.items():
+        args = ["positives", "--date", "2022-04-09", "--json", flag, value]
+        done = cli(subprocess_env, *args)
+        assert done.returncode == 1 and done.stdout == "", (args, done.stdout[:200])
+        assert said in done.stderr and "Traceback" not in done.stderr, done.stderr[-1000:]
+    done = cli(subprocess_env, "positives", "--date", "2022-04-09", "--district", "310115")
+    assert done.returncode == 0, done.stderr[-1000:]
+
+
 def test_cli_audit_since_at_the_calendar_edges_is_a_sentence(
     gw: Gateway, subprocess_env: dict[str, str]
 ) -> None:
