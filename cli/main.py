@@ -475,7 +475,9 @@ def generate_cmd(
     registrations: Annotated[int, typer.Option(help="about how many registrations")] = 3000,
     seed: int = 20220409,
     days: int = 2,
-    positive_rate: Annotated[float, typer.Option(help="share of positive tubes")] = 0.02,
+    positive_rate: Annotated[
+        float, typer.Option(help="share of positive pooled tubes (retests on top)")
+    ] = 0.02,
     messy_rate: Annotated[float, typer.Option(help="share of messy registrations")] = 0.03,
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
 ) -> None:
