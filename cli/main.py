@@ -220,7 +220,7 @@ def positives_cmd(
     """The day's positive tubes with their traces, by residence district (streamed)."""
     with (
         gateway() as gw,
-        # Closed before the driver: a read ahead in flight ends on a live connection.
+        # Closed before the driver: the pages being traced end on a live connection.
         closing(
             policy.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
         ) as stream,

@@ -30,15 +30,12 @@ def _positive_pairs(gw: Gateway, day: str, district: str | None) -> list[dict[st
     return gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district)
 
 
-def _tubes(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["tube_code"] for r in rows})
-
-
 def _with_traces(
-    traces: dict[str, dict[str, Any]], rows: list[dict[str, Any]], district: str | None
+    gw: Gateway, rows: list[dict[str, Any]], district: str | None
 ) -> list[dict[str, Any]]:
-    """Each pair with the trace of that tube's residents of that district, from the traces
-    of the rows' tubes (one set-based read)."""
+    """Each pair with the trace of that tube's residents of that district: one set-based
+    trace of the rows' tubes."""
+    traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
     items = []
     for r in rows:
         if district is None:  # the city's view: each district's residents of the whole tube
@@ -110,8 +107,7 @@ def positives_page(
     start = max(lo, bisect.bisect_right(keys, cursor, lo, hi))
     rows = pairs[start : min(start + limit, hi)]
     more = start + limit < hi
-    traces = trace_many(gw, _tubes(rows))
-    return _with_traces(traces, rows, district), (rows[-1]["sort_key"] if more and rows else None)
+    return _with_traces(gw, rows, district), (rows[-1]["sort_key"] if more and rows else None)
 
 
 PAGE_WORKERS = 2  # pages traced at once, in order: one waits on the server while one is built
@@ -131,15 +127,12 @@ def positives_pages(
     audited all the same). A caller that stops early waits for the pages being traced."""
     rows = _positive_pairs(gw, day, district)
     chunks = [rows[s : s + page] for s in range(0, max(len(rows), 1), page)]
-
-    def traced(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return _with_traces(trace_many(gw, _tubes(chunk)), chunk, district)
-
     if workers < 2 or len(chunks) == 1:
         for chunk in chunks:
-            yield traced(chunk)
+            yield _with_traces(gw, chunk, district)
         return
-    with closing(ordered_map(traced, chunks, workers, "positives")) as pages:
+    traced = ordered_map(lambda c: _with_traces(gw, c, district), chunks, workers, "positives")
+    with closing(traced) as pages:
         yield from pages
 
 

@@ -211,10 +211,10 @@ def test_a_time_whose_china_day_no_read_can_ask_for_is_flagged() -> None:
 
 
 def test_read_ahead_in_order_hands_on_errors_and_stops_with_its_caller() -> None:
-    """The loader transforms the next batch in a thread while it writes this one (and the
-    day's positives read the next page): items come out in order, an error of the reading side
-    is raised in the caller, and a caller that stops early stops the reader (no thread left
-    behind), also when the reader has already made the last item."""
+    """The loader transforms the next batch in a thread while it writes this one: items come
+    out in order, an error of the reading side is raised in the caller, and a caller that
+    stops early stops the reader (no thread left behind), also when the reader has already
+    made the last item."""
     import threading
     import time
 
