@@ -1,4 +1,4 @@
-"""The CLI's exit codes: one table (the README's "Exit codes" lists the same)."""
+"""The CLI's exit codes: one table (docs/usage.md, "Command line", lists the same)."""
 
 from __future__ import annotations
 

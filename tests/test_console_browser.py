@@ -1,6 +1,6 @@
 """The web console in a real browser: Playwright on Debian's chromium against a real uvicorn
 and the real Neo4j. Every request the pages make is recorded and must stay on the server;
-screenshots go to docs/console/ (the README shows them); draw times are printed."""
+screenshots go to docs/console/ (docs/usage.md shows them); draw times are printed."""
 
 from __future__ import annotations
 

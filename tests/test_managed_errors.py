@@ -55,5 +55,5 @@ def test_cli_prints_the_sentence_not_a_traceback(tmp_path: Path) -> None:
             },
             check=False,
         )
-    assert done.returncode == Exit.SERVER_ERROR  # the README's exit-code table
+    assert done.returncode == Exit.SERVER_ERROR  # the exit-code table of docs/usage.md
     assert "already in use" in done.stderr and "Traceback" not in done.stderr
