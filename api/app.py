@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api import console, docs, errors
 from api.middleware import NoStore
+from api.routers import analysis as analysis_routes
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
 from api.routers import status as status_routes
@@ -29,6 +30,7 @@ ROUTERS = (
     tasks.router,
     positives.router,
     persons.router,
+    analysis_routes.router,  # before reports: /v1/reports/signals is not a daily report
     reports.router,
     audit_routes.router,
     status_routes.router,

@@ -6,13 +6,17 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from engine.codes import MAX_TEXT
 from engine.contract import (
+    AttackRate,
     AuditEntry,
     AuditPage,
     BoxRef,
     CaseInfo,
     ChangePerson,
+    Cluster,
+    Clusters,
     Compound,
     Contact,
+    Exposure,
     HistoryEntry,
     LoadAnswer,
     LoadSummary,
@@ -28,6 +32,7 @@ from engine.contract import (
     RingPage,
     RingPerson,
     Rings,
+    Signals,
     StatusChange,
     StatusChangePage,
     StatusTube,
@@ -73,6 +78,11 @@ __all__ = [
     "ChangePerson",
     "StatusChange",
     "StatusChangePage",
+    "Exposure",
+    "Cluster",
+    "Clusters",
+    "Signals",
+    "AttackRate",
 ]
 
 # Any JSON value is taken as sent: the loader flags what is not a text or a number (`true`,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from cli.connection import gateway, me
 from cli.render import print_trace
-from engine import domain, policy
+from engine import domain, policy, writes
 from engine.audit import DirectAudit
 from engine.db import Gateway
 from engine.errors import TubetraceError
@@ -40,7 +41,13 @@ def run_demo(
         )
         for kind in ("compounds", "registrations", "results"):
             path = city_dir / f"{kind}.csv"
-            summary = write.load_records(gw, kind, read_file(path, kind), path.name, settings)
+            summary = writes.load(
+                DirectAudit(gw),
+                me(),
+                kind,
+                partial(write.load_records, gw, kind, read_file(path, kind), path.name, settings),
+                target=path.name,
+            )
             out.print(summary.line(), highlight=False)
 
         totals: Counter[str] = Counter()
@@ -155,7 +162,13 @@ def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path)
     )
     out.print(f"  before the directory: {_reach_line(before)}", highlight=False)
     entries = read_file(path, "directory")
-    summary = write.load_records(gw, "directory", entries, path.name, settings)
+    summary = writes.load(
+        DirectAudit(gw),
+        me(),
+        "directory",
+        lambda: write.load_records(gw, "directory", entries, path.name, settings),
+        target=path.name,
+    )
     out.print(f"  {summary.line()}", highlight=False)
     after = reports.reach_of_positive_pools(gw, day)
     out.print(f"  after the directory:  {_reach_line(after)}", highlight=False)
@@ -187,7 +200,7 @@ def _better_example(best: dict[str, Any] | None, trace: dict[str, Any]) -> dict[
 
 
 def _demo_key(gw: Gateway) -> str | None:
-    from engine.keys import create_key
-
-    key = create_key(gw, role="investigator", district=None, label="demo")
+    key = writes.create_key(
+        gw, DirectAudit(gw), me(), role="investigator", district=None, label="demo"
+    )
     return f"Investigator API key: {key.secret}  (send as 'Authorization: Bearer ...')"

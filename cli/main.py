@@ -14,11 +14,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import ops
+from cli.analysis import analysis_report, clusters_cmd, exposure_cmd
 from cli.connection import gateway, me
 from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json
 from cli.webhooks import webhooks_app
-from engine import contract, policy
+from engine import contract, policy, writes
 from engine.audit import DirectAudit
 from engine.errors import TubetraceError
 from engine.model import RecordKind
@@ -136,14 +138,20 @@ def load(
         ) as progress,
     ):
         task = progress.add_task("load", total=total)
-        summary = write.load_records(
-            gw,
+        summary = writes.load(
+            DirectAudit(gw),
+            me(),
             kind,
-            items,
-            path.name,
-            settings,
-            on_batch=lambda n: progress.advance(task, n),
-            sender=source,
+            lambda: write.load_records(
+                gw,
+                kind,
+                items,
+                path.name,
+                settings,
+                on_batch=lambda n: progress.advance(task, n),
+                sender=source,
+            ),
+            target=path.name,
         )
     out.print(summary.line(), highlight=False)
 
@@ -259,13 +267,25 @@ def positives_cmd(
 @app.command("report")
 def report_cmd(
     name: Annotated[
-        str, typer.Argument(help="completeness, household-separation, zoning or timeliness")
+        str,
+        typer.Argument(
+            help="completeness, household-separation, zoning, timeliness, signals "
+            "(--date) or attack-rate (--since, --until)"
+        ),
     ],
-    date: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     district: Annotated[str | None, typer.Option(help="only this district")] = None,
+    since: Annotated[str | None, typer.Option(help="attack-rate: the first day")] = None,
+    until: Annotated[str | None, typer.Option(help="attack-rate: the last day")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Investigator reports: completeness, household separation, zoning, loop timeliness."""
+    """Investigator reports: completeness, household separation, zoning, loop timeliness;
+    the day's signals of sampling and lab trouble; attack rates by exposure ring."""
+    if name in ("signals", "attack-rate"):
+        analysis_report(name, date, since, until, as_json)
+        return
+    if date is None:
+        fail(f"report {name} needs --date YYYY-MM-DD", Exit.USAGE)
     settings = get_settings()
     with gateway(settings) as gw:
         rows = policy.read_report(
@@ -315,6 +335,10 @@ def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] =
         out.print(table)
 
 
+app.command("exposure")(exposure_cmd)
+app.command("clusters")(clusters_cmd)
+
+
 @app.command("export")
 def export_cmd(
     tube: Annotated[str | None, typer.Argument(help="a tube code")] = None,
@@ -345,7 +369,8 @@ def export_cmd(
 @keys_app.command("create")
 def keys_create(
     role: Annotated[
-        str, typer.Option(help="investigator, district, collector, lab, admin or health_code")
+        str,
+        typer.Option(help="investigator, district, collector, lab, admin, health_code or ops"),
     ],
     district: Annotated[
         str | None, typer.Option(help="the district code of a district key")
@@ -353,12 +378,10 @@ def keys_create(
     label: Annotated[str | None, typer.Option(help="who holds the key")] = None,
 ) -> None:
     """Create a key; its secret is printed once and stored only as a hash."""
-    from engine import audit
-    from engine.keys import create_key
-
     with gateway() as gw:
-        key = create_key(gw, role=role, district=district, label=label)
-        audit.record(gw, me(), "key_create", target=key.key_id, detail=role)
+        key = writes.create_key(
+            gw, DirectAudit(gw), me(), role=role, district=district, label=label
+        )
     out.print(
         f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
         highlight=False,
@@ -396,12 +419,8 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key at once."""
-    from engine import audit
-    from engine.keys import revoke_key
-
     with gateway() as gw:
-        revoke_key(gw, key_id)
-        audit.record(gw, me(), "key_revoke", target=key_id)
+        writes.revoke_key(gw, DirectAudit(gw), me(), key_id)
     out.print(f"key {key_id} revoked")
 
 
@@ -503,14 +522,6 @@ def generate_cmd(
     )
 
 
-@app.command("serve")
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the HTTP API."""
-    import uvicorn
-
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
-
-
 @app.command("demo")
 def demo(
     host: str = "127.0.0.1",
@@ -522,6 +533,9 @@ def demo(
     from cli.demo import run_demo
 
     run_demo(get_settings(), out, host=host, port=port, serve_api=serve_api, seed=seed)
+
+
+ops.register(app)  # serve, backup, restore
 
 
 def main() -> None:

@@ -156,6 +156,20 @@ def record(gw: Gateway, who: Principal, action: str, **fields: Any) -> None:
     DirectAudit(gw).record(who, action, **fields)
 
 
+class Marked:
+    """Another sink, each entry's detail marked with how it was read (`console`: the console's
+    pages)."""
+
+    def __init__(self, sink: AuditSink, how: str) -> None:
+        self.sink = sink
+        self.how = how
+
+    def record(self, who: Principal, action: str, **fields: Any) -> None:
+        detail = fields.get("detail")
+        fields["detail"] = f"{detail} ({self.how})" if detail else self.how
+        self.sink.record(who, action, **fields)
+
+
 def _read_journal(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_bytes().splitlines():

@@ -326,3 +326,91 @@ class Report(BaseModel):
     date: str
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+# Outbreak analysis (engine/analysis.py; the contract's "Outbreak analysis").
+
+
+class WindowPerson(Person):
+    """A trace person, plus the tube and sampling day of the registration that placed them
+    (in a ring, or in a cluster: their earliest positive tube of the window)."""
+
+    tube_code: str
+    day: str
+
+
+class ExposureRing(BaseModel):
+    depth: int = Field(description="co-pool distance from the person")
+    persons: list[WindowPerson]
+
+
+class Exposure(BaseModel):
+    person_id: str
+    since: str | None
+    until: str | None
+    depth: int
+    days: int
+    rings: list[ExposureRing]
+    next_cursor: str | None
+
+
+class ClusterLinks(BaseModel):
+    pool: int = Field(description="pooled tubes shared by at least two members")
+    compound: int = Field(
+        description="compounds where at least two members were swabbed within 3 days of each other"
+    )
+
+
+class Cluster(BaseModel):
+    cluster_id: str = Field(description="stable for the same members")
+    size: int = Field(description="members (a district key sees only its own among persons)")
+    persons: list[WindowPerson]
+    compounds: list[str]
+    districts: list[str]
+    first_day: str
+    last_day: str
+    links: ClusterLinks
+
+
+class Clusters(BaseModel):
+    since: str
+    until: str
+    clusters: list[Cluster]
+    next_cursor: str | None
+
+
+class Signal(BaseModel):
+    kind: Literal[
+        "collector_across_compounds",
+        "box_across_compounds",
+        "lab_positive_rate",
+        "compound_consecutive_days",
+    ]
+    subject: str = Field(description="the collector id, box code, lab code or compound code")
+    evidence: dict[str, Any]
+    tubes: list[str]
+    traces: list[str] = Field(description="the trace of each tube (API paths)")
+
+
+class Signals(BaseModel):
+    date: str
+    signals: list[Signal]
+
+
+class AttackRateRow(BaseModel):
+    persons: int
+    positives: int
+    share: float | None
+
+
+class RingAttackRate(AttackRateRow):
+    depth: int
+
+
+class AttackRate(BaseModel):
+    since: str
+    until: str
+    cases: int
+    follow_days: int
+    rings: list[RingAttackRate]
+    city: AttackRateRow

@@ -8,7 +8,7 @@ from collections.abc import Generator
 from contextlib import closing
 from typing import Any
 
-from engine import codes, domain, reports, status, tasks
+from engine import analysis, codes, domain, reports, status, tasks
 from engine.audit import AuditSink
 from engine.db import Gateway, split_page
 from engine.keys import Principal
@@ -252,6 +252,125 @@ def read_rings(
     return answer
 
 
+def read_exposure(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    person_id: str,
+    *,
+    depth: int = 3,
+    days: int = 14,
+    until: str | None = None,
+    cursor: str = "",
+    limit: int = 100,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Exposure rings to any depth; a district key reaches its own residents only (the
+    person, and the ring members it is shown)."""
+    check_reveal(who, reveal, reason)
+    answer = analysis.exposure(
+        gw,
+        person_id,
+        depth=depth,
+        days=days,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+        district=scope_district(who, None),
+    )
+    shown: list[dict[str, Any] | None] = []
+    for ring in answer["rings"]:
+        ring["persons"] = [person_view(p, who, reveal) for p in ring["persons"]]
+        shown += ring["persons"]
+    log.record(
+        who,
+        "exposure",
+        target=f"{person_id} depth {depth} {answer['since']}..{answer['until']}",
+        person_ids=[person_id, *_person_ids(shown)],
+        reason=_reason(reveal, reason),
+        detail=_how_shown(who, reveal),
+    )
+    return answer
+
+
+def _shown_clusters(
+    log: AuditSink,
+    who: Principal,
+    clusters: list[dict[str, Any]],
+    target: str,
+    reveal: bool,
+    reason: str | None,
+) -> None:
+    for c in clusters:
+        c["persons"] = [person_view(p, who, reveal) for p in c["persons"]]
+    log.record(
+        who,
+        "clusters",
+        target=target,
+        person_ids=_person_ids([p for c in clusters for p in c["persons"]]),
+        reason=_reason(reveal, reason),
+        detail=_how_shown(who, reveal),
+    )
+
+
+def read_clusters(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    since: str,
+    until: str,
+    *,
+    cursor: str = "",
+    limit: int = 50,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A page of the window's clusters of cases; a district key sees the clusters with its
+    own residents in them, and only those residents."""
+    check_reveal(who, reveal, reason)
+    answer = analysis.clusters(
+        gw, since, until, cursor=cursor, limit=limit, district=scope_district(who, None)
+    )
+    target = f"{answer['since']}..{answer['until']} after {cursor or 'start'}"
+    _shown_clusters(log, who, answer["clusters"], target, reveal, reason)
+    return answer
+
+
+def read_cluster(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    since: str,
+    until: str,
+    cluster_id: str,
+    *,
+    reveal: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """One cluster with its members' registrations (the console's graph), scoped as above."""
+    check_reveal(who, reveal, reason)
+    answer = analysis.cluster(gw, since, until, cluster_id, district=scope_district(who, None))
+    _shown_clusters(log, who, [answer], f"{cluster_id} {since}..{until}", reveal, reason)
+    return answer
+
+
+def read_signals(gw: Gateway, log: AuditSink, who: Principal, day: str) -> dict[str, Any]:
+    """The day's signals (no personal data: tubes, compounds, boxes, collectors, labs)."""
+    answer = analysis.signals(gw, day)
+    log.record(who, "report_signals", target=answer["date"])
+    return answer
+
+
+def read_attack_rate(
+    gw: Gateway, log: AuditSink, who: Principal, since: str, until: str
+) -> dict[str, Any]:
+    """Secondary attack rates by ring against the city's (counts only)."""
+    answer = analysis.attack_rate(gw, since, until)
+    log.record(who, "report_attack_rate", target=f"{answer['since']}..{answer['until']}")
+    return answer
+
+
 def read_report(
     gw: Gateway,
     log: AuditSink,
@@ -323,3 +442,14 @@ def read_status_changes(
         detail=f"{len(items)} changes",
     )
     return items, next_cursor
+
+
+def sign_in(log: AuditSink, who: Principal) -> None:
+    """A console session started with `who`'s key."""
+    log.record(who, "console_login", detail="session started")
+
+
+def refused(log: AuditSink, who: Principal, *, asked: str, status: int, message: str) -> None:
+    """A refused attempt, audited like an answered one: who, what it asked for (method and
+    path), the status it got and why."""
+    log.record(who, "denied", target=asked[:300], status=f"denied_{status}", detail=message[:300])

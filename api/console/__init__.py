@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from api.console import clusters
 from api.console.pages import ConsoleError, LoginRequired, error_page, login_redirect, router
 from api.console.session import SessionStore
 from api.errors import ERRORS
@@ -59,6 +60,7 @@ def mount(app: FastAPI) -> None:
     app.state.console_sessions = SessionStore()
     app.state.error_pages = console_error_page
     app.include_router(router)
+    app.include_router(clusters.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_middleware(ConsoleHeaders)
 

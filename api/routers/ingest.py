@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from api import models
 from api.deps import Admin, AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
-from engine import audit, domain
+from engine import audit, domain, writes
 from engine.contract import LoadStatus
 from engine.db import Gateway
 from engine.keys import Principal
@@ -48,10 +48,15 @@ def _load(
     records = _records(kind, body)
     check_batch([r for r in records if isinstance(r, dict)])
     items: list[write.Item] = [(i, rec) for i, rec in enumerate(records)]
-    summary = write.load_records(
-        gw, kind, items, "request", s, keep_outcomes=True, sender=who.key_id
+    summary = writes.load(
+        log,
+        who,
+        kind,
+        lambda: write.load_records(
+            gw, kind, items, "request", s, keep_outcomes=True, sender=who.key_id
+        ),
+        target=f"{len(records)} records",
     )
-    log.record(who, f"load_{kind}", target=f"{len(records)} records", detail=summary.line())
     return models.LoadAnswer(
         summary=models.LoadSummary(**summary.counts()),
         outcomes=[

@@ -1,0 +1,185 @@
+// Outbreak analysis (engine/analysis.py): exposure to any depth, clusters of cases, signals of
+// sampling and lab trouble, attack rates by ring. Days are sampling days (`r.day`, text
+// YYYY-MM-DD, so that text order is day order); a result's `day` is its reporting day.
+
+// name: exposure_rings
+// params: subjects, days, depth, district, after_depth, after_person, limit
+// For each subject {person_id, until} (until null: the person's latest sampling day), the
+// persons at co-pool distance 1..$depth inside the window [until - $days + 1, until], found
+// breadth-first: each level takes the pooled tubes of the level before that no earlier level
+// used (each tube expanded once), then the persons in them that no earlier level holds. Two
+// registrations are co-pooled when both have pool_size > 1 and a day inside the window. Each
+// person carries the (day, tube) of the earliest registration that put them in their ring.
+// Answers one row per known subject: the window, the districts the subject lives in inside it
+// (for a district key's check) and one page of ring members ordered by (depth, person_id)
+// after ($after_depth, $after_person), at most $limit, only residents of $district when given.
+UNWIND $subjects AS subject
+MATCH (p:Person {person_id: subject.person_id})
+USING INDEX SEEK p:Person(person_id)
+CALL (p) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
+  RETURN max(r.day) AS latest
+}
+WITH p, coalesce(subject.until, latest) AS until
+WITH p, until, toString(date(until) - duration({days: $days - 1})) AS since
+// Ring 1: the subject's pooled tubes, the others in them.
+CALL (p, since, until) {
+  MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1
+  RETURN collect(DISTINCT t) AS tubes1
+}
+CALL (p, tubes1, since, until) {
+  UNWIND tubes1 AS t
+  MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND q <> p
+  WITH q, min([r.day, t.code, elementId(r)]) AS via
+  RETURN collect({q: q, depth: 1, via: via}) AS ring1
+}
+WITH p, since, until, tubes1 AS used, ring1, [x IN ring1 | x.q] AS frontier,
+     [p] + [x IN ring1 | x.q] AS seen
+// Ring 2: the same step from ring 1.
+CALL (frontier, used, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 2
+  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  RETURN collect(DISTINCT t) AS tubes2
+}
+CALL (seen, tubes2, since, until) {
+  UNWIND tubes2 AS t
+  MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
+  WITH q, min([r.day, t.code, elementId(r)]) AS via
+  RETURN collect({q: q, depth: 2, via: via}) AS ring2
+}
+WITH p, since, until, used + tubes2 AS used, ring1, ring2, [x IN ring2 | x.q] AS frontier,
+     seen + [x IN ring2 | x.q] AS seen
+// Ring 3.
+CALL (frontier, used, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 3
+  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  RETURN collect(DISTINCT t) AS tubes3
+}
+CALL (seen, tubes3, since, until) {
+  UNWIND tubes3 AS t
+  MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
+  WITH q, min([r.day, t.code, elementId(r)]) AS via
+  RETURN collect({q: q, depth: 3, via: via}) AS ring3
+}
+WITH p, since, until, used + tubes3 AS used, ring1 + ring2 + ring3 AS rings,
+     [x IN ring3 | x.q] AS frontier, seen + [x IN ring3 | x.q] AS seen
+// Ring 4.
+CALL (frontier, used, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 4
+  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  RETURN collect(DISTINCT t) AS tubes4
+}
+CALL (seen, tubes4, since, until) {
+  UNWIND tubes4 AS t
+  MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
+  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
+  WITH q, min([r.day, t.code, elementId(r)]) AS via
+  RETURN collect({q: q, depth: 4, via: via}) AS ring4
+}
+WITH p, since, until, rings + ring4 AS rings
+// The residence rule of cypher/directory.cypher: the own compound when known, else the
+// fallback; null (the `unassigned` queue) when neither is.
+CALL (p, since, until) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
+  WHERE r.day >= since AND r.day <= until
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+  RETURN collect(DISTINCT coalesce(CASE WHEN c.known THEN c.district_code
+                                        WHEN rc.known THEN rc.district_code END,
+                                   'unassigned')) AS districts
+}
+CALL (rings) {
+  UNWIND rings AS m
+  WITH m, m.q.person_id AS person_id
+  WHERE m.depth > $after_depth OR (m.depth = $after_depth AND person_id > $after_person)
+  CALL (m) {
+    OPTIONAL MATCH (r:Registration)
+    WHERE $district IS NOT NULL AND elementId(r) = m.via[2]
+    OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+    OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+    RETURN coalesce(CASE WHEN c.known THEN c.district_code
+                         WHEN rc.known THEN rc.district_code END, 'unassigned') AS district
+  }
+  WITH m, person_id, district
+  WHERE $district IS NULL OR district = $district
+  WITH m, person_id
+  ORDER BY m.depth, person_id
+  LIMIT $limit
+  RETURN collect({depth: m.depth, person_id: person_id, day: m.via[0], tube_code: m.via[1]})
+         AS items
+}
+RETURN p.person_id AS person_id, since, until, districts, items
+
+// name: positive_registrations
+// params: since, until, reported_until
+// Every registration inside [$since, $until] of a tube with a positive result reported from
+// $since up to $reported_until (a result comes after its swab): the day's cases and what the
+// signals, clusters and attack rates are made of. `district` is the residence (as above).
+MATCH (x:Result)
+USING INDEX x:Result(day)
+WHERE x.day >= $since AND x.day <= $reported_until AND x.result = 'positive'
+MATCH (x)-[:FOR_TUBE]->(t:Tube)
+WITH DISTINCT t
+MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
+WHERE r.day >= $since AND r.day <= $until
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
+OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+RETURN t.code AS tube_code, r.day AS day, r.pool_size AS pool_size, p.person_id AS person_id,
+       c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district,
+       b.code AS box_code, r.collector_id AS collector_id,
+       coalesce(CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END,
+                'unassigned') AS district
+ORDER BY day, tube_code, person_id
+
+// name: window_registrations_of_persons
+// params: person_ids, since, until
+// Each person's registrations inside [$since, $until]: what links the members of a cluster
+// (a shared pooled tube, the same compound within days of each other).
+UNWIND $person_ids AS person_id
+MATCH (p:Person {person_id: person_id})
+USING INDEX SEEK p:Person(person_id)
+MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+WHERE r.day >= $since AND r.day <= $until
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+RETURN person_id, t.code AS tube_code, r.day AS day, r.pool_size > 1 AS pooled,
+       c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district
+
+// name: lab_pools_of_day
+// params: day
+// Per lab, the pooled tubes it reported on $day and which of them it reported positive.
+MATCH (x:Result {day: $day})
+USING INDEX SEEK x:Result(day)
+MATCH (x)-[:FOR_TUBE]->(t:Tube)
+WHERE x.lab_code IS NOT NULL
+  AND EXISTS { MATCH (t)<-[:INTO_TUBE]-(r:Registration) WHERE r.pool_size > 1 }
+WITH x.lab_code AS lab_code, t, max(CASE WHEN x.result = 'positive' THEN 1 ELSE 0 END) AS pos
+RETURN lab_code, count(t) AS pools,
+       collect(CASE WHEN pos = 1 THEN t.code END) AS positive_tubes
+ORDER BY lab_code
+
+// name: city_attack_rate
+// params: since, until
+// Every person swabbed inside [$since, $until], and how many of them have a positive tube
+// (single or pooled) sampled within 7 days after their first day inside it.
+MATCH (r:Registration)
+USING INDEX r:Registration(day)
+WHERE r.day >= $since AND r.day <= $until
+MATCH (r)-[:OF_PERSON]->(p:Person)
+WITH p, min(r.day) AS first
+WITH p, first, toString(date(first) + duration({days: 7})) AS last
+RETURN count(p) AS persons,
+       count(CASE WHEN EXISTS {
+         MATCH (p)<-[:OF_PERSON]-(o:Registration)-[:INTO_TUBE]->(:Tube)<-[:FOR_TUBE]-(x:Result)
+         WHERE o.day > first AND o.day <= last AND x.result = 'positive'
+       } THEN 1 END) AS positives

@@ -1,0 +1,50 @@
+"""The write use cases every interface calls (API, CLI, demo): each makes its change and records
+the audit entry of it before the answer leaves. Interfaces only parse their input, call one of
+these and render what it returns. The reads, and the task moves, are in `engine.policy`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from engine import keys
+from engine.audit import AuditSink
+from engine.db import Gateway
+from engine.keys import Principal
+
+
+class Counted(Protocol):
+    """What a load reports: its counts as one line (the loaders' `Summary`)."""
+
+    def line(self) -> str: ...
+
+
+C = TypeVar("C", bound=Counted)
+
+
+def load(log: AuditSink, who: Principal, kind: str, store: Callable[[], C], *, target: str) -> C:
+    """Records of one kind stored by `store` (the loaders' `load_records`, handed in: engine/
+    does not import loaders/); the entry names what was sent (`target`) and holds the counts."""
+    summary = store()
+    log.record(who, f"load_{kind}", target=target[:200], detail=summary.line())
+    return summary
+
+
+def create_key(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    *,
+    role: str,
+    district: str | None,
+    label: str | None = None,
+) -> keys.CreatedKey:
+    """A new key; the entry names it and its role (never its secret)."""
+    key = keys.create_key(gw, role=role, district=district, label=label)
+    log.record(who, "key_create", target=key.key_id, detail=role)
+    return key
+
+
+def revoke_key(gw: Gateway, log: AuditSink, who: Principal, key_id: str) -> None:
+    keys.revoke_key(gw, key_id)
+    log.record(who, "key_revoke", target=key_id)
