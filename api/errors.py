@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
+from engine import policy
 from engine.errors import (
     DatabaseUnavailable,
     Forbidden,
@@ -166,12 +167,8 @@ def audit_denied(request: Request, status: int, message: str) -> None:
         parts = presented.split("_")
         key_id = parts[1] if len(parts) >= 3 and parts[0] == "tt" else "none"
         who = Principal(key_id[:32], "unknown")
-    writer.record(
-        who,
-        "denied",
-        target=f"{request.method} {request.url.path}"[:300],
-        status=f"denied_{status}",
-        detail=message[:300],
+    policy.refused(
+        writer, who, asked=f"{request.method} {request.url.path}", status=status, message=message
     )
 
 

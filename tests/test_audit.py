@@ -19,7 +19,7 @@ from engine.audit import DirectAudit
 from engine.db import Gateway
 from engine.keys import Principal, create_key
 from engine.settings import Settings
-from tests.helpers import bearer, cli, load, load_city, result, retest, start_api
+from tests.helpers import DATA, bearer, cli, load, load_city, result, retest, start_api
 
 
 def audit_count(gw: Gateway, action: str | None = None, key_id: str | None = None) -> int:
@@ -213,3 +213,27 @@ def test_cli_audit_since_at_the_calendar_edges_is_a_sentence(
     done = cli(subprocess_env, "audit", "--since", "2022-01-01T00:00:00+23:00", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["next_cursor"] is None
+
+
+def test_cli_writes_are_audited_with_what_they_wrote(
+    gw: Gateway, subprocess_env: dict[str, str]
+) -> None:
+    """`tubetrace load` leaves an entry with its counts (it left none), as do `keys create` and
+    `keys revoke`: every write goes through the engine's write use cases (engine.writes)."""
+    done = cli(subprocess_env, "load", "compounds", str(DATA / "compounds.csv"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.strip()  # "compounds: read N, stored N, ..."
+    assert printed.startswith("compounds: read ")
+    created = cli(subprocess_env, "keys", "create", "--role", "lab", "--label", "audited")
+    assert created.returncode == 0, created.stderr[-2000:]
+    key_id = created.stdout.split()[2]
+    assert cli(subprocess_env, "keys", "revoke", key_id).returncode == 0
+    entries = [e for e in audit.entries(gw, since=None, key_id=None) if e["action"] != "denied"]
+    writes = [(e["action"], e["target"], e["detail"]) for e in entries]
+    assert writes == [
+        ("load_compounds", "compounds.csv", printed),
+        ("key_create", key_id, "lab"),
+        ("key_revoke", key_id, None),
+    ]
+    assert all(str(e["key_id"]).startswith("cli:") for e in entries)
+    assert audit.verify(gw).intact

@@ -69,21 +69,9 @@ def _gw(request: Request) -> Gateway:
     return gw
 
 
-class _Console:
-    """The API's audit sink, each entry's detail marked as read through the console."""
-
-    def __init__(self, sink: audit.AuditSink, how: str) -> None:
-        self.sink = sink
-        self.how = how
-
-    def record(self, who: Principal, action: str, **fields: Any) -> None:
-        detail = fields.get("detail")
-        fields["detail"] = f"{detail} ({self.how})" if detail else self.how
-        self.sink.record(who, action, **fields)
-
-
 def _log(request: Request, how: str = "console") -> audit.AuditSink:
-    return _Console(request.app.state.audit, how)
+    """The API's audit sink, each entry's detail marked as read through the console."""
+    return audit.Marked(request.app.state.audit, how)
 
 
 def _settings(request: Request) -> Settings:
@@ -229,7 +217,7 @@ def login(
     if who.role not in ROLES:
         return again(403, f"A {who.role} key has no console pages; it is for sending data.")
     session = _store(request).create(who)
-    _log(request).record(who, "console_login", detail="session started")
+    policy.sign_in(_log(request), who)
     resp = RedirectResponse(safe_next(next), status_code=303)
     resp.set_cookie(
         COOKIE,
