@@ -15,7 +15,7 @@ from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
 from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
-from engine import audit, webhooks
+from engine import audit, policy, retention, webhooks
 from engine.db import Gateway, connect
 from engine.errors import DatabaseUnavailable
 from engine.settings import Settings, get_settings
@@ -62,9 +62,29 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             if settings.webhooks_enabled
             else None
         )
+        # The daily retention run (docs/retention.md): on when TUBETRACE_RETENTION_DAYS is set.
+        purges = (
+            retention.Job(
+                app.state.gateway,
+                settings,
+                lambda today, on_batch: policy.purge_retention(
+                    app.state.gateway,
+                    app.state.audit,
+                    retention.SYSTEM,
+                    keep_days=settings.retention_days,
+                    tz=settings.timezone,
+                    today=today,
+                    on_batch=on_batch,
+                ),
+            ).start()
+            if retention.job_enabled(settings)
+            else None
+        )
         try:
             yield
         finally:
+            if purges is not None:
+                purges.close()
             if hooks is not None:
                 hooks.close()
             app.state.audit.close()

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import models
 from engine import policy
 from engine.errors import (
+    CursorExpired,
     DatabaseUnavailable,
     Forbidden,
     InputError,
@@ -43,6 +44,11 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("not_found", "absent, or outside the key's district; also an unknown path"),
     405: ("method_not_allowed", "the path exists but not with this method"),
     409: ("conflict", "a task transition the lifecycle does not allow from the current status"),
+    410: (
+        "cursor_expired",
+        "a feed cursor older than the oldest kept event (the retention window deleted what "
+        "followed it): resynchronise, then read on from the answer's oldest_cursor",
+    ),
     413: ("payload_too_large", "over a size limit (body, batch or string); nothing stored"),
     422: ("invalid_input", "a parameter or body that does not validate; nothing stored"),
     429: ("rate_limited", "too many requests from this key or address; see Retry-After"),
@@ -143,6 +149,7 @@ DENIED = (401, 403, 404, 409)  # refusals that leave an audit entry
 # The engine's refusals and the status each answers (the console answers the same).
 ENGINE_STATUS: dict[type[TubetraceError], int] = {
     NotFound: 404,
+    CursorExpired: 410,
     Forbidden: 403,
     TransitionError: 409,
     InputError: 422,
@@ -217,6 +224,8 @@ def install(app: FastAPI) -> None:
             return _internal(request, exc)
         if status in DENIED:
             audit_denied(request, status, str(exc))
+        if isinstance(exc, CursorExpired):
+            return answer(request, status, str(exc), oldest_cursor=exc.oldest_cursor)
         return answer(request, status, str(exc))
 
     @app.exception_handler(RequestValidationError)

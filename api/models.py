@@ -106,6 +106,9 @@ class Error(BaseModel):
     message: str
     details: list[ErrorDetail] | None = None
     error_id: str | None = Field(default=None, description="500 only: also in the server log")
+    oldest_cursor: str | None = Field(
+        default=None, description="410 only: the cursor to read on from after resynchronising"
+    )
 
 
 class Health(BaseModel):

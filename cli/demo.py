@@ -142,7 +142,7 @@ REACH_WORDS = {
 }
 
 
-def _reach_line(reach: dict[tuple[str, str], str]) -> str:
+def _reach_line(reach: dict[tuple[str, str, str], str]) -> str:
     counts = Counter(reach.values())
     total = len(reach) or 1
     parts = [f"{REACH_WORDS[k]} {counts[k]} ({counts[k] / total:.1%})" for k in REACH_WORDS]

@@ -19,6 +19,7 @@ from cli.analysis import analysis_report, clusters_cmd, exposure_cmd
 from cli.connection import gateway, me
 from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json
+from cli.retention import retention_app
 from cli.webhooks import webhooks_app
 from engine import contract, policy, writes
 from engine.audit import DirectAudit
@@ -37,6 +38,7 @@ app.add_typer(neo4j_app, name="neo4j")
 keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(retention_app, name="retention")
 audit_app = typer.Typer(help="The audit log (list with no sub-command) and its check.")
 app.add_typer(audit_app, name="audit")
 

@@ -59,8 +59,8 @@ ORDER BY x.reported_at, x.result_key
 // name: registrations_without_known_compound
 MATCH (r:Registration)
 WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
-RETURN r.record_id AS record_id
-ORDER BY record_id
+RETURN r.reg_key AS reg_key
+ORDER BY reg_key
 
 // name: fuzz_stored
 // params: kind, keys

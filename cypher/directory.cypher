@@ -41,21 +41,23 @@ RETURN row.key AS key, created, newer, coalesce(before_hash, row.props.content_h
 
 // name: registrations_of_persons
 // params: person_ids
+// Registrations by their (source, record_id) key (`reg_key`) here and below: a record_id alone
+// may name the registrations of two senders, two persons (issue 21).
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})<-[:OF_PERSON]-(r:Registration)
 USING INDEX SEEK p:Person(person_id)
-RETURN DISTINCT r.record_id AS record_id
+RETURN DISTINCT r.reg_key AS reg_key
 
 // name: registrations_near_registrations
-// params: record_ids
+// params: reg_keys
 // The registrations of the same persons whose own compound is unknown: a new registration at a
 // known compound may give them a residence.
-UNWIND $record_ids AS rid
-MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
-USING INDEX SEEK r:Registration(record_id)
+UNWIND $reg_keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
 MATCH (p)<-[:OF_PERSON]-(o:Registration)
 WHERE NOT EXISTS { (o)-[:AT_COMPOUND]->(oc:Compound) WHERE oc.known }
-RETURN DISTINCT o.record_id AS record_id
+RETURN DISTINCT o.reg_key AS reg_key
 
 // name: registrations_near_compounds
 // params: codes
@@ -73,13 +75,13 @@ CALL (c) {
   MATCH (p)<-[:OF_PERSON]-(o:Registration)
   RETURN o
 }
-RETURN DISTINCT o.record_id AS record_id
+RETURN DISTINCT o.reg_key AS reg_key
 
 // name: refresh_residences
-// params: record_ids
-UNWIND $record_ids AS rid
-MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(p:Person)
-USING INDEX SEEK r:Registration(record_id)
+// params: reg_keys
+UNWIND $reg_keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
 WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
 CALL (p) {
   OPTIONAL MATCH (p)<-[:DESCRIBES]-(e:DirectoryEntry)
@@ -92,7 +94,7 @@ CALL (p) {
 CALL (p, r) {
   OPTIONAL MATCH (p)<-[:OF_PERSON]-(o:Registration)-[:AT_COMPOUND]->(oc:Compound)
   WHERE o <> r AND oc.known
-  WITH o, oc ORDER BY o.collected_at DESC, o.record_id DESC
+  WITH o, oc ORDER BY o.collected_at DESC, o.reg_key DESC
   RETURN collect(oc.code)[0] AS registration_code
 }
 WITH r, coalesce(directory_code, registration_code) AS code,
@@ -104,16 +106,23 @@ SET r.residence_code = code, r.residence_source = source
 RETURN count(r) AS changed
 
 // name: reroute_tasks
-// params: record_ids, now, reason
-// Open tasks of these registrations move to the district their residence now gives.
-UNWIND $record_ids AS rid
-MATCH (r:Registration {record_id: rid})-[:OF_PERSON]->(:Person)<-[:FOR_PERSON]-(k:Task)
-USING INDEX SEEK r:Registration(record_id)
-WHERE k.record_id = rid AND k.status <> 'closed'
+// params: reg_keys, now, reason
+// Open tasks of these registrations move to the district their residence now gives. A task's
+// registration is its person's in its tube with the record_id it was made from: never a
+// record_id alone, which another sender may use for another person (when two senders
+// registered the same person with the same record_id in the tube, the first key decides).
+UNWIND $reg_keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+USING INDEX SEEK r:Registration(reg_key)
+MATCH (r)-[:INTO_TUBE]->(t:Tube)
+MATCH (p)<-[:FOR_PERSON]-(k:Task)-[:FOR_TUBE]->(t)
+WHERE k.status <> 'closed' AND k.record_id = r.record_id
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-WITH k, coalesce(CASE WHEN c.known THEN c.district_code
-                      WHEN rc.known THEN rc.district_code END, 'unassigned') AS district
+WITH k, r, coalesce(CASE WHEN c.known THEN c.district_code
+                         WHEN rc.known THEN rc.district_code END, 'unassigned') AS district
+ORDER BY k.task_id, r.reg_key
+WITH k, collect(district)[0] AS district
 WITH k, district, k.district_code AS before
 WHERE before <> district
 SET k.history = k.history + [apoc.convert.toJson({status: k.status, at: toString($now),

@@ -45,11 +45,13 @@ MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 // Expand from the compound and filter by day after: never from the day index.
 UNWIND [(c)<-[:AT_COMPOUND]-(o:Registration) | o] AS other
 WITH p, r, t, other
-WHERE other.day = r.day AND other.record_id > $after AND NOT (other)-[:INTO_TUBE]->(t)
+// Paged by the (source, record_id) key: two senders may use one record_id.
+WHERE other.day = r.day AND other.reg_key > $after AND NOT (other)-[:INTO_TUBE]->(t)
 MATCH (other)-[:OF_PERSON]->(q:Person)
 WHERE q <> p
-RETURN DISTINCT other.record_id AS record_id, other.tube_code AS tube_code, q.person_id AS person_id
-ORDER BY record_id
+RETURN DISTINCT other.reg_key AS reg_key, other.record_id AS record_id,
+       other.tube_code AS tube_code, q.person_id AS person_id
+ORDER BY reg_key
 LIMIT $limit
 
 // name: cases_until

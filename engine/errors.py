@@ -27,6 +27,15 @@ class NotFound(TubetraceError):
     """The thing asked for does not exist (or is outside the caller's reach)."""
 
 
+class CursorExpired(TubetraceError):
+    """A feed cursor older than the oldest kept event: the retention deleted what came after
+    it. The reader resynchronises and reads on from `oldest_cursor`."""
+
+    def __init__(self, message: str, oldest_cursor: str) -> None:
+        super().__init__(message)
+        self.oldest_cursor = oldest_cursor
+
+
 class InputError(TubetraceError):
     """An input file or request cannot be read at all."""
 

@@ -203,6 +203,19 @@ NODES: dict[str, Node] = {
         Node("Sequence", "name", {"value": "long"}),
         Node("Webhook", "webhook_id", imported=False),
         Node("Delivery", "delivery_id", imported=False),
+        # Retention (engine/retention.py): a purged day's marker and its aggregates.
+        Node(
+            "RetentionDay",
+            "day",
+            {"state": "string", "keep_days": "long", "tube_min": "string", "tube_max": "string"},
+            imported=False,
+        ),
+        Node(
+            "DayAggregate",
+            "key",
+            {"day": "string", "scope": "string", "code": "string"},
+            imported=False,
+        ),
     )
 }
 

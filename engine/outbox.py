@@ -12,6 +12,7 @@ from neo4j import ManagedTransaction
 
 from engine import domain
 from engine.db import Gateway
+from engine.errors import CursorExpired
 
 EVENT_TYPES = ("task.created", "task.updated", "status.changed")
 
@@ -96,3 +97,22 @@ def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
         "occurred_at": event.get("occurred_at"),
         "data": event_data(event, district),
     }
+
+
+def events_through(gw: Gateway) -> int:
+    """The number of the last event the retention deleted (engine/retention.py): every
+    event up to it is gone."""
+    rows = gw.read("retention_events_through")
+    return int(rows[0]["through"] or 0) if rows else 0
+
+
+def check_event_cursor(gw: Gateway, after: int) -> None:
+    """A feed read after `after` would skip events the retention deleted: expired."""
+    through = events_through(gw)
+    if after < through:
+        raise CursorExpired(
+            f"The cursor {after} is older than the oldest kept event: events up to "
+            f"{through} were deleted by the retention window. Resynchronise, then read on "
+            f"from cursor {through}.",
+            oldest_cursor=str(through),
+        )

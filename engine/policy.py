@@ -4,13 +4,16 @@ it shows before the answer leaves. Interfaces only parse their input and render 
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import json
+from collections.abc import Callable, Generator
 from contextlib import closing
+from datetime import date
 from typing import Any
 
-from engine import analysis, codes, domain, reports, status, tasks
+from engine import analysis, codes, domain, reports, retention, status, tasks
 from engine.audit import AuditSink
 from engine.db import Gateway, split_page
+from engine.errors import Forbidden
 from engine.keys import Principal
 from engine.trace import trace_tube
 from engine.views import (
@@ -453,3 +456,42 @@ def refused(log: AuditSink, who: Principal, *, asked: str, status: int, message:
     """A refused attempt, audited like an answered one: who, what it asked for (method and
     path), the status it got and why."""
     log.record(who, "denied", target=asked[:300], status=f"denied_{status}", detail=message[:300])
+
+
+def purge_retention(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    *,
+    keep_days: int,
+    tz: str,
+    today: date | None = None,
+    dry_run: bool = False,
+    batch: int = retention.TUBE_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> retention.PurgeReport:
+    """Delete (or, dry, count) the personal data of sampling days older than the window
+    (engine/retention.py); admins only. One audit entry with its counts, after the run."""
+    if who.role != "admin":
+        raise Forbidden("Only an admin (or the machine's own user) runs the retention purge.")
+    report = retention.purge(
+        gw,
+        keep_days=keep_days,
+        tz=tz,
+        today=today,
+        dry_run=dry_run,
+        batch=batch,
+        on_batch=on_batch,
+    )
+    counts = report.as_json()
+    log.record(
+        who,
+        "retention_dry_run" if dry_run else "retention_purge",
+        target=f"before {report.oldest_kept_day} ({keep_days} days to {report.today})",
+        detail=json.dumps(
+            {k: counts[k] for k in ("deleted", "kept_for_open_tasks", "kept_cases")}
+            | {"aggregated_days": len(report.aggregated_days)},
+            separators=(",", ":"),
+        ),
+    )
+    return report

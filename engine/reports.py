@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import statistics
 import threading
 from collections import Counter, OrderedDict, defaultdict
@@ -159,14 +160,15 @@ def reach(person: dict[str, Any]) -> str:
     return "none"
 
 
-def reach_of_positive_pools(gw: Gateway, day: str) -> dict[tuple[str, str], str]:
-    """(tube, record_id) -> reach, for every member of the day's positive pooled tubes."""
-    found: dict[tuple[str, str], str] = {}
+def reach_of_positive_pools(gw: Gateway, day: str) -> dict[tuple[str, str, str], str]:
+    """(tube, person, record_id) -> reach, for every member of the day's positive pooled tubes
+    (a record_id alone may be two senders', two persons)."""
+    found: dict[tuple[str, str, str], str] = {}
     for item in positives_stream(gw, day):
         trace = item["trace"]
         if (trace["tube"]["pool_size"] or 0) > 1 or len(trace["persons"]) > 1:
             for p in trace["persons"]:
-                found[(item["tube_code"], p["record_id"])] = reach(p)
+                found[(item["tube_code"], p["person_id"], p["record_id"])] = reach(p)
     return found
 
 
@@ -356,8 +358,11 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> di
     ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
     ring2 = []
     for r in ring2_rows:
+        # The registration's own person: a record_id alone may be two senders' (two persons).
         person = next(
-            p for p in ring2_traces[r["tube_code"]]["persons"] if p["record_id"] == r["record_id"]
+            p
+            for p in ring2_traces[r["tube_code"]]["persons"]
+            if p["person_id"] == r["person_id"] and p["record_id"] == r["record_id"]
         )
         ring2.append(dict(person, tube_code=r["tube_code"]))
     case = rows[0]["case"]
@@ -370,22 +375,63 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> di
             "pool_tubes": pools,
         },
         "ring1": ring1,
-        "ring2": {"items": ring2, "next_cursor": ring2_rows[-1]["record_id"] if more else None},
+        "ring2": {"items": ring2, "next_cursor": ring2_rows[-1]["reg_key"] if more else None},
     }
 
 
 REPORTS = ("completeness", "household-separation", "zoning", "timeliness")
 
 
+# Where a stored report row names its district: a district's report is its rows.
+STORED_DISTRICT = {
+    "completeness": "district_code",
+    "household-separation": "residence_district_code",
+    "timeliness": "district_code",
+}
+
+
+def stored_report_key(day: str, report: str) -> str:
+    return f"{day}|report|{report}"
+
+
+def stored_report(
+    gw: Gateway, report: str, day: str, district: str | None
+) -> list[dict[str, Any]] | None:
+    """A purged day's report as it answered before its data was deleted (engine/retention.py
+    stored the city's rows); None for a day not purged. Zoning needs none: it reads cases and
+    compounds, which are never purged."""
+    if report not in STORED_DISTRICT:
+        return None
+    found = gw.read("retention_stored_report", key=stored_report_key(day, report))
+    if not found:
+        return None
+    rows: list[dict[str, Any]] = json.loads(found[0]["rows"])
+    if district is None:
+        return rows
+    return [r for r in rows if r[STORED_DISTRICT[report]] == district]
+
+
 def run_report(
-    gw: Gateway, report: str, day: str, tz: str, district: str | None = None
+    gw: Gateway,
+    report: str,
+    day: str,
+    tz: str,
+    district: str | None = None,
+    *,
+    live: bool = False,
 ) -> list[dict[str, Any]]:
+    """A report of a day: from the data, or for a day the retention purged, from the rows it
+    stored before (`live` reads the data whatever the day)."""
+    if report not in REPORTS:
+        raise InputError(f"unknown report '{report}'; reports are {', '.join(REPORTS)}")
+    if not live:
+        stored = stored_report(gw, report, parse_day(day), district)
+        if stored is not None:
+            return stored
     if report == "completeness":
         return completeness(gw, day, district)
     if report == "household-separation":
         return household_separation(gw, day, district)
     if report == "zoning":
         return zoning(gw, day, tz, district)
-    if report == "timeliness":
-        return timeliness(gw, day, district)
-    raise InputError(f"unknown report '{report}'; reports are {', '.join(REPORTS)}")
+    return timeliness(gw, day, district)

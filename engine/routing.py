@@ -18,31 +18,30 @@ from engine.db import Gateway
 
 
 def refresh_and_reroute(
-    gw: Gateway, tx: ManagedTransaction, record_ids: list[str], reason: str
+    gw: Gateway, tx: ManagedTransaction, reg_keys: list[str], reason: str
 ) -> list[dict[str, Any]]:
-    """Moves made: `task_id`, `from_district`, `to_district`."""
-    if not record_ids:
+    """Moves made: `task_id`, `from_district`, `to_district`. Registrations by their
+    (source, record_id) key: a record_id alone may be two senders' registrations."""
+    if not reg_keys:
         return []
-    gw.run_in(tx, "refresh_residences", record_ids=record_ids)
-    return gw.run_in(
-        tx, "reroute_tasks", record_ids=record_ids, now=datetime.now(UTC), reason=reason
-    )
+    gw.run_in(tx, "refresh_residences", reg_keys=reg_keys)
+    return gw.run_in(tx, "reroute_tasks", reg_keys=reg_keys, now=datetime.now(UTC), reason=reason)
 
 
 def after_compounds(gw: Gateway, tx: ManagedTransaction, codes: list[str]) -> list[dict[str, Any]]:
     if not codes:
         return []
-    ids = [r["record_id"] for r in gw.run_in(tx, "registrations_near_compounds", codes=codes)]
+    ids = [r["reg_key"] for r in gw.run_in(tx, "registrations_near_compounds", codes=codes)]
     return refresh_and_reroute(gw, tx, ids, "the compound's master data arrived")
 
 
 def after_registrations(
-    gw: Gateway, tx: ManagedTransaction, record_ids: list[str]
+    gw: Gateway, tx: ManagedTransaction, reg_keys: list[str]
 ) -> list[dict[str, Any]]:
-    if not record_ids:
+    if not reg_keys:
         return []
-    rows = gw.run_in(tx, "registrations_near_registrations", record_ids=record_ids)
-    ids = [r["record_id"] for r in rows]
+    rows = gw.run_in(tx, "registrations_near_registrations", reg_keys=reg_keys)
+    ids = [r["reg_key"] for r in rows]
     return refresh_and_reroute(gw, tx, ids, "another registration of the person arrived")
 
 
@@ -52,5 +51,5 @@ def after_directory(
     if not person_ids:
         return []
     rows = gw.run_in(tx, "registrations_of_persons", person_ids=sorted(set(person_ids)))
-    ids = [r["record_id"] for r in rows]
+    ids = [r["reg_key"] for r in rows]
     return refresh_and_reroute(gw, tx, ids, "a directory entry arrived")

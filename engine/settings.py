@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     webhook_backoff_max_s: float = Field(
         default=3600.0, gt=0, alias="TUBETRACE_WEBHOOK_BACKOFF_MAX"
     )
+    # Sampling days kept (docs/retention.md): `tubetrace retention purge` keeps this many by
+    # default; set (to N > 0) it also runs the purge once a day inside `tubetrace serve`; 0 or
+    # unset leaves the serve job off.
+    retention_days: int = Field(default=28, ge=0, alias="TUBETRACE_RETENTION_DAYS")
     webhook_give_up_s: float = Field(default=86400.0, gt=0, alias="TUBETRACE_WEBHOOK_GIVE_UP")
     webhook_concurrency: int = Field(default=8, ge=1, le=64, alias="TUBETRACE_WEBHOOK_CONCURRENCY")
     webhook_poll_s: float = Field(default=1.0, gt=0, alias="TUBETRACE_WEBHOOK_POLL")

@@ -253,6 +253,8 @@ def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[dict[str, A
     if cursor and not re.fullmatch(r"[0-9]{1,18}", cursor):
         raise InputError(f"cursor '{cursor}' is not a change_id; pass next_cursor as given")
     after = int(cursor) if cursor else 0
+    if cursor:  # a reader further back than the retention left events: resynchronise (410)
+        outbox.check_event_cursor(gw, after)
     rows = [r["event"] for r in gw.read("status_changes_page", after=after, limit=limit + 1)]
     rows, more = split_page(rows, limit)
     items = [change_json(e) for e in rows]

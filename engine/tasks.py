@@ -349,11 +349,21 @@ def contact_route(person: dict[str, Any] | None) -> dict[str, Any]:
     return {"contact_via": "compound", "contact_phone": residence.get("contact_phone")}
 
 
+def own_person(task: dict[str, Any], persons: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task's own person in its tube's trace: by the task's person, never by record_id
+    alone (two sampling apps may both number a record R-SAME in one tube: two persons). Of
+    the person's registrations in the tube, the one the task was made from first."""
+    mine = [p for p in persons if p["person_id"] == task.get("person_id")]
+    return next((p for p in mine if p["record_id"] == task.get("record_id")), None) or (
+        mine[0] if mine else None
+    )
+
+
 def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, Any]:
     person = None
     compound = None
     if trace is not None:
-        person = next((p for p in trace["persons"] if p["record_id"] == task["record_id"]), None)
+        person = own_person(task, trace["persons"])
         compound = trace["compound"]
         if person is not None and person["residence"]["compound_code"] != (compound or {}).get(
             "code"

@@ -188,8 +188,24 @@ def trace_many(gw: Gateway, tube_codes: list[str]) -> dict[str, dict[str, Any]]:
 def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
     found = trace_many(gw, [tube_code])
     if tube_code not in found:
-        raise NotFound(f"No tube with code '{tube_code}' was registered or reported.")
+        raise NotFound(
+            purged_tube_message(gw, tube_code)
+            or f"No tube with code '{tube_code}' was registered or reported."
+        )
     return found[tube_code]
+
+
+def purged_tube_message(gw: Gateway, code: str) -> str | None:
+    """The 404 sentence of a tube a purged day's codes span (engine/retention.py keeps each
+    purged day's lowest and highest tube code); None otherwise."""
+    rows = gw.read("retention_purged_tube_day", code=code)
+    if not rows:
+        return None
+    return (
+        f"No tube with code '{code}' is stored: the data of its sampling day "
+        f"({rows[0]['day']}) is older than the {rows[0]['keep_days']}-day retention window "
+        "and was deleted."
+    )
 
 
 PERSON_FLAGS = (

@@ -560,12 +560,12 @@ def dispatch_all(gw: Gateway, page: int = 1000) -> int:
     """Residence fallbacks, then tasks for every positive and invalid result, as the online
     loader does. A negative result only acts on a retest task, and the retests of the new
     tasks are dispatched with them (`tasks.dispatch`: `link_earlier_retests`)."""
-    unknown = [r["record_id"] for r in gw.read("registrations_without_known_compound")]
+    unknown = [r["reg_key"] for r in gw.read("registrations_without_known_compound")]
     for start in range(0, len(unknown), page):
         ids = unknown[start : start + page]
 
         def refresh(tx: ManagedTransaction, c: list[str] = ids) -> None:
-            gw.run_in(tx, "refresh_residences", record_ids=c)
+            gw.run_in(tx, "refresh_residences", reg_keys=c)
 
         gw.write_tx(refresh)
     keys = [r["key"] for r in gw.read("results_to_dispatch")]

@@ -231,11 +231,9 @@ def _write_batch(
         facts: dict[str, dict[str, Any]] = {}
         if kind == "registrations" and created_rows:
             _link_registrations(gw, tx, created_rows)
-            # Keys are (source, record_id); the queries after the load find registrations by
-            # record_id (an index; another sender's same record_id only adds a candidate).
-            moved = routing.after_registrations(
-                gw, tx, [str(r.props["record_id"]) for r in created_rows]
-            )
+            # By their (source, record_id) key: another sender's same record_id is another
+            # registration, perhaps of another person.
+            moved = routing.after_registrations(gw, tx, [r.key for r in created_rows])
             new_keys = [r.key for r in created_rows]
             facts = {f["key"]: f for f in gw.run_in(tx, "new_registration_facts", keys=new_keys)}
             for a in answers:
