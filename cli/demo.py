@@ -44,7 +44,6 @@ def run_demo(
             summary = writes.load(
                 DirectAudit(gw),
                 me(),
-                kind,
                 partial(write.load_records, gw, kind, read_file(path, kind), path.name, settings),
                 target=path.name,
             )
@@ -165,7 +164,6 @@ def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path)
     summary = writes.load(
         DirectAudit(gw),
         me(),
-        "directory",
         lambda: write.load_records(gw, "directory", entries, path.name, settings),
         target=path.name,
     )

@@ -113,7 +113,17 @@ def load(
     if bulk:
         from loaders.bulk import bulk_load
 
-        bulk_load(get_settings(), kind, path, out, encoding, sender=source)
+        bulk_load(
+            get_settings(),
+            kind,
+            path,
+            out,
+            encoding,
+            sender=source,
+            on_loaded=lambda gw, summaries: writes.bulk_loaded(
+                DirectAudit(gw), me(), summaries, target=f"{path.name} (bulk)"
+            ),
+        )
         return
     if kind == "all":
         fail(
@@ -143,7 +153,6 @@ def load(
         summary = writes.load(
             DirectAudit(gw),
             me(),
-            kind,
             lambda: write.load_records(
                 gw,
                 kind,

@@ -4,7 +4,7 @@ these and render what it returns. The reads, and the task moves, are in `engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from engine import keys
@@ -14,7 +14,10 @@ from engine.keys import Principal
 
 
 class Counted(Protocol):
-    """What a load reports: its counts as one line (the loaders' `Summary`)."""
+    """What a load reports: its kind and its counts as one line (the loaders' `Summary`)."""
+
+    @property
+    def kind(self) -> str: ...
 
     def line(self) -> str: ...
 
@@ -22,12 +25,25 @@ class Counted(Protocol):
 C = TypeVar("C", bound=Counted)
 
 
-def load(log: AuditSink, who: Principal, kind: str, store: Callable[[], C], *, target: str) -> C:
+def load(log: AuditSink, who: Principal, store: Callable[[], C], *, target: str) -> C:
     """Records of one kind stored by `store` (the loaders' `load_records`, handed in: engine/
     does not import loaders/); the entry names what was sent (`target`) and holds the counts."""
     summary = store()
-    log.record(who, f"load_{kind}", target=target[:200], detail=summary.line())
+    _loaded(log, who, summary, target)
     return summary
+
+
+def bulk_loaded(
+    log: AuditSink, who: Principal, summaries: Iterable[Counted], *, target: str
+) -> None:
+    """The bulk import writes with the database stopped (neo4j-admin): the bulk loader hands
+    its summaries here once the database is back, and each kind gets the entry `load` makes."""
+    for summary in summaries:
+        _loaded(log, who, summary, target)
+
+
+def _loaded(log: AuditSink, who: Principal, summary: Counted, target: str) -> None:
+    log.record(who, f"load_{summary.kind}", target=target[:200], detail=summary.line())
 
 
 def create_key(

@@ -12,12 +12,13 @@ from pathlib import Path
 from rich.console import Console
 
 from engine import status
-from engine.db import connect
+from engine.db import Gateway, connect
 from engine.errors import InputError
 from engine.model import RecordKind
 from engine.settings import Settings
 from loaders import bulk_files
 from loaders.read import Item, read_file
+from loaders.write import Summary
 
 Inputs = dict[str, tuple[str, Iterable[Item]]]
 
@@ -53,9 +54,11 @@ def bulk_load(
     encoding: str | None = None,
     sender: str = "file",
     on_files_written: Callable[[], None] | None = None,
+    on_loaded: Callable[[Gateway, list[Summary]], None] | None = None,
 ) -> dict[str, float]:
     """`sender` is the registrations' source, as `--source` of the online load: the same
-    (source, record_id) keys whichever way a round goes in."""
+    (source, record_id) keys whichever way a round goes in. `on_loaded` gets the gateway and
+    the summaries once the database is back (the CLI audits the import then)."""
     if settings.neo4j_uri:
         raise InputError(
             "--bulk imports with the managed server's own neo4j-admin; it cannot "
@@ -96,6 +99,8 @@ def bulk_load(
         t4 = time.perf_counter()
         status.refresh_tubes(gw, sorted(plan.status_tubes))
         timings["status_s"] = time.perf_counter() - t4
+        if on_loaded is not None:
+            on_loaded(gw, list(plan.summaries.values()))
     for summary in plan.summaries.values():
         out.print(summary.line(), highlight=False)
     out.print(

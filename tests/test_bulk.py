@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
-from engine import tasks
+from engine import audit, tasks
 from engine.db import Gateway, connect
 from engine.settings import Settings
 from engine.trace import all_tube_codes, trace_many
 from loaders import write
-from loaders.bulk import bulk_load
 from loaders.generate import generate_city
 from loaders.read import read_file
+from tests.helpers import cli
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:
@@ -40,11 +38,12 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
         queue += sorted(
             (t["task_id"], t["kind"], t["status"], t["outcome"], t["district_code"]) for t in items
         )
-    # Events differ by path (online: pending, then the result; bulk: the final status only).
+    # Events differ by path (online: pending, then the result; bulk: the final status only);
+    # the audit log too (the CLI's bulk import is audited, the online load here is not).
     counts = {
         r["label"]: r["n"]
         for r in gw.read("count_by_label")
-        if r["label"] not in ("Event", "Sequence")
+        if r["label"] not in ("Event", "Sequence", "Audit", "Meta")
     }
     statuses = sorted(
         (r["key"], r["status"], r["district_code"])
@@ -59,7 +58,11 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
     }
 
 
-def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> None:
+def test_bulk_import_equals_online_load(
+    settings: Settings, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`tubetrace load all FOLDER --bulk` builds the graph the online load builds, and leaves
+    the online load's audit entry for each kind (it left none)."""
     if settings.neo4j_uri:
         pytest.skip("the bulk import runs the managed server's neo4j-admin")
     from engine.server.managed import ManagedServer
@@ -79,9 +82,14 @@ def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> N
         gw.wipe()
         gw.write("ensure_secret", key="person_id_secret", value=secret)
         gw.close()
-        timings = bulk_load(own, "all", city, Console(file=io.StringIO()), sender="app7")
+        done = cli(
+            {**subprocess_env, "TUBETRACE_HOME": str(own.home)},
+            *("load", "all", str(city), "--bulk", "--source", "app7"),
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
         gw = connect(own)
         imported = snapshot(gw)
+        entries = audit.entries(gw, since=None, key_id=None)
         _, first = next(iter(read_file(city / "registrations.csv", "registrations")))
         assert isinstance(first, dict)
         keys = [f"{s}/{first['record_id']}" for s in ("app7", "file")]
@@ -89,7 +97,13 @@ def test_bulk_import_equals_online_load(settings: Settings, tmp_path: Path) -> N
         gw.close()
     finally:
         server.stop()
-    print(f"\nbulk import timings: {timings}")
+    print(f"\n{done.stdout}")
+    printed = done.stdout.splitlines()[:3]  # the summary of each kind, then the timings
+    assert [(e["action"], e["target"], e["detail"]) for e in entries] == [
+        (f"load_{kind}", "city (bulk)", line)
+        for kind, line in zip(("compounds", "registrations", "results"), printed, strict=True)
+    ]
+    assert all(str(e["key_id"]).startswith("cli:") for e in entries)
     assert stored == [keys[0]]  # the --source of the bulk import, as of the online load
     assert imported["counts"] == online["counts"]
     assert imported["quarantine"] == online["quarantine"] and online["quarantine"]

@@ -51,7 +51,6 @@ def _load(
     summary = writes.load(
         log,
         who,
-        kind,
         lambda: write.load_records(
             gw, kind, items, "request", s, keep_outcomes=True, sender=who.key_id
         ),
