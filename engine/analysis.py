@@ -184,7 +184,7 @@ class _Cluster:
     cluster_id: str = ""
     compounds: set[str] = field(default_factory=set)
     districts: set[str] = field(default_factory=set)
-    days: set[str] = field(default_factory=set)
+    days: set[str] = field(default_factory=set)  # of the members' positive tubes
     pool_links: set[str] = field(default_factory=set)
     compound_links: set[str] = field(default_factory=set)
 
@@ -235,8 +235,10 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
         reported_until=_shift(until, REPORT_LAG_DAYS),
     )
     shown: dict[str, tuple[str, str, str]] = {}
+    positive_days: dict[str, set[str]] = defaultdict(set)
     for r in positive:  # ordered by day, tube_code: the first is the earliest
         shown.setdefault(r["person_id"], (r["day"], r["tube_code"], r["district"]))
+        positive_days[r["person_id"]].add(r["day"])
     members = sorted(shown)
     regs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in gw.read(
@@ -272,7 +274,7 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
     for c in by_root.values():
         c.cluster_id = cluster_id(c.members)
         for person in c.members:
-            c.days.add(shown[person][0])
+            c.days |= positive_days[person]
             for r in regs.get(person, []):
                 if r["compound_code"] is not None:
                     c.compounds.add(r["compound_code"])

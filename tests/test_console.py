@@ -143,6 +143,7 @@ def test_every_console_route_keeps_a_district_in_its_district(
         "task_id": task_id,
         "person_id": t1["persons"][0]["person_id"],
         "name": "completeness",
+        "cluster_id": "k_0",
     }
     checked = 0
     for route in console_routes():

@@ -104,6 +104,8 @@ def request_for(
     for q in route.dependant.query_params:
         if q.name == "date":
             query["date"] = "2022-04-10"
+        elif q.name in ("since", "until") and q.required:  # an analysis window
+            query[q.name] = "2022-04-04" if q.name == "since" else "2022-04-10"
     body: Any = None
     method = sorted(route.methods)[0]
     if route.path == "/v1/registrations":
