@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api import console, docs, errors
 from api.middleware import NoStore
+from api.observe import RequestLog, setup_logging
 from api.routers import analysis as analysis_routes
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
@@ -39,6 +40,7 @@ ROUTERS = (
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
     settings = settings or get_settings()
+    setup_logging(settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,4 +108,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     for router in ROUTERS:
         app.include_router(router)
     console.mount(app)
+    # Added last: the outermost middleware, so that every answer carries the request id and
+    # every request, refused or not, is logged and counted once.
+    app.add_middleware(RequestLog)
     return app

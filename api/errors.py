@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
+from api.observe import route_of
 from engine import policy
 from engine.errors import (
     CursorExpired,
@@ -249,14 +250,24 @@ def install(app: FastAPI) -> None:
 
 
 def _internal(request: Request, exc: BaseException) -> JSONResponse:
-    error_id = uuid.uuid4().hex[:16]
+    # The error id is the request's id (api.observe): the same in the answer, its
+    # X-Request-ID, the request's log line and the audit entries it wrote.
+    error_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     log.error(
-        "internal_error error_id=%s %s %s", error_id, request.method, request.url.path, exc_info=exc
+        "internal_error",
+        exc_info=exc,
+        extra={
+            "fields": {
+                "error_id": error_id,
+                "method": request.method,
+                "route": route_of(request.scope),
+            }
+        },
     )
     return error_answer(
         500,
         f"An internal error occurred; nothing more can be said here. Quote error id {error_id}.",
         # Answered outside the header middleware: no cache may keep it either.
-        {"Cache-Control": "no-store"},
+        {"Cache-Control": "no-store", "X-Request-ID": error_id},
         error_id=error_id,
     )

@@ -116,6 +116,21 @@ class Health(BaseModel):
     neo4j: str
 
 
+class Live(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class NotReady(BaseModel):
+    error: str
+    message: str
+    checks: dict[str, str]
+
+
 class RegistrationIn(BaseModel):
     """One person swabbed into one tube. Every field is accepted as given: a bad value is
     stored with a flag, not refused, so that no swab is lost."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from enum import IntEnum
 
 from engine.errors import (
+    BackupInvalid,
     DatabaseUnavailable,
     NotFound,
     ServerError,
+    TargetNotEmpty,
     TransitionError,
     TubetraceError,
 )
@@ -22,6 +24,8 @@ class Exit(IntEnum):
     SERVER_ERROR = 5  # the managed Neo4j could not be provisioned or started
     CONFLICT = 6  # a task move the lifecycle does not allow
     AUDIT_BROKEN = 7  # `audit verify` found a gap or an edit in the audit chain
+    BACKUP_INVALID = 8  # `restore`: the backup is partial or damaged; nothing was restored
+    TARGET_NOT_EMPTY = 9  # `restore`: the home holds data and --force was not given
 
 
 def code_for(exc: TubetraceError) -> Exit:
@@ -33,4 +37,8 @@ def code_for(exc: TubetraceError) -> Exit:
         return Exit.SERVER_ERROR
     if isinstance(exc, TransitionError):
         return Exit.CONFLICT
+    if isinstance(exc, BackupInvalid):
+        return Exit.BACKUP_INVALID
+    if isinstance(exc, TargetNotEmpty):
+        return Exit.TARGET_NOT_EMPTY
     return Exit.ERROR

@@ -30,13 +30,16 @@ UNWIND $values AS value
 RETURN value, toString(value) AS text
 
 // name: count_by_label
+// The data's nodes: console sessions and job leases are the running service's state (ops).
 MATCH (n)
+WHERE NOT n:ConsoleSession AND NOT n:Lease
 UNWIND labels(n) AS label
 RETURN label, count(*) AS n
 ORDER BY label
 
 // name: dump_nodes
 MATCH (n)
+WHERE NOT n:ConsoleSession AND NOT n:Lease
 RETURN labels(n) AS labels, properties(n) AS props
 
 // name: dump_relationships
@@ -46,7 +49,7 @@ RETURN type(r) AS type, properties(r) AS props, labels(a) AS from_labels,
 
 // name: count_nodes_except_meta
 MATCH (n)
-WHERE NOT n:Meta
+WHERE NOT n:Meta AND NOT n:ConsoleSession AND NOT n:Lease
 RETURN count(n) AS n
 
 // name: results_to_dispatch

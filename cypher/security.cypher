@@ -43,7 +43,7 @@ MATCH (a:Audit)
 WHERE a.at >= $since AND ($key_id IS NULL OR a.key_id = $key_id)
   AND a.audit_id > $after
 RETURN a {.audit_id, .at, .key_id, .role, .action, .target, .person_ids, .reason, .status,
-          .detail} AS entry
+          .detail, .request_id} AS entry
 ORDER BY a.audit_id
 LIMIT $limit
 
@@ -102,6 +102,6 @@ RETURN coalesce(h.seq, 0) AS seq, coalesce(h.hash, '') AS hash,
 MATCH (a:Audit)
 WHERE a.seq > $after
 RETURN a {.audit_id, .at, .key_id, .role, .action, .target, .person_ids, .reason, .status,
-          .detail, .seq, .prev_hash, .hash} AS entry
+          .detail, .request_id, .seq, .prev_hash, .hash} AS entry
 ORDER BY a.seq
 LIMIT $limit

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from neo4j import ManagedTransaction
 
-from engine import domain
+from engine import context, domain
 from engine.db import Gateway
 from engine.errors import DatabaseUnavailable
 from engine.keys import Principal
@@ -74,7 +74,7 @@ def make_entry(
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     # A time-ordered id (ms since epoch, then random) pages the log in order.
-    return {
+    entry = {
         "audit_id": f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
         "at": _utc_text(now),
         "key_id": who.key_id,
@@ -86,6 +86,10 @@ def make_entry(
         "status": status,
         "detail": detail,
     }
+    rid = context.current_request_id()
+    if rid is not None:  # the API request that wrote it (its X-Request-ID and log line)
+        entry["request_id"] = rid
+    return entry
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
@@ -93,6 +97,8 @@ def entry_hash(entry: dict[str, Any]) -> str:
     content = {name: entry.get(name) for name in HASHED}
     content["at"] = _utc_text(content["at"]) if content["at"] is not None else None
     content["person_ids"] = list(content["person_ids"] or [])
+    if entry.get("request_id") is not None:  # entries written outside a request have none
+        content["request_id"] = entry["request_id"]
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -292,6 +298,11 @@ class AuditWriter:
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
+
+    @property
+    def journals_replayed(self) -> bool:
+        """Whether the journals of stopped APIs found at start are in Neo4j now."""
+        return not self._replay_pending
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

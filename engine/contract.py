@@ -18,6 +18,7 @@ class Role(StrEnum):
     LAB = "lab"
     ADMIN = "admin"
     HEALTH_CODE = "health_code"
+    OPS = "ops"  # GET /metrics only
 
 
 class TaskStatus(StrEnum):
@@ -203,6 +204,7 @@ class AuditEntry(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
+    request_id: str | None = None  # the API request that wrote it (its X-Request-ID)
     next_cursor: str | None
 
 

@@ -147,6 +147,11 @@ class Gateway:
     def close(self) -> None:
         self.driver.close()
 
+    @property
+    def schema_applied(self) -> bool:
+        """False while a gateway made during an outage has not reached the database yet."""
+        return not self._schema_pending
+
     def _session(self, access_mode: str = WRITE_ACCESS) -> Session:
         return self.driver.session(database=self.database, default_access_mode=access_mode)
 

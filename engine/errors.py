@@ -46,3 +46,11 @@ class TransitionError(TubetraceError):
 
 class Forbidden(TubetraceError):
     """The caller's role may not do this."""
+
+
+class BackupInvalid(TubetraceError):
+    """A backup folder that is partial or damaged (no manifest, a file missing or changed)."""
+
+
+class TargetNotEmpty(TubetraceError):
+    """A restore into a home that holds data, without --force."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
     rate_per_second: float = Field(default=50.0, alias="TUBETRACE_RATE_PER_SECOND")
     rate_burst: int = Field(default=200, alias="TUBETRACE_RATE_BURST")
     key_cache_ttl_s: float = Field(default=1.0, ge=0, le=60, alias="TUBETRACE_KEY_CACHE_TTL")
+    # Operations (docs/operations.md): the request log's form; console sessions end after
+    # `idle` seconds without a request and, whatever happens, `max` seconds after the login;
+    # what the database costs a /metrics scrape is kept for `metrics_cache` seconds.
+    log_format: Literal["json", "text"] = Field(default="json", alias="TUBETRACE_LOG_FORMAT")
+    console_idle_s: float = Field(default=1800.0, gt=0, alias="TUBETRACE_CONSOLE_IDLE")
+    console_max_s: float = Field(default=43200.0, gt=0, alias="TUBETRACE_CONSOLE_MAX")
+    metrics_cache_s: float = Field(default=15.0, ge=0, alias="TUBETRACE_METRICS_CACHE")
     # Off (default): each audit journal line is written to the OS before the answer, which
     # survives kill -9 of the API at no measurable cost. On: fsynced too (group commit), which
     # also survives a machine crash, at ~2-3 ms per read on this machine's disk.

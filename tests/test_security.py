@@ -19,7 +19,7 @@ from engine.settings import Settings
 from engine.trace import trace_tube
 from tests.helpers import load, load_city, result, retest
 
-OPEN = {"/healthz"}
+OPEN = {"/healthz", "/livez", "/readyz"}
 LABELS = {
     "Registration",
     "Person",

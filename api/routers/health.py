@@ -1,11 +1,23 @@
-"""Liveness and database reachability: 200 when Neo4j answers, 503 (with Retry-After) when not."""
+"""Probes. `/livez`: the process answers (a Kubernetes liveness probe: restart it when not).
+`/healthz`: the process answers and Neo4j answers (503 with Retry-After when not; the contract's
+and the image's health check). `/readyz`: ready for traffic (a readiness probe): the database
+answers, the schema is applied (no index still filling) and the audit journals of stopped API
+processes are replayed; 503 with Retry-After and the failing checks otherwise."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api import models
 from api.deps import GatewayDep
+from api.errors import RETRY_AFTER_S, error_answer
+from engine import backup
+from engine.db import Gateway
+from engine.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["ops"])
 
@@ -14,3 +26,49 @@ router = APIRouter(tags=["ops"])
 def healthz(gw: GatewayDep) -> models.Health:
     gw.read("ping")  # DatabaseUnavailable -> 503 database_unavailable, Retry-After
     return models.Health(status="ok", neo4j="up")
+
+
+@router.get("/livez", response_model=models.Live)
+async def livez() -> models.Live:
+    return models.Live(status="alive")
+
+
+def readiness(gw: Gateway, journals_replayed: bool) -> dict[str, str]:
+    checks = {"database": "down", "schema": "unknown", "journals": "unknown"}
+    try:
+        gw.read("ping")
+        checks["database"] = "up"
+        filling = gw.read("indexes_not_online") if gw.schema_applied else None
+    except DatabaseUnavailable:
+        return checks
+    if filling is None:
+        checks["schema"] = "pending"
+    else:
+        checks["schema"] = "applied" if not filling else f"{len(filling)} indexes filling"
+    checks["journals"] = "replayed" if journals_replayed else "pending"
+    return checks
+
+
+READY = {"database": "up", "schema": "applied", "journals": "replayed"}
+
+
+@router.get(
+    "/readyz",
+    response_model=models.Ready,
+    responses={503: {"model": models.NotReady, "description": "not ready; see `checks`"}},
+)
+async def readyz(request: Request, gw: GatewayDep) -> Any:
+    writer = getattr(request.app.state, "audit", None)
+    replayed = writer is None or writer.journals_replayed
+    checks = await run_in_threadpool(readiness, gw, replayed)
+    if checks == READY:
+        return models.Ready(status="ready", checks=checks)
+    note = backup.maintenance(request.app.state.settings.home)
+    failing = ", ".join(f"{k} {v}" for k, v in checks.items() if READY[k] != v)
+    message = f"Not ready: {failing}."
+    retry = RETRY_AFTER_S
+    if note is not None:
+        message += f" {note.sentence()}"
+        retry = note.retry_after_s()
+    answer: JSONResponse = error_answer(503, message, {"Retry-After": str(retry)}, checks=checks)
+    return answer
