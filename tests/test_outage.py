@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.audit import make_entry
 from engine.db import Gateway, connect
-from engine.keys import create_key
+from engine.keys import Principal, create_key
 from engine.settings import Settings
 from loaders.generate import generate_city
 from tests.helpers import load_city, spawn_api, start_api
@@ -86,7 +87,12 @@ def requests_for(keys: dict[str, str], person_id: str, task_id: str) -> list[dic
         "name": "n",
         "phone": "13800000000",
     }
-    res = {"tube_code": "T1", "result": "negative", "reported_at": "2022-04-09T20:00:00+08:00"}
+    res = {
+        "tube_code": "T1",
+        "result": "negative",
+        "reported_at": "2022-04-09T20:00:00+08:00",
+        "lab_code": "LAB01",
+    }
     inv = keys["investigator"]
     return [
         {"method": "GET", "url": "/v1/tubes/T1/trace", "key": inv},
@@ -132,7 +138,12 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
     gw.apply_schema()
     load_city(gw, settings)
     keys = {
-        role: create_key(gw, role=role, district="310115" if role == "district" else None).secret
+        role: create_key(
+            gw,
+            role=role,
+            district="310115" if role == "district" else None,
+            labs=["LAB01"] if role == "lab" else None,
+        ).secret
         for role in ("investigator", "district", "collector", "lab", "admin")
     }
     tasks_rows = gw.read("district_tasks", district_code="310115", status=None, after="", limit=1)
@@ -416,12 +427,14 @@ def test_load_cut_by_outage_resumes_with_nothing_lost_or_duplicated(
 FROZEN_LIMIT_S = 4.0  # the managed server's Bolt keep-alive: silent 3 s means gone
 
 
-def wait_for(client: httpx.Client, status: int, budget_s: float) -> float | None:
-    """Seconds until /healthz answers `status`, or None."""
+def wait_for(
+    client: httpx.Client, status: int, budget_s: float, probe: str = "/healthz"
+) -> float | None:
+    """Seconds until `probe` answers `status`, or None."""
     start = time.monotonic()
     while time.monotonic() - start < budget_s:
         try:
-            if client.get("/healthz", timeout=budget_s).status_code == status:
+            if client.get(probe, timeout=budget_s).status_code == status:
                 return time.monotonic() - start
         except httpx.HTTPError:
             pass
@@ -495,13 +508,18 @@ def test_the_api_starts_while_the_database_is_down(
     own: tuple[Settings, Any, Gateway], tmp_path: Path
 ) -> None:
     """An API launched against a database that is not there answers 503 (not a crash loop),
-    then serves once the database is up, schema applied, without a restart."""
+    then serves once the database is up, schema applied, without a restart. Meanwhile it is
+    alive (/livez) and not ready (/readyz 503); ready once the database answers and the
+    journal a stopped API left is replayed."""
     settings, server, gw = own
     env = env_for(settings) | {
         "NEO4J_URI": server.bolt_uri,
         "NEO4J_PASSWORD": server.password(),
         "TUBETRACE_HOME": str(tmp_path / "api-home"),
     }
+    left = make_entry(Principal("probe-left-behind", "admin"), "readyz_probe")
+    (tmp_path / "api-home" / "audit").mkdir(parents=True)
+    (tmp_path / "api-home" / "audit" / "journal-1-dead.jsonl").write_text(json.dumps(left) + "\n")
     server.stop()
     log_path = tmp_path / "uvicorn.log"
     proc, url = spawn_api(env, log_path, "info")
@@ -510,9 +528,21 @@ def test_the_api_starts_while_the_database_is_down(
         down = wait_for(client, 503, 60)
         assert down is not None, log_path.read_text(errors="replace")[-3000:]
         assert client.get("/healthz").json()["error"] == "database_unavailable"
+        assert client.get("/livez").json() == {"status": "alive"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
+        assert ready.json()["checks"]["database"] == "down", ready.text
         server.start()
         up = wait_for(client, 200, 120)
         assert up is not None, log_path.read_text(errors="replace")[-3000:]
+        assert wait_for(client, 200, 60, "/readyz") is not None
+        assert client.get("/readyz").json() == {
+            "status": "ready",
+            "checks": {"database": "up", "schema": "applied", "journals": "replayed"},
+        }
+        assert (
+            gw.read("count_audit", action="readyz_probe", key_id="probe-left-behind")[0]["n"] == 1
+        )
         fresh = connect(settings)
         try:
             key = create_key(fresh, role="investigator", district=None).secret
