@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import console, docs, errors
+from api.metrics import Metrics, observe_request
 from api.middleware import NoStore
 from api.observe import RequestLog, setup_logging
 from api.routers import analysis as analysis_routes
 from api.routers import audit as audit_routes
 from api.routers import health, ingest, persons, positives, quarantine, reports, tasks, tubes
+from api.routers import metrics as metrics_routes
 from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
 from engine import audit, policy, retention, webhooks
@@ -35,6 +37,7 @@ ROUTERS = (
     reports.router,
     audit_routes.router,
     status_routes.router,
+    metrics_routes.router,
 )
 
 
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.settings = settings
         app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
+        app.state.metrics = Metrics(app.state.gateway, settings)
         try:
             audit.prune(app.state.gateway, settings.audit_retention_days)
         except DatabaseUnavailable:
@@ -110,5 +114,5 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     console.mount(app)
     # Added last: the outermost middleware, so that every answer carries the request id and
     # every request, refused or not, is logged and counted once.
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, observe=observe_request)
     return app

@@ -104,6 +104,11 @@ class Breaker:
                 log.warning("the database does not answer; answering 'unavailable' meanwhile")
             self._open_until, self._trial = time.monotonic() + self.cool_s, False
 
+    def is_open(self) -> bool:
+        """Whether calls are being answered 'unavailable' (an outage was seen, no success yet)."""
+        with self._lock:
+            return self._open_until is not None
+
     def release(self) -> None:
         """A trial that ended without telling (another error): let the next call try."""
         with self._lock:
