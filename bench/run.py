@@ -6,6 +6,7 @@ sizes. Prints one table and writes bench/out/results.json.
     ./dev bench --replay         # the peak-hour replay through the API (bench/replay.py)
     ./dev bench --http           # a trace's HTTP time, the route before / after (bench/http.py)
     ./dev bench --sizes 26000000 # a full round at city size, cold and warm (bench/round.py)
+    ./dev bench --footprint      # what one label, property or index costs (bench/footprint.py)
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -35,7 +36,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import pg
+from bench import footprint, pg
 from bench import round as round_bench
 from bench.measure import KeepAlive, pct, store_bytes, timed
 from engine import reports
@@ -52,6 +53,7 @@ from loaders.write import Item
 
 OUT = Path(__file__).parent / "out"
 ONLINE_PREFIX = 60_000  # online load is measured on the first rows of the same file
+BYTES_GOAL = 1254  # bytes on disk per registration at 1 M: half of 2,508 (issue 22)
 
 
 def timed_calls(fn: Any, args: list[Any]) -> list[float]:
@@ -310,10 +312,18 @@ def bench_size(
             compounds = {c["compound_code"]: c for c in csv.DictReader(fh)}
         dict_ms = timed_calls(lambda c: dict_trace(index, compounds, c), sample)
         res["dict_p50_ms"] = pct(dict_ms, 0.5)
-        # Memory.
+        res["heap_used_mb"] = heap_used(gw) / 2**20
+        # Memory, and where the bytes go: on a server stopped cleanly (a checkpoint: every
+        # page in its file) and started again, its page cache warmed by the same traces.
+        gw.close()
+        server.stop()
+        server.start()
+        gw = connect(s)
+        for code in sample:
+            trace_many(gw, [code])
+        res |= footprint.measure(server, gw, stats.registrations)
         res["store_mb"] = store_bytes(server) / 2**20
         res["pagecache_mb"] = _size_mb(s.pagecache_size)
-        res["heap_used_mb"] = heap_used(gw) / 2**20
         res["pagecache_hit_ratio"] = page_cache_ratio(gw, sample[:300])
         # The next round, online onto the full store: the same people, two days later.
         t = time.perf_counter()
@@ -429,6 +439,10 @@ ROWS = [
         ),
     ),
     ("store / page cache (MB)", lambda r: f"{r['store_mb']:.0f} / {r['pagecache_mb']:.0f}"),
+    (
+        f"bytes on disk per registration (goal <= {BYTES_GOAL} at 1 M: half of 2,508)",
+        lambda r: f"{r['bytes_per_registration']['total']:.0f}",
+    ),
     ("heap used (MB)", lambda r: f"{r['heap_used_mb']:.0f}"),
     ("page-cache hit ratio, traces (goal >=99.9%)", lambda r: f"{r['pagecache_hit_ratio']:.4%}"),
     ("PostgreSQL 15 side by side (Neo4j / PG)", lambda r: ""),
@@ -483,6 +497,9 @@ def main() -> None:
         from bench import replay
 
         replay.main([a for a in sys.argv[1:] if a != "--replay"])
+        return
+    if "--footprint" in sys.argv[1:]:  # what one label, property or index costs
+        footprint.main([a for a in sys.argv[1:] if a != "--footprint"])
         return
     if "--http" in sys.argv[1:]:
         from bench import http
@@ -560,6 +577,10 @@ def main() -> None:
         table.add_column(f"{results[n]['registrations']:,} regs", justify="right")
     for label, fmt in ROWS:
         table.add_row(label, *(fmt(results[n]) for n in sizes))
+        if label.startswith("bytes on disk per registration"):
+            parts = [footprint.rows(results[n]) for n in sizes]
+            for i, (name, _) in enumerate(parts[0]):
+                table.add_row(name, *(p[i][1] if i < len(p) else "" for p in parts))
     Console(width=160).print(table)
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(

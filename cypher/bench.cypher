@@ -28,3 +28,57 @@ LIMIT $limit
 // The server's used JVM heap in bytes (bench/run.py reports it per size).
 CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes
 RETURN attributes.HeapMemoryUsage.value.properties.used AS used
+
+// name: footprint_indexes
+SHOW INDEXES YIELD id, name
+RETURN id, name
+
+// name: footprint_counts
+// Nodes, relationships and their properties (bench/footprint.py).
+CALL () {
+  MATCH (n)
+  RETURN count(n) AS nodes, sum(size(keys(n))) AS node_properties
+}
+CALL () {
+  MATCH ()-[r]->()
+  RETURN count(r) AS relationships, sum(size(keys(r))) AS relationship_properties
+}
+RETURN nodes, node_properties, relationships, relationship_properties
+
+// name: footprint_by_label
+MATCH (n)
+UNWIND labels(n) AS label
+RETURN label, count(*) AS nodes, sum(size(keys(n))) AS properties
+ORDER BY label
+
+// name: footprint_probe_nodes
+// params: rows
+// One kind of value at a time (bench/footprint.py, --footprint): a node each.
+UNWIND $rows AS row
+CREATE (n:Probe)
+SET n = row
+
+// name: footprint_probe_rels
+// params: rows
+UNWIND $rows AS row
+CREATE (:ProbeEnd)-[r:PROBE]->(:ProbeEnd)
+SET r = row
+
+// name: footprint_probe_indexed
+// params: rows
+UNWIND $rows AS row
+CREATE (:Indexed {v: row.v})
+
+// name: footprint_probe_index
+CREATE INDEX probe_index IF NOT EXISTS FOR (n:Indexed) ON (n.v)
+
+// name: footprint_await_index
+CALL db.awaitIndexes(600)
+
+// name: footprint_drop_probe_index
+DROP INDEX probe_index IF EXISTS
+
+// name: footprint_drop_indexed
+// The previous index probe's nodes (their records are reused: only the index is measured).
+MATCH (n:Indexed)
+DETACH DELETE n

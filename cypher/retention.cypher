@@ -8,27 +8,24 @@ CREATE CONSTRAINT retention_day IF NOT EXISTS FOR (d:RetentionDay) REQUIRE d.day
 // name: schema_day_aggregate_key
 CREATE CONSTRAINT day_aggregate_key IF NOT EXISTS FOR (a:DayAggregate) REQUIRE a.key IS UNIQUE
 
-// name: retention_first_day
-// The oldest sampling or reporting day in the store: two index reads in order, one row each.
+// name: retention_next_day
+// params: after
+// The first sampling or reporting day after `after` that has data: two index reads in order,
+// one row each (the days before the window are walked this way, not day by day).
 CALL () {
   MATCH (r:Registration)
-  WHERE r.day IS NOT NULL
+  WHERE r.day > $after
   RETURN r.day AS day
   ORDER BY r.day
   LIMIT 1
   UNION
   MATCH (x:Result)
-  WHERE x.day IS NOT NULL
+  WHERE x.day > $after
   RETURN x.day AS day
   ORDER BY x.day
   LIMIT 1
 }
 RETURN min(day) AS day
-
-// name: retention_day_has_data
-// params: day
-RETURN EXISTS { MATCH (r:Registration {day: $day}) } OR EXISTS { MATCH (x:Result {day: $day}) }
-       AS found
 
 // name: retention_markers
 MATCH (d:RetentionDay)

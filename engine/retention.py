@@ -98,9 +98,15 @@ def oldest_kept_day(today: date, keep_days: int) -> date:
     return today - timedelta(days=keep_days - 1)
 
 
-def _days(first: str, before: str) -> list[str]:
-    start, end = date.fromisoformat(first), date.fromisoformat(before)
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days)]
+def data_days(gw: Gateway, before: str) -> list[str]:
+    """The days before `before` with registrations (by sampling day) or results (by
+    reporting day), oldest first."""
+    days: list[str] = []
+    day = gw.read("retention_next_day", after="")[0]["day"]
+    while day is not None and day < before:
+        days.append(day)
+        day = gw.read("retention_next_day", after=day)[0]["day"]
+    return days
 
 
 # ---------------------------------------------------------------- 1. aggregates
@@ -156,7 +162,7 @@ def _aggregate(gw: Gateway, days: list[str], keep_days: int, tz: str, dry_run: b
     marked = {r["day"] for r in gw.read("retention_markers")}
     done = []
     for day in days:
-        if day in marked or not gw.read("retention_day_has_data", day=day)[0]["found"]:
+        if day in marked:
             continue
         done.append(day)
         if dry_run:
@@ -409,8 +415,7 @@ def purge(
     today = today or local_today(tz)
     cutoff = oldest_kept_day(today, keep_days).isoformat()
     report = PurgeReport(today.isoformat(), keep_days, cutoff, dry_run)
-    first = gw.read("retention_first_day")[0]["day"]
-    days = _days(first, cutoff) if first is not None and first < cutoff else []
+    days = data_days(gw, cutoff)
     report.aggregated_days = _aggregate(gw, days, keep_days, tz, dry_run)
     p = _Pass(report, cutoff, batch)
     _pending(gw, p)
