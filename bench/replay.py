@@ -58,6 +58,11 @@ class Traffic:
     districts: list[str]  # Shanghai's 16 districts (and any other with a compound)
     compound_district: dict[str, str]
 
+    @property
+    def labs(self) -> list[str]:
+        """The lab codes the results name: the replay's lab key is bound to them."""
+        return sorted({r["lab_code"] for r in self.results if r.get("lab_code")})
+
 
 def split_city(city: Path, base: Path, day: str = REPLAY_DAY) -> Traffic:
     """The city's files without `day` go to `base` (to load first); `day` is the replay."""
@@ -543,7 +548,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     server = ManagedServer(s)
     gw = connect(s)
     keys: dict[str, Any] = {
-        role: create_key(gw, role=role, district=None).secret
+        role: create_key(
+            gw, role=role, district=None, labs=traffic.labs if role == "lab" else None
+        ).secret
         for role in ("collector", "lab", "investigator")
     }
     keys["districts"] = {

@@ -387,16 +387,24 @@ def keys_create(
         str | None, typer.Option(help="the district code of a district key")
     ] = None,
     label: Annotated[str | None, typer.Option(help="who holds the key")] = None,
+    lab: Annotated[
+        str | None,
+        typer.Option(help="a lab key's lab codes, e.g. LAB01,LAB02: its results name one"),
+    ] = None,
 ) -> None:
     """Create a key; its secret is printed once and stored only as a hash."""
     with gateway() as gw:
         key = writes.create_key(
-            gw, DirectAudit(gw), me(), role=role, district=district, label=label
+            gw,
+            DirectAudit(gw),
+            me(),
+            role=role,
+            district=district,
+            label=label,
+            labs=[lab] if lab else None,
         )
-    out.print(
-        f"key id {key.key_id} ({key.role}{' ' + key.district if key.district else ''})",
-        highlight=False,
-    )
+    scope = key.district or ",".join(key.labs)
+    out.print(f"key id {key.key_id} ({key.role}{' ' + scope if scope else ''})", highlight=False)
     sys.stdout.write(key.secret + "\n")
 
 
@@ -414,12 +422,14 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json({"items": rows, "next_cursor": None})
         return
-    table = Table("key id", "role", "district", "label", "created", "revoked")
+    table = Table("key id", "role", "district", "labs", "label", "created", "revoked")
     for k in rows:
+        labs = ",".join(k.get("labs") or [])
         table.add_row(
             k["key_id"],
             k["role"],
             k["district"] or "",
+            labs or ("none: refused, make it again with --lab" if k["role"] == "lab" else ""),
             k["label"] or "",
             k["created_at"] or "",
             k["revoked_at"] or "",

@@ -99,6 +99,13 @@ MATCH (a:Audit {seq: $seq})
 SET a.target = $target
 RETURN count(*) AS edited
 
+// name: tamper_forget_key_labs
+// params: key_id
+// Tests only: a lab key as made before lab keys named their labs (issue 21).
+MATCH (k:ApiKey {key_id: $key_id})
+REMOVE k.labs
+RETURN count(k) AS keys
+
 // name: count_audit
 // params: action, key_id
 MATCH (a:Audit)

@@ -13,9 +13,10 @@ CREATE INDEX audit_at IF NOT EXISTS FOR (a:Audit) ON (a.at)
 CREATE INDEX audit_seq IF NOT EXISTS FOR (a:Audit) ON (a.seq)
 
 // name: create_key
-// params: key_id, hash, role, district, label
+// params: key_id, hash, role, district, label, labs
+// `labs`: the lab codes a lab key may send results for (null for other roles).
 CREATE (k:ApiKey {key_id: $key_id, hash: $hash, role: $role, district: $district,
-                  label: $label, created_at: datetime(), revoked_at: null})
+                  label: $label, labs: $labs, created_at: datetime(), revoked_at: null})
 RETURN k.key_id AS key_id
 
 // name: find_key
@@ -23,11 +24,11 @@ RETURN k.key_id AS key_id
 MATCH (k:ApiKey {key_id: $key_id})
 USING INDEX SEEK k:ApiKey(key_id)
 RETURN k.key_id AS key_id, k.hash AS hash, k.role AS role, k.district AS district,
-       k.revoked_at IS NOT NULL AS revoked
+       k.labs AS labs, k.revoked_at IS NOT NULL AS revoked
 
 // name: list_keys
 MATCH (k:ApiKey)
-RETURN k {.key_id, .role, .district, .label, .created_at, .revoked_at} AS key
+RETURN k {.key_id, .role, .district, .labs, .label, .created_at, .revoked_at} AS key
 ORDER BY k.created_at
 
 // name: revoke_key

@@ -34,8 +34,12 @@ CALL (p) {
   CALL (t) {
     OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
     WHERE x.result IN ['positive', 'negative', 'invalid']
-    // The last is the latest; a result without a readable time never is (it comes first).
-    WITH x ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code
+    // The last is the latest; a result without a readable time, or from the future (later
+    // than now plus 10 minutes: cypher/trace.cypher), never is (it comes first).
+    WITH x, CASE WHEN 'future_reported_at' IN coalesce(x.flags, [])
+                   OR x.reported_at > datetime() + duration('PT10M') THEN NULL
+                 ELSE x.reported_at END AS ranked
+    ORDER BY ranked IS NOT NULL, ranked, x.reported_at, x.lab_code
     RETURN collect(x {.result, .reported_at}) AS results
   }
   // Only registrations point INTO_TUBE: a degree read, not an expansion.
@@ -47,6 +51,9 @@ CALL (p) {
                   collected_at: r.collected_at, pool_size: r.pool_size, name: r.name,
                   members: members, max_pool: coalesce(r.pool_size, 0),
                   result: CASE WHEN size(results) > 0 THEN results[-1].result END,
+                  // A positive pool stays positive until the single-tube retests: a later
+                  // negative of the same tube (result_conflict) releases nobody.
+                  was_positive: any(x IN results WHERE x.result = 'positive'),
                   reported_at: CASE WHEN size(results) > 0 THEN results[-1].reported_at END,
                   district_code: CASE WHEN c.known THEN c.district_code
                                       WHEN rc.known THEN rc.district_code END}) AS regs

@@ -43,11 +43,21 @@ CALL (t) {
 }
 CALL (t) {
   OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
-  WITH x
-  // The last is the latest; a result without a readable time never is (cypher/status.cypher).
-  ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code
-  RETURN collect(x {.result, reported_at: toString(x.reported_at), .lab_code, .ct_value})
-         AS results
+  // A time later than now (plus 10 minutes of skew) is from the future: flagged when loaded
+  // (`future_reported_at`; one stored before that flag existed is judged here) and ranked
+  // as if it had no time.
+  WITH x, coalesce(x.flags, []) + CASE
+         WHEN x.reported_at > datetime() + duration('PT10M')
+              AND NOT 'future_reported_at' IN coalesce(x.flags, [])
+         THEN ['future_reported_at'] ELSE [] END AS flags
+  WITH x, flags, CASE WHEN 'future_reported_at' IN flags THEN NULL ELSE x.reported_at END
+                 AS ranked
+  // The last is the latest; a result without a readable time (or from the future) never is
+  // (cypher/status.cypher).
+  ORDER BY ranked IS NOT NULL, ranked, x.reported_at, x.lab_code
+  RETURN collect(CASE WHEN x IS NULL THEN NULL ELSE
+                 x {.result, reported_at: toString(x.reported_at), .lab_code, .ct_value,
+                    flags: flags} END) AS results
 }
 RETURN t.code AS code, registrations, results
 

@@ -99,6 +99,10 @@ class TubeResult(BaseModel):
     reported_at: str | None
     lab_code: str | None
     ct_value: float | None
+    flags: list[str] = Field(
+        default_factory=list,
+        description="the result's flags, e.g. future_reported_at (never ranked as the latest)",
+    )
 
 
 class Tube(BaseModel):

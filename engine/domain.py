@@ -170,6 +170,17 @@ def plausible_time(dt: datetime) -> bool:
     return PLAUSIBLE_YEARS[0] <= dt.year <= PLAUSIBLE_YEARS[1]
 
 
+# A time later than the server's now plus this skew (clocks of labs and apps drift) is from
+# the future: flagged (`future_reported_at`, `invalid_collected_at`, `future_updated_at`) and
+# never ranked as the latest. The queries that rank say the same (`PT10M`).
+FUTURE_SKEW = timedelta(minutes=10)
+
+
+def from_the_future(dt: datetime, now: datetime | None = None) -> bool:
+    """Later than `now` (default: the server's clock) plus FUTURE_SKEW."""
+    return dt > (now or datetime.now(dt.tzinfo)) + FUTURE_SKEW
+
+
 def unprintable(ch: str) -> bool:
     """Control, format (bidirectional overrides, zero-width), surrogate and private-use
     characters: they have no place in a name, a code or an address."""

@@ -9,14 +9,16 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.codes import check_district
+from engine.codes import check_code, check_district
 from engine.contract import Role
 from engine.db import Gateway
 from engine.domain import UNASSIGNED
-from engine.errors import InputError, NotFound
+from engine.errors import Forbidden, InputError, NotFound
 
 ROLES = tuple(r.value for r in Role)
 _KEY = re.compile(r"^tt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")
@@ -24,11 +26,13 @@ _KEY = re.compile(r"^tt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: the key's id, role and (for district keys) district."""
+    """Who is asking: the key's id, role, (for district keys) district and (for lab keys) the
+    lab codes it may send results for."""
 
     key_id: str
     role: str
     district: str | None = None
+    labs: tuple[str, ...] = ()
 
     @property
     def is_cli(self) -> bool:
@@ -53,15 +57,39 @@ class CreatedKey:
     secret: str
     role: str
     district: str | None
+    labs: tuple[str, ...] = ()
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def lab_code(value: object) -> str | None:
+    """A lab code as the loader stores it (NFKC, trimmed); None when it is not text."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return unicodedata.normalize("NFKC", str(value)).strip() or None
+
+
+def _lab_codes(labs: Iterable[str] | None) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in labs or ():
+        for part in value.split(","):
+            code = lab_code(part)
+            if code is not None and code not in found:
+                found.append(check_code(code, "lab code"))
+    return tuple(found)
+
+
 def create_key(
-    gw: Gateway, *, role: str, district: str | None, label: str | None = None
+    gw: Gateway,
+    *,
+    role: str,
+    district: str | None,
+    label: str | None = None,
+    labs: Iterable[str] | None = None,
 ) -> CreatedKey:
+    """A new key. A lab key is bound to the lab codes it may send results for (`--lab`)."""
     if role not in ROLES:
         raise InputError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
     if role == "district":
@@ -70,12 +98,45 @@ def create_key(
         check_district(district, allow_unassigned=True)
     elif district:
         raise InputError(f"only district keys take --district; a {role} key is not scoped")
+    bound = _lab_codes(labs)
+    if role == "lab" and not bound:
+        raise InputError(
+            "a lab key needs --lab CODE[,CODE]: the lab codes whose results it may send"
+        )
+    if role != "lab" and bound:
+        raise InputError(f"only lab keys take --lab; a {role} key sends no results")
     key_id = secrets.token_hex(6)
     secret = f"tt_{key_id}_{secrets.token_urlsafe(32)}"
     gw.write(
-        "create_key", key_id=key_id, hash=_hash(secret), role=role, district=district, label=label
+        "create_key",
+        key_id=key_id,
+        hash=_hash(secret),
+        role=role,
+        district=district,
+        label=label,
+        labs=list(bound) if role == "lab" else None,
     )
-    return CreatedKey(key_id, secret, role, district)
+    return CreatedKey(key_id, secret, role, district, bound)
+
+
+def check_lab_codes(who: Principal, values: Iterable[object]) -> None:
+    """A lab key sends results under its own lab codes only: any other (or none) refuses the
+    whole request (Forbidden: 403, audited as refused). A lab key made before keys named
+    their labs names none, and is refused until it is made again with --lab."""
+    if who.role != "lab":
+        return
+    if not who.labs:
+        raise Forbidden(
+            "This lab key was made before lab keys named their labs; nothing was stored. "
+            "Ask the operator for a new one: tubetrace keys create --role lab --lab CODE."
+        )
+    others = sorted({str(lab_code(v)) for v in values if lab_code(v) not in who.labs})
+    if others:
+        shown = ", ".join(o if o != "None" else "(none)" for o in others[:5])
+        raise Forbidden(
+            f"This key sends results for lab {', '.join(who.labs)} only, not for {shown}; "
+            "nothing was stored."
+        )
 
 
 def authenticate(gw: Gateway, presented: str) -> Principal | None:
@@ -89,7 +150,7 @@ def authenticate(gw: Gateway, presented: str) -> Principal | None:
     row = rows[0]
     if not hmac.compare_digest(str(row["hash"]), _hash(presented.strip())) or row["revoked"]:
         return None
-    return Principal(row["key_id"], row["role"], row["district"])
+    return Principal(row["key_id"], row["role"], row["district"], tuple(row["labs"] or ()))
 
 
 def list_keys(gw: Gateway) -> list[dict[str, Any]]:

@@ -63,6 +63,11 @@ def tube_status(regs: list[dict[str, Any]], reg: dict[str, Any]) -> str:
     result = reg["result"]
     if result is None:
         return "pending"
+    if result == "negative" and reg.get("was_positive") and _pooled(reg):
+        # A pooled tube once reported positive keeps its members in follow-up until their
+        # single-tube retests: a later negative of the same tube (the trace's
+        # `result_conflict`) releases nobody.
+        result = "positive"
     if result == "negative":
         return "negative"
     if result == "positive":

@@ -136,6 +136,7 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
             "reported_at": domain.iso(x["reported_at"]),
             "lab_code": x["lab_code"],
             "ct_value": x["ct_value"],
+            "flags": sorted(x.get("flags") or []),
         }
         for x in row["results"]
     ]
@@ -162,6 +163,11 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
         flags.add("tube_multiple_compounds")
     if any(r["box_compounds_that_day"] > 1 for r in regs):
         flags.add("box_multiple_compounds")
+    values = {x["result"] for x in results}
+    if {"positive", "negative"} <= values and (len(regs) > 1 or (pool_size or 0) > 1):
+        # A pool reported both ways: its members stay in follow-up until their single-tube
+        # retests (engine/status.py), whichever came last; investigators see why.
+        flags.add("result_conflict")
     return {
         "tube": {
             "code": row["code"],
@@ -224,6 +230,7 @@ TUBE_FLAGS = (
     "tube_multiple_compounds",
     "box_multiple_compounds",
     "no_registrations",
+    "result_conflict",
 )
 
 

@@ -33,6 +33,20 @@ def load(log: AuditSink, who: Principal, store: Callable[[], C], *, target: str)
     return summary
 
 
+def load_results(
+    log: AuditSink,
+    who: Principal,
+    lab_codes: Iterable[object],
+    store: Callable[[], C],
+    *,
+    target: str,
+) -> C:
+    """A lab's results: refused whole, before anything is stored, unless every record names
+    one of the key's lab codes (Forbidden; the interface audits the refusal); then `load`."""
+    keys.check_lab_codes(who, lab_codes)
+    return load(log, who, store, target=target)
+
+
 def bulk_loaded(
     log: AuditSink, who: Principal, summaries: Iterable[Counted], *, target: str
 ) -> None:
@@ -54,9 +68,10 @@ def create_key(
     role: str,
     district: str | None,
     label: str | None = None,
+    labs: Iterable[str] | None = None,
 ) -> keys.CreatedKey:
     """A new key; the entry names it and its role (never its secret)."""
-    key = keys.create_key(gw, role=role, district=district, label=label)
+    key = keys.create_key(gw, role=role, district=district, label=label, labs=labs)
     log.record(who, "key_create", target=key.key_id, detail=role)
     return key
 

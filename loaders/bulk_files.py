@@ -370,6 +370,7 @@ def write_import_files(
 
     res = _Csv(out / "results.csv", RESULT_HEADER)
     latest: dict[str, tuple[Any, ...]] = {}  # tube -> its last valid result, as the queries
+    was_positive: set[str] = set()  # tubes with a positive result (a pool stays positive)
     if "results" in inputs:
         source, items = inputs["results"]
         summary = Summary("results")
@@ -381,9 +382,11 @@ def write_import_files(
             rels["for_tube"].write_link(row.key, tube, "FOR_TUBE")
             p = row.props
             if p.get("result") in ("positive", "negative", "invalid"):
-                order = _result_order(p.get("reported_at"), p.get("lab_code"))
+                order = _result_order(p.get("reported_at"), p.get("lab_code"), p["flags"])
                 if tube not in latest or order >= latest[tube][0]:
                     latest[tube] = (order, p["result"], p.get("reported_at"))
+                if p["result"] == "positive":
+                    was_positive.add(tube)
         plan.summaries["results"] = summary
 
     for code in sorted(compound_refs.keys() - districts.keys()):
@@ -398,16 +401,21 @@ def write_import_files(
     meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
-    _write_statuses(out, plan, districts, members, latest, now)
+    _write_statuses(out, plan, districts, members, latest, was_positive, now)
     return plan
 
 
-def _result_order(reported_at: Any, lab_code: Any) -> tuple[Any, ...]:
-    """The status query's `ORDER BY x.reported_at IS NOT NULL, x.reported_at, x.lab_code`: an
-    undated result first (never the latest), then by time; a null lab code sorts last."""
+def _result_order(reported_at: Any, lab_code: Any, flags: list[str]) -> tuple[Any, ...]:
+    """The status query's `ORDER BY ranked IS NOT NULL, ranked, x.reported_at, x.lab_code`
+    (`ranked`: the time unless it is from the future): an undated or future-dated result first
+    (never the latest), then by time; a null time or lab code sorts last among equals."""
+    ranked = None if "future_reported_at" in flags else reported_at
+    oldest = datetime.min.replace(tzinfo=UTC)
     return (
-        reported_at is not None,
-        reported_at or datetime.min.replace(tzinfo=UTC),
+        ranked is not None,
+        ranked or oldest,
+        reported_at is None,
+        reported_at or oldest,
         lab_code is None,
         lab_code or "",
     )
@@ -419,6 +427,7 @@ def _write_statuses(
     districts: dict[str, str | None],
     members: dict[str, int],
     latest: dict[str, tuple[Any, ...]],
+    was_positive: set[str],
     now: datetime,
 ) -> None:
     """Every person's status per day (engine.status.derive, as the online loader) and its
@@ -474,6 +483,7 @@ def _write_statuses(
                         "members": members.get(tube, 0),
                         "max_pool": pool_size or 0,
                         "result": result[1] if result else None,
+                        "was_positive": tube in was_positive,
                         "reported_at": result[2] if result else None,
                         "district_code": districts.get(compound),
                     }

@@ -555,6 +555,19 @@ def _plant_tube_anomalies(
             }
         )
         stats.results += 1
+    # result_conflict: the positive pool TX-OVER reported negative an hour later (its members
+    # stay in follow-up until their single-tube retests).
+    res_w.write(
+        {
+            "tube_code": "TX-OVER",
+            "result": "negative",
+            "reported_at": _stamp(day, 960),
+            "lab_code": "LAB02",
+            "ct_value": None,
+        }
+    )
+    stats.plant("result_conflict")
+    stats.results += 1
     # no_registrations: a lab result for a tube nobody registered.
     res_w.write(
         {

@@ -7,6 +7,7 @@ import json
 import math
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from engine import codes, domain
@@ -268,7 +269,9 @@ def transform_registration(
     tz: str,
     secret: str,
     sender: str = "file",
+    now: datetime | None = None,
 ) -> Row | Quarantined:
+    """`now`: the clock the future is judged by (default: the server's)."""
     content = _canonical(record, REGISTRATION_FIELDS)
     raw = domain.canonical_json(content)
     v, invalid = _clean(record, REGISTRATION_FIELDS)
@@ -287,6 +290,11 @@ def transform_registration(
     reg_key = domain.registration_key(sender, record_id)
 
     collected_at, day = _timestamp(v["collected_at"], "collected_at", flags, tz)
+    if collected_at is not None and domain.from_the_future(collected_at, now):
+        # A swab cannot be taken later than now: the time is invalid, as one that cannot be
+        # read (it would rank as the person's latest sample for good).
+        flags.append("invalid_collected_at")
+        collected_at, day = None, None
     pool_size = _number(v["pool_size"], "pool_size", flags, _int)
     if v["method"] is not None and v["method"] not in domain.METHODS:
         flags.append("invalid_method")
@@ -344,7 +352,7 @@ def transform_registration(
 
 
 def transform_result(
-    record: dict[str, Any], source: str, line: int | None, *, tz: str
+    record: dict[str, Any], source: str, line: int | None, *, tz: str, now: datetime | None = None
 ) -> Row | Quarantined:
     content = _canonical(record, RESULT_FIELDS)
     raw = domain.canonical_json(content)
@@ -361,6 +369,9 @@ def transform_result(
     if result is not None and result not in domain.RESULTS:
         flags.append("invalid_result")
     reported_at, day = _timestamp(v["reported_at"], "reported_at", flags, tz)
+    if reported_at is not None and domain.from_the_future(reported_at, now):
+        # Kept as the lab wrote it, but never the tube's latest result (cypher/trace.cypher).
+        flags.append("future_reported_at")
     ct_value = _number(v["ct_value"], "ct_value", flags, _float)
     stamp = reported_at.isoformat() if reported_at is not None else v["reported_at"]
     key = domain.content_hash(

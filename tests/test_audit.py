@@ -224,7 +224,9 @@ def test_cli_writes_are_audited_with_what_they_wrote(
     assert done.returncode == 0, done.stderr[-2000:]
     printed = done.stdout.strip()  # "compounds: read N, stored N, ..."
     assert printed.startswith("compounds: read ")
-    created = cli(subprocess_env, "keys", "create", "--role", "lab", "--label", "audited")
+    created = cli(
+        subprocess_env, "keys", "create", "--role", "lab", "--lab", "LAB01", "--label", "audited"
+    )
     assert created.returncode == 0, created.stderr[-2000:]
     key_id = created.stdout.split()[2]
     assert cli(subprocess_env, "keys", "revoke", key_id).returncode == 0

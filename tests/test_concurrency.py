@@ -77,7 +77,7 @@ def test_concurrent_moves_have_one_winner_per_step(
         "district": bearer(create_key(gw, role="district", district="310115").secret),
         "investigator": bearer(create_key(gw, role="investigator", district=None).secret),
         "collector": bearer(create_key(gw, role="collector", district=None).secret),
-        "lab": bearer(create_key(gw, role="lab", district=None).secret),
+        "lab": bearer(create_key(gw, role="lab", district=None, labs=["LAB01", "LAB02"]).secret),
     }
     queue = tasks.all_tasks(gw, "310115", "pending")
     pending = queue[:3]

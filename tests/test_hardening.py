@@ -3,16 +3,36 @@ that failed on the code before the fix."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from engine import tasks
+from engine import status, tasks
 from engine.db import Gateway
-from engine.keys import create_key
+from engine.errors import InputError
+from engine.keys import CLI, create_key
 from engine.settings import Settings
-from tests.helpers import bearer, console_login, load, load_compounds, write
+from engine.trace import trace_tube
+from loaders import write as loader
+from loaders.read import read_file
+from tests.helpers import (
+    D1,
+    D2,
+    RETEST_HEADER,
+    bearer,
+    cli,
+    console_login,
+    count,
+    load,
+    load_compounds,
+    reg,
+    result,
+    write,
+)
 
 # ---------------------------------------------------------------- 1. a task shows its own person
 
@@ -99,3 +119,194 @@ def test_two_apps_reusing_a_record_id_each_task_shows_its_own_person(
     reads = [e for e in log if e["action"] == "district_tasks"]
     assert len(reads) == 2
     assert all(sorted(e["person_ids"]) == sorted(person_of.values()) for e in reads)
+
+
+# ---------------------------------------------- 3. the future never wins, a positive pool holds
+
+
+def _outcomes(gw: Gateway, settings: Settings, kind: str, path: Path) -> dict[str, list[str]]:
+    """Each record's flags as the load answered them, by line."""
+    summary = loader.load_records(
+        gw, kind, read_file(path, kind), path.name, settings, keep_outcomes=True
+    )
+    return {str(o.line): o.flags for o in summary.outcomes}
+
+
+def _day_status(gw: Gateway, person: str, day: str = D1) -> str:
+    pid = next(
+        r["person_id"]
+        for r in gw.read("trace_tubes", tube_codes=["P"])[0]["registrations"]
+        if r["name"] == f"name{person}"
+    )
+    return str(status.person_status(gw, pid, day, CLI)["status"])
+
+
+def test_times_from_the_future_are_flagged_and_never_rank_as_the_latest(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """A result dated later than now plus 10 minutes is stored flagged `future_reported_at`
+    and never becomes the tube's latest (the correction that follows wins); a swab dated in the
+    future is `invalid_collected_at`. Within the skew nothing is flagged."""
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    load_compounds(gw, settings)
+    regs = _outcomes(
+        gw,
+        settings,
+        "registrations",
+        write(
+            tmp_path,
+            "regs.csv",
+            RETEST_HEADER
+            + reg("A1", f"{D1}T08:00:00+08:00", "C1", "P", 10, "A")
+            + reg("B1", f"{D1}T08:01:00+08:00", "C1", "P", 10, "B")
+            + reg("D1", f"{D1}T08:02:00+08:00", "C1", "S", 1, "D")
+            + reg("E1", later, "C1", "Q", 10, "E")
+            + reg("F1", soon, "C1", "Q", 10, "F"),
+        ),
+    )
+    assert "invalid_collected_at" in regs["5"] and "invalid_collected_at" not in regs["6"]
+    q = trace_tube(gw, "Q")
+    swabbed = {p["name"]: p["collected_at"] for p in q["persons"]}
+    assert swabbed["nameE"] is None and swabbed["nameF"] is not None
+    header = "tube_code,result,reported_at,lab_code\n"
+    results = _outcomes(
+        gw,
+        settings,
+        "results",
+        write(
+            tmp_path,
+            "results.csv",
+            header
+            + f"P,positive,{D1}T20:00:00+08:00,L1\n"
+            + f"P,negative,{later},L2\n"  # a lab's clock an hour ahead
+            + "S,negative,2099-01-01T08:00:00+08:00,L1\n"  # a typo: 2099
+            + f"Q,negative,{soon},L1\n",
+        ),
+    )
+    assert results["3"] == results["4"] == ["future_reported_at"]
+    assert results["2"] == results["5"] == []
+    p = trace_tube(gw, "P")
+    assert p["tube"]["result"] == "positive"
+    assert p["tube"]["reported_at"] == f"{D1}T20:00:00+08:00"
+    assert p["tube"]["results"][0]["flags"] == ["future_reported_at"]
+    assert {_day_status(gw, "A"), _day_status(gw, "B")} == {"pooled_positive"}
+    assert len(tasks.all_tasks(gw, "310115", "pending")) == 2
+    # The correction of S arrives: it wins over the 2099 typo.
+    load(
+        gw,
+        settings,
+        "results",
+        write(tmp_path, "fix.csv", header + f"S,positive,{D1}T21:00:00+08:00,L1\n"),
+    )
+    s = trace_tube(gw, "S")
+    assert (s["tube"]["result"], s["tube"]["reported_at"]) == ("positive", f"{D1}T21:00:00+08:00")
+    assert trace_tube(gw, "Q")["tube"]["results"][0]["flags"] == []
+
+
+def test_a_negative_after_a_positive_pool_releases_nobody(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """A pooled tube once reported positive keeps its members in follow-up until their
+    single-tube retests: a later negative of the same tube is stored, flagged
+    `result_conflict` for investigators, and releases nobody (tasks open, the health-code
+    feed does not turn them negative)."""
+    load_compounds(gw, settings)
+    load(
+        gw,
+        settings,
+        "registrations",
+        write(
+            tmp_path,
+            "regs.csv",
+            RETEST_HEADER
+            + reg("A1", f"{D1}T08:00:00+08:00", "C1", "P", 10, "A")
+            + reg("B1", f"{D1}T08:01:00+08:00", "C1", "P", 10, "B"),
+        ),
+    )
+    header = "tube_code,result,reported_at,lab_code\n"
+    load(
+        gw,
+        settings,
+        "results",
+        write(tmp_path, "pos.csv", header + f"P,positive,{D1}T20:00:00+08:00,L1\n"),
+    )
+    seen = max((e["event"]["seq"] for e in gw.read("events_after", after=0, limit=1000)), default=0)
+    load(
+        gw,
+        settings,
+        "results",
+        write(tmp_path, "neg.csv", header + f"P,negative,{D1}T22:00:00+08:00,L2\n"),
+    )
+    p = trace_tube(gw, "P")
+    assert [x["result"] for x in p["tube"]["results"]] == ["positive", "negative"]
+    assert "result_conflict" in p["flags"]
+    assert {t["status"] for t in tasks.all_tasks(gw, "310115")} == {"pending"}
+    assert {_day_status(gw, "A"), _day_status(gw, "B")} == {"pooled_positive"}
+    after = gw.read("events_after", after=seen, limit=1000)
+    assert [e["event"]["status"] for e in after if e["event"]["type"] == "status.changed"] == []
+    # The single-tube retest still releases its person, and only them.
+    load(
+        gw,
+        settings,
+        "registrations",
+        write(
+            tmp_path,
+            "retest.csv",
+            RETEST_HEADER + reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A"),
+        ),
+    )
+    load(gw, settings, "results", result(tmp_path, "S1", "negative"))
+    assert (_day_status(gw, "A"), _day_status(gw, "B")) == ("released", "pooled_positive")
+    by_status = sorted((t["status"], t["outcome"]) for t in tasks.all_tasks(gw, "310115"))
+    assert by_status == [("closed", "released"), ("pending", None)]
+
+
+def test_a_lab_key_sends_its_own_labs_results_only(
+    gw: Gateway, settings: Settings, api_url: str, subprocess_env: dict[str, str]
+) -> None:
+    """`keys create --role lab --lab LAB01,LAB02`: results under another lab code are refused
+    (403, nothing stored) and audited; a lab key made before keys named their labs is refused
+    until it is made again."""
+    with pytest.raises(InputError, match="--lab"):
+        create_key(gw, role="lab", district=None)
+    with pytest.raises(InputError, match="only lab keys"):
+        create_key(gw, role="collector", district=None, labs=["LAB01"])
+    made = cli(subprocess_env, "keys", "create", "--role", "lab", "--lab", "LAB01, LAB02")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "(lab LAB01,LAB02)" in made.stdout
+    secret = made.stdout.strip().splitlines()[-1]
+    key_id = made.stdout.split()[2]
+    listed = json.loads(cli(subprocess_env, "keys", "list", "--json").stdout)["items"]
+    assert [k["labs"] for k in listed if k["key_id"] == key_id] == [["LAB01", "LAB02"]]
+    admin = create_key(gw, role="admin", district=None)
+    load_compounds(gw, settings)
+
+    def post(key: str, *rows: tuple[str, str]) -> httpx.Response:
+        body = [
+            {"tube_code": tube, "result": "negative", "reported_at": f"{D1}T20:00:00+08:00"}
+            | ({"lab_code": lab} if lab else {})
+            for tube, lab in rows
+        ]
+        return httpx.post(f"{api_url}/v1/results", json=body, headers=bearer(key), timeout=60)
+
+    ok = post(secret, ("T-OWN", "LAB01"), ("T-OWN2", "ＬＡＢ02 "))  # as the loader reads it
+    assert ok.status_code == 200 and ok.json()["summary"]["stored"] == 2, ok.text
+    for rows in ((("T-OWN3", "LAB01"), ("T-OTHER", "LAB03")), (("T-NONE", ""),)):
+        refused = post(secret, *rows)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "forbidden"
+    assert count(gw, "Result") == 2  # nothing of the refused requests
+    # A lab key from before: refused whatever it sends, with what to do.
+    old = create_key(gw, role="lab", district=None, labs=["LAB01"])
+    gw.write("tamper_forget_key_labs", key_id=old.key_id)
+    stale = post(old.secret, ("T-OLD", "LAB01"))
+    assert stale.status_code == 403 and "--lab" in stale.json()["message"], stale.text
+    assert count(gw, "Result") == 2
+    for key, times in ((key_id, 2), (old.key_id, 1)):
+        log = httpx.get(
+            f"{api_url}/v1/audit", headers=bearer(admin.secret), timeout=60, params={"key": key}
+        ).json()["items"]
+        denied = [e for e in log if e["action"] == "denied"]
+        assert [e["status"] for e in denied] == ["denied_403"] * times, log
+        assert all(e["target"] == "POST /v1/results" for e in denied)

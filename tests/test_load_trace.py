@@ -69,6 +69,7 @@ def expected_t1() -> dict[str, Any]:
                     "reported_at": "2022-04-09T20:01:00+08:00",
                     "lab_code": "LAB01",
                     "ct_value": 28.5,
+                    "flags": [],
                 }
             ],
         },

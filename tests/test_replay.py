@@ -24,7 +24,9 @@ def test_replay_smoke(gw: Gateway, settings: Settings, api_url: str, tmp_path: P
         path = base / f"{kind}.csv"
         write.load_records(gw, kind, read_file(path, kind), path.name, settings)
     keys: dict[str, object] = {
-        role: create_key(gw, role=role, district=None).secret
+        role: create_key(
+            gw, role=role, district=None, labs=traffic.labs if role == "lab" else None
+        ).secret
         for role in ("collector", "lab", "investigator")
     }
     keys["districts"] = {

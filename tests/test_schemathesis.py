@@ -46,7 +46,9 @@ def keys(session_gateway: Gateway, settings: Settings) -> dict[str, str]:
     session_gateway.apply_schema()
     load_city(session_gateway, settings)
     return {
-        role: create_key(session_gateway, role=role, district=district).secret
+        role: create_key(
+            session_gateway, role=role, district=district, labs=["LAB01"] if role == "lab" else None
+        ).secret
         for role, district in ROLES
     }
 

@@ -183,7 +183,9 @@ def test_role_matrix_leaks_nothing(
 ) -> None:
     ctx = city_with_case(gw, settings, tmp_path)
     keys = {
-        name: create_key(gw, role=role, district=district).secret
+        name: create_key(
+            gw, role=role, district=district, labs=["LAB01"] if role == "lab" else None
+        ).secret
         for name, role, district in [
             ("investigator", "investigator", None),
             ("district:310115", "district", "310115"),
@@ -265,7 +267,12 @@ def test_cypher_injection_changes_nothing(
 ) -> None:
     ctx = city_with_case(gw, settings, tmp_path)
     secrets = {
-        role: create_key(gw, role=role, district="310115" if role == "district" else None).secret
+        role: create_key(
+            gw,
+            role=role,
+            district="310115" if role == "district" else None,
+            labs=["LAB01"] if role == "lab" else None,
+        ).secret
         for role in ("investigator", "district", "collector", "lab", "admin", "health_code")
     }
     before = graph_state(gw)

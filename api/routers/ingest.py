@@ -48,14 +48,18 @@ def _load(
     records = _records(kind, body)
     check_batch([r for r in records if isinstance(r, dict)])
     items: list[write.Item] = [(i, rec) for i, rec in enumerate(records)]
-    summary = writes.load(
-        log,
-        who,
-        lambda: write.load_records(
+
+    def store() -> write.Summary:
+        return write.load_records(
             gw, kind, items, "request", s, keep_outcomes=True, sender=who.key_id
-        ),
-        target=f"{len(records)} records",
-    )
+        )
+
+    target = f"{len(records)} records"
+    if kind == "results":  # a lab key sends its own labs' results only
+        labs = [r.get("lab_code") for r in records if isinstance(r, dict)]
+        summary = writes.load_results(log, who, labs, store, target=target)
+    else:
+        summary = writes.load(log, who, store, target=target)
     return models.LoadAnswer(
         summary=models.LoadSummary(**summary.counts()),
         outcomes=[
