@@ -18,9 +18,8 @@ from api.routers import health, ingest, persons, positives, quarantine, reports,
 from api.routers import metrics as metrics_routes
 from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
-from engine import audit, policy, retention, webhooks
+from engine import audit, jobs, policy, retention, webhooks
 from engine.db import Gateway, connect
-from engine.errors import DatabaseUnavailable
 from engine.settings import Settings, get_settings
 
 log = logging.getLogger("tubetrace.api")
@@ -55,19 +54,20 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.rate_limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         app.state.key_cache = KeyCache(settings.key_cache_ttl_s)
         app.state.metrics = Metrics(app.state.gateway, settings)
-        try:
-            audit.prune(app.state.gateway, settings.audit_retention_days)
-        except DatabaseUnavailable:
-            log.warning("audit retention not applied: the database does not answer yet")
         app.state.audit = audit.AuditWriter(
             app.state.gateway, settings.home, fsync=settings.audit_fsync
         )
-        # Webhook deliveries run off the request path, in the worker's own threads.
-        hooks = (
-            webhooks.Worker(app.state.gateway, settings).start()
+        # Once across every API process (engine.jobs, a lease in the database): webhook
+        # deliveries, off the request path in the worker's own threads, and the audit log's
+        # retention, daily.
+        gw = app.state.gateway
+        app.state.jobs = jobs.Jobs(
+            gw,
+            webhooks=(lambda: webhooks.Worker(gw, settings).start())
             if settings.webhooks_enabled
-            else None
-        )
+            else None,
+            daily={"audit-retention": lambda: audit.prune(gw, settings.audit_retention_days)},
+        ).start()
         # The daily retention run (docs/retention.md): on when TUBETRACE_RETENTION_DAYS is set.
         purges = (
             retention.Job(
@@ -91,8 +91,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         finally:
             if purges is not None:
                 purges.close()
-            if hooks is not None:
-                hooks.close()
+            app.state.jobs.close()
             app.state.audit.close()
             if own:
                 app.state.gateway.close()

@@ -61,10 +61,10 @@ RETURN count(*) AS expired
 // ---------------------------------------------------------------- leases
 
 // name: acquire_lease
-// params: name, holder, now, until
+// params: lease, holder, now, until
 // Held by one process at a time: taken when free or expired, renewed by its holder. Locked,
 // then checked: of two processes asking at once, the second sees the first's lease.
-MERGE (l:Lease {name: $name})
+MERGE (l:Lease {name: $lease})
   ON CREATE SET l.holder = $holder, l.until = $until, l.since = $now
 SET l._lock = true
 REMOVE l._lock
@@ -74,9 +74,21 @@ SET l.since = CASE WHEN l.holder = $holder THEN l.since ELSE $now END
 SET l.holder = $holder, l.until = $until
 RETURN l.holder AS holder, l.until AS until
 
+// name: claim_lease
+// params: lease, holder, now, until
+// Taken only when free or expired, never renewed: a daily job's lease runs it once a period.
+MERGE (l:Lease {name: $lease})
+  ON CREATE SET l.holder = $holder, l.until = $now, l.since = $now
+SET l._lock = true
+REMOVE l._lock
+WITH l
+WHERE l.until <= $now
+SET l.holder = $holder, l.since = $now, l.until = $until
+RETURN l.holder AS holder
+
 // name: release_lease
-// params: name, holder, now
-MATCH (l:Lease {name: $name})
+// params: lease, holder, now
+MATCH (l:Lease {name: $lease})
 WHERE l.holder = $holder
 SET l.until = $now
 RETURN l.name AS name

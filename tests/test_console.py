@@ -221,21 +221,47 @@ def test_one_graph_shape_for_console_and_export(
     assert export.cytoscape_elements([trace_tube(gw, "T1")]) == written
 
 
-def test_sessions_end_after_the_idle_time() -> None:
-    import time
+def test_sessions_end_after_the_idle_time_and_their_lifetime(gw: Gateway) -> None:
+    """Sessions live in the database: the idle time, the absolute lifetime (12 h by
+    default), a logout and a revoked key each end one. The clock is the test's."""
+    from datetime import UTC, datetime, timedelta
 
-    from api.console.session import IDLE_S, SessionStore
-    from engine.keys import Principal
+    from api.console.session import IDLE_S, MAX_S, Sessions
+    from engine.keys import Principal, revoke_key
 
-    assert IDLE_S == 30 * 60
-    store = SessionStore(idle_s=0.3)
-    s = store.create(Principal("k1", "district", "310115"))
-    time.sleep(0.2)
-    assert store.get(s.sid) is s  # a click keeps it alive
-    time.sleep(0.2)
-    assert store.get(s.sid) is s
-    time.sleep(0.4)
+    assert (IDLE_S, MAX_S) == (30 * 60, 12 * 3600)
+    key = create_key(gw, role="district", district="310115")
+    who = Principal(key.key_id, "district", "310115")
+    now = [datetime.now(UTC)]
+
+    def later(minutes: float) -> None:
+        now[0] += timedelta(minutes=minutes)
+
+    store = Sessions(gw, clock=lambda: now[0])
+    s = store.create(who)
+    for _ in range(3):  # a click every 20 minutes keeps it alive past the idle 30 minutes
+        later(20)
+        got = store.get(s.sid)
+        assert got is not None and (got.who, got.csrf) == (who, s.csrf), got
+    later(31)
     assert store.get(s.sid) is None
+    later(-31)
+    assert store.get(s.sid) is None  # ended in the database, not only refused
+
+    s = store.create(who)
+    for _ in range(35):  # clicks do not extend the absolute lifetime of 12 hours
+        later(20)
+        assert store.get(s.sid) is not None
+    later(21)
+    assert store.get(s.sid) is None
+
+    s = store.create(who)
+    Sessions(gw).drop(s.sid)  # a logout, on another worker
+    assert store.get(s.sid) is None
+    s = store.create(who)
+    revoke_key(gw, key.key_id)
+    assert store.get(s.sid) is None
+    assert store.get("not-a-session") is None
 
 
 def test_open_tasks_older_than_a_day_are_overdue() -> None:

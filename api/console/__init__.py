@@ -12,7 +12,6 @@ from starlette.types import ASGIApp
 
 from api.console import clusters
 from api.console.pages import ConsoleError, LoginRequired, error_page, login_redirect, router
-from api.console.session import SessionStore
 from api.errors import ERRORS
 from api.middleware import Headers, PathHeaders
 
@@ -57,7 +56,6 @@ class ConsoleHeaders(PathHeaders):
 
 def mount(app: FastAPI) -> None:
     """Everything the console needs, added to the API app in one call."""
-    app.state.console_sessions = SessionStore()
     app.state.error_pages = console_error_page
     app.include_router(router)
     app.include_router(clusters.router)

@@ -4,7 +4,6 @@ Principal, so scoping, masking, reveal rules, audit entries and task moves are t
 from __future__ import annotations
 
 import secrets
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.console.session import Session, SessionStore
+from api.console.session import Session, Sessions
 from api.deps import DistrictPath, PersonIdPath, TaskIdPath, TubeCodePath
 from api.errors import ERRORS, engine_status
 from engine import audit, codes, domain, policy, progress, reports, tasks
@@ -79,23 +78,18 @@ def _settings(request: Request) -> Settings:
     return s
 
 
-def _store(request: Request) -> SessionStore:
-    store: SessionStore = request.app.state.console_sessions
-    return store
+def _store(request: Request) -> Sessions:
+    s = _settings(request)
+    return Sessions(_gw(request), s.console_idle_s, s.console_max_s)
 
 
 def current_session(request: Request) -> Session:
+    """The session of the cookie, read from the database with its key as it is now (a
+    revoked key, a logout on another worker, the idle time or the lifetime end it)."""
     sid = request.cookies.get(COOKIE)
     session = _store(request).get(sid) if sid else None
     if session is None:
         raise LoginRequired
-    now = time.monotonic()
-    if now - session.checked > 30:
-        rows = _gw(request).read("find_key", key_id=session.who.key_id)
-        if not rows or rows[0]["revoked"]:
-            _store(request).drop(session.sid)
-            raise LoginRequired
-        session.checked = now
     request.state.principal = session.who
     return session
 
