@@ -10,7 +10,8 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import out, print_json
-from engine import audit, webhooks
+from engine import audit, egress, webhooks
+from engine.settings import get_settings
 
 webhooks_app = typer.Typer(help="Webhooks to district systems.", no_args_is_help=True)
 
@@ -24,30 +25,37 @@ def add(
     ] = None,
 ) -> None:
     """Subscribe; the id and the signing secret are printed once."""
+    allow_private = get_settings().webhook_allow_private
     with gateway() as gw:
         names = [e.strip() for e in events.split(",") if e.strip()]
-        created = webhooks.add(gw, url, district, names)
-        audit.record(gw, me(), "webhook_add", target=created.webhook_id, detail=url)
+        created = webhooks.add(gw, url, district, names, allow_private=allow_private)
+        audit.record(gw, me(), "webhook_add", target=created.webhook_id, detail=egress.masked(url))
     out.print(f"webhook id {created.webhook_id}", highlight=False)
     sys.stdout.write(f"secret {created.secret}\n")
 
 
 @webhooks_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List subscriptions (never their secrets)."""
+    """List subscriptions (never their secrets; userinfo in a URL masked) and the state of
+    each endpoint: active, parked (after repeated failures, until a time) or probing."""
     with gateway() as gw:
-        hooks = webhooks.list_all(gw)
+        hooks = webhooks.list_all(gw, get_settings().webhook_breaker_failures)
     if as_json:
         print_json({"items": hooks, "next_cursor": None})
         return
-    table = Table("webhook id", "url", "district", "events", "created")
+    table = Table("webhook id", "url", "district", "events", "created", "state", "last error")
     for h in hooks:
+        state = h["state"]
+        if state == "parked":
+            state = f"parked until {h['parked_until']} ({h['failures']} failures in a row)"
         table.add_row(
             h["webhook_id"],
             h["url"],
             h["district_code"] or "city",
             ",".join(h["events"]),
             h["created_at"] or "",
+            state,
+            (h["last_error"] or "") if h["failures"] else "",
         )
     out.print(table)
 
@@ -81,7 +89,12 @@ def deliveries(
             d["event_type"],
             d["status"],
             str(d["attempts"]),
-            d["last_error"] or "",
+            (d["last_error"] or "")
+            + (
+                f" (endpoint parked until {d['webhook_parked_until']})"
+                if d["webhook_parked_until"]
+                else ""
+            ),
         )
     out.print(table)
 

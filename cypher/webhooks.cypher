@@ -10,6 +10,9 @@ CREATE CONSTRAINT delivery_id IF NOT EXISTS FOR (d:Delivery) REQUIRE d.delivery_
 // name: schema_delivery_due
 CREATE INDEX delivery_due IF NOT EXISTS FOR (d:Delivery) ON (d.status, d.next_at)
 
+// name: schema_delivery_hook_due
+CREATE INDEX delivery_hook_due IF NOT EXISTS FOR (d:Delivery) ON (d.webhook_id, d.status, d.next_at)
+
 // name: create_webhook
 // params: webhook_id, url, district_code, events, secret, now
 OPTIONAL MATCH (s:Sequence {name: 'events'})
@@ -19,8 +22,13 @@ CREATE (w:Webhook {webhook_id: $webhook_id, url: $url, district_code: $district_
 RETURN w.webhook_id AS webhook_id
 
 // name: list_webhooks
+// Each subscription, with the number of the last event written (`head`; 0 before any).
+OPTIONAL MATCH (s:Sequence {name: 'events'})
+WITH coalesce(s.value, 0) AS head
 MATCH (w:Webhook)
-RETURN w {.webhook_id, .url, .district_code, .events, .created_at, .cursor, .secret} AS webhook
+RETURN w {.webhook_id, .url, .district_code, .events, .created_at, .cursor, .secret,
+          failures: coalesce(w.failures, 0), .parked_until, parks: coalesce(w.parks, 0),
+          .last_error} AS webhook, head
 ORDER BY w.created_at, w.webhook_id
 
 // name: remove_webhook
@@ -73,31 +81,74 @@ CALL (w) {
 RETURN n
 
 // name: claim_deliveries
-// params: now, lease_until, limit, claim
+// params: hooks, most, now, lease_until, claim
+// Each subscription's own due deliveries, oldest first, at most `room` of each (`hooks`:
+// [{webhook_id, room}], room <= $most): one subscription's backlog is never read for another.
 // Locked, then checked again: of two workers (two API processes) only one claims a delivery;
 // the claim token lets only that attempt record its outcome.
-MATCH (d:Delivery)
-USING INDEX SEEK d:Delivery(status, next_at)
-WHERE d.status = 'pending' AND d.next_at <= $now
-// The whole index key: the seek reads in order and stops at the limit (no sort of every due).
-WITH d ORDER BY d.status, d.next_at LIMIT $limit
-SET d._lock = true
-REMOVE d._lock
-WITH d
-WHERE d.status = 'pending' AND d.next_at <= $now
-SET d.next_at = $lease_until, d.claim = $claim
+UNWIND $hooks AS h
+CALL (h) {
+  MATCH (d:Delivery)
+  USING INDEX SEEK d:Delivery(webhook_id, status, next_at)
+  WHERE d.webhook_id = h.webhook_id AND d.status = 'pending' AND d.next_at <= $now
+  // The whole index key: the seek reads in order and stops at the limit.
+  WITH d ORDER BY d.webhook_id, d.status, d.next_at LIMIT $most
+  WITH h, collect(d) AS due
+  UNWIND due[0..h.room] AS d
+  SET d._lock = true
+  REMOVE d._lock
+  WITH d
+  WHERE d.status = 'pending' AND d.next_at <= $now
+  SET d.next_at = $lease_until, d.claim = $claim
+  RETURN d
+}
 RETURN d {.*} AS delivery
 
-// name: record_attempt
-// params: delivery_id, claim, status, next_at, entry, error, status_code, now
-// Only the claimed attempt records: a redelivery asked for meanwhile is not overwritten.
-MATCH (d:Delivery {delivery_id: $delivery_id})
-WHERE d.claim = $claim
+// name: webhook_outcomes
+// params: rows, now, threshold, park_s, park_max_s
+// The breaker, from a batch of attempts (rows: {webhook_id, reset, failed, error}: a success
+// among them resets the count, `failed` came after it). `threshold` failed attempts in a row
+// park the endpoint for park_s, 2 park_s, 4 park_s ... (at most park_max_s); once the park is
+// over one attempt probes it; a success closes the breaker.
+UNWIND $rows AS r
+MATCH (w:Webhook {webhook_id: r.webhook_id})
+WITH w, r, CASE WHEN r.reset THEN r.failed ELSE coalesce(w.failures, 0) + r.failed END AS failures,
+     CASE WHEN r.reset THEN 0 ELSE coalesce(w.parks, 0) END AS parks
+WITH w, r, failures, parks, r.failed > 0 AND failures >= $threshold AS park,
+     $park_s * 2.0 ^ parks AS wait
+SET w.failures = failures,
+    w.last_error = CASE WHEN r.failed > 0 THEN r.error ELSE w.last_error END,
+    w.parks = CASE WHEN park THEN parks + 1 ELSE parks END,
+    w.parked_until = CASE
+      WHEN park THEN $now + duration({milliseconds:
+                                      toInteger(1000 * CASE WHEN wait > $park_max_s
+                                                            THEN $park_max_s ELSE wait END)})
+      WHEN r.reset THEN null
+      ELSE w.parked_until END
+RETURN w.webhook_id AS webhook_id, CASE WHEN park THEN w.parked_until END AS parked
+
+// name: release_deliveries
+// params: deliveries, next_at
+// Claimed deliveries handed back without an attempt (their endpoint was parked meanwhile):
+// due again when the park ends. Only under the claim they were taken with.
+UNWIND $deliveries AS r
+MATCH (d:Delivery {delivery_id: r.delivery_id})
+WHERE d.claim = r.claim
 REMOVE d.claim
-SET d.status = $status, d.next_at = $next_at, d.attempts = d.attempts + 1,
-    d.log = d.log + [$entry], d.last_error = $error, d.last_status_code = $status_code,
-    d.last_attempt_at = $now,
-    d.delivered_at = CASE WHEN $status = 'delivered' THEN $now ELSE d.delivered_at END
+SET d.next_at = $next_at
+RETURN count(d) AS released
+
+// name: record_attempts
+// params: rows
+// Only the claimed attempt records: a redelivery asked for meanwhile is not overwritten.
+UNWIND $rows AS r
+MATCH (d:Delivery {delivery_id: r.delivery_id})
+WHERE d.claim = r.claim
+REMOVE d.claim
+SET d.status = r.status, d.next_at = r.next_at, d.attempts = d.attempts + 1,
+    d.log = d.log + [r.entry], d.last_error = r.error, d.last_status_code = r.status_code,
+    d.last_attempt_at = r.now,
+    d.delivered_at = CASE WHEN r.status = 'delivered' THEN r.now ELSE d.delivered_at END
 RETURN d.delivery_id AS delivery_id
 
 // name: list_deliveries

@@ -46,21 +46,37 @@ class Settings(BaseSettings):
     # also survives a machine crash, at ~2-3 ms per read on this machine's disk.
     audit_fsync: bool = Field(default=False, alias="TUBETRACE_AUDIT_FSYNC")
     audit_retention_days: int = Field(default=200, ge=183, alias="TUBETRACE_AUDIT_RETENTION_DAYS")
-    # Webhooks: a receiver has `timeout` seconds to answer; failed attempts are retried after
-    # base, 2 base, 4 base ... seconds (at most `backoff_max`) until `give_up` seconds passed.
+    # Sampling days kept (docs/retention.md): `tubetrace retention purge` keeps this many by
+    # default; set (to N > 0) it also runs the purge once a day inside `tubetrace serve`; 0 or
+    # unset leaves the serve job off.
+    retention_days: int = Field(default=28, ge=0, alias="TUBETRACE_RETENTION_DAYS")
+    # Webhooks: an attempt has `timeout` seconds in all (connect, send, answer); failed attempts
+    # are retried after base, 2 base, 4 base ... seconds (at most `backoff_max`) until `give_up`
+    # seconds passed. Each subscription has at most `per_subscription` attempts in flight (of
+    # `concurrency` in all); `breaker_failures` failed attempts in a row park its endpoint for
+    # `park` seconds, doubled at each park (at most `backoff_max`), then one attempt probes it.
     webhooks_enabled: bool = Field(default=True, alias="TUBETRACE_WEBHOOKS")
     webhook_timeout_s: float = Field(default=10.0, gt=0, alias="TUBETRACE_WEBHOOK_TIMEOUT")
     webhook_backoff_base_s: float = Field(default=10.0, gt=0, alias="TUBETRACE_WEBHOOK_BACKOFF")
     webhook_backoff_max_s: float = Field(
         default=3600.0, gt=0, alias="TUBETRACE_WEBHOOK_BACKOFF_MAX"
     )
-    # Sampling days kept (docs/retention.md): `tubetrace retention purge` keeps this many by
-    # default; set (to N > 0) it also runs the purge once a day inside `tubetrace serve`; 0 or
-    # unset leaves the serve job off.
-    retention_days: int = Field(default=28, ge=0, alias="TUBETRACE_RETENTION_DAYS")
     webhook_give_up_s: float = Field(default=86400.0, gt=0, alias="TUBETRACE_WEBHOOK_GIVE_UP")
-    webhook_concurrency: int = Field(default=8, ge=1, le=64, alias="TUBETRACE_WEBHOOK_CONCURRENCY")
-    webhook_poll_s: float = Field(default=1.0, gt=0, alias="TUBETRACE_WEBHOOK_POLL")
+    webhook_concurrency: int = Field(
+        default=256, ge=1, le=4096, alias="TUBETRACE_WEBHOOK_CONCURRENCY"
+    )
+    webhook_per_subscription: int = Field(
+        default=2, ge=1, le=64, alias="TUBETRACE_WEBHOOK_PER_SUBSCRIPTION"
+    )
+    webhook_breaker_failures: int = Field(
+        default=5, ge=1, alias="TUBETRACE_WEBHOOK_BREAKER_FAILURES"
+    )
+    webhook_park_s: float = Field(default=60.0, gt=0, alias="TUBETRACE_WEBHOOK_PARK")
+    # Off (default): a webhook URL that resolves to a loopback, link-local or private address
+    # is refused (when added, and before each attempt). On: a district system on the same
+    # private network (and the tests' receivers on 127.0.0.1).
+    webhook_allow_private: bool = Field(default=False, alias="TUBETRACE_WEBHOOK_ALLOW_PRIVATE")
+    webhook_poll_s: float = Field(default=0.5, gt=0, alias="TUBETRACE_WEBHOOK_POLL")
 
 
 @lru_cache(maxsize=1)

@@ -73,7 +73,10 @@ def neo4j_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 @pytest.fixture(scope="session")
 def settings(neo4j_env: dict[str, str]) -> Settings:
     keys = {k: v for k, v in neo4j_env.items()}
-    return Settings(**keys, TUBETRACE_BATCH_SIZE=500)  # type: ignore[arg-type]
+    # The tests' webhook receivers listen on 127.0.0.1 (refused by default).
+    return Settings(  # type: ignore[arg-type]
+        **keys, TUBETRACE_BATCH_SIZE=500, TUBETRACE_WEBHOOK_ALLOW_PRIVATE=True
+    )
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +102,7 @@ def gw(session_gateway: Gateway) -> Gateway:
 def subprocess_env(neo4j_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
     env.update(neo4j_env)
+    env["TUBETRACE_WEBHOOK_ALLOW_PRIVATE"] = "1"  # the tests' receivers are on 127.0.0.1
     return env
 
 

@@ -37,7 +37,13 @@ PAGES: dict[str, dict[str, Any]] = {
     "tube_codes_after": {"after": "", "limit": 51},
     "events_after": {"after": 0, "limit": 51},
     "list_deliveries": {"after": "", "failed_only": False, "limit": 51},
-    "claim_deliveries": {"now": AT, "lease_until": AT, "claim": "c", "limit": 51},
+    "claim_deliveries": {
+        "hooks": [{"webhook_id": "wh_1", "room": 2}],
+        "most": 2,
+        "now": AT,
+        "lease_until": AT,
+        "claim": "c",
+    },
     "latest_positive_day": {},
 }
 # Pages that sort what they read, and why that stays small.

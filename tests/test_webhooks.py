@@ -103,10 +103,16 @@ def fast(settings: Settings, **extra: Any) -> Settings:
         "webhook_give_up_s": 120.0,
         "webhook_poll_s": 0.1,
         "webhook_concurrency": 4,
+        "webhook_park_s": 1.0,
         "rate_per_second": 1000.0,
         "rate_burst": 1000,
     }
     return settings.model_copy(update=update | extra)
+
+
+def subscribe(gw: Gateway, url: str, district: str | None) -> webhooks.Created:
+    """Every event type; the receivers here listen on 127.0.0.1 (a private address)."""
+    return webhooks.add(gw, url, district, ALL, allow_private=True)
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
@@ -141,7 +147,7 @@ def test_receiver_down_then_back_gets_every_event_signed(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
     receiver = Receiver(free_port())
-    hook = webhooks.add(gw, receiver.url, None, ALL)
+    hook = subscribe(gw, receiver.url, None)
     with serving(fast(settings), gw):
         load_scenario(gw, settings, tmp_path)  # the receiver is down meanwhile
         pending = tasks.all_tasks(gw, "310115", "pending")[0]
@@ -190,8 +196,8 @@ def test_district_subscription_gets_only_its_district_masked(
 ) -> None:
     huangpu = Receiver(free_port()).up()
     city = Receiver(free_port()).up()
-    webhooks.add(gw, huangpu.url, "310101", ALL)
-    webhooks.add(gw, city.url, None, ALL)
+    subscribe(gw, huangpu.url, "310101")
+    subscribe(gw, city.url, None)
     try:
         with serving(fast(settings), gw):
             load_scenario(gw, settings, tmp_path)
@@ -260,7 +266,7 @@ def test_slow_receiver_does_not_slow_the_api(
     try:
         with serving(fast(settings, webhook_timeout_s=10.0, webhook_concurrency=2), gw) as url:
             before = timed_requests(url, 10, "a")
-            webhooks.add(gw, slow.url, None, ALL)
+            subscribe(gw, slow.url, None)
             # Events for the slow receiver pile up while the API is asked.
             load(gw, settings, *status_scenario(tmp_path)[3])
             time.sleep(0.5)
@@ -316,26 +322,36 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     assert len(rows) == 1 and rows[0]["status"] == "pending"
     now = datetime.now(UTC)
 
-    def fail_attempt(claim: str) -> list[dict[str, object]]:
-        """The outcome of the attempt made under `claim`: failed."""
-        return gw.write(
-            "record_attempt",
-            delivery_id=rows[0]["delivery_id"],
-            claim=claim,
-            status="failed",
-            next_at=None,
-            entry="{}",
-            error="gone",
-            status_code=None,
-            now=None,
+    def claim(token: str) -> None:
+        gw.write(
+            "claim_deliveries",
+            hooks=[{"webhook_id": webhook_id, "room": 10}],
+            most=10,
+            now=now,
+            lease_until=now,
+            claim=token,
         )
 
-    gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c1")
+    def fail_attempt(claim: str) -> list[dict[str, object]]:
+        """The outcome of the attempt made under `claim`: failed."""
+        attempt = {
+            "delivery_id": rows[0]["delivery_id"],
+            "claim": claim,
+            "status": "failed",
+            "next_at": None,
+            "entry": "{}",
+            "error": "gone",
+            "status_code": None,
+            "now": None,
+        }
+        return gw.write("record_attempts", rows=[attempt])
+
+    claim("c1")
     # Redelivered while that attempt runs: the attempt's outcome does not overwrite it.
     gw.write("redeliver", delivery_id=rows[0]["delivery_id"], now=now)
     assert not fail_attempt("c1")
     assert json.loads(run("deliveries", "--json"))["items"][0]["status"] == "pending"
-    gw.write("claim_deliveries", now=now, lease_until=now, limit=10, claim="c2")
+    claim("c2")
     fail_attempt("c2")
     failed = json.loads(run("deliveries", "--failed", "--json"))["items"]
     assert [d["delivery_id"] for d in failed] == [rows[0]["delivery_id"]]
@@ -346,7 +362,7 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
 
 
 def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: Settings) -> None:
-    hook = webhooks.add(gw, f"http://127.0.0.1:{free_port()}/nobody", None, ALL)
+    hook = subscribe(gw, f"http://127.0.0.1:{free_port()}/nobody", None)
     gw.write("append_events", events=[{"type": "status.changed", "occurred_at": "x"}])
     worker = webhooks.Worker(gw, fast(settings, webhook_give_up_s=1.5)).start()
     try:
@@ -367,7 +383,7 @@ def test_two_workers_fanning_out_at_once_make_each_delivery_once(gw: Gateway) ->
     """Two API processes fan out the same events: the one that moves the cursor second finds
     it moved and makes nothing (it used to pass the check before the lock and then break the
     delivery_id constraint, a failed worker pass)."""
-    hook = webhooks.add(gw, "http://127.0.0.1:9/x", None, ALL)
+    hook = subscribe(gw, "http://127.0.0.1:9/x", None)
     gw.write(
         "append_events",
         events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
