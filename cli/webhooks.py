@@ -10,7 +10,8 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import out, print_json
-from engine import audit, egress, webhooks
+from engine import webhooks, writes
+from engine.audit import DirectAudit
 from engine.settings import get_settings
 
 webhooks_app = typer.Typer(help="Webhooks to district systems.", no_args_is_help=True)
@@ -28,8 +29,9 @@ def add(
     allow_private = get_settings().webhook_allow_private
     with gateway() as gw:
         names = [e.strip() for e in events.split(",") if e.strip()]
-        created = webhooks.add(gw, url, district, names, allow_private=allow_private)
-        audit.record(gw, me(), "webhook_add", target=created.webhook_id, detail=egress.masked(url))
+        created = writes.add_webhook(
+            gw, DirectAudit(gw), me(), url, district, names, allow_private=allow_private
+        )
     out.print(f"webhook id {created.webhook_id}", highlight=False)
     sys.stdout.write(f"secret {created.secret}\n")
 
@@ -64,8 +66,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def remove(webhook_id: str) -> None:
     """Stop a subscription (its delivery log stays)."""
     with gateway() as gw:
-        webhooks.remove(gw, webhook_id)
-        audit.record(gw, me(), "webhook_remove", target=webhook_id)
+        writes.remove_webhook(gw, DirectAudit(gw), me(), webhook_id)
     out.print(f"webhook {webhook_id} removed")
 
 
@@ -103,6 +104,5 @@ def deliveries(
 def redeliver(delivery_id: str) -> None:
     """Send a delivery again (with the same webhook-id), whatever its status."""
     with gateway() as gw:
-        webhooks.redeliver(gw, delivery_id)
-        audit.record(gw, me(), "webhook_redeliver", target=delivery_id)
+        writes.redeliver(gw, DirectAudit(gw), me(), delivery_id)
     out.print(f"delivery {delivery_id} queued again")

@@ -157,11 +157,6 @@ class DirectAudit:
         append_chained(self.gw, [make_entry(who, action, **fields)])
 
 
-def record(gw: Gateway, who: Principal, action: str, **fields: Any) -> None:
-    """Write one entry now (the CLI)."""
-    DirectAudit(gw).record(who, action, **fields)
-
-
 class Marked:
     """Another sink, each entry's detail marked with how it was read (`console`: the console's
     pages)."""

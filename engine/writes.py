@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
-from engine import keys
+from engine import egress, keys, webhooks
 from engine.audit import AuditSink
 from engine.db import Gateway
 from engine.keys import Principal
@@ -79,3 +79,29 @@ def create_key(
 def revoke_key(gw: Gateway, log: AuditSink, who: Principal, key_id: str) -> None:
     keys.revoke_key(gw, key_id)
     log.record(who, "key_revoke", target=key_id)
+
+
+def add_webhook(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    url: str,
+    district: str | None,
+    events: list[str],
+    *,
+    allow_private: bool = False,
+) -> webhooks.Created:
+    """A subscription; the entry names it and its URL (userinfo masked), never its secret."""
+    created = webhooks.add(gw, url, district, events, allow_private=allow_private)
+    log.record(who, "webhook_add", target=created.webhook_id, detail=egress.masked(url))
+    return created
+
+
+def remove_webhook(gw: Gateway, log: AuditSink, who: Principal, webhook_id: str) -> None:
+    webhooks.remove(gw, webhook_id)
+    log.record(who, "webhook_remove", target=webhook_id)
+
+
+def redeliver(gw: Gateway, log: AuditSink, who: Principal, delivery_id: str) -> None:
+    webhooks.redeliver(gw, delivery_id)
+    log.record(who, "webhook_redeliver", target=delivery_id)

@@ -65,3 +65,24 @@ def test_no_import_cycles() -> None:
 
     cycles = sorted({tuple(sorted((m, d))) for m in graph for d in graph[m] if m in reach(d)})
     assert cycles == []
+
+
+# what writes an audit entry (engine.audit): only the use cases in engine/ call these
+AUDIT_WRITES = {"record", "append_chained", "make_entry"}
+
+
+def test_interfaces_record_no_audit_entry_themselves() -> None:
+    """The routers, the console and the CLI parse, call a use case and render; the use cases
+    (engine.policy, engine.writes) record the audit entries. An interface that recorded its own
+    could forget one: `tubetrace load` did, although every write is to be audited."""
+    calls = []
+    for pkg in ("api", "cli"):
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in AUDIT_WRITES:
+                    calls.append(f"{f.relative_to(ROOT)}:{node.lineno} {ast.unparse(func)}")
+    assert calls == []

@@ -21,7 +21,7 @@ import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.app import create_app
-from engine import tasks, webhooks
+from engine import audit, tasks, webhooks
 from engine.db import Gateway
 from engine.keys import Principal, create_key
 from engine.settings import Settings
@@ -359,6 +359,17 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     assert json.loads(run("deliveries", "--failed", "--json"))["items"] == []
     run("remove", webhook_id)
     assert json.loads(run("list", "--json"))["items"] == []
+    # Each change through the engine's write use cases (engine.writes), audited there.
+    audited = [
+        (e["action"], e["target"], e["detail"])
+        for e in audit.entries(gw, since=None, key_id=None)
+        if str(e["key_id"]).startswith("cli:")
+    ]
+    assert audited == [
+        ("webhook_add", webhook_id, "http://127.0.0.1:9/x"),
+        ("webhook_redeliver", rows[0]["delivery_id"], None),
+        ("webhook_remove", webhook_id, None),
+    ]
 
 
 def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: Settings) -> None:
