@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
 from api.observe import route_of
-from engine import policy
+from engine import backup, policy
 from engine.errors import (
     CursorExpired,
     DatabaseUnavailable,
@@ -216,7 +216,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DatabaseUnavailable)
     async def unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
-        return answer(request, 503, str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+        message, retry = str(exc), RETRY_AFTER_S
+        settings = getattr(request.app.state, "settings", None)
+        # A backup or restore of this home has the database stopped: say so, and when to retry.
+        note = backup.maintenance(settings.home) if settings is not None else None
+        if note is not None:
+            message, retry = f"{message} {note.sentence()}", note.retry_after_s()
+        return answer(request, 503, message, {"Retry-After": str(retry)})
 
     @app.exception_handler(TubetraceError)
     async def engine_error(request: Request, exc: TubetraceError) -> Response:
