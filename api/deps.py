@@ -77,6 +77,11 @@ TubeCodePath = Annotated[
 ]
 TaskIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("task id"))]
 PersonIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("person id"))]
+EntryKeyPath = Annotated[
+    str,
+    Path(max_length=codes.MAX_CODE, description="a directory entry's key (its load answer's key)"),
+    _validator(_code("entry key")),
+]
 DistrictPath = Annotated[
     str,
     Path(

@@ -17,6 +17,7 @@ from rich.table import Table
 from cli import ops
 from cli.analysis import analysis_report, clusters_cmd, exposure_cmd
 from cli.connection import gateway, me
+from cli.directory import directory_app
 from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json
 from cli.retention import retention_app
@@ -39,6 +40,7 @@ keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(retention_app, name="retention")
+app.add_typer(directory_app, name="directory")
 audit_app = typer.Typer(help="The audit log (list with no sub-command) and its check.")
 app.add_typer(audit_app, name="audit")
 

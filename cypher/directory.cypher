@@ -19,15 +19,21 @@ FOR (e:DirectoryEntry) ON (e.residence_compound_code)
 // name: merge_directory
 // params: rows, token
 // For the same (person, source, phone) the latest `updated_at` wins; an older or equal one
-// changes nothing.
+// changes nothing. A date from the future (later than now plus 10 minutes: flagged
+// `future_updated_at` by the loader, or stored before that flag existed) ranks as no date: it
+// never replaces a stored entry, and any dated entry replaces it.
 UNWIND $rows AS row
 MERGE (e:DirectoryEntry {entry_key: row.key})
   ON CREATE SET e.write_token = $token
 WITH e, row, e.write_token = $token AS created, e.content_hash AS before_hash,
-     e.updated_at AS before_at
+     CASE WHEN 'future_updated_at' IN coalesce(e.flags, [])
+            OR e.updated_at > datetime() + duration('PT10M') THEN NULL
+          ELSE e.updated_at END AS before_at,
+     CASE WHEN 'future_updated_at' IN coalesce(row.props.flags, []) THEN NULL
+          ELSE row.props.updated_at END AS row_at
 WITH e, row, created, before_hash,
-     created OR (before_hash <> row.props.content_hash AND row.props.updated_at IS NOT NULL
-                 AND (before_at IS NULL OR row.props.updated_at > before_at)) AS newer
+     created OR (before_hash <> row.props.content_hash AND row_at IS NOT NULL
+                 AND (before_at IS NULL OR row_at > before_at)) AS newer
 CALL (e, row, newer) {
   WITH e, row WHERE newer
   SET e += row.props
@@ -88,7 +94,12 @@ CALL (p) {
   WHERE e.residence_compound_code IS NOT NULL
   OPTIONAL MATCH (dc:Compound {code: e.residence_compound_code})
   WITH e, dc WHERE dc.known
-  ORDER BY e.updated_at DESC, dc.code
+  // The newest dated entry; one from the future (merge_directory) or undated only after.
+  WITH e, dc, CASE WHEN 'future_updated_at' IN coalesce(e.flags, [])
+                     OR e.updated_at > datetime() + duration('PT10M') THEN NULL
+                   ELSE e.updated_at END AS ranked
+  ORDER BY ranked IS NOT NULL DESC, ranked DESC, e.updated_at IS NOT NULL DESC,
+           e.updated_at DESC, dc.code
   RETURN collect(dc.code)[0] AS directory_code
 }
 CALL (p, r) {
@@ -130,3 +141,24 @@ SET k.history = k.history + [apoc.convert.toJson({status: k.status, at: toString
                   note: 'moved from ' + before + ' to ' + district + ': ' + $reason})],
     k.district_code = district, k.updated_at = $now
 RETURN k.task_id AS task_id, before AS from_district, district AS to_district
+
+// name: directory_entries_of_person
+// params: person_id
+// What an operator needs to find an entry to remove (tubetrace directory list).
+MATCH (p:Person {person_id: $person_id})
+USING INDEX SEEK p:Person(person_id)
+MATCH (p)<-[:DESCRIBES]-(e:DirectoryEntry)
+RETURN e {.entry_key, .person_id, .name, .phone, .phone_owner, .residence_compound_code,
+          .source, .updated_at, .flags, .file, .line} AS entry
+ORDER BY e.source, e.entry_key
+
+// name: remove_directory_entry
+// params: entry_key
+// The person's lock first: a load of the person's data in another transaction waits.
+MATCH (e:DirectoryEntry {entry_key: $entry_key})
+OPTIONAL MATCH (e)-[:DESCRIBES]->(p:Person)
+SET p._lock = true
+REMOVE p._lock
+WITH e, e.person_id AS person_id
+DETACH DELETE e
+RETURN person_id

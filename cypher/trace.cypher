@@ -28,8 +28,12 @@ CALL (t) {
       fallback: CASE WHEN rc IS NULL OR rc.known IS NULL THEN NULL
                 ELSE rc {.code, .address, .district_code, .contact_phone} END,
       fallback_source: r.residence_source,
+      // `future`: an updated_at later than now plus 10 minutes (cypher/directory.cypher) is
+      // never the newest contact.
       directory: [(p)<-[:DESCRIBES]-(e:DirectoryEntry) WHERE e.usable |
-                  e {.phone, .phone_owner, .source, .updated_at}],
+                  e {.phone, .phone_owner, .source, .updated_at,
+                     future: 'future_updated_at' IN coalesce(e.flags, [])
+                             OR e.updated_at > datetime() + duration('PT10M')}],
       // Filtered after expanding from the person: a `day` predicate inside the pattern
       // lets the planner start from the day index, i.e. every registration of the day.
       duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND any(

@@ -94,6 +94,12 @@ class LoadAnswer(BaseModel):
     outcomes: list[RecordOutcome]
 
 
+class DirectoryRemoval(BaseModel):
+    entry_key: str
+    person_id: str | None = Field(description="the person the entry was about")
+    tasks_moved: int = Field(description="tasks that moved to another district as a result")
+
+
 class TubeResult(BaseModel):
     result: str | None
     reported_at: str | None

@@ -10,7 +10,7 @@ from contextlib import closing
 from datetime import date
 from typing import Any
 
-from engine import analysis, codes, domain, reports, retention, status, tasks
+from engine import analysis, codes, directory, domain, reports, retention, status, tasks
 from engine.audit import AuditSink
 from engine.db import Gateway, split_page
 from engine.errors import Forbidden
@@ -21,6 +21,7 @@ from engine.views import (
     person_view,
     quarantine_view,
     scope_district,
+    sees_unmasked,
     trace_view,
 )
 
@@ -421,6 +422,26 @@ def read_quarantine_page(
         detail=_how_shown(who, reveal),
     )
     return shown, (items[-1]["qkey"] if more and items else None)
+
+
+def read_directory_entries(
+    gw: Gateway, log: AuditSink, who: Principal, person_id: str
+) -> list[dict[str, Any]]:
+    """A person's directory entries with their keys (the operator's, to remove a wrong one):
+    unmasked for the machine's own user, masked for anyone else; audited."""
+    items = directory.entries(gw, person_id)
+    if not sees_unmasked(who, False):
+        for item in items:
+            item["phone"] = domain.mask_phone(item.get("phone"))
+            item["name"] = domain.mask_name(item.get("name"))
+    log.record(
+        who,
+        "directory_entries",
+        target=person_id,
+        person_ids=[person_id] if items else [],
+        detail=f"{len(items)} entries",
+    )
+    return items
 
 
 def read_person_status(

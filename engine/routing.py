@@ -46,10 +46,13 @@ def after_registrations(
 
 
 def after_directory(
-    gw: Gateway, tx: ManagedTransaction, person_ids: list[str]
+    gw: Gateway,
+    tx: ManagedTransaction,
+    person_ids: list[str],
+    reason: str = "a directory entry arrived",
 ) -> list[dict[str, Any]]:
     if not person_ids:
         return []
     rows = gw.run_in(tx, "registrations_of_persons", person_ids=sorted(set(person_ids)))
     ids = [r["reg_key"] for r in rows]
-    return refresh_and_reroute(gw, tx, ids, "a directory entry arrived")
+    return refresh_and_reroute(gw, tx, ids, reason)

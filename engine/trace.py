@@ -13,7 +13,8 @@ from engine.errors import NotFound
 
 def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
     """Every usable phone known for the person: the registration's own first, then the
-    directory's, newest first (a phone listed twice is kept once, at its first place)."""
+    directory's, newest first (a phone listed twice is kept once, at its first place); an
+    entry dated in the future comes after every dated one."""
     found: list[dict[str, Any]] = []
     flags = reg["flags"] or []
     if reg["phone"] is not None and "invalid_phone" not in flags:
@@ -23,11 +24,14 @@ def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
     listed = reg.get("directory")
     if not listed:  # most persons: nothing to order or to deduplicate
         return found
-    entries = sorted(
-        (e for e in listed if e["updated_at"] is not None),
-        key=lambda e: e["updated_at"].to_native(),
-        reverse=True,
-    ) + [e for e in listed if e["updated_at"] is None]
+    # Newest first; an entry dated in the future (never the newest) and an undated one after.
+    ranked = [e for e in listed if e["updated_at"] is not None and not e.get("future")]
+    future = [e for e in listed if e["updated_at"] is not None and e.get("future")]
+    entries = [
+        *sorted(ranked, key=lambda e: e["updated_at"].to_native(), reverse=True),
+        *sorted(future, key=lambda e: e["updated_at"].to_native(), reverse=True),
+        *(e for e in listed if e["updated_at"] is None),
+    ]
     for e in entries:
         found.append(
             {

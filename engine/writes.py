@@ -5,9 +5,9 @@ these and render what it returns. The reads, and the task moves, are in `engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from engine import egress, keys, webhooks
+from engine import directory, egress, keys, webhooks
 from engine.audit import AuditSink
 from engine.db import Gateway
 from engine.keys import Principal
@@ -74,6 +74,22 @@ def create_key(
     key = keys.create_key(gw, role=role, district=district, label=label, labs=labs)
     log.record(who, "key_create", target=key.key_id, detail=role)
     return key
+
+
+def remove_directory_entry(
+    gw: Gateway, log: AuditSink, who: Principal, entry_key: str
+) -> dict[str, Any]:
+    """A directory entry deleted (a wrong or hostile one); the person's tasks move as for late
+    data. The entry names the key and the person, and how many tasks moved."""
+    removed = directory.remove(gw, entry_key)
+    log.record(
+        who,
+        "directory_remove",
+        target=entry_key,
+        person_ids=[removed["person_id"]] if removed["person_id"] else [],
+        detail=f"{removed['tasks_moved']} tasks moved",
+    )
+    return removed
 
 
 def revoke_key(gw: Gateway, log: AuditSink, who: Principal, key_id: str) -> None:

@@ -451,10 +451,17 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
 
 
 def transform_directory(
-    record: dict[str, Any], source: str, line: int | None, *, secret: str
+    record: dict[str, Any],
+    source: str,
+    line: int | None,
+    *,
+    secret: str,
+    now: datetime | None = None,
 ) -> Row | Quarantined:
     """A population-directory entry: who else can reach a person, and where they live. Keyed by
-    (person, source, phone); for the same key the latest `updated_at` wins."""
+    (person, source, phone); for the same key the latest `updated_at` wins, never one from the
+    future (later than `now`, default the server's clock, plus the skew): that is flagged
+    `future_updated_at` and ranks as if it had no date."""
     content = _canonical(record, DIRECTORY_FIELDS)
     raw = domain.canonical_json(content)
     v, invalid = _clean(record, DIRECTORY_FIELDS)
@@ -489,6 +496,8 @@ def transform_directory(
         updated_at = None  # the calendar's edges and 9999 would win over every later entry
     if v["updated_at"] is not None and updated_at is None:
         flags.append("invalid_updated_at")
+    if updated_at is not None and domain.from_the_future(updated_at, now):
+        flags.append("future_updated_at")
     key = domain.person_key(id_type, id_number, "")
     entry_source = v["source"]
     entry_key = domain.content_hash({"person": key, "source": entry_source, "phone": phone})[:32]

@@ -22,6 +22,7 @@ from loaders.read import read_file
 from tests.helpers import (
     D1,
     D2,
+    IDS,
     RETEST_HEADER,
     bearer,
     cli,
@@ -132,13 +133,19 @@ def _outcomes(gw: Gateway, settings: Settings, kind: str, path: Path) -> dict[st
     return {str(o.line): o.flags for o in summary.outcomes}
 
 
-def _day_status(gw: Gateway, person: str, day: str = D1) -> str:
-    pid = next(
-        r["person_id"]
-        for r in gw.read("trace_tubes", tube_codes=["P"])[0]["registrations"]
-        if r["name"] == f"name{person}"
+def _person(gw: Gateway, person: str, tube: str = "P") -> str:
+    """The person id of `name<person>` in the tube."""
+    return str(
+        next(
+            r["person_id"]
+            for r in gw.read("trace_tubes", tube_codes=[tube])[0]["registrations"]
+            if r["name"] == f"name{person}"
+        )
     )
-    return str(status.person_status(gw, pid, day, CLI)["status"])
+
+
+def _day_status(gw: Gateway, person: str, day: str = D1) -> str:
+    return str(status.person_status(gw, _person(gw, person), day, CLI)["status"])
 
 
 def test_times_from_the_future_are_flagged_and_never_rank_as_the_latest(
@@ -310,3 +317,124 @@ def test_a_lab_key_sends_its_own_labs_results_only(
         denied = [e for e in log if e["action"] == "denied"]
         assert [e["status"] for e in denied] == ["denied_403"] * times, log
         assert all(e["target"] == "POST /v1/results" for e in denied)
+
+
+# ------------------------------------------------------- 4. the directory cannot be poisoned
+
+DIRECTORY_HEADER = (
+    "id_type,id_number,name,phone,phone_owner,residence_compound_code,source,updated_at\n"
+)
+
+
+def _entry(phone: str, compound: str, source: str, at: str) -> str:
+    return f"passport,{IDS['A']},nameA,{phone},self,{compound},{source},{at}\n"
+
+
+def test_a_directory_entry_from_the_future_never_wins_and_an_entry_can_be_removed(
+    gw: Gateway,
+    settings: Settings,
+    api_url: str,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """An entry dated 2099 is flagged `future_updated_at`: it neither moves the task nor puts
+    its phone first. `DELETE /v1/directory/{entry_key}` and `tubetrace directory remove` (admin,
+    audited) delete an entry; the task moves back as for late data."""
+    load_compounds(gw, settings)
+    load(
+        gw,
+        settings,
+        "registrations",
+        write(
+            tmp_path,
+            "regs.csv",
+            RETEST_HEADER
+            + reg("A1", f"{D1}T08:00:00+08:00", "CX", "P", 10, "A")
+            + reg("B1", f"{D1}T08:01:00+08:00", "CX", "P", 10, "B"),
+        ),
+    )
+    header = "tube_code,result,reported_at,lab_code\n"
+    load(
+        gw,
+        settings,
+        "results",
+        write(tmp_path, "r.csv", header + f"P,positive,{D1}T20:00:00+08:00,L1\n"),
+    )
+    tid = tasks.task_id(_person(gw, "A"), "P", "follow_up")
+
+    def district() -> str:
+        return str(tasks.get_task(gw, tid, CLI)["district_code"])
+
+    assert district() == "unassigned"
+    census = _entry("13700000001", "C1", "census", "2022-04-01T00:00:00+08:00")
+    load(gw, settings, "directory", write(tmp_path, "d1.csv", DIRECTORY_HEADER + census))
+    assert district() == "310115"
+    poisoned = _entry("13700000666", "C2", "health_code", "2099-01-01T00:00:00+08:00")
+    flags = _outcomes(
+        gw, settings, "directory", write(tmp_path, "d2.csv", DIRECTORY_HEADER + poisoned)
+    )
+    assert flags["2"] == ["future_updated_at"]
+    assert district() == "310115"  # the 2099 entry did not move it to Huangpu
+    a = next(p for p in trace_tube(gw, "P")["persons"] if p["name"] == "nameA")
+    # The registration's own phone, then the directory's newest first: the 2099 one last.
+    assert [c["phone"] for c in a["contacts"]] == ["13800000005", "13700000001", "13700000666"]
+
+    # A real, later entry naming Huangpu moves the task, as late data does.
+    admin = create_key(gw, role="admin", district=None)
+    newer = {
+        "id_type": "passport",
+        "id_number": IDS["A"],
+        "phone": "13700000777",
+        "residence_compound_code": "C2",
+        "source": "health_code",
+        "updated_at": "2022-04-05T00:00:00+08:00",
+    }
+    sent = httpx.post(
+        f"{api_url}/v1/directory", json=[newer], headers=bearer(admin.secret), timeout=60
+    )
+    assert sent.status_code == 200, sent.text
+    key = sent.json()["outcomes"][0]["key"]
+    assert district() == "310101"
+    # Only the admin removes; an unknown key is a 404.
+    for role, district_code in (("investigator", None), ("district", "310101")):
+        other = create_key(gw, role=role, district=district_code)
+        refused = httpx.delete(
+            f"{api_url}/v1/directory/{key}", headers=bearer(other.secret), timeout=60
+        )
+        assert refused.status_code == 403, refused.text
+    missing = httpx.delete(
+        f"{api_url}/v1/directory/{'0' * 32}", headers=bearer(admin.secret), timeout=60
+    )
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    removed = httpx.delete(
+        f"{api_url}/v1/directory/{key}", headers=bearer(admin.secret), timeout=60
+    )
+    assert removed.status_code == 200, removed.text
+    assert removed.json() == {"entry_key": key, "person_id": _person(gw, "A"), "tasks_moved": 1}
+    task = tasks.get_task(gw, tid, CLI)
+    assert task["district_code"] == "310115"
+    assert "a directory entry was removed" in task["history"][-1]["note"]
+    log = httpx.get(
+        f"{api_url}/v1/audit",
+        params={"key": admin.key_id},
+        headers=bearer(admin.secret),
+        timeout=60,
+    ).json()["items"]
+    assert [(e["target"], e["person_ids"]) for e in log if e["action"] == "directory_remove"] == [
+        (key, [_person(gw, "A")])
+    ]
+
+    # The CLI lists the person's entries with their keys and removes the 2099 one.
+    listed = cli(subprocess_env, "directory", "list", _person(gw, "A"), "--json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    entries = {e["phone"]: e for e in json.loads(listed.stdout)["items"]}
+    assert set(entries) == {"13700000001", "13700000666"}
+    assert entries["13700000666"]["flags"] == ["future_updated_at"]
+    done = cli(subprocess_env, "directory", "remove", entries["13700000666"]["entry_key"])
+    assert done.returncode == 0 and "0 tasks moved" in done.stdout, done.stdout + done.stderr
+    a = next(p for p in trace_tube(gw, "P")["persons"] if p["name"] == "nameA")
+    assert [c["phone"] for c in a["contacts"]] == ["13800000005", "13700000001"]
+    assert (
+        cli(subprocess_env, "directory", "remove", entries["13700000666"]["entry_key"]).returncode
+        != 0
+    )

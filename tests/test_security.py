@@ -98,6 +98,7 @@ def request_for(
         "task_id": ctx["task"],
         "person_id": ctx["case"],
         "report": "zoning",
+        "entry_key": "0" * 32,  # no such directory entry: a 404 for the admin
     }
     params = {p.name: path_values[p.name] for p in route.dependant.path_params}
     query: dict[str, str] = {}

@@ -8,7 +8,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, JsonValue
 
 from api import models
-from api.deps import Admin, AuditDep, Collector, GatewayDep, Lab, SettingsDep, check_batch
+from api.deps import (
+    Admin,
+    AuditDep,
+    Collector,
+    EntryKeyPath,
+    GatewayDep,
+    Lab,
+    SettingsDep,
+    check_batch,
+)
 from engine import audit, domain, writes
 from engine.contract import LoadStatus
 from engine.db import Gateway
@@ -108,3 +117,12 @@ def post_directory(
     log: AuditDep,
 ) -> models.LoadAnswer:
     return _load("directory", body, gw, s, who, log)
+
+
+@router.delete("/v1/directory/{entry_key}", response_model=models.DirectoryRemoval)
+def delete_directory_entry(
+    entry_key: EntryKeyPath, gw: GatewayDep, who: Admin, log: AuditDep
+) -> models.DirectoryRemoval:
+    """Remove a wrong or hostile directory entry (its key is in the load answer, and in
+    `tubetrace directory list PERSON_ID`); the person's tasks move as for late data."""
+    return models.DirectoryRemoval(**writes.remove_directory_entry(gw, log, who, entry_key))

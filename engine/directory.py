@@ -1,0 +1,44 @@
+"""The population directory beyond loading: an operator lists a person's entries and removes a
+wrong or hostile one (`DELETE /v1/directory/{entry_key}`, `tubetrace directory remove`); the
+person's residence fallback is then refreshed and their tasks move as for late data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neo4j import ManagedTransaction
+
+from engine import domain, outbox, routing
+from engine.db import Gateway
+from engine.errors import NotFound
+
+
+def entries(gw: Gateway, person_id: str) -> list[dict[str, Any]]:
+    """Every directory entry of one person, with its key (what `remove` takes)."""
+    out = []
+    for row in gw.read("directory_entries_of_person", person_id=person_id):
+        entry = dict(row["entry"])
+        entry["updated_at"] = domain.iso(entry.get("updated_at"))
+        entry["flags"] = sorted(entry.get("flags") or [])
+        out.append(entry)
+    return out
+
+
+def remove(gw: Gateway, entry_key: str) -> dict[str, Any]:
+    """Delete one entry; in the same transaction the person's residences are refreshed, their
+    tasks re-routed (the move in each open task's history) and the tasks' events written."""
+
+    def work(tx: ManagedTransaction) -> dict[str, Any]:
+        rows = gw.run_in(tx, "remove_directory_entry", entry_key=entry_key)
+        if not rows:
+            raise NotFound(f"No directory entry with key '{entry_key}'.")
+        person_id = rows[0]["person_id"]
+        moved = routing.after_directory(
+            gw, tx, [person_id] if person_id else [], "a directory entry was removed"
+        )
+        events = outbox.task_events(gw, tx, set(), {m["task_id"] for m in moved})
+        outbox.append(gw, tx, events)
+        return {"entry_key": entry_key, "person_id": person_id, "tasks_moved": len(moved)}
+
+    result: dict[str, Any] = gw.write_tx(work)
+    return result
