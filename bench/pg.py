@@ -485,3 +485,120 @@ def neo4j_second_ring(
     if not rows:
         return [], []
     return sorted(rows[0]["ring1"]), sorted(rows[0]["ring2"])
+
+
+# Outbreak analysis (issue 23), PostgreSQL at its best: each ring a join of the window's pooled
+# registrations with the ring before (tubes de-duplicated before each fan-out, persons of
+# earlier rings excluded), one statement for any depth up to 4, on covering indexes
+# (ANALYSIS_INDEXES) so that every step is an index-only scan; run with jit = off and
+# plan_cache_mode = force_generic_plan (ANALYSIS_SETTINGS).
+ANALYSIS_INDEXES = """
+CREATE INDEX IF NOT EXISTS registration_tube_cover
+  ON registration (tube_code) INCLUDE (person_id, day, pool_size);
+CREATE INDEX IF NOT EXISTS registration_person_cover
+  ON registration (person_id, day) INCLUDE (tube_code, pool_size, compound_code);
+CREATE INDEX IF NOT EXISTS result_positive_day ON result (day) INCLUDE (tube_code)
+  WHERE result = 'positive';
+ANALYZE;
+"""
+ANALYSIS_SETTINGS = ("SET jit = off", "SET plan_cache_mode = force_generic_plan")
+
+
+# Ring k from ring k - 1: its pooled tubes not used before, then their persons not seen
+# before, each with the earliest (day, tube) that put them there; a ring deeper than
+# %(depth)s is empty (its first step reads nothing).
+EXPOSURE = """
+WITH t1 AS MATERIALIZED (
+  SELECT DISTINCT r.tube_code FROM registration r
+  WHERE r.person_id = %(pid)s AND r.pool_size > 1 AND r.day BETWEEN %(since)s AND %(until)s),
+p1 AS MATERIALIZED (
+  SELECT DISTINCT ON (o.person_id) o.person_id, o.day, o.tube_code
+  FROM registration o JOIN t1 USING (tube_code)
+  WHERE o.pool_size > 1 AND o.day BETWEEN %(since)s AND %(until)s AND o.person_id <> %(pid)s
+  ORDER BY o.person_id, o.day, o.tube_code),
+t2 AS MATERIALIZED (
+  SELECT DISTINCT r.tube_code FROM registration r JOIN p1 USING (person_id)
+  WHERE %(depth)s >= 2 AND r.pool_size > 1 AND r.day BETWEEN %(since)s AND %(until)s
+    AND r.tube_code NOT IN (SELECT tube_code FROM t1)),
+p2 AS MATERIALIZED (
+  SELECT DISTINCT ON (o.person_id) o.person_id, o.day, o.tube_code
+  FROM registration o JOIN t2 USING (tube_code)
+  WHERE o.pool_size > 1 AND o.day BETWEEN %(since)s AND %(until)s AND o.person_id <> %(pid)s
+    AND o.person_id NOT IN (SELECT person_id FROM p1)
+  ORDER BY o.person_id, o.day, o.tube_code),
+t3 AS MATERIALIZED (
+  SELECT DISTINCT r.tube_code FROM registration r JOIN p2 USING (person_id)
+  WHERE %(depth)s >= 3 AND r.pool_size > 1 AND r.day BETWEEN %(since)s AND %(until)s
+    AND r.tube_code NOT IN (SELECT tube_code FROM t1 UNION ALL SELECT tube_code FROM t2)),
+p3 AS MATERIALIZED (
+  SELECT DISTINCT ON (o.person_id) o.person_id, o.day, o.tube_code
+  FROM registration o JOIN t3 USING (tube_code)
+  WHERE o.pool_size > 1 AND o.day BETWEEN %(since)s AND %(until)s AND o.person_id <> %(pid)s
+    AND o.person_id NOT IN (SELECT person_id FROM p1 UNION ALL SELECT person_id FROM p2)
+  ORDER BY o.person_id, o.day, o.tube_code),
+t4 AS MATERIALIZED (
+  SELECT DISTINCT r.tube_code FROM registration r JOIN p3 USING (person_id)
+  WHERE %(depth)s >= 4 AND r.pool_size > 1 AND r.day BETWEEN %(since)s AND %(until)s
+    AND r.tube_code NOT IN (SELECT tube_code FROM t1 UNION ALL SELECT tube_code FROM t2
+                            UNION ALL SELECT tube_code FROM t3)),
+p4 AS MATERIALIZED (
+  SELECT DISTINCT ON (o.person_id) o.person_id, o.day, o.tube_code
+  FROM registration o JOIN t4 USING (tube_code)
+  WHERE o.pool_size > 1 AND o.day BETWEEN %(since)s AND %(until)s AND o.person_id <> %(pid)s
+    AND o.person_id NOT IN (SELECT person_id FROM p1 UNION ALL SELECT person_id FROM p2
+                            UNION ALL SELECT person_id FROM p3)
+  ORDER BY o.person_id, o.day, o.tube_code)
+SELECT 1 AS depth, person_id, day, tube_code FROM p1
+UNION ALL SELECT 2, person_id, day, tube_code FROM p2
+UNION ALL SELECT 3, person_id, day, tube_code FROM p3
+UNION ALL SELECT 4, person_id, day, tube_code FROM p4
+ORDER BY depth, person_id
+"""
+POSITIVE_REGISTRATIONS = """
+SELECT r.tube_code, r.day, r.pool_size, r.person_id, r.compound_code,
+       c.district_code AS compound_district, r.box_code, r.collector_id,
+       coalesce(c.district_code, 'unassigned') AS district
+FROM registration r LEFT JOIN compound c ON c.code = r.compound_code
+WHERE r.tube_code IN (SELECT tube_code FROM result
+                      WHERE result = 'positive' AND day BETWEEN %(since)s AND %(reported_until)s)
+  AND r.day BETWEEN %(since)s AND %(until)s
+ORDER BY r.day, r.tube_code, r.person_id
+"""
+MEMBER_REGISTRATIONS = """
+SELECT r.person_id, r.tube_code, r.day, r.pool_size > 1 AS pooled, r.compound_code,
+       c.district_code AS compound_district
+FROM registration r LEFT JOIN compound c ON c.code = r.compound_code
+WHERE r.person_id = ANY(%(ids)s) AND r.day BETWEEN %(since)s AND %(until)s
+"""
+
+
+def prepare_analysis(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        conn.execute(ANALYSIS_INDEXES)
+    for statement in ANALYSIS_SETTINGS:
+        conn.execute(statement)
+
+
+def exposure(
+    conn: psycopg.Connection[Any], person_id: str, since: str, until: str, depth: int
+) -> list[tuple[int, str, str, str]]:
+    """Rings 1..depth: (depth, person_id, day, tube_code), as cypher's exposure_rings."""
+    args = {"pid": person_id, "since": since, "until": until, "depth": depth}
+    return [tuple(row) for row in conn.execute(EXPOSURE, args).fetchall()]
+
+
+def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def clusters(conn: psycopg.Connection[Any], since: str, until: str, reported_until: str) -> Any:
+    """The window's clusters: the links read in two statements, the groups made by the same
+    code as the engine's (engine.analysis.group_clusters)."""
+    from engine.analysis import group_clusters
+
+    args = {"since": since, "until": until, "reported_until": reported_until}
+    positive = _dicts(conn.execute(POSITIVE_REGISTRATIONS, args))
+    ids = sorted({r["person_id"] for r in positive})
+    members = _dicts(conn.execute(MEMBER_REGISTRATIONS, {"ids": ids} | args))
+    return group_clusters(since, until, positive, members)

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
@@ -39,7 +39,7 @@ from rich.table import Table
 from bench import footprint, pg
 from bench import round as round_bench
 from bench.measure import KeepAlive, pct, store_bytes, timed
-from engine import reports
+from engine import analysis, reports
 from engine.db import Gateway, connect
 from engine.keys import create_key
 from engine.server.managed import ManagedServer
@@ -306,6 +306,7 @@ def bench_size(
         pg.positives(pconn, day)
         res["pg_positives_s"], _ = timed(pg.positives, pconn, day)
         res |= ring_times(gw, pconn)
+        res |= analysis_times(gw, pconn, stats_last_day(2))
         # Neo4j vs an in-process dict built from the same files.
         index = dict_index(city)
         with (city / "compounds.csv").open(encoding="utf-8") as fh:
@@ -392,12 +393,90 @@ def ring_times(gw: Gateway, pconn: Any, cases: int = 30) -> dict[str, Any]:
     }
 
 
+def stats_last_day(stats_days: int, start: date = date(2022, 4, 9)) -> str:
+    """The last sampling day of a generated city (generate_city's default start)."""
+    return (start + timedelta(days=stats_days - 1)).isoformat()
+
+
+def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> dict[str, Any]:
+    """Exposure at depth 2, 3 and 4 (the 14 days up to each of `cases` confirmed cases' day)
+    and the clusters of the 14 days up to `last_day`, in both engines, interleaved; the
+    answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
+    positive_registrations and window_registrations_of_persons, grouped by
+    engine.analysis.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
+    indexes, jit off, generic plans; its rows grouped by the same code."""
+    pg.prepare_analysis(pconn)
+    rows = gw.read("confirmed_cases", limit=cases)
+    out: dict[str, Any] = {"exposure_cases": len(rows)}
+    for key in ("exposure_p50_ms", "exposure_p99_ms", "exposure_pg_p50_ms", "exposure_pg_p99_ms"):
+        out[key] = {}
+    out["exposure_mean_persons"] = {}
+    for depth in (2, 3, 4):
+        for _ in range(2):  # the first pass plans and warms
+            neo_ms: list[float] = []
+            pg_ms: list[float] = []
+            sizes: list[int] = []
+            for case in rows:
+                until = case["collected_at"].to_native().date()
+                pid, since = case["person_id"], (until - timedelta(days=13)).isoformat()
+                subject = [{"person_id": pid, "until": until.isoformat()}]
+                t = time.perf_counter()
+                items = analysis.ring_members(gw, subject, depth=depth, days=14).get(pid, [])
+                neo_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                theirs = pg.exposure(pconn, pid, since, until.isoformat(), depth)
+                pg_ms.append((time.perf_counter() - t) * 1000)
+                ours = [(i["depth"], i["person_id"], i["day"], i["tube_code"]) for i in items]
+                if ours != theirs:
+                    raise AssertionError(f"exposure differs for {pid} at depth {depth}")
+                sizes.append(len(ours))
+        d = str(depth)
+        out["exposure_p50_ms"][d] = pct(neo_ms, 0.5) if neo_ms else float("nan")
+        out["exposure_p99_ms"][d] = pct(neo_ms, 0.99) if neo_ms else float("nan")
+        out["exposure_pg_p50_ms"][d] = pct(pg_ms, 0.5) if pg_ms else float("nan")
+        out["exposure_pg_p99_ms"][d] = pct(pg_ms, 0.99) if pg_ms else float("nan")
+        out["exposure_mean_persons"][d] = sum(sizes) / len(sizes) if sizes else 0.0
+    since = (date.fromisoformat(last_day) - timedelta(days=13)).isoformat()
+    reported_until = (date.fromisoformat(last_day) + timedelta(days=7)).isoformat()
+    neo_s: list[float] = []
+    pg_s: list[float] = []
+    for _ in range(3):  # the first plans and warms: the median of three
+        t = time.perf_counter()
+        found = analysis.find_clusters(gw, since, last_day)
+        neo_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        baseline = pg.clusters(pconn, since, last_day, reported_until)
+        pg_s.append(time.perf_counter() - t)
+        if _cluster_answer(found) != _cluster_answer(baseline):
+            raise AssertionError(f"clusters of {since} .. {last_day} differ")
+    out["clusters_s"] = sorted(neo_s)[1]
+    out["clusters_pg_s"] = sorted(pg_s)[1]
+    out["clusters"] = len(found.clusters)
+    out["cluster_members"] = sum(len(c.members) for c in found.clusters)
+    return out
+
+
+def _cluster_answer(found: analysis.Clustering) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.cluster_id,
+            c.members,
+            sorted(c.compounds),
+            sorted(c.districts),
+            sorted(c.days),
+            sorted(c.pool_links),
+            sorted(c.compound_links),
+        )
+        for c in found.clusters
+    ]
+
+
 def _size_mb(text: str) -> float:
     units = {"k": 1 / 1024, "m": 1, "g": 1024}
     return float(text[:-1]) * units[text[-1].lower()] if text[-1].isalpha() else float(text)
 
 
-ROWS = [
+ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("single trace p50 / p99 (ms)", lambda r: f"{r['trace_p50_ms']:.2f} / {r['trace_p99_ms']:.2f}"),
     ("RETURN 1 p50 / p99 (ms)", lambda r: f"{r['ping_p50_ms']:.2f} / {r['ping_p99_ms']:.2f}"),
     (
@@ -474,6 +553,23 @@ ROWS = [
     (
         "  day's positives (s)",
         lambda r: f"{r['positives_s']:.2f} / {r['pg_positives_s']:.2f}",
+    ),
+    (
+        "  exposure, 14 days, depth 2 | 3 | 4, p50 (ms)",
+        lambda r: (
+            " | ".join(
+                f"{r['exposure_p50_ms'][d]:.1f}/{r['exposure_pg_p50_ms'][d]:.1f}" for d in "234"
+            )
+            + f" (~{r['exposure_mean_persons']['4']:.0f} people at depth 4)"
+        ),
+    ),
+    (
+        "  clusters, 14 days (s)",
+        lambda r: (
+            f"{r['clusters_s']:.2f} / {r['clusters_pg_s']:.2f} "
+            f"({_winner(r['clusters_s'], r['clusters_pg_s'])}; {r['clusters']} clusters, "
+            f"{r['cluster_members']} people)"
+        ),
     ),
     (
         "  second ring, 14 days, p50 (ms)",

@@ -39,7 +39,6 @@ SIGNAL_KINDS = (
     "lab_positive_rate",
     "compound_consecutive_days",
 )
-_ALL = 10**7  # "no page": every ring member (the attack rates)
 
 
 def _day(value: str) -> date:
@@ -79,6 +78,16 @@ def _exposure_cursor(cursor: str) -> tuple[int, str]:
     return int(m.group(1)), m.group(2)
 
 
+def _items(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ring members of an `exposure_rings` row (its parallel lists), in order."""
+    return [
+        {"depth": d, "person_id": p, "day": day, "tube_code": t}
+        for d, p, day, t in zip(
+            row["depths"], row["person_ids"], row["days"], row["tube_codes"], strict=True
+        )
+    ]
+
+
 def _person_in(trace: dict[str, Any], person_id: str) -> dict[str, Any] | None:
     return next((p for p in trace["persons"] if p["person_id"] == person_id), None)
 
@@ -96,9 +105,9 @@ def exposure(
 ) -> dict[str, Any]:
     """Rings 1..depth of co-pool distance around a person inside the window of `days`
     sampling days ending with `until` (default: the person's latest sampling day). One query
-    (cypher/analysis.cypher, exposure_rings) finds the rings breadth-first and one page of
-    them; the page's persons are shaped as in a trace. A district (a district key) gets its
-    own residents only, and a person who does not live in it inside the window is a 404."""
+    (cypher/analysis.cypher, exposure_rings) finds the rings breadth-first, in page order
+    from the cursor on; the page's persons are shaped as in a trace. A district (a district
+    key) gets its own residents only; a person not living in it in the window is a 404."""
     _check_range(depth, 1, MAX_DEPTH, "depth")
     _check_range(days, 1, MAX_DAYS, "days")
     _check_range(limit, 1, EXPOSURE_MAX_PAGE, "limit")
@@ -111,14 +120,14 @@ def exposure(
         district=district,
         after_depth=after_depth,
         after_person=after_person,
-        limit=limit + 1,
     )
     # The id is not echoed: a district must not learn whether another district's person exists.
     missing = "No person with this id was swabbed (or not inside your district in the window)."
     if not rows or (district is not None and district not in rows[0]["districts"]):
         raise NotFound(missing)
     row = rows[0]
-    items, more = row["items"][:limit], len(row["items"]) > limit
+    members = _items(row)
+    items, more = members[:limit], len(members) > limit
     traces = trace_many(gw, sorted({i["tube_code"] for i in items}))
     rings: dict[int, list[dict[str, Any]]] = {k: [] for k in range(1, depth + 1)}
     for i in items:
@@ -150,9 +159,8 @@ def ring_members(
         district=None,
         after_depth=0,
         after_person="",
-        limit=_ALL,
     )
-    return {r["person_id"]: r["items"] for r in rows}
+    return {r["person_id"]: _items(r) for r in rows}
 
 
 # ---------------------------------------------------------------- clusters
@@ -234,6 +242,19 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
         until=until,
         reported_until=_shift(until, REPORT_LAG_DAYS),
     )
+    members = sorted({r["person_id"] for r in positive})
+    registrations = gw.read(
+        "window_registrations_of_persons", person_ids=members, since=since, until=until
+    )
+    return group_clusters(since, until, positive, registrations)
+
+
+def group_clusters(
+    since: str, until: str, positive: list[dict[str, Any]], registrations: list[dict[str, Any]]
+) -> Clustering:
+    """The clusters of the window from its positive registrations (`positive_registrations`,
+    in day and tube order) and their persons' registrations inside it
+    (`window_registrations_of_persons`); pure (the benchmark feeds it PostgreSQL's rows)."""
     shown: dict[str, tuple[str, str, str]] = {}
     positive_days: dict[str, set[str]] = defaultdict(set)
     for r in positive:  # ordered by day, tube_code: the first is the earliest
@@ -241,9 +262,7 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
         positive_days[r["person_id"]].add(r["day"])
     members = sorted(shown)
     regs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in gw.read(
-        "window_registrations_of_persons", person_ids=members, since=since, until=until
-    ):
+    for r in registrations:
         regs[r["person_id"]].append(r)
     sets = _Sets(members)
     pools: dict[str, set[str]] = defaultdict(set)
