@@ -118,16 +118,19 @@ RETURN count(r) AS changed
 
 // name: reroute_tasks
 // params: reg_keys, now, reason
-// Open tasks of these registrations move to the district their residence now gives. A task's
+// Tasks of these registrations move to the district their residence now gives. A task's
 // registration is its person's in its tube with the record_id it was made from: never a
 // record_id alone, which another sender may use for another person (when two senders
 // registered the same person with the same record_id in the tube, the first key decides).
+// Open tasks record the move in their history. A closed task moves only out of the
+// `unassigned` queue, once late master data names its district (for that district's reports
+// and counts), its status and history unchanged; a district that handled it keeps it.
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 MATCH (p)<-[:FOR_PERSON]-(k:Task)-[:FOR_TUBE]->(t)
-WHERE k.status <> 'closed' AND k.record_id = r.record_id
+WHERE (k.status <> 'closed' OR k.district_code = 'unassigned') AND k.record_id = r.record_id
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
 WITH k, r, coalesce(CASE WHEN c.known THEN c.district_code
@@ -136,9 +139,10 @@ ORDER BY k.task_id, r.reg_key
 WITH k, collect(district)[0] AS district
 WITH k, district, k.district_code AS before
 WHERE before <> district
-SET k.history = k.history + [apoc.convert.toJson({status: k.status, at: toString($now),
+SET k.history = CASE WHEN k.status = 'closed' THEN k.history
+                ELSE k.history + [apoc.convert.toJson({status: k.status, at: toString($now),
                   actor: 'system',
-                  note: 'moved from ' + before + ' to ' + district + ': ' + $reason})],
+                  note: 'moved from ' + before + ' to ' + district + ': ' + $reason})] END,
     k.district_code = district, k.updated_at = $now
 RETURN k.task_id AS task_id, before AS from_district, district AS to_district
 

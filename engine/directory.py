@@ -36,7 +36,7 @@ def remove(gw: Gateway, entry_key: str) -> dict[str, Any]:
         moved = routing.after_directory(
             gw, tx, [person_id] if person_id else [], "a directory entry was removed"
         )
-        events = outbox.task_events(gw, tx, set(), {m["task_id"] for m in moved})
+        events = outbox.task_events(gw, tx, set(), set(), moves=moved)
         outbox.append(gw, tx, events)
         return {"entry_key": entry_key, "person_id": person_id, "tasks_moved": len(moved)}
 

@@ -30,14 +30,25 @@ def task_events(
     created: set[str],
     updated: set[str],
     now: datetime | None = None,
+    moves: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    ids = sorted(created | updated)
+    """The `task.*` events of these tasks. `moves` (`task_id`, `from_district`, `to_district`,
+    as engine/routing.py returns them): a task moved by late data is also told to each
+    district it left (`_left`), and its own event carries `moved_from` and `moved_to`."""
+    moved: dict[str, list[dict[str, Any]]] = {}
+    for m in moves or []:
+        moved.setdefault(m["task_id"], []).append(m)
+    ids = sorted(created | updated | set(moved))
     if not ids:
         return []
     at = (now or datetime.now(UTC)).isoformat()
     events = []
     for row in gw.run_in(tx, "task_event_rows", task_ids=ids):
         task = row["task"]
+        trail = moved.get(task["task_id"], [])
+        for m in trail:
+            if m["from_district"] != task["district_code"]:
+                events.append(_left(task, m["from_district"], at))
         data = {
             "task_id": task["task_id"],
             "kind": task["kind"],
@@ -51,6 +62,9 @@ def task_events(
             "updated_at": domain.iso(task.get("updated_at")),
             "history": [json.loads(h) for h in task.get("history") or []],
         }
+        if trail:
+            data["moved_from"] = trail[0]["from_district"]
+            data["moved_to"] = task["district_code"]
         events.append(
             {
                 "type": "task.created" if task["task_id"] in created else "task.updated",
@@ -62,6 +76,35 @@ def task_events(
             }
         )
     return events
+
+
+def _left(task: dict[str, Any], district: str, at: str) -> dict[str, Any]:
+    """The `task.updated` a district (or the `unassigned` queue) gets when late data moved one
+    of its tasks away: which task, where it went (`moved_to`), nothing of the person, whom
+    that district may no longer see (no person, record id or history)."""
+    data = {
+        "task_id": task["task_id"],
+        "kind": task["kind"],
+        "status": task["status"],
+        "outcome": task.get("outcome"),
+        "tube_code": task["tube_code"],
+        "district_code": task["district_code"],
+        "record_id": None,
+        "person": None,
+        "created_at": domain.iso(task.get("created_at")),
+        "updated_at": domain.iso(task.get("updated_at")),
+        "history": [],
+        "moved_from": district,
+        "moved_to": task["district_code"],
+    }
+    return {
+        "type": "task.updated",
+        "occurred_at": at,
+        "task_id": task["task_id"],
+        "person_id": None,
+        "district_code": district,
+        "data": json.dumps(data, ensure_ascii=False),
+    }
 
 
 def event_data(event: dict[str, Any], district: str | None) -> dict[str, Any]:

@@ -297,7 +297,7 @@ def _write_batch(
                 events = status.refresh(gw, tx, result_tubes, now)
             else:
                 events = []
-            events += outbox.task_events(gw, tx, changes.created, changes.updated, now)
+            events += outbox.task_events(gw, tx, changes.created, changes.updated, now, moves=moved)
             outbox.append(gw, tx, events)
         return outcomes
 

@@ -521,4 +521,8 @@ def test_a_move_is_a_task_updated_event_for_the_new_district(
     )
     events = [r["event"] for r in gw.read("events_after", after=last, limit=100)]
     moved = [e for e in events if e["task_id"] == task["task_id"]]
-    assert [(e["type"], e["district_code"]) for e in moved] == [("task.updated", "310101")]
+    # The queue it left is told too, where it went and nothing of the person (issue 21).
+    assert [(e["type"], e["district_code"]) for e in moved] == [
+        ("task.updated", "unassigned"),
+        ("task.updated", "310101"),
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import status, tasks
+from engine import outbox, status, tasks, webhooks
 from engine.db import Gateway
 from engine.errors import InputError
 from engine.keys import CLI, create_key
@@ -438,3 +438,111 @@ def test_a_directory_entry_from_the_future_never_wins_and_an_entry_can_be_remove
         cli(subprocess_env, "directory", "remove", entries["13700000666"]["entry_key"]).returncode
         != 0
     )
+
+
+# --------------------------------------------- 5. the district a task leaves is told, closed move
+
+COMPOUND_HEADER = "compound_code,name,address,district_code,subdistrict,lat,lon\n"
+
+
+def _task_events(gw: Gateway, after: int) -> list[dict[str, Any]]:
+    return [
+        e["event"]
+        for e in gw.read("events_after", after=after, limit=1000)
+        if e["event"]["type"].startswith("task.")
+    ]
+
+
+def _received(events: list[dict[str, Any]], district: str) -> list[dict[str, Any]]:
+    """What a subscription of `district` to task.updated is sent of these events."""
+    hook = {"webhook_id": "wh_test", "events": ["task.updated"], "district_code": district}
+    wanted = {d["event_seq"] for d in webhooks.delivery_rows(hook, events)}
+    return [outbox.payload(e, district)["data"] for e in events if e["seq"] in wanted]
+
+
+def test_a_task_moved_by_late_data_tells_the_district_it_left_and_closed_tasks_move_too(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """Late master data moves a task: the district (or `unassigned` queue) it left gets a
+    `task.updated` saying where it went (`moved_to`) and nothing of the person; the district it
+    joined gets the task with the person and `moved_from`. A closed task leaves `unassigned`
+    too once its district is known (status and history unchanged), but a district that
+    handled it keeps it."""
+    load(
+        gw,
+        settings,
+        "registrations",
+        write(
+            tmp_path,
+            "regs.csv",
+            RETEST_HEADER
+            + reg("A1", f"{D1}T08:00:00+08:00", "CX", "P", 10, "A")
+            + reg("B1", f"{D1}T08:01:00+08:00", "CX", "P", 10, "B")
+            + reg("B2", f"{D2}T09:00:00+08:00", "CX", "S1", 1, "B"),
+        ),
+    )
+    header = "tube_code,result,reported_at,lab_code\n"
+    load(
+        gw,
+        settings,
+        "results",
+        write(
+            tmp_path,
+            "r.csv",
+            header + f"P,positive,{D1}T20:00:00+08:00,L1\nS1,negative,{D2}T20:00:00+08:00,L1\n",
+        ),
+    )
+    a = tasks.task_id(_person(gw, "A"), "P", "follow_up")
+    b = tasks.task_id(_person(gw, "B"), "P", "follow_up")
+    before = {t["task_id"]: t for t in tasks.all_tasks(gw, "unassigned")}
+    assert (before[a]["status"], before[b]["status"]) == ("pending", "closed")
+    seen = max(e["event"]["seq"] for e in gw.read("events_after", after=0, limit=1000))
+
+    # The compound's master data arrives: Huangpu.
+    compound = "CX,新村,上海市黄浦区某路1号,{},,,\n"
+    load(
+        gw,
+        settings,
+        "compounds",
+        write(tmp_path, "c1.csv", COMPOUND_HEADER + compound.format("310101")),
+    )
+    assert tasks.all_tasks(gw, "unassigned") == []
+    moved = {t["task_id"]: t for t in tasks.all_tasks(gw, "310101")}
+    assert (
+        moved[a]["status"] == "pending"
+        and "moved from unassigned to 310101" in (moved[a]["history"][-1]["note"])
+    )
+    assert (moved[b]["status"], moved[b]["outcome"]) == ("closed", "released")
+    assert moved[b]["history"] == before[b]["history"]  # a closed task's history unchanged
+    events = _task_events(gw, seen)
+    left = _received(events, "unassigned")
+    assert sorted(d["task_id"] for d in left) == sorted([a, b])
+    for d in left:
+        assert (d["moved_from"], d["moved_to"], d["district_code"]) == (
+            "unassigned",
+            "310101",
+            "310101",
+        )
+        assert d["person"] is None and d["record_id"] is None and d["history"] == []
+    joined = {d["task_id"]: d for d in _received(events, "310101")}
+    assert set(joined) == {a, b}
+    assert joined[a]["moved_from"] == "unassigned" and joined[a]["person"]["name"] == "nameA"
+    masked = joined[a]["person"]["id_number"]  # as a district key sees it
+    assert masked != IDS["A"] and masked.startswith("*")
+
+    # Corrected master data: the compound is in Pudong. The open task moves and Huangpu is told;
+    # the closed one stays with the district that handled it.
+    seen = max(e["seq"] for e in events)
+    load(
+        gw,
+        settings,
+        "compounds",
+        write(tmp_path, "c2.csv", COMPOUND_HEADER + compound.format("310115")),
+    )
+    assert [t["task_id"] for t in tasks.all_tasks(gw, "310115")] == [a]
+    assert [t["task_id"] for t in tasks.all_tasks(gw, "310101")] == [b]
+    events = _task_events(gw, seen)
+    assert [(d["task_id"], d["moved_to"], d["person"]) for d in _received(events, "310101")] == [
+        (a, "310115", None)
+    ]
+    assert [(d["task_id"], d["moved_from"]) for d in _received(events, "310115")] == [(a, "310101")]
