@@ -26,7 +26,7 @@ from engine.errors import (
     TransitionError,
     TubetraceError,
 )
-from engine.keys import Principal
+from engine.keys import NOBODY, KeyCheck, claimed_key_id
 
 log = logging.getLogger("tubetrace.api")
 
@@ -162,21 +162,35 @@ def engine_status(exc: TubetraceError) -> int | None:
     return next((s for t, s in ENGINE_STATUS.items() if isinstance(exc, t)), None)
 
 
-def audit_denied(request: Request, status: int, message: str) -> None:
-    """A refused attempt is audited like an answered one: who (the key, or the key id a
-    caller presented), what it asked for, and why it was refused. Unknown paths asked
-    without a key are not (they are not attempts at anything)."""
+def audit_denied(request: Request, status: int, message: str, *, how: str | None = None) -> None:
+    """A refused attempt is audited like an answered one: who, what it asked for, and why it
+    was refused. The entry names a key only when it was proven (it exists and its secret
+    matched, even if revoked); what a caller typed instead is `claimed_key_id`, unverified.
+    Unknown paths asked without a key are not audited (they are not attempts at anything).
+    `how`: the interface, when not the API (the console)."""
     writer = getattr(request.app.state, "audit", None)
     who = getattr(request.state, "principal", None)
-    if writer is None or (who is None and status != 401):
+    check: KeyCheck | None = getattr(request.state, "key_check", None)
+    if writer is None or (who is None and check is None and status != 401):
         return
-    if who is None:
+    claimed = None
+    if who is None and check is not None:
+        claimed = None if check.verified is not None else check.claimed_key_id
+        who = check.verified or NOBODY
+        message = f"{message} ({check.why.replace('_', ' ')})"
+    if who is None:  # no key at all, or one never looked up
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        parts = presented.split("_")
-        key_id = parts[1] if len(parts) >= 3 and parts[0] == "tt" else "none"
-        who = Principal(key_id[:32], "unknown")
+        claimed = claimed_key_id(presented) if presented else None
+        who = NOBODY
+    if how:
+        message = f"{message} ({how})"
     policy.refused(
-        writer, who, asked=f"{request.method} {request.url.path}", status=status, message=message
+        writer,
+        who,
+        asked=f"{request.method} {request.url.path}",
+        status=status,
+        message=message,
+        claimed_key_id=claimed,
     )
 
 

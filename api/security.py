@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.db import Gateway
-from engine.keys import Principal, authenticate
+from engine.keys import KeyCheck, Principal, check_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tt_...`")
 
@@ -53,18 +53,22 @@ class KeyCache:
             hit = self._cache.get(presented)
         return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
-    def authenticate(self, gw: Gateway, presented: str) -> Principal | None:
+    def check(self, gw: Gateway, presented: str) -> KeyCheck:
+        """The key as `keys.check_key` finds it; a live key is remembered for `ttl_s`."""
         now = time.monotonic()
         hit = self.cached(presented)
         if hit is not None:
-            return hit
-        who = authenticate(gw, presented)
-        if who is not None:
+            return KeyCheck(hit, hit, hit.key_id, "ok")
+        check = check_key(gw, presented)
+        if check.principal is not None:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[presented] = (who, now + self.ttl_s)
-        return who
+                self._cache[presented] = (check.principal, now + self.ttl_s)
+        return check
+
+    def authenticate(self, gw: Gateway, presented: str) -> Principal | None:
+        return self.check(gw, presented).principal
 
 
 def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
@@ -95,7 +99,10 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
                     "Too many requests with unknown keys from this address; slow down.",
                     headers={"Retry-After": "1"},
                 )
-            who = await run_in_threadpool(keys.authenticate, gw, credentials.credentials)
+            check = await run_in_threadpool(keys.check, gw, credentials.credentials)
+            # A refusal's audit entry names the key only if it was proven (api.errors).
+            request.state.key_check = check
+            who = check.principal
         if who is None:
             raise HTTPException(
                 401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"}

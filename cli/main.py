@@ -482,7 +482,8 @@ def audit_log(
     for e in rows:
         table.add_row(
             e["at"],
-            e["key_id"],
+            e["key_id"]
+            or (f"{e['claimed_key_id']} (claimed, unverified)" if e.get("claimed_key_id") else "-"),
             e["role"],
             e["action"],
             e["target"] or "",

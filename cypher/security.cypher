@@ -41,10 +41,11 @@ RETURN k.key_id AS key_id
 // name: list_audit
 // params: since, key_id, after, limit
 MATCH (a:Audit)
-WHERE a.at >= $since AND ($key_id IS NULL OR a.key_id = $key_id)
+// A key's entries are those it proved, and the refused attempts that claimed its id.
+WHERE a.at >= $since AND ($key_id IS NULL OR a.key_id = $key_id OR a.claimed_key_id = $key_id)
   AND a.audit_id > $after
-RETURN a {.audit_id, .at, .key_id, .role, .action, .target, .person_ids, .reason, .status,
-          .detail, .request_id} AS entry
+RETURN a {.audit_id, .at, .key_id, .claimed_key_id, .role, .action, .target, .person_ids,
+          .reason, .status, .detail, .request_id} AS entry
 ORDER BY a.audit_id
 LIMIT $limit
 
@@ -102,7 +103,7 @@ RETURN coalesce(h.seq, 0) AS seq, coalesce(h.hash, '') AS hash,
 // params: after, limit
 MATCH (a:Audit)
 WHERE a.seq > $after
-RETURN a {.audit_id, .at, .key_id, .role, .action, .target, .person_ids, .reason, .status,
-          .detail, .request_id, .seq, .prev_hash, .hash} AS entry
+RETURN a {.audit_id, .at, .key_id, .claimed_key_id, .role, .action, .target, .person_ids,
+          .reason, .status, .detail, .request_id, .seq, .prev_hash, .hash} AS entry
 ORDER BY a.seq
 LIMIT $limit

@@ -71,13 +71,17 @@ def make_entry(
     reason: str | None = None,
     status: str = "ok",
     detail: str | None = None,
+    claimed_key_id: str | None = None,
 ) -> dict[str, Any]:
+    """An entry. `key_id` names a key only when it was proven (it exists and its secret
+    matched); a refused caller's entry has none, and the key id it typed, unverified, is in
+    `claimed_key_id`."""
     now = datetime.now(UTC)
     # A time-ordered id (ms since epoch, then random) pages the log in order.
     entry = {
         "audit_id": f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
         "at": _utc_text(now),
-        "key_id": who.key_id,
+        "key_id": who.key_id or None,
         "role": who.role,
         "action": action,
         "target": target,
@@ -86,6 +90,8 @@ def make_entry(
         "status": status,
         "detail": detail,
     }
+    if claimed_key_id is not None:  # typed by a refused caller: never proven
+        entry["claimed_key_id"] = claimed_key_id
     rid = context.current_request_id()
     if rid is not None:  # the API request that wrote it (its X-Request-ID and log line)
         entry["request_id"] = rid
@@ -97,8 +103,9 @@ def entry_hash(entry: dict[str, Any]) -> str:
     content = {name: entry.get(name) for name in HASHED}
     content["at"] = _utc_text(content["at"]) if content["at"] is not None else None
     content["person_ids"] = list(content["person_ids"] or [])
-    if entry.get("request_id") is not None:  # entries written outside a request have none
-        content["request_id"] = entry["request_id"]
+    for optional in ("request_id", "claimed_key_id"):  # hashed when present (older: none)
+        if entry.get(optional) is not None:
+            content[optional] = entry[optional]
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -202,8 +202,15 @@ class QuarantinePage(BaseModel):
 class AuditEntry(BaseModel):
     audit_id: str
     at: str | None
-    key_id: str
-    role: Role | Literal["unknown"]  # "unknown": a refused attempt with a key id nobody holds
+    key_id: str | None = Field(
+        description="the key that did it: named only when proven (it exists and its secret "
+        "matched); null for a refused caller whose key is unknown, wrong or absent"
+    )
+    claimed_key_id: str | None = Field(
+        default=None,
+        description="a refused caller's key id as typed: unverified, anyone can type it",
+    )
+    role: Role | Literal["unknown"]  # "unknown": no key proven
     action: str
     target: str | None
     person_ids: list[str]

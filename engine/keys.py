@@ -139,18 +139,56 @@ def check_lab_codes(who: Principal, values: Iterable[object]) -> None:
         )
 
 
-def authenticate(gw: Gateway, presented: str) -> Principal | None:
+# No key proven: a refusal of a caller whose key is unknown, wrong or absent is audited under
+# this (its audit entry has no key id; what the caller typed goes in `claimed_key_id`).
+NOBODY = Principal("", "unknown")
+_CLAIMED = re.compile(r"[0-9A-Za-z\-]{1,32}")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What a presented key turned out to be. `principal`: a live key whose secret matched
+    (None: refused). `verified`: the key when it exists and its secret matched, revoked or not
+    (a refusal may name it). `claimed_key_id`: the key id the caller typed, unverified (never
+    any of the secret). `why`: ok, malformed, unknown_key, wrong_secret or revoked."""
+
+    principal: Principal | None
+    verified: Principal | None
+    claimed_key_id: str | None
+    why: str
+
+
+def claimed_key_id(presented: str) -> str | None:
+    """The key id part of what a caller typed (`tt_<id>_...`), unverified; None when it does
+    not have that shape."""
+    parts = presented.strip().split("_")
+    if len(parts) >= 3 and parts[0] == "tt" and _CLAIMED.fullmatch(parts[1]):
+        return parts[1]
+    return None
+
+
+def check_key(gw: Gateway, presented: str) -> KeyCheck:
+    """Look a presented key up: constant-time hash comparison; an unknown key id costs the
+    same comparison as a known one."""
+    claimed = claimed_key_id(presented)
     m = _KEY.match(presented.strip())
     if not m:
-        return None
+        return KeyCheck(None, None, claimed, "malformed")
     rows = gw.read("find_key", key_id=m.group(1))
     if not rows:
         hmac.compare_digest(_hash(presented), _hash("tt_000000000000_" + "x" * 43))
-        return None
+        return KeyCheck(None, None, claimed, "unknown_key")
     row = rows[0]
-    if not hmac.compare_digest(str(row["hash"]), _hash(presented.strip())) or row["revoked"]:
-        return None
-    return Principal(row["key_id"], row["role"], row["district"], tuple(row["labs"] or ()))
+    if not hmac.compare_digest(str(row["hash"]), _hash(presented.strip())):
+        return KeyCheck(None, None, claimed, "wrong_secret")
+    who = Principal(row["key_id"], row["role"], row["district"], tuple(row["labs"] or ()))
+    if row["revoked"]:
+        return KeyCheck(None, who, claimed, "revoked")
+    return KeyCheck(who, who, claimed, "ok")
+
+
+def authenticate(gw: Gateway, presented: str) -> Principal | None:
+    return check_key(gw, presented).principal
 
 
 def list_keys(gw: Gateway) -> list[dict[str, Any]]:

@@ -473,10 +473,27 @@ def sign_in(log: AuditSink, who: Principal) -> None:
     log.record(who, "console_login", detail="session started")
 
 
-def refused(log: AuditSink, who: Principal, *, asked: str, status: int, message: str) -> None:
-    """A refused attempt, audited like an answered one: who, what it asked for (method and
-    path), the status it got and why."""
-    log.record(who, "denied", target=asked[:300], status=f"denied_{status}", detail=message[:300])
+def refused(
+    log: AuditSink,
+    who: Principal,
+    *,
+    asked: str,
+    status: int,
+    message: str,
+    claimed_key_id: str | None = None,
+) -> None:
+    """A refused attempt, audited like an answered one: who (a key only when proven; else
+    keys.NOBODY, with the key id the caller typed as `claimed_key_id`, unverified), what it
+    asked for (method and path), the status it got and why."""
+    fields: dict[str, Any] = {"claimed_key_id": claimed_key_id} if claimed_key_id else {}
+    log.record(
+        who,
+        "denied",
+        target=asked[:300],
+        status=f"denied_{status}",
+        detail=message[:300],
+        **fields,
+    )
 
 
 def purge_retention(

@@ -100,6 +100,8 @@ def test_keys_roles_and_audit(
     assert [(e["status"], e["target"]) for e in denied] == [
         ("denied_401", "GET /v1/tubes/T1/trace")
     ]
+    # Not proven: the key id is what the caller claimed, not the key's.
+    assert (denied[0]["key_id"], denied[0]["claimed_key_id"]) == (None, inv.key_id)
     revoked = cli(subprocess_env, "keys", "revoke", inv.key_id)
     assert revoked.returncode == 0, revoked.stderr
     time.sleep(settings.key_cache_ttl_s + 0.2)  # revocation holds within the cache TTL

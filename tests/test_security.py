@@ -657,7 +657,9 @@ def test_denied_attempts_are_audited(gw: Gateway, settings: Settings) -> None:
     ]
     by_status = {e["status"]: e for e in denied}
     assert set(by_status) >= {"denied_401", "denied_403", "denied_404", "denied_409"}, denied
-    assert by_status["denied_401"]["key_id"] == "0123456789ab"
+    # A key id nobody holds is not a key: it is what the caller claimed (tests/test_refusals).
+    assert by_status["denied_401"]["key_id"] is None
+    assert by_status["denied_401"]["claimed_key_id"] == "0123456789ab"
     assert by_status["denied_403"]["key_id"] == collector.key_id
     assert by_status["denied_404"]["key_id"] == huangpu.key_id
     print(f"\ndenied attempts: {len(denied)} audited ({', '.join(sorted(by_status))})")

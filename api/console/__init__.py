@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from api.console import clusters
 from api.console.pages import ConsoleError, LoginRequired, error_page, login_redirect, router
-from api.errors import ERRORS
+from api.errors import DENIED, ERRORS, audit_denied
 from api.middleware import Headers, PathHeaders
 
 STATIC = Path(__file__).parent / "static"
@@ -64,6 +64,10 @@ def mount(app: FastAPI) -> None:
 
     @app.exception_handler(ConsoleError)
     async def console_error(request: Request, exc: ConsoleError) -> Response:
+        # A refusal (another district's page, a role's page, a stale form) is audited as the
+        # API audits its own: the same `denied` entry, marked as the console's.
+        if exc.status in DENIED:
+            audit_denied(request, exc.status, exc.message, how="console")
         return error_page(request, exc)
 
     @app.exception_handler(LoginRequired)

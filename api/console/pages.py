@@ -18,12 +18,12 @@ from fastapi.templating import Jinja2Templates
 
 from api.console.session import Session, Sessions
 from api.deps import DistrictPath, PersonIdPath, TaskIdPath, TubeCodePath
-from api.errors import ERRORS, engine_status
+from api.errors import ERRORS, audit_denied, engine_status
 from engine import audit, codes, domain, policy, progress, reports, tasks
 from engine.db import Gateway
 from engine.errors import TubetraceError
 from engine.export import cytoscape_elements
-from engine.keys import Principal
+from engine.keys import KeyCheck, Principal, claimed_key_id
 from engine.settings import Settings
 
 HERE = FilePath(__file__).parent
@@ -189,6 +189,8 @@ def login(
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
+        # Audited (api.console) with the key id typed, unverified: the key is not looked up.
+        request.state.key_check = KeyCheck(None, None, claimed_key_id(key), "stale_form")
         raise ConsoleError(403, "forbidden", "The login form is stale; reload it and retry.")
 
     def again(status: int, error: str) -> Response:
@@ -205,11 +207,17 @@ def login(
     client = request.client.host if request.client else "?"
     if not request.app.state.rate_limiter.allow(f"console-login:{client}"):
         return again(429, "Too many attempts; wait a moment and retry.")
-    who = request.app.state.key_cache.authenticate(_gw(request), key)
-    if who is None:
+    check = request.app.state.key_cache.check(_gw(request), key)
+    who = check.principal
+    if who is None:  # audited as the API audits a refused key
+        request.state.key_check = check
+        audit_denied(request, 401, "The key is unknown or revoked.", how="console")
         return again(401, "The key is unknown or revoked.")
     if who.role not in ROLES:
-        return again(403, f"A {who.role} key has no console pages; it is for sending data.")
+        request.state.principal = who
+        refusal = f"A {who.role} key has no console pages; it is for sending data."
+        audit_denied(request, 403, refusal, how="console")
+        return again(403, refusal)
     session = _store(request).create(who)
     policy.sign_in(_log(request), who)
     resp = RedirectResponse(safe_next(next), status_code=303)
