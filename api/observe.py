@@ -41,13 +41,16 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
 def route_of(scope: Scope) -> str | None:
     """The matched route's template; None for a path no route matched (a typed path may hold
     anything, personal data included, so it is not logged)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
-        return path
+        return _CONVERTER.sub(r"{\1}", path)  # `{tube_code:path}` is `{tube_code}`
     if scope.get("path", "").startswith("/console/static/"):
         return "/console/static/{file}"
     return None

@@ -4,6 +4,7 @@ scoping by role for every console route, and the one graph shape shared with the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,7 +151,8 @@ def test_every_console_route_keeps_a_district_in_its_district(
         if "GET" not in route.methods or route.path in ("/console/login", "/console/logout"):
             continue
         for district in ("310115", "310101"):
-            path = route.path.format(**(values | {"district_code": district}))
+            template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {tube_code:path}
+            path = template.format(**(values | {"district_code": district}))
             for who, client in sessions.items():
                 resp = client.get(path, params={"date": "2022-04-09"})
                 checked += 1
@@ -158,11 +160,11 @@ def test_every_console_route_keeps_a_district_in_its_district(
                 if who == "other_district":
                     leaked = [n for n in names if n in resp.text]
                     assert not leaked, (path, leaked)
-                    if "{district_code}" in route.path and district == "310115":
+                    if "{district_code}" in template and district == "310115":
                         assert resp.status_code == 404, path
-                    if "{tube_code}" in route.path:
+                    if "{tube_code}" in template:
                         assert resp.status_code == 404, path
-                    if "{person_id}" in route.path:
+                    if "{person_id}" in template:
                         assert resp.status_code == 403, path
     # Moves: a district cannot move another district's task, and a form without its token
     # moves nothing.

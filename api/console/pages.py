@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -331,9 +331,6 @@ def progress_data(request: Request, session: SessionDep, date: DayQ) -> dict[str
 
 # ---------------------------------------------------------------- trace
 
-RevealQ = Annotated[bool, Query()]
-ReasonQ = Annotated[str | None, Query(max_length=MAX_STRING)]
-
 
 def _viewed_trace(
     request: Request, who: Principal, tube_code: str, reveal: bool, reason: str | None, how: str
@@ -349,33 +346,59 @@ def _viewed_trace(
         )
 
 
-@router.get("/tubes/{tube_code}")
-def tube_page(
-    request: Request,
-    session: SessionDep,
-    tube_code: TubeCodePath,
-    reveal: RevealQ = False,
-    reason: ReasonQ = None,
-) -> Response:
+def _no_reveal_by_link(request: Request) -> None:
+    """Identities are revealed by the page's form (a POST with its CSRF token), never by a
+    link: a reason in a URL would sit in histories, logs and Referer headers."""
+    if {"reveal", "reason"} & set(request.query_params):
+        raise ConsoleError(
+            405,
+            "method_not_allowed",
+            "Identities are revealed with the form on the tube's page (a reason, sent as a "
+            "form), never by a link.",
+        )
+
+
+# `:path`: a tube code may hold `/`.
+@router.get("/tubes/{tube_code:path}")
+def tube_page(request: Request, session: SessionDep, tube_code: TubeCodePath) -> Response:
+    _no_reveal_by_link(request)
     who = need(session, "investigator", "district")
-    view = _viewed_trace(request, who, tube_code, reveal, reason, "page")
-    params = {"reveal": "true", "reason": reason or ""} if reveal else {}
-    data_url = f"/console/data/tubes/{quote(tube_code, safe='')}" + (
-        f"?{urlencode(params)}" if params else ""
+    view = _viewed_trace(request, who, tube_code, False, None, "page")
+    data_url = f"/console/data/tubes/{quote(tube_code, safe='')}"
+    return render(
+        request, "tube.html", session, trace=view, data_url=data_url, revealed=False, elements=None
     )
-    return render(request, "tube.html", session, trace=view, data_url=data_url, revealed=reveal)
 
 
-@router.get("/data/tubes/{tube_code}")
-def tube_data(
+@router.post("/tubes/{tube_code:path}")
+def reveal_page(
     request: Request,
     session: SessionDep,
     tube_code: TubeCodePath,
-    reveal: RevealQ = False,
-    reason: ReasonQ = None,
-) -> dict[str, Any]:
+    csrf: Annotated[str, Form(max_length=100)],
+    reason: Annotated[str, Form(max_length=MAX_STRING)],
+) -> Response:
+    """The page with identities revealed (investigators, with a reason: the engine's rule).
+    The graph comes in the page, so that the reason travels in this form only."""
     who = need(session, "investigator", "district")
-    view = _viewed_trace(request, who, tube_code, reveal, reason, "graph")
+    check_csrf(session, csrf)
+    view = _viewed_trace(request, who, tube_code, True, reason, "page")
+    return render(
+        request,
+        "tube.html",
+        session,
+        trace=view,
+        data_url="",
+        revealed=True,
+        elements=cytoscape_elements([view]),
+    )
+
+
+@router.get("/data/tubes/{tube_code:path}")
+def tube_data(request: Request, session: SessionDep, tube_code: TubeCodePath) -> dict[str, Any]:
+    _no_reveal_by_link(request)
+    who = need(session, "investigator", "district")
+    view = _viewed_trace(request, who, tube_code, False, None, "graph")
     return {"tube_code": view["tube"]["code"], "elements": cytoscape_elements([view])}
 
 

@@ -14,7 +14,8 @@ router = APIRouter(tags=["trace"])
 TRACE_JSON = TypeAdapter(models.Trace)
 
 
-@router.get("/v1/tubes/{tube_code}/trace", response_model=models.Trace)
+# `:path`: a tube code may hold `/` (sent as it is, or as %2F).
+@router.get("/v1/tubes/{tube_code:path}/trace", response_model=models.Trace)
 async def get_trace(
     tube_code: TubeCodePath,
     gw: GatewayDep,

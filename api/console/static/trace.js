@@ -1,6 +1,7 @@
 // The trace graph: cytoscape.js with the dagre layout, top to bottom as the data flows
 // (compound -> box -> tube -> persons -> residence compounds). Data comes from a JSON URL of
-// this console (same session, same engine call); text goes in with textContent only.
+// this console (same session, same engine call), or with a revealed page itself; text goes in
+// with textContent only.
 (function () {
   "use strict";
   var box = document.getElementById("graph");
@@ -42,11 +43,17 @@
     { selector: "edge[?inferred]", style: { "line-style": "dotted" } }
   ];
 
-  fetch(box.getAttribute("data-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
-    .then(function (r) {
-      if (!r.ok) { throw new Error("the trace answered " + r.status); }
-      return r.json();
-    })
+  // A revealed page carries its graph (the reason went in its form, never in a URL); a masked
+  // one fetches it.
+  var embedded = document.getElementById("graph-data");
+  var loaded = embedded
+    ? Promise.resolve({ elements: JSON.parse(embedded.textContent) })
+    : fetch(box.getAttribute("data-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        if (!r.ok) { throw new Error("the trace answered " + r.status); }
+        return r.json();
+      });
+  loaded
     .then(function (data) {
       var cy = cytoscape({
         container: box,
