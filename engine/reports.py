@@ -39,6 +39,8 @@ def _with_traces(
     traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
     items = []
     for r in rows:
+        if r["tube_code"] not in traces:  # purged since the day's pairs were found (retention)
+            continue
         if district is None:  # the city's view: each district's residents of the whole tube
             trace = dict(traces[r["tube_code"]])
             trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
