@@ -422,8 +422,11 @@ class AttackRateRow(BaseModel):
     share: float | None
 
 
-class RingAttackRate(AttackRateRow):
+class RingAttackRate(BaseModel):
     depth: int
+    persons: int
+    positives: int
+    share: float | None
 
 
 class AttackRate(BaseModel):
