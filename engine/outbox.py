@@ -34,7 +34,7 @@ def task_events(
 ) -> list[dict[str, Any]]:
     """The `task.*` events of these tasks. `moves` (`task_id`, `from_district`, `to_district`,
     as engine/routing.py returns them): a task moved by late data is also told to each
-    district it left (`_left`), and its own event carries `moved_from` and `moved_to`."""
+    district it left, and its own event carries `moved_from` and `moved_to`."""
     moved: dict[str, list[dict[str, Any]]] = {}
     for m in moves or []:
         moved.setdefault(m["task_id"], []).append(m)
@@ -48,60 +48,50 @@ def task_events(
         trail = moved.get(task["task_id"], [])
         for m in trail:
             if m["from_district"] != task["district_code"]:
-                events.append(_left(task, m["from_district"], at))
-        data = {
-            "task_id": task["task_id"],
-            "kind": task["kind"],
-            "status": task["status"],
-            "outcome": task.get("outcome"),
-            "tube_code": task["tube_code"],
-            "district_code": task["district_code"],
-            "record_id": task.get("record_id"),
-            "person": row["person"],
-            "created_at": domain.iso(task.get("created_at")),
-            "updated_at": domain.iso(task.get("updated_at")),
-            "history": [json.loads(h) for h in task.get("history") or []],
-        }
+                # The district it left: which task and where it went, nothing of the person,
+                # whom that district may no longer see (no person, record id or history).
+                left = _task_data(task, None) | {"record_id": None, "history": []}
+                left |= {"moved_from": m["from_district"], "moved_to": task["district_code"]}
+                events.append(_event("task.updated", at, task, None, m["from_district"], left))
+        data = _task_data(task, row["person"])
         if trail:
             data["moved_from"] = trail[0]["from_district"]
             data["moved_to"] = task["district_code"]
-        events.append(
-            {
-                "type": "task.created" if task["task_id"] in created else "task.updated",
-                "occurred_at": at,
-                "task_id": task["task_id"],
-                "person_id": task.get("person_id"),
-                "district_code": task["district_code"],
-                "data": json.dumps(data, ensure_ascii=False),
-            }
-        )
+        kind = "task.created" if task["task_id"] in created else "task.updated"
+        events.append(_event(kind, at, task, task.get("person_id"), task["district_code"], data))
     return events
 
 
-def _left(task: dict[str, Any], district: str, at: str) -> dict[str, Any]:
-    """The `task.updated` a district (or the `unassigned` queue) gets when late data moved one
-    of its tasks away: which task, where it went (`moved_to`), nothing of the person, whom
-    that district may no longer see (no person, record id or history)."""
-    data = {
+def _task_data(task: dict[str, Any], person: dict[str, Any] | None) -> dict[str, Any]:
+    return {
         "task_id": task["task_id"],
         "kind": task["kind"],
         "status": task["status"],
         "outcome": task.get("outcome"),
         "tube_code": task["tube_code"],
         "district_code": task["district_code"],
-        "record_id": None,
-        "person": None,
+        "record_id": task.get("record_id"),
+        "person": person,
         "created_at": domain.iso(task.get("created_at")),
         "updated_at": domain.iso(task.get("updated_at")),
-        "history": [],
-        "moved_from": district,
-        "moved_to": task["district_code"],
+        "history": [json.loads(h) for h in task.get("history") or []],
     }
+
+
+def _event(
+    kind: str,
+    at: str,
+    task: dict[str, Any],
+    person_id: str | None,
+    district: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """An outbox row: routed to subscriptions by `district_code`."""
     return {
-        "type": "task.updated",
+        "type": kind,
         "occurred_at": at,
         "task_id": task["task_id"],
-        "person_id": None,
+        "person_id": person_id,
         "district_code": district,
         "data": json.dumps(data, ensure_ascii=False),
     }

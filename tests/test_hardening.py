@@ -3,6 +3,7 @@ that failed on the code before the fix."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,16 @@ TWINS = {
 }
 
 
+def _audit(api_url: str, admin: str, key_id: str) -> list[dict[str, Any]]:
+    """The audit entries of one key, as the admin lists them."""
+    answer = httpx.get(
+        f"{api_url}/v1/audit", params={"key": key_id}, headers=bearer(admin), timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
 def _twin(person: dict[str, str], at: str) -> dict[str, Any]:
     return {
         "record_id": "R-SAME",
@@ -73,15 +84,8 @@ def test_two_apps_reusing_a_record_id_each_task_shows_its_own_person(
             headers=bearer(apps[name].secret),
         )
         assert answer.status_code == 200 and answer.json()["summary"]["stored"] == 1, answer.text
-    load(
-        gw,
-        settings,
-        "results",
-        write(
-            tmp_path,
-            "same.csv",
-            "tube_code,result,reported_at,lab_code\nTSAME,positive,2022-04-09T20:00:00+08:00,L1\n",
-        ),
+    _load_lines(
+        gw, settings, tmp_path, "results", RESULT_HEADER, f"TSAME,positive,{D1}T20:00:00+08:00,L1\n"
     )
     trace = gw.read("trace_tubes", tube_codes=["TSAME"])[0]
     person_of = {r["name"]: r["person_id"] for r in trace["registrations"]}
@@ -111,13 +115,9 @@ def test_two_apps_reusing_a_record_id_each_task_shows_its_own_person(
     assert page.status_code == 200
     assert page.text.count("Alpha") == 1 and page.text.count("Bravo") == 1
     # The audit entries of the reads name both persons.
-    log = httpx.get(
-        f"{api_url}/v1/audit",
-        params={"key": district.key_id},
-        headers=bearer(admin.secret),
-        timeout=60,
-    ).json()["items"]
-    reads = [e for e in log if e["action"] == "district_tasks"]
+    reads = [
+        e for e in _audit(api_url, admin.secret, district.key_id) if e["action"] == "district_tasks"
+    ]
     assert len(reads) == 2
     assert all(sorted(e["person_ids"]) == sorted(person_of.values()) for e in reads)
 
@@ -125,11 +125,8 @@ def test_two_apps_reusing_a_record_id_each_task_shows_its_own_person(
 # ---------------------------------------------- 3. the future never wins, a positive pool holds
 
 
-def _outcomes(gw: Gateway, settings: Settings, kind: str, path: Path) -> dict[str, list[str]]:
+def _flags(summary: loader.Summary) -> dict[str, list[str]]:
     """Each record's flags as the load answered them, by line."""
-    summary = loader.load_records(
-        gw, kind, read_file(path, kind), path.name, settings, keep_outcomes=True
-    )
     return {str(o.line): o.flags for o in summary.outcomes}
 
 
@@ -148,6 +145,45 @@ def _day_status(gw: Gateway, person: str, day: str = D1) -> str:
     return str(status.person_status(gw, _person(gw, person), day, CLI)["status"])
 
 
+RESULT_HEADER = "tube_code,result,reported_at,lab_code\n"
+_files = itertools.count()
+
+
+def _load_lines(
+    gw: Gateway, settings: Settings, tmp_path: Path, kind: str, header: str, *lines: str
+) -> loader.Summary:
+    """Records of `kind` written under `header` to a file of their own, then loaded (the
+    answer keeps each record's outcome)."""
+    path = write(tmp_path, f"{kind}-{next(_files)}.csv", header + "".join(lines))
+    return loader.load_records(
+        gw, kind, read_file(path, kind), path.name, settings, keep_outcomes=True
+    )
+
+
+def _pool(compound: str) -> list[str]:
+    """Persons A and B pooled into P at `compound` on D1."""
+    return [
+        reg("A1", f"{D1}T08:00:00+08:00", compound, "P", 10, "A"),
+        reg("B1", f"{D1}T08:01:00+08:00", compound, "P", 10, "B"),
+    ]
+
+
+def _pool_of_a_and_b(
+    gw: Gateway, settings: Settings, tmp_path: Path, compound: str, *more: str
+) -> None:
+    """The pool P (with `more` registrations), reported positive that evening."""
+    _load_lines(gw, settings, tmp_path, "registrations", RETEST_HEADER, *_pool(compound), *more)
+    _load_lines(
+        gw, settings, tmp_path, "results", RESULT_HEADER, f"P,positive,{D1}T20:00:00+08:00,L1\n"
+    )
+
+
+def _last_seq(gw: Gateway) -> int:
+    return max(
+        (e["event"]["seq"] for e in gw.read("events_after", after=0, limit=10_000)), default=0
+    )
+
+
 def test_times_from_the_future_are_flagged_and_never_rank_as_the_latest(
     gw: Gateway, settings: Settings, tmp_path: Path
 ) -> None:
@@ -157,39 +193,35 @@ def test_times_from_the_future_are_flagged_and_never_rank_as_the_latest(
     soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     load_compounds(gw, settings)
-    regs = _outcomes(
-        gw,
-        settings,
-        "registrations",
-        write(
+    regs = _flags(
+        _load_lines(
+            gw,
+            settings,
             tmp_path,
-            "regs.csv",
-            RETEST_HEADER
-            + reg("A1", f"{D1}T08:00:00+08:00", "C1", "P", 10, "A")
-            + reg("B1", f"{D1}T08:01:00+08:00", "C1", "P", 10, "B")
-            + reg("D1", f"{D1}T08:02:00+08:00", "C1", "S", 1, "D")
-            + reg("E1", later, "C1", "Q", 10, "E")
-            + reg("F1", soon, "C1", "Q", 10, "F"),
-        ),
+            "registrations",
+            RETEST_HEADER,
+            *_pool("C1"),
+            reg("D1", f"{D1}T08:02:00+08:00", "C1", "S", 1, "D"),
+            reg("E1", later, "C1", "Q", 10, "E"),
+            reg("F1", soon, "C1", "Q", 10, "F"),
+        )
     )
     assert "invalid_collected_at" in regs["5"] and "invalid_collected_at" not in regs["6"]
     q = trace_tube(gw, "Q")
     swabbed = {p["name"]: p["collected_at"] for p in q["persons"]}
     assert swabbed["nameE"] is None and swabbed["nameF"] is not None
-    header = "tube_code,result,reported_at,lab_code\n"
-    results = _outcomes(
-        gw,
-        settings,
-        "results",
-        write(
+    results = _flags(
+        _load_lines(
+            gw,
+            settings,
             tmp_path,
-            "results.csv",
-            header
-            + f"P,positive,{D1}T20:00:00+08:00,L1\n"
-            + f"P,negative,{later},L2\n"  # a lab's clock an hour ahead
-            + "S,negative,2099-01-01T08:00:00+08:00,L1\n"  # a typo: 2099
-            + f"Q,negative,{soon},L1\n",
-        ),
+            "results",
+            RESULT_HEADER,
+            f"P,positive,{D1}T20:00:00+08:00,L1\n",
+            f"P,negative,{later},L2\n",  # a lab's clock an hour ahead
+            "S,negative,2099-01-01T08:00:00+08:00,L1\n",  # a typo: 2099
+            f"Q,negative,{soon},L1\n",
+        )
     )
     assert results["3"] == results["4"] == ["future_reported_at"]
     assert results["2"] == results["5"] == []
@@ -200,11 +232,8 @@ def test_times_from_the_future_are_flagged_and_never_rank_as_the_latest(
     assert {_day_status(gw, "A"), _day_status(gw, "B")} == {"pooled_positive"}
     assert len(tasks.all_tasks(gw, "310115", "pending")) == 2
     # The correction of S arrives: it wins over the 2099 typo.
-    load(
-        gw,
-        settings,
-        "results",
-        write(tmp_path, "fix.csv", header + f"S,positive,{D1}T21:00:00+08:00,L1\n"),
+    _load_lines(
+        gw, settings, tmp_path, "results", RESULT_HEADER, f"S,positive,{D1}T21:00:00+08:00,L1\n"
     )
     s = trace_tube(gw, "S")
     assert (s["tube"]["result"], s["tube"]["reported_at"]) == ("positive", f"{D1}T21:00:00+08:00")
@@ -219,31 +248,10 @@ def test_a_negative_after_a_positive_pool_releases_nobody(
     `result_conflict` for investigators, and releases nobody (tasks open, the health-code
     feed does not turn them negative)."""
     load_compounds(gw, settings)
-    load(
-        gw,
-        settings,
-        "registrations",
-        write(
-            tmp_path,
-            "regs.csv",
-            RETEST_HEADER
-            + reg("A1", f"{D1}T08:00:00+08:00", "C1", "P", 10, "A")
-            + reg("B1", f"{D1}T08:01:00+08:00", "C1", "P", 10, "B"),
-        ),
-    )
-    header = "tube_code,result,reported_at,lab_code\n"
-    load(
-        gw,
-        settings,
-        "results",
-        write(tmp_path, "pos.csv", header + f"P,positive,{D1}T20:00:00+08:00,L1\n"),
-    )
-    seen = max((e["event"]["seq"] for e in gw.read("events_after", after=0, limit=1000)), default=0)
-    load(
-        gw,
-        settings,
-        "results",
-        write(tmp_path, "neg.csv", header + f"P,negative,{D1}T22:00:00+08:00,L2\n"),
+    _pool_of_a_and_b(gw, settings, tmp_path, "C1")
+    seen = _last_seq(gw)
+    _load_lines(
+        gw, settings, tmp_path, "results", RESULT_HEADER, f"P,negative,{D1}T22:00:00+08:00,L2\n"
     )
     p = trace_tube(gw, "P")
     assert [x["result"] for x in p["tube"]["results"]] == ["positive", "negative"]
@@ -253,16 +261,8 @@ def test_a_negative_after_a_positive_pool_releases_nobody(
     after = gw.read("events_after", after=seen, limit=1000)
     assert [e["event"]["status"] for e in after if e["event"]["type"] == "status.changed"] == []
     # The single-tube retest still releases its person, and only them.
-    load(
-        gw,
-        settings,
-        "registrations",
-        write(
-            tmp_path,
-            "retest.csv",
-            RETEST_HEADER + reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A"),
-        ),
-    )
+    retest = reg("A2", f"{D2}T09:00:00+08:00", "C1", "S1", 1, "A")
+    _load_lines(gw, settings, tmp_path, "registrations", RETEST_HEADER, retest)
     load(gw, settings, "results", result(tmp_path, "S1", "negative"))
     assert (_day_status(gw, "A"), _day_status(gw, "B")) == ("released", "pooled_positive")
     by_status = sorted((t["status"], t["outcome"]) for t in tasks.all_tasks(gw, "310115"))
@@ -311,9 +311,7 @@ def test_a_lab_key_sends_its_own_labs_results_only(
     assert stale.status_code == 403 and "--lab" in stale.json()["message"], stale.text
     assert count(gw, "Result") == 2
     for key, times in ((key_id, 2), (old.key_id, 1)):
-        log = httpx.get(
-            f"{api_url}/v1/audit", headers=bearer(admin.secret), timeout=60, params={"key": key}
-        ).json()["items"]
+        log = _audit(api_url, admin.secret, key)
         denied = [e for e in log if e["action"] == "denied"]
         assert [e["status"] for e in denied] == ["denied_403"] * times, log
         assert all(e["target"] == "POST /v1/results" for e in denied)
@@ -341,25 +339,7 @@ def test_a_directory_entry_from_the_future_never_wins_and_an_entry_can_be_remove
     its phone first. `DELETE /v1/directory/{entry_key}` and `tubetrace directory remove` (admin,
     audited) delete an entry; the task moves back as for late data."""
     load_compounds(gw, settings)
-    load(
-        gw,
-        settings,
-        "registrations",
-        write(
-            tmp_path,
-            "regs.csv",
-            RETEST_HEADER
-            + reg("A1", f"{D1}T08:00:00+08:00", "CX", "P", 10, "A")
-            + reg("B1", f"{D1}T08:01:00+08:00", "CX", "P", 10, "B"),
-        ),
-    )
-    header = "tube_code,result,reported_at,lab_code\n"
-    load(
-        gw,
-        settings,
-        "results",
-        write(tmp_path, "r.csv", header + f"P,positive,{D1}T20:00:00+08:00,L1\n"),
-    )
+    _pool_of_a_and_b(gw, settings, tmp_path, "CX")
     tid = tasks.task_id(_person(gw, "A"), "P", "follow_up")
 
     def district() -> str:
@@ -367,12 +347,10 @@ def test_a_directory_entry_from_the_future_never_wins_and_an_entry_can_be_remove
 
     assert district() == "unassigned"
     census = _entry("13700000001", "C1", "census", "2022-04-01T00:00:00+08:00")
-    load(gw, settings, "directory", write(tmp_path, "d1.csv", DIRECTORY_HEADER + census))
+    _load_lines(gw, settings, tmp_path, "directory", DIRECTORY_HEADER, census)
     assert district() == "310115"
     poisoned = _entry("13700000666", "C2", "health_code", "2099-01-01T00:00:00+08:00")
-    flags = _outcomes(
-        gw, settings, "directory", write(tmp_path, "d2.csv", DIRECTORY_HEADER + poisoned)
-    )
+    flags = _flags(_load_lines(gw, settings, tmp_path, "directory", DIRECTORY_HEADER, poisoned))
     assert flags["2"] == ["future_updated_at"]
     assert district() == "310115"  # the 2099 entry did not move it to Huangpu
     a = next(p for p in trace_tube(gw, "P")["persons"] if p["name"] == "nameA")
@@ -414,12 +392,7 @@ def test_a_directory_entry_from_the_future_never_wins_and_an_entry_can_be_remove
     task = tasks.get_task(gw, tid, CLI)
     assert task["district_code"] == "310115"
     assert "a directory entry was removed" in task["history"][-1]["note"]
-    log = httpx.get(
-        f"{api_url}/v1/audit",
-        params={"key": admin.key_id},
-        headers=bearer(admin.secret),
-        timeout=60,
-    ).json()["items"]
+    log = _audit(api_url, admin.secret, admin.key_id)
     assert [(e["target"], e["person_ids"]) for e in log if e["action"] == "directory_remove"] == [
         (key, [_person(gw, "A")])
     ]
@@ -468,35 +441,17 @@ def test_a_task_moved_by_late_data_tells_the_district_it_left_and_closed_tasks_m
     joined gets the task with the person and `moved_from`. A closed task leaves `unassigned`
     too once its district is known (status and history unchanged), but a district that
     handled it keeps it."""
-    load(
-        gw,
-        settings,
-        "registrations",
-        write(
-            tmp_path,
-            "regs.csv",
-            RETEST_HEADER
-            + reg("A1", f"{D1}T08:00:00+08:00", "CX", "P", 10, "A")
-            + reg("B1", f"{D1}T08:01:00+08:00", "CX", "P", 10, "B")
-            + reg("B2", f"{D2}T09:00:00+08:00", "CX", "S1", 1, "B"),
-        ),
+    _pool_of_a_and_b(
+        gw, settings, tmp_path, "CX", reg("B2", f"{D2}T09:00:00+08:00", "CX", "S1", 1, "B")
     )
-    header = "tube_code,result,reported_at,lab_code\n"
-    load(
-        gw,
-        settings,
-        "results",
-        write(
-            tmp_path,
-            "r.csv",
-            header + f"P,positive,{D1}T20:00:00+08:00,L1\nS1,negative,{D2}T20:00:00+08:00,L1\n",
-        ),
+    _load_lines(
+        gw, settings, tmp_path, "results", RESULT_HEADER, f"S1,negative,{D2}T20:00:00+08:00,L1\n"
     )
     a = tasks.task_id(_person(gw, "A"), "P", "follow_up")
     b = tasks.task_id(_person(gw, "B"), "P", "follow_up")
     before = {t["task_id"]: t for t in tasks.all_tasks(gw, "unassigned")}
     assert (before[a]["status"], before[b]["status"]) == ("pending", "closed")
-    seen = max(e["event"]["seq"] for e in gw.read("events_after", after=0, limit=1000))
+    seen = _last_seq(gw)
 
     # The compound's master data arrives: Huangpu.
     compound = "CX,新村,上海市黄浦区某路1号,{},,,\n"
