@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,9 @@ def serve(
     from api.observe import uvicorn_log_config
 
     settings = get_settings()
+    # The CLI quiets the gateway's warnings for one-shot commands (cli.main); a server's log
+    # keeps them: "the database does not answer" and "answers again" are what on-call reads.
+    logging.getLogger("tubetrace.db").setLevel(logging.NOTSET)
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its request counters here; /metrics (answered by any worker)
@@ -65,10 +69,12 @@ def backup(
 
     report = backups.backup(get_settings(), folder)
     m = report.manifest
+    phases = m["downtime_phases_s"]
     out.print(
         f"backup in {folder}: {m['counts']['nodes']} nodes, {m['counts']['relationships']} "
         f"relationships, {len(m['files']) - 1} audit journals; the database was down "
-        f"{report.downtime_s:.1f} s (dump {report.dump_s:.1f} s)",
+        f"{report.downtime_s:.1f} s (stop {phases['stop']:.1f}, copy {phases['copy']:.1f}, "
+        f"start {phases['start']:.1f}); the dump took {report.dump_s:.1f} s while it served",
         highlight=False,
     )
 

@@ -136,6 +136,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
         with _maintenance(settings.home, "backup"):
             stop_began = time.monotonic()
             server.stop()
+            phases = {"stop_s": time.monotonic() - stop_began}
             try:
                 for part in ("databases", "transactions"):
                     shutil.copytree(
@@ -143,10 +144,12 @@ def backup(settings: Settings, target: Path) -> BackupReport:
                     )
                 # Journals as they are with the database stopped: every entry answered so far.
                 journals = _copy_journals(settings.home / "audit", target / JOURNALS)
+                phases["copy_s"] = time.monotonic() - stop_began - phases["stop_s"]
             finally:
                 if was_running:
                     server.start()
             downtime = time.monotonic() - stop_began
+            phases["start_s"] = downtime - sum(phases.values())
         dump_began = time.monotonic()
         stage.admin("database", "dump", database, f"--to-path={target}")
         dump_s = time.monotonic() - dump_began
@@ -165,12 +168,14 @@ def backup(settings: Settings, target: Path) -> BackupReport:
         "dump": dump.name,
         "created_at": _now_text(),
         "downtime_s": round(downtime, 2),
+        "downtime_phases_s": {k.removesuffix("_s"): round(v, 2) for k, v in phases.items()},
         "dump_s": round(dump_s, 2),
         "counts": counts,
         "key_material": keys,
         "files": files,
     }
     _write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    (target / MANIFEST).chmod(0o600)
     return BackupReport(target, manifest, downtime, dump_s)
 
 
