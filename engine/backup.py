@@ -128,6 +128,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
     finally:
         gw.close()
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target.chmod(0o700)  # it holds full ID numbers and phones, as the database does
     database = settings.neo4j_database
     staging = settings.home / "backup-staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -353,6 +354,7 @@ def _copy_journals(folder: Path, target: Path) -> list[Path]:
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         dest = target / path.name
         shutil.copyfile(path, dest)
+        dest.chmod(0o600)
         copied.append(dest)
     return copied
 
