@@ -173,6 +173,9 @@ NODES: dict[str, Node] = {
         Node("Case", "person_id", imported=False),
         Node("ApiKey", "key_id", imported=False),
         Node("Audit", "audit_id", imported=False),
+        # The running service's state (cypher/ops.cypher), not data: left out of dumps and wipes.
+        Node("ConsoleSession", "sid_hash", imported=False),
+        Node("Lease", "name", imported=False),
         # The bulk import writes every person's day status and its `status.changed` event.
         Node(
             "PersonDay",

@@ -24,18 +24,21 @@ from engine.keys import Principal, create_key
 from engine.settings import Settings
 from engine.trace import trace_tube
 from tests.helpers import (
+    ALL,
     CONSOLE_CSRF,
     RETEST_HEADER,
+    Receiver,
     bearer,
     cli,
+    fast,
     free_port,
     load,
     load_city,
     load_compounds,
     status_scenario,
+    wait_until,
     write,
 )
-from tests.test_webhooks import ALL, Receiver, fast, wait_until
 
 PRIVATE = [
     "http://127.0.0.1:8080/hook",

@@ -20,8 +20,7 @@ import pytest
 from engine import webhooks
 from engine.db import Gateway
 from engine.settings import Settings
-from tests.helpers import cli, free_port, start_api
-from tests.test_webhooks import Receiver, fast, subscribe, wait_until
+from tests.helpers import Receiver, cli, fast, free_port, start_api, subscribe, wait_until
 
 MB = 1 << 20
 

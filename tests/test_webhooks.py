@@ -8,10 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,53 +24,20 @@ from engine import audit, tasks, webhooks
 from engine.db import Gateway
 from engine.keys import Principal, create_key
 from engine.settings import Settings
-from tests.helpers import IDS, free_port, load, load_compounds, status_scenario
+from tests.helpers import (
+    ALL,
+    IDS,
+    Receiver,
+    fast,
+    free_port,
+    load,
+    load_compounds,
+    status_scenario,
+    subscribe,
+    wait_until,
+)
 
 INVESTIGATOR = Principal("inv", "investigator")
-ALL = ["task.created", "task.updated", "status.changed"]
-
-
-class Receiver:
-    """A real HTTP receiver on a fixed port that can go down and come back."""
-
-    def __init__(self, port: int, delay_s: float = 0.0) -> None:
-        self.port = port
-        self.delay_s = delay_s
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def up(self) -> Receiver:
-        got, delay, receiver = self.got, self.delay_s, self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                receiver.arrived += 1
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if delay:
-                    time.sleep(delay)
-                got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 @contextmanager
@@ -93,35 +59,6 @@ def serving(settings: Settings, gw: Gateway) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-
-def fast(settings: Settings, **extra: Any) -> Settings:
-    update = {
-        "webhook_timeout_s": 2.0,
-        "webhook_backoff_base_s": 0.3,
-        "webhook_backoff_max_s": 1.5,
-        "webhook_give_up_s": 120.0,
-        "webhook_poll_s": 0.1,
-        "webhook_concurrency": 4,
-        "webhook_park_s": 1.0,
-        "rate_per_second": 1000.0,
-        "rate_burst": 1000,
-    }
-    return settings.model_copy(update=update | extra)
-
-
-def subscribe(gw: Gateway, url: str, district: str | None) -> webhooks.Created:
-    """Every event type; the receivers here listen on 127.0.0.1 (a private address)."""
-    return webhooks.add(gw, url, district, ALL, allow_private=True)
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def all_events(gw: Gateway) -> list[dict[str, Any]]:
