@@ -5,6 +5,7 @@ Endpoints are enumerated from the app's own routes, so a new endpoint cannot esc
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,8 @@ def request_for(
             body[field] = value
         else:
             query[field] = str(value)
-    url = route.path.format(
+    template = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {tube_code:path}
+    url = template.format(
         **{k: httpx.URL("http://x/" + str(v)).raw_path.decode()[1:] for k, v in params.items()}
     )
     return {"method": method, "url": url, "params": query, "json": body}
