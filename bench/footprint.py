@@ -206,12 +206,54 @@ PROBES: dict[str, tuple[str, Any]] = {
             "line": i + 2,
         },
     ),
+    "person_day_props": (
+        "the 6 properties of a person's day (PersonDay)",
+        lambda i: {
+            "key": "p_" + _hex(i, 24) + "|2022-04-09",
+            "person_id": "p_" + _hex(i, 24),
+            "day": "2022-04-09",
+            "status": "negative",
+            "since": datetime(2022, 4, 9, 20, i % 60, 1, 123456, tzinfo=CST),
+            "district_code": "310115",
+        },
+    ),
+    "event_props": (
+        "the 8 properties of a status.changed event (Event)",
+        lambda i: {
+            "seq": 100_000_000 + i,
+            "event_id": f"evt_{100_000_000 + i}",
+            "type": "status.changed",
+            "occurred_at": "2026-12-06T18:45:17.194471+00:00",
+            "person_id": "p_" + _hex(i, 24),
+            "day": "2022-04-09",
+            "status": "negative",
+            "previous_status": "pending",
+            "district_code": "310115",
+        },
+    ),
+    "result_props": (
+        "the 11 properties of a stored result (Result)",
+        lambda i: {
+            "result_key": _hex(i, 32),
+            "tube_code": f"T{i:09d}",
+            "result": "negative",
+            "reported_at": datetime(2022, 4, 9, 19, i % 60, tzinfo=CST),
+            "day": "2022-04-09",
+            "lab_code": "LAB02",
+            "content_hash": _hex(i, 64),
+            "raw": '{"lab_code":"LAB02","reported_at":"2022-04-09T19:10:00+08:00",'
+            f'"result":"negative","tube_code":"T{i:09d}"}}',
+            "source": "results.csv",
+            "line": i + 2,
+        },
+    ),
 }
 # Indexes: (label, property) probed with N distinct values (day: one value for all).
 INDEX_PROBES = {
     "range index on a unique key (reg_key)": "reg_key",
     "range index on day (one value)": "day",
     "range index on person_id": "person_id",
+    "range index on PersonDay.key (37 characters)": "person_day_key",
     "range index on an integer (seq)": "seq",
 }
 
@@ -246,7 +288,7 @@ def _grew(server: ManagedServer, write: Any) -> dict[str, float]:
     return {k: (after[k] - before[k]) / N for k in after if after[k] != before[k]}
 
 
-def probes(work: Path) -> dict[str, Any]:
+def probes(work: Path, only: set[str] | None = None) -> dict[str, Any]:
     home = work / "footprint-home"
     shutil.rmtree(home, ignore_errors=True)
     settings = Settings(
@@ -265,7 +307,9 @@ def probes(work: Path) -> dict[str, Any]:
     gw = connect(settings, apply_schema=False)
     try:
         for name, (_, value) in PROBES.items():
-            if name == "registration_props":
+            if only and name not in only:
+                continue
+            if name.endswith("_props"):
                 props = [value(i) for i in range(N)]
             else:
                 props = [{} if value is None else {"v": value(i)} for i in range(N)]
@@ -273,26 +317,32 @@ def probes(work: Path) -> dict[str, Any]:
                 server, lambda p=props: _chunks(gw, "footprint_probe_nodes", p)
             )
             print(name, json.dumps(out["nodes"][name]), file=sys.stderr, flush=True)
-        out["relationships"]["relationship"] = _grew(
-            server, lambda: _chunks(gw, "footprint_probe_rels", [{}] * N)
-        )
-        out["relationships"]["relationship with a short string property"] = _grew(
-            server, lambda: _chunks(gw, "footprint_probe_rels", [{"day": "2022-04-09"}] * N)
-        )
-        for label, prop in INDEX_PROBES.items():
-            _, value = PROBES[prop]
-            values = [value(i) for i in range(N)]
-            for how in ("built over the nodes", "kept up while loading"):
-                gw.run_auto("footprint_drop_probe_index")
-                gw.write("footprint_drop_indexed")
-                out["indexes"][f"{label}, {how}"] = _grew(
-                    server, lambda v=values, h=how: _index(gw, v, h.startswith("built"))
-                )
+        if not only:
+            _other_probes(server, gw, out)
     finally:
         gw.close()
         server.stop()
     shutil.rmtree(home, ignore_errors=True)
     return out
+
+
+def _other_probes(server: ManagedServer, gw: Gateway, out: dict[str, Any]) -> None:
+    """Relationships, and indexes built over nodes or kept up while loading."""
+    out["relationships"]["relationship"] = _grew(
+        server, lambda: _chunks(gw, "footprint_probe_rels", [{}] * N)
+    )
+    out["relationships"]["relationship with a short string property"] = _grew(
+        server, lambda: _chunks(gw, "footprint_probe_rels", [{"day": "2022-04-09"}] * N)
+    )
+    for label, prop in INDEX_PROBES.items():
+        _, value = PROBES[prop]
+        values = [value(i) for i in range(N)]
+        for how in ("built over the nodes", "kept up while loading"):
+            gw.run_auto("footprint_drop_probe_index")
+            gw.write("footprint_drop_indexed")
+            out["indexes"][f"{label}, {how}"] = _grew(
+                server, lambda v=values, h=how: _index(gw, v, h.startswith("built"))
+            )
 
 
 def _chunks(gw: Gateway, query: str, rows: list[dict[str, Any]]) -> None:
@@ -312,8 +362,9 @@ def _index(gw: Gateway, values: list[Any], built: bool) -> None:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path(__file__).parent / "out" / "work")
+    parser.add_argument("--only", default="", help="comma-separated node probes (default all)")
     args = parser.parse_args(argv)
-    found = probes(args.work)
+    found = probes(args.work, {x for x in args.only.split(",") if x} or None)
     console = Console(width=140)
     table = Table(
         title=f"bytes on disk per node or relationship ({N:,} of each, after a checkpoint)"
@@ -351,5 +402,6 @@ def main(argv: list[str]) -> None:
     console.print(table)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    (out / "footprint.json").write_text(json.dumps(found, indent=2))
-    print(f"saved {out / 'footprint.json'}", file=sys.stderr)
+    target = out / ("footprint-only.json" if args.only else "footprint.json")
+    target.write_text(json.dumps(found, indent=2))
+    print(f"saved {target}", file=sys.stderr)
