@@ -37,6 +37,7 @@ from typing import Any
 
 from rich.console import Console
 
+from bench import footprint
 from bench.measure import drop_os_cache, pct, store_bytes, timed
 from engine import reports, tasks
 from engine.db import Gateway, connect
@@ -175,6 +176,13 @@ def _measure_store(
             for run in ("cold", "warm"):
                 res[run] = {}
                 _measure(gw, codes, res[run], lambda: save(res))
+            # Where the bytes go (bench/footprint.py), last: counting reads every node.
+            res |= footprint.logical(gw, res["registrations"])
+            names = footprint.index_names(gw)
+        server.stop()  # a clean stop: every page in its file
+        parts = footprint.disk_parts(server, names, s.neo4j_database)
+        res["bytes_per_registration"] = footprint.on_disk(parts, res["registrations"])
+        save(res)
     finally:
         server.stop()
     return res
@@ -200,6 +208,25 @@ ROWS = [
     ("  dispatch", lambda r: f"{r['dispatch_s'] / 60:.1f} min ({r['tasks']:,} tasks)"),
     ("  statuses left to the online refresh", lambda r: f"{r['status_s'] / 60:.1f} min"),
     ("store / page cache", lambda r: f"{r['store_mb'] / 1024:.1f} GB / {r['pagecache']}"),
+    (
+        "bytes on disk per registration (store files / indexes / tx logs)",
+        lambda r: (
+            "{total:.0f} ({store:.0f} / {indexes:.0f} / {transaction_logs:.0f})".format(
+                **r["bytes_per_registration"]
+            )
+            if "bytes_per_registration" in r
+            else "-"
+        ),
+    ),
+    (
+        "nodes / relationships / properties per registration",
+        lambda r: (
+            f"{r['nodes_per_registration']:.2f} / {r['relationships_per_registration']:.2f} / "
+            f"{r['properties_per_registration']:.1f}"
+            if "nodes_per_registration" in r
+            else "-"
+        ),
+    ),
 ]
 SIDE = [
     ("trace p50 / p99 (ms)", lambda m: f"{m['trace_p50_ms']:.2f} / {m['trace_p99_ms']:.2f}"),
