@@ -274,7 +274,8 @@ def _internal(request: Request, exc: BaseException) -> JSONResponse:
     # X-Request-ID, the request's log line and the audit entries it wrote.
     error_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     log.error(
-        "internal_error",
+        "internal_error error_id=%s",
+        error_id,
         exc_info=exc,
         extra={
             "fields": {

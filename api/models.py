@@ -127,12 +127,6 @@ class Ready(BaseModel):
     checks: dict[str, str]
 
 
-class NotReady(BaseModel):
-    error: str
-    message: str
-    checks: dict[str, str]
-
-
 class RegistrationIn(BaseModel):
     """One person swabbed into one tube. Every field is accepted as given: a bad value is
     stored with a flag, not refused, so that no swab is lost."""

@@ -49,26 +49,16 @@ class Lease:
     def acquire(self, ttl_s: float) -> bool:
         """Take the lease (free or expired) or renew it (ours) for `ttl_s`; False when another
         process holds it."""
-        now = datetime.now(UTC)
-        rows = self.gw.write(
-            "acquire_lease",
-            lease=self.name,
-            holder=self.holder,
-            now=now,
-            until=now + timedelta(seconds=ttl_s),
-        )
-        return bool(rows)
+        return self._take("acquire_lease", ttl_s)
 
     def claim(self, ttl_s: float) -> bool:
         """Take the lease for `ttl_s` only if it is free or expired (never renewed)."""
+        return self._take("claim_lease", ttl_s)
+
+    def _take(self, query: str, ttl_s: float) -> bool:
         now = datetime.now(UTC)
-        rows = self.gw.write(
-            "claim_lease",
-            lease=self.name,
-            holder=self.holder,
-            now=now,
-            until=now + timedelta(seconds=ttl_s),
-        )
+        until = now + timedelta(seconds=ttl_s)
+        rows = self.gw.write(query, lease=self.name, holder=self.holder, now=now, until=until)
         return bool(rows)
 
     def release(self) -> None:

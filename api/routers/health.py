@@ -52,12 +52,10 @@ def readiness(gw: Gateway, journals_replayed: bool) -> dict[str, str]:
 READY = {"database": "up", "schema": "applied", "journals": "replayed"}
 
 
-@router.get(
-    "/readyz",
-    response_model=models.Ready,
-    responses={503: {"model": models.NotReady, "description": "not ready; see `checks`"}},
-)
+@router.get("/readyz", response_model=models.Ready)
 async def readyz(request: Request, gw: GatewayDep) -> Any:
+    """200 when ready; otherwise 503 (the error envelope with `Retry-After` and `checks`: each
+    check's state, e.g. `{"database": "down"}` or `{"schema": "2 indexes filling"}`)."""
     writer = getattr(request.app.state, "audit", None)
     replayed = writer is None or writer.journals_replayed
     checks = await run_in_threadpool(readiness, gw, replayed)
