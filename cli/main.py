@@ -19,7 +19,7 @@ from cli.analysis import analysis_report, clusters_cmd, exposure_cmd
 from cli.connection import gateway, me
 from cli.directory import directory_app
 from cli.exits import Exit, code_for
-from cli.render import err, out, print_json, print_trace, render_json
+from cli.render import err, out, print_json, print_trace, render_json, styled
 from cli.retention import retention_app
 from cli.webhooks import webhooks_app
 from engine import contract, policy, writes
@@ -46,7 +46,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def fail(message: str, code: int = Exit.ERROR) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(styled("red", "error:", f" {message}"), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -262,7 +262,9 @@ def positives_cmd(
         for item in stream:
             if item["district_code"] != current:
                 current = item["district_code"]
-                out.print(f"\n[bold]{current} {item['district'] or ''}[/bold]", highlight=False)
+                out.print(
+                    styled("bold", f"\n{current} {item['district'] or ''}", ""), highlight=False
+                )
             t = item["trace"]
             tubes += 1
             persons += len(t["persons"])
@@ -570,5 +572,5 @@ def main() -> None:
     try:
         app()
     except TubetraceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(styled("red", "error:", f" {exc}"), highlight=False, soft_wrap=True)
         sys.exit(code_for(exc))

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli.render import err, out
+from cli.render import err, out, styled
 from engine.settings import get_settings
 
 
@@ -88,7 +88,7 @@ def restore(
 
     report = backups.restore(get_settings(), folder, force=force)
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(styled("yellow", "warning:", f" {warning}"), highlight=False)
     m = report.manifest
     out.print(
         f"restored the backup of {m['created_at']}: {report.counts['nodes']} nodes, "

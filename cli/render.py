@@ -9,9 +9,17 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+# No console markup: what the CLI prints holds user data (URLs such as http://[fe80::1]/, names,
+# reasons) that rich would read as [style] tags and drop. Styled words go through `styled`.
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, markup=False)
+
+
+def styled(style: str, word: str, rest: str) -> Text:
+    """`word` in `style`, then `rest` as it is (never read as markup)."""
+    return Text.assemble((word, style), rest)
 
 
 def _plain(value: Any) -> Any:
@@ -34,8 +42,12 @@ def print_trace(t: dict[str, Any]) -> None:
     tube = t["tube"]
     c = t["compound"] or {}
     out.print(
-        f"[bold]Tube {tube['code']}[/bold]  pool {tube['pool_size']}  "
-        f"collected {tube['collected_at']}  result {tube['result']} ({tube['reported_at']})",
+        styled(
+            "bold",
+            f"Tube {tube['code']}",
+            f"  pool {tube['pool_size']}  "
+            f"collected {tube['collected_at']}  result {tube['result']} ({tube['reported_at']})",
+        ),
         highlight=False,
     )
     out.print(

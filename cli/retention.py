@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.connection import gateway, me
-from cli.render import err, out, print_json
+from cli.render import err, out, print_json, styled
 from engine import policy
 from engine.audit import DirectAudit
 from engine.settings import get_settings
@@ -46,14 +46,18 @@ def purge(
     days = keep_days if keep_days is not None else settings.retention_days
     if days < 1:
         err.print(
-            "[red]error:[/red] TUBETRACE_RETENTION_DAYS is 0 (retention off): give --keep-days N",
+            styled(
+                "red",
+                "error:",
+                " TUBETRACE_RETENTION_DAYS is 0 (retention off): give --keep-days N",
+            ),
             highlight=False,
         )
         raise typer.Exit(2)
     try:
         on = date.fromisoformat(today) if today else None
     except ValueError:
-        err.print(f"[red]error:[/red] --today '{today}' is not YYYY-MM-DD", highlight=False)
+        err.print(styled("red", "error:", f" --today '{today}' is not YYYY-MM-DD"), highlight=False)
         raise typer.Exit(2) from None
     with gateway(settings) as gw:
         report = policy.purge_retention(

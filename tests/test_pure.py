@@ -338,3 +338,19 @@ def test_a_registrations_worker_lines_are_what_the_import_files_write(tmp_path: 
         written.close()
         text = gzip.decompress((tmp_path / "f.csv.gz").read_bytes()).decode("utf-8")
         assert text.split("\r\n", 1)[1] == _Line(header)(row)
+
+
+def test_cli_prints_user_data_in_brackets_as_it_is() -> None:
+    """rich would read `[fe80::1]` or `[bold]` in a URL or a name as markup and drop it."""
+    from rich.table import Table
+
+    from cli import render
+
+    with render.out.capture() as captured:
+        table = Table("url")
+        table.add_row("http://[fe80::1]:9/h")
+        render.out.print(table)
+        render.out.print(render.styled("red", "error:", " name [bold]x[/bold]"))
+    text = captured.get()
+    assert "http://[fe80::1]:9/h" in text
+    assert "error: name [bold]x[/bold]" in text
