@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from engine import domain
 from engine.db import Gateway
 from engine.keys import KeyCheck, Principal, check_key
 
@@ -117,7 +118,8 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
         if who.role not in roles:
             raise HTTPException(
                 403,
-                f"A {who.role} key cannot use this endpoint; it needs one of: {', '.join(roles)}.",
+                f"{domain.with_article(who.role).capitalize()} key cannot use this endpoint; "
+                f"it needs one of: {', '.join(roles)}.",
             )
         return who
 

@@ -281,3 +281,8 @@ def mask_name(value: str | None) -> str | None:
     if value is None:
         return None
     return value[:1] + "*" * max(0, len(value) - 1)
+
+
+def with_article(word: str) -> str:
+    """'an admin', 'a district': the article of an English sentence for a role's name."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word

@@ -103,7 +103,8 @@ def need(session: Session, *roles: str) -> Principal:
         raise ConsoleError(
             403,
             "forbidden",
-            f"A {session.who.role} key cannot open this page; it needs one of: {', '.join(roles)}.",
+            f"{domain.with_article(session.who.role).capitalize()} key cannot open this page; "
+            f"it needs one of: {', '.join(roles)}.",
         )
     return session.who
 
@@ -215,7 +216,10 @@ def login(
         return again(401, "The key is unknown or revoked.")
     if who.role not in ROLES:
         request.state.principal = who
-        refusal = f"A {who.role} key has no console pages; it is for sending data."
+        refusal = (
+            f"{domain.with_article(who.role).capitalize()} key has no console pages; "
+            "it is for sending data."
+        )
         audit_denied(request, 403, refusal, how="console")
         return again(403, refusal)
     session = _store(request).create(who)
