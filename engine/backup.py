@@ -37,6 +37,7 @@ from engine.settings import Settings
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+SEAL = "manifest_sha256"
 MAINTENANCE = "maintenance.json"
 JOURNALS = "audit"
 RETRY_AFTER_S = 10  # what a client is told to wait while the database is being dumped
@@ -175,6 +176,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
         "key_material": keys,
         "files": files,
     }
+    manifest[SEAL] = _seal(manifest)
     _write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     (target / MANIFEST).chmod(0o600)
     return BackupReport(target, manifest, downtime, dump_s)
@@ -214,6 +216,11 @@ def check_backup(source: Path) -> dict[str, Any]:
         ) from exc
     if format_ != FORMAT:
         raise BackupInvalid(f"{path} is of format {format_!r}; this tubetrace reads {FORMAT}.")
+    if manifest.get(SEAL) != _seal(manifest):
+        raise BackupInvalid(
+            f"{path} was changed after the backup was written (its {SEAL} does not match its "
+            "content): the backup is damaged. Nothing was restored."
+        )
     if dump not in files:
         raise BackupInvalid(f"{path} lists no database dump: the backup is damaged.")
     for name, want in sorted(files.items()):
@@ -357,6 +364,13 @@ def _copy_journals(folder: Path, target: Path) -> list[Path]:
         dest.chmod(0o600)
         copied.append(dest)
     return copied
+
+
+def _seal(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of the manifest's own content (all but the seal), so an edited manifest
+    (counts, checksums, the dump's name) is refused like a damaged file."""
+    body = {k: v for k, v in manifest.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _file_entry(path: Path) -> dict[str, Any]:

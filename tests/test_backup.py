@@ -159,7 +159,7 @@ def test_restore_drill(homes: Path) -> None:
     assert journals  # the API's journal: its entries answered before the dump
 
     # A damaged or partial backup is refused, and nothing is touched.
-    for damage in ("flip", "manifest", "journal", "extra"):
+    for damage in ("flip", "manifest", "edited", "journal", "extra"):
         bad = homes / f"bad-{damage}"
         shutil.copytree(folder, bad)
         if damage == "flip":
@@ -169,6 +169,10 @@ def test_restore_drill(homes: Path) -> None:
             dump.write_bytes(bytes(data))
         elif damage == "manifest":
             (bad / "manifest.json").unlink()
+        elif damage == "edited":  # a count changed by hand: the manifest's seal no longer fits
+            edited = json.loads((bad / "manifest.json").read_text())
+            edited["counts"]["nodes"] += 1
+            (bad / "manifest.json").write_text(json.dumps(edited))
         elif damage == "journal":
             (bad / journals[0]).unlink()
         else:
