@@ -454,10 +454,21 @@ def read_person_status(
 
 
 def read_status_changes(
-    gw: Gateway, log: AuditSink, who: Principal, *, cursor: str = "", limit: int = 500
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    *,
+    cursor: str = "",
+    limit: int = 500,
+    with_names: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The health-code system's feed of status changes; the entry names every person in it."""
+    """The health-code system's feed of status changes; the entry names every person in it.
+    The health code is keyed by the ID number: a name goes out only when the installation asks
+    for it (`TUBETRACE_STATUS_FEED_NAMES=1`), else `name` is null (data minimisation)."""
     items, next_cursor = status.changes_page(gw, cursor, limit)
+    if not with_names:
+        for item in items:
+            item["person"]["name"] = None
     log.record(
         who,
         "status_changes",

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # is refused (when added, and before each attempt). On: a district system on the same
     # private network (and the tests' receivers on 127.0.0.1).
     webhook_allow_private: bool = Field(default=False, alias="TUBETRACE_WEBHOOK_ALLOW_PRIVATE")
+    # The health-code feed's `name`: null unless asked for (the code is keyed by the ID number).
+    status_feed_names: bool = Field(default=False, alias="TUBETRACE_STATUS_FEED_NAMES")
     webhook_poll_s: float = Field(default=0.5, gt=0, alias="TUBETRACE_WEBHOOK_POLL")
 
 

@@ -164,6 +164,9 @@ def test_status_api_and_feed_for_the_health_code_role(
     ids = [c["change_id"] for c in seen]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) and pages > 2
     assert all(c["person"]["id_number"] in IDS.values() for c in seen)  # full numbers
+    # No names unless TUBETRACE_STATUS_FEED_NAMES asks for them (the stored events have them).
+    assert all(c["person"]["name"] is None for c in seen)
+    assert any(c["person"]["name"] for c in status.changes_page(gw, "", 1000)[0])
     # Resumable: from a cursor in the middle, exactly the rest.
     mid = str(ids[5])
     rest = httpx.get(

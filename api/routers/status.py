@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader
+from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader, SettingsDep
 from engine import policy
 
 router = APIRouter(tags=["status"])
@@ -30,8 +30,11 @@ def get_status_changes(
     gw: GatewayDep,
     who: HealthCode,
     log: AuditDep,
+    settings: SettingsDep,
     cursor: Annotated[str, Query(max_length=32)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
-    items, next_cursor = policy.read_status_changes(gw, log, who, cursor=cursor, limit=limit)
+    items, next_cursor = policy.read_status_changes(
+        gw, log, who, cursor=cursor, limit=limit, with_names=settings.status_feed_names
+    )
     return {"items": items, "next_cursor": next_cursor}
