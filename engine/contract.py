@@ -217,11 +217,11 @@ class AuditEntry(BaseModel):
     reason: str | None
     status: str | None
     detail: str | None
+    request_id: str | None = None  # the API request that wrote it (its X-Request-ID)
 
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
-    request_id: str | None = None  # the API request that wrote it (its X-Request-ID)
     next_cursor: str | None
 
 
