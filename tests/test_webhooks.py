@@ -312,7 +312,7 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
 def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: Settings) -> None:
     hook = subscribe(gw, f"http://127.0.0.1:{free_port()}/nobody", None)
     gw.write("append_events", events=[{"type": "status.changed", "occurred_at": "x"}])
-    worker = webhooks.Worker(gw, fast(settings, webhook_give_up_s=1.5)).start()
+    worker = webhooks.Worker(gw, fast(settings, webhook_give_up_s=3.0)).start()
     try:
         wait_until(lambda: [d["status"] for d in webhooks.deliveries(gw)] == ["failed"], 60)
     finally:
