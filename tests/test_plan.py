@@ -45,6 +45,12 @@ PAGES: dict[str, dict[str, Any]] = {
         "claim": "c",
     },
     "latest_positive_day": {},
+    "retention_old_events": {
+        "after": 0,
+        "cutoff": AT.date(),
+        "window_start": AT,
+        "limit": 51,
+    },
 }
 # Pages that sort what they read, and why that stays small.
 SORTED_PAGES = {
