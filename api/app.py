@@ -18,9 +18,12 @@ from api.routers import health, ingest, persons, positives, quarantine, reports,
 from api.routers import metrics as metrics_routes
 from api.routers import status as status_routes
 from api.security import KeyCache, RateLimiter
-from engine import audit, jobs, policy, retention, webhooks
-from engine.db import Gateway, connect
+from engine.access import audit
+from engine.ops import jobs, retention
+from engine.push import webhooks
 from engine.settings import Settings, get_settings
+from engine.store.gateway import Gateway, connect
+from engine.usecases import reads
 
 log = logging.getLogger("tubetrace.api")
 
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.state.audit = audit.AuditWriter(
             app.state.gateway, settings.home, fsync=settings.audit_fsync
         )
-        # Once across every API process (engine.jobs, a lease in the database): webhook
+        # Once across every API process (engine.ops.jobs, a lease in the database): webhook
         # deliveries, off the request path in the worker's own threads, and the audit log's
         # retention, daily.
         gw = app.state.gateway
@@ -73,7 +76,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             retention.Job(
                 app.state.gateway,
                 settings,
-                lambda today, on_batch: policy.purge_retention(
+                lambda today, on_batch: reads.purge_retention(
                     app.state.gateway,
                     app.state.audit,
                     retention.SYSTEM,

@@ -11,11 +11,12 @@ from pydantic import AfterValidator
 
 from api import models
 from api.security import require
-from engine import audit, codes
-from engine.db import Gateway
+from engine import codes
+from engine.access import audit
+from engine.access.keys import Principal
 from engine.errors import InputError
-from engine.keys import Principal
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 MAX_ROWS = 5000
 MAX_STRING = codes.MAX_TEXT

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import models
 from api.observe import route_of
-from engine import backup, policy
+from engine.access.keys import NOBODY, KeyCheck, claimed_key_id
 from engine.errors import (
     CursorExpired,
     DatabaseUnavailable,
@@ -26,7 +26,8 @@ from engine.errors import (
     TransitionError,
     TubetraceError,
 )
-from engine.keys import NOBODY, KeyCheck, claimed_key_id
+from engine.ops import backup
+from engine.usecases import reads
 
 log = logging.getLogger("tubetrace.api")
 
@@ -184,7 +185,7 @@ def audit_denied(request: Request, status: int, message: str, *, how: str | None
         who = NOBODY
     if how:
         message = f"{message} ({how})"
-    policy.refused(
+    reads.refused(
         writer,
         who,
         asked=f"{request.method} {request.url.path}",

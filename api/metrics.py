@@ -3,7 +3,7 @@
 Per process: requests and their latency by route template, method and status, counted by the
 request middleware (api.observe). With several workers (`tubetrace serve --workers N` sets
 `PROMETHEUS_MULTIPROC_DIR`) each worker writes its counts to that folder and the worker that
-answers a scrape adds them all up. From the database (engine.gauges), read at most every
+answers a scrape adds them all up. From the database (engine.ops.gauges), read at most every
 `TUBETRACE_METRICS_CACHE` seconds whatever the number of scrapers: records and quarantine by
 kind, open and overdue tasks by district, the outbox and webhook deliveries; and whether the
 database answers and this process's breaker is open. Labels are route templates, methods,
@@ -29,10 +29,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from engine import gauges
-from engine.db import Gateway
 from engine.errors import DatabaseUnavailable
+from engine.ops import gauges
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

@@ -12,8 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine import domain
-from engine.db import Gateway
-from engine.keys import KeyCheck, Principal, check_key
+from engine.access.keys import KeyCheck, Principal, check_key
+from engine.store.gateway import Gateway
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tt_...`")
 

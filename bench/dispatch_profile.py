@@ -18,9 +18,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from engine.db import Gateway
 from engine.server.managed import ManagedServer
 from engine.settings import get_settings
+from engine.store.gateway import Gateway
 from loaders import bulk_files
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city

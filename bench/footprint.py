@@ -25,9 +25,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from engine.db import Gateway, connect
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
+from engine.store.gateway import Gateway, connect
 
 # The record files of the store (neostore.*), by what they hold.
 STORE_FILES = {

@@ -34,12 +34,12 @@ from api.app import create_app
 from api.routers.tubes import TRACE_JSON
 from api.security import KeyCache, RateLimiter, bearer
 from bench.measure import pct
-from engine import audit
-from engine.db import Gateway
-from engine.keys import Principal
+from engine.access import audit
+from engine.access.keys import Principal
+from engine.access.masking import trace_view
 from engine.settings import Settings
-from engine.trace import trace_many, trace_tube
-from engine.views import trace_view
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_many, trace_tube
 
 OUT = Path(__file__).parent / "out"
 TRACE_PATH = "/v1/tubes/{tube_code}/trace"
@@ -165,10 +165,10 @@ def throughput(fn: Any, args: list[str], workers: int, seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from bench.replay import _free_port, start_api
-    from engine.db import connect
-    from engine.keys import create_key
+    from engine.access.keys import create_key
     from engine.server.managed import ManagedServer
-    from engine.trace import all_tube_codes
+    from engine.store.gateway import connect
+    from engine.trace.build import all_tube_codes
     from loaders.bulk import bulk_load
     from loaders.generate import generate_city
 

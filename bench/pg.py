@@ -5,7 +5,7 @@ loopback port, fsync and synchronous_commit on: durable at commit), loaded with 
 same generated files through the project's own transforms (loaders/transform.py), with the
 same first-version-wins rule. It answers the same trace in ONE SQL statement, with the same
 derived flags (duplicate registrations, boxes filled at several compounds the same day, unknown
-compounds), turned into the same JSON by engine.trace.build_trace; the day's positives; an
+compounds), turned into the same JSON by engine.trace.build.build_trace; the day's positives; an
 online load (the same transforms, INSERT ... ON CONFLICT, one transaction per batch); and the
 second exposure ring of a confirmed case (cypher/bench.cypher has the Neo4j side)."""
 
@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from engine.model import NODES
-from engine.trace import build_trace
+from engine.trace.build import build_trace
 from loaders.read import read_file
 from loaders.transform import Quarantined, Row
 from loaders.write import make_transform
@@ -594,8 +594,8 @@ def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
 
 def clusters(conn: psycopg.Connection[Any], since: str, until: str, reported_until: str) -> Any:
     """The window's clusters: the links read in two statements, the groups made by the same
-    code as the engine's (engine.analysis.group_clusters)."""
-    from engine.analysis import group_clusters
+    code as the engine's (engine.analysis.outbreak.group_clusters)."""
+    from engine.analysis.outbreak import group_clusters
 
     args = {"since": since, "until": until, "reported_until": reported_until}
     positive = _dicts(conn.execute(POSITIVE_REGISTRATIONS, args))

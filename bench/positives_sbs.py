@@ -20,8 +20,8 @@ from engine.settings import get_settings
 RUN = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from engine import reports
-from engine.db import connect
+from engine.analysis import reports
+from engine.store.gateway import connect
 from engine.settings import get_settings
 gw = connect(get_settings())
 start = time.perf_counter()

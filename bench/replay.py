@@ -518,10 +518,10 @@ def start_api(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from engine.db import connect
-    from engine.keys import create_key
+    from engine.access.keys import create_key
     from engine.server.managed import ManagedServer
     from engine.settings import Settings
+    from engine.store.gateway import connect
     from loaders.bulk import bulk_load
     from loaders.generate import generate_city  # noqa: I001
 

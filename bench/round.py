@@ -39,11 +39,12 @@ from rich.console import Console
 
 from bench import footprint
 from bench.measure import drop_os_cache, pct, store_bytes, timed
-from engine import reports, tasks
-from engine.db import Gateway, connect
+from engine.analysis import reports
+from engine.loop import tasks
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
-from engine.trace import trace_many
+from engine.store.gateway import Gateway, connect
+from engine.trace.build import trace_many
 from loaders.bulk import bulk_load
 
 ROUND_MIN = 5_000_000

@@ -39,12 +39,12 @@ from rich.table import Table
 from bench import footprint, pg
 from bench import round as round_bench
 from bench.measure import KeepAlive, pct, store_bytes, timed
-from engine import analysis, reports
-from engine.db import Gateway, connect
-from engine.keys import create_key
+from engine.access.keys import create_key
+from engine.analysis import outbreak, reports
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
-from engine.trace import all_tube_codes, trace_many
+from engine.store.gateway import Gateway, connect
+from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
@@ -401,9 +401,9 @@ def stats_last_day(stats_days: int, start: date = date(2022, 4, 9)) -> str:
 def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> dict[str, Any]:
     """Exposure at depth 2, 3 and 4 (the 14 days up to each of `cases` confirmed cases' day)
     and the clusters of the 14 days up to `last_day`, in both engines, interleaved; the
-    answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
+    answers must be equal. Neo4j: cypher/outbreak.cypher as the API runs it (exposure_rings;
     positive_registrations and window_registrations_of_persons, grouped by
-    engine.analysis.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
+    engine.analysis.outbreak.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
     indexes, jit off, generic plans; its rows grouped by the same code."""
     pg.prepare_analysis(pconn)
     rows = gw.read("confirmed_cases", limit=cases)
@@ -421,7 +421,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
                 pid, since = case["person_id"], (until - timedelta(days=13)).isoformat()
                 subject = [{"person_id": pid, "until": until.isoformat()}]
                 t = time.perf_counter()
-                items = analysis.ring_members(gw, subject, depth=depth, days=14).get(pid, [])
+                items = outbreak.ring_members(gw, subject, depth=depth, days=14).get(pid, [])
                 neo_ms.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
                 theirs = pg.exposure(pconn, pid, since, until.isoformat(), depth)
@@ -442,7 +442,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     pg_s: list[float] = []
     for _ in range(3):  # the first plans and warms: the median of three
         t = time.perf_counter()
-        found = analysis.find_clusters(gw, since, last_day)
+        found = outbreak.find_clusters(gw, since, last_day)
         neo_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         baseline = pg.clusters(pconn, since, last_day, reported_until)
@@ -456,7 +456,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     return out
 
 
-def _cluster_answer(found: analysis.Clustering) -> list[tuple[Any, ...]]:
+def _cluster_answer(found: outbreak.Clustering) -> list[tuple[Any, ...]]:
     return [
         (
             c.cluster_id,

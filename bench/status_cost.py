@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine import outbox, status
-from engine.db import Gateway, connect
+from engine.feed import outbox, status
 from engine.settings import get_settings
+from engine.store.gateway import Gateway, connect
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

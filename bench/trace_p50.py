@@ -23,10 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from engine.db import connect
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import trace_many
+from engine.store.gateway import connect
+from engine.trace.build import trace_many
 from loaders import write
 from loaders.read import read_file
 

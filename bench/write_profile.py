@@ -19,8 +19,8 @@ from neo4j.exceptions import Neo4jError
 from rich.console import Console
 from rich.table import Table
 
-from engine.db import Gateway, connect
 from engine.settings import get_settings
+from engine.store.gateway import Gateway, connect
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

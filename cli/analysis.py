@@ -1,6 +1,6 @@
 """The outbreak analysis commands: `tubetrace exposure`, `tubetrace clusters`, and the
 `signals` and `attack-rate` reports of `tubetrace report`. Every page is read (and audited)
-through engine/policy.py; `--json` prints the API's envelope with every page in it."""
+through engine/usecases/reads.py; `--json` prints the API's envelope with every page in it."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import out, print_json
-from engine import analysis, contract, policy
-from engine.audit import DirectAudit
+from engine import contract
+from engine.access.audit import DirectAudit
+from engine.analysis import outbreak
+from engine.usecases import reads
 
 
 def exposure_cmd(
     person_id: Annotated[str, typer.Argument(help="a person_id, as in a trace")],
-    depth: Annotated[int, typer.Option(min=1, max=analysis.MAX_DEPTH, help="rings 1..N")] = 3,
+    depth: Annotated[int, typer.Option(min=1, max=outbreak.MAX_DEPTH, help="rings 1..N")] = 3,
     days: Annotated[
-        int, typer.Option(min=1, max=analysis.MAX_DAYS, help="sampling days in the window")
+        int, typer.Option(min=1, max=outbreak.MAX_DAYS, help="sampling days in the window")
     ] = 14,
     until: Annotated[
         str | None, typer.Option(help="the window's last day (default: the person's latest)")
@@ -30,14 +32,14 @@ def exposure_cmd(
     """Who was exposed to a person through pooled tubes, ring by ring (co-pool distance)."""
     with gateway() as gw:
         log = DirectAudit(gw)
-        answer = policy.read_exposure(
+        answer = reads.read_exposure(
             gw, log, me(), person_id, depth=depth, days=days, until=until,
-            limit=analysis.EXPOSURE_MAX_PAGE,
+            limit=outbreak.EXPOSURE_MAX_PAGE,
         )  # fmt: skip
         while answer["next_cursor"]:
-            more = policy.read_exposure(
+            more = reads.read_exposure(
                 gw, log, me(), person_id, depth=depth, days=days, until=until,
-                cursor=answer["next_cursor"], limit=analysis.EXPOSURE_MAX_PAGE,
+                cursor=answer["next_cursor"], limit=outbreak.EXPOSURE_MAX_PAGE,
             )  # fmt: skip
             for ring, extra in zip(answer["rings"], more["rings"], strict=True):
                 ring["persons"] += extra["persons"]
@@ -75,8 +77,8 @@ def clusters_cmd(
         log = DirectAudit(gw)
         cursor = ""
         while True:
-            page = policy.read_clusters(
-                gw, log, me(), since, until, cursor=cursor, limit=analysis.CLUSTERS_MAX_PAGE
+            page = reads.read_clusters(
+                gw, log, me(), since, until, cursor=cursor, limit=outbreak.CLUSTERS_MAX_PAGE
             )
             items += page["clusters"]
             if not page["next_cursor"]:
@@ -114,11 +116,11 @@ def analysis_report(
         if name == "signals":
             if date is None:
                 raise typer.BadParameter("report signals needs --date YYYY-MM-DD")
-            answer = policy.read_signals(gw, log, me(), date)
+            answer = reads.read_signals(gw, log, me(), date)
         else:
             if since is None or until is None:
                 raise typer.BadParameter("report attack-rate needs --since and --until")
-            answer = policy.read_attack_rate(gw, log, me(), since, until)
+            answer = reads.read_attack_rate(gw, log, me(), since, until)
     if name == "signals":
         if as_json:
             print_json(contract.Signals.model_validate(answer))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from engine.db import Gateway, connect
-from engine.keys import Principal, cli_principal
+from engine.access.keys import Principal, cli_principal
 from engine.settings import Settings, get_settings
+from engine.store.gateway import Gateway, connect
 
 
 @contextmanager

@@ -12,12 +12,13 @@ from rich.console import Console
 
 from cli.connection import gateway, me
 from cli.render import print_trace
-from engine import domain, policy, writes
-from engine.audit import DirectAudit
-from engine.db import Gateway
+from engine import domain
+from engine.access.audit import DirectAudit
 from engine.errors import TubetraceError
 from engine.settings import Settings
-from engine.trace import PERSON_FLAGS, TUBE_FLAGS, all_traces, count_flags
+from engine.store.gateway import Gateway
+from engine.trace.build import PERSON_FLAGS, TUBE_FLAGS, all_traces, count_flags
+from engine.usecases import reads, writes
 from loaders import write
 from loaders.generate import generate_city
 
@@ -74,7 +75,7 @@ def run_demo(
             out.print("\nA positive 10-in-1 tube, traced:")
             # Shown through the use case like any CLI trace: its names and phones are audited.
             code = example["tube"]["code"]
-            print_trace(policy.read_trace(gw, DirectAudit(gw), me(), code))
+            print_trace(reads.read_trace(gw, DirectAudit(gw), me(), code))
             out.print(f"(tubetrace trace {code} --json for the JSON)\n")
         if not settings.neo4j_uri:
             from engine.server.managed import ManagedServer
@@ -101,7 +102,8 @@ def run_demo(
 
 def _print_loop(gw: Gateway, out: Console) -> None:
     """Where the day's positive pools went, and how far each district's loops are closed."""
-    from engine import reports, tasks
+    from engine.analysis import reports
+    from engine.loop import tasks
 
     out.print("\nFollow-up tasks by residence district (kind/status):")
     for code in sorted(
@@ -150,7 +152,8 @@ def _reach_line(reach: dict[tuple[str, str, str], str]) -> str:
 
 def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path) -> None:
     """Load the population directory and show who it makes reachable, by which route."""
-    from engine import reports, tasks
+    from engine.analysis import reports
+    from engine.loop import tasks
     from loaders.read import read_file
 
     day = "2022-04-09"

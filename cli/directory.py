@@ -10,8 +10,8 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import out, print_json
-from engine import policy, writes
-from engine.audit import DirectAudit
+from engine.access.audit import DirectAudit
+from engine.usecases import reads, writes
 
 directory_app = typer.Typer(
     help="The population directory: list a person's entries, remove one.", no_args_is_help=True
@@ -25,7 +25,7 @@ def list_cmd(
 ) -> None:
     """A person's directory entries with their keys (audited)."""
     with gateway() as gw:
-        items = policy.read_directory_entries(gw, DirectAudit(gw), me(), person_id)
+        items = reads.read_directory_entries(gw, DirectAudit(gw), me(), person_id)
     if as_json:
         print_json({"items": items, "next_cursor": None})
         return

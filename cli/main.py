@@ -22,11 +22,12 @@ from cli.exits import Exit, code_for
 from cli.render import err, out, print_json, print_trace, render_json, styled
 from cli.retention import retention_app
 from cli.webhooks import webhooks_app
-from engine import contract, policy, writes
-from engine.audit import DirectAudit
+from engine import contract
+from engine.access.audit import DirectAudit
 from engine.errors import TubetraceError
 from engine.model import RecordKind
 from engine.settings import get_settings
+from engine.usecases import reads, writes
 from loaders import write
 
 app = typer.Typer(
@@ -173,7 +174,7 @@ def load(
 def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List quarantined lines: file or request, line, field and reason."""
     with gateway() as gw:
-        items, _ = policy.read_quarantine_page(gw, DirectAudit(gw), me(), limit=1_000_000)
+        items, _ = reads.read_quarantine_page(gw, DirectAudit(gw), me(), limit=1_000_000)
     if as_json:
         print_json(contract.QuarantinePage.model_validate({"items": items, "next_cursor": None}))
         return
@@ -195,7 +196,7 @@ def quarantine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 def trace(tube_code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Trace one tube to its box, compound and every person swabbed into it."""
     with gateway() as gw:  # an unknown tube: NotFound, exit 4 (main)
-        result = policy.read_trace(gw, DirectAudit(gw), me(), tube_code)
+        result = reads.read_trace(gw, DirectAudit(gw), me(), tube_code)
     if as_json:
         print_json(contract.Trace.model_validate(result))
     else:
@@ -210,7 +211,7 @@ def tasks_cmd(
 ) -> None:
     """A district's follow-up queue: repeat positives first, then oldest result first."""
     with gateway() as gw:
-        items = policy.read_all_tasks(gw, DirectAudit(gw), me(), district, status)
+        items = reads.read_all_tasks(gw, DirectAudit(gw), me(), district, status)
     if as_json:
         print_json(contract.TaskPage.model_validate({"items": items, "next_cursor": None}))
         return
@@ -243,7 +244,7 @@ def positives_cmd(
         gateway() as gw,
         # Closed before the driver: the pages being traced end on a live connection.
         closing(
-            policy.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
+            reads.stream_positives(gw, DirectAudit(gw), me(), date, district=district)
         ) as stream,
     ):
         if as_json:
@@ -303,7 +304,7 @@ def report_cmd(
         fail(f"report {name} needs --date YYYY-MM-DD", Exit.USAGE)
     settings = get_settings()
     with gateway(settings) as gw:
-        rows = policy.read_report(
+        rows = reads.read_report(
             gw, DirectAudit(gw), me(), name, date, tz=settings.timezone, district=district
         )
     if as_json:
@@ -328,10 +329,10 @@ def report_cmd(
 @app.command("rings")
 def rings_cmd(person_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Exposure rings of a confirmed case: ring 1 its pool, ring 2 its compound that day."""
-    from engine import reports
+    from engine.analysis import reports
 
     with gateway() as gw:
-        answer = policy.read_rings(
+        answer = reads.read_rings(
             gw, DirectAudit(gw), me(), person_id, limit=reports.RING2_MAX_PAGE
         )
     if as_json:
@@ -362,7 +363,7 @@ def export_cmd(
     output: Annotated[Path | None, typer.Option("--out", help="file to write")] = None,
 ) -> None:
     """Write trace subgraphs for Gephi (GraphML) or Cytoscape (JSON); the console draws the same."""
-    from engine import export
+    from engine.trace import export
 
     if (tube is None) == (date is None):
         fail("give either a TUBE or --date D", Exit.USAGE)
@@ -371,10 +372,10 @@ def export_cmd(
     with gateway() as gw:
         log = DirectAudit(gw)
         if tube is not None:
-            traces = policy.read_traces(gw, log, me(), [tube], action="export")
+            traces = reads.read_traces(gw, log, me(), [tube], action="export")
         else:
             assert date is not None
-            with closing(policy.stream_positives(gw, log, me(), date, action="export")) as stream:
+            with closing(reads.stream_positives(gw, log, me(), date, action="export")) as stream:
                 traces = [i["trace"] for i in stream]
     target = output or Path(f"{tube or date}.{'graphml' if fmt == 'graphml' else 'cyjs'}")
     nodes, edges = export.write(traces, target, fmt)
@@ -415,8 +416,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List keys (never their secrets)."""
+    from engine.access.keys import list_keys
     from engine.domain import iso
-    from engine.keys import list_keys
 
     with gateway() as gw:
         keys = list_keys(gw)
@@ -457,7 +458,8 @@ def audit_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The audit log: who read which personal data, and every write."""
-    from engine import audit, domain
+    from engine import domain
+    from engine.access import audit
 
     if ctx.invoked_subcommand is not None:
         return
@@ -498,7 +500,7 @@ def audit_log(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit log's hash chain: report every gap (a deleted entry) and every edit."""
-    from engine import audit
+    from engine.access import audit
 
     with gateway() as gw:
         report = audit.verify(gw)

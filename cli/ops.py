@@ -65,7 +65,7 @@ def backup(
     folder: Annotated[Path, typer.Argument(help="a new (or empty) folder for the backup")],
 ) -> None:
     """Back up the managed server: dump (Neo4j stopped meanwhile), journals, manifest."""
-    from engine import backup as backups
+    from engine.ops import backup as backups
 
     report = backups.backup(get_settings(), folder)
     m = report.manifest
@@ -84,7 +84,7 @@ def restore(
     force: Annotated[bool, typer.Option("--force", help="replace a home that holds data")] = False,
 ) -> None:
     """Restore a backup into TUBETRACE_HOME (checked first; a home with data needs --force)."""
-    from engine import backup as backups
+    from engine.ops import backup as backups
 
     report = backups.restore(get_settings(), folder, force=force)
     for warning in report.warnings:

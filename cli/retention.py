@@ -10,9 +10,9 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import err, out, print_json, styled
-from engine import policy
-from engine.audit import DirectAudit
+from engine.access.audit import DirectAudit
 from engine.settings import get_settings
+from engine.usecases import reads
 
 retention_app = typer.Typer(
     help="Retention: the personal data of old sampling days (docs/retention.md).",
@@ -60,7 +60,7 @@ def purge(
         err.print(styled("red", "error:", f" --today '{today}' is not YYYY-MM-DD"), highlight=False)
         raise typer.Exit(2) from None
     with gateway(settings) as gw:
-        report = policy.purge_retention(
+        report = reads.purge_retention(
             gw,
             DirectAudit(gw),
             me(),

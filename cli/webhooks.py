@@ -10,9 +10,10 @@ from rich.table import Table
 
 from cli.connection import gateway, me
 from cli.render import out, print_json
-from engine import webhooks, writes
-from engine.audit import DirectAudit
+from engine.access.audit import DirectAudit
+from engine.push import webhooks
 from engine.settings import get_settings
+from engine.usecases import writes
 
 webhooks_app = typer.Typer(help="Webhooks to district systems.", no_args_is_help=True)
 

@@ -1,4 +1,4 @@
-// Outbreak analysis (engine/analysis.py): exposure to any depth, clusters of cases, signals of
+// Outbreak analysis (engine/analysis/outbreak.py): exposure to any depth, clusters of cases, signals of
 // sampling and lab trouble, attack rates by ring. Days are sampling days (`r.day`, text
 // YYYY-MM-DD, so that text order is day order); a result's `day` is its reporting day.
 

@@ -74,7 +74,7 @@ RETURN count(*) AS linked
 // params: keys
 // What the loader needs of the registrations this transaction created, once they are linked
 // and their residence fallback is set: the derived flags, and what the status of a person on
-// that day can be told from without the history of the person (engine/status.py,
+// that day can be told from without the history of the person (engine/feed/status.py,
 // after_new_registrations). Their tubes, then their persons, are write-locked first, each in
 // a fixed order: a result for the same tube (locked by lock_tubes before the members of the
 // tube are read) is either seen here or sees these registrations, and two transactions that

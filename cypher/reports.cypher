@@ -6,7 +6,7 @@ CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
 // name: positive_tubes_of_day
 // params: day, district_code
 // Every (residence district, positive tube) pair of the day, in sort_key order (pages of it:
-// engine/reports.py, positives_page).
+// engine/analysis/reports.py, positives_page).
 MATCH (x:Result {day: $day})
 USING INDEX SEEK x:Result(day)
 WHERE x.result = 'positive'

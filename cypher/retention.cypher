@@ -1,5 +1,5 @@
 // Retention (storage limitation): sampling days older than the window lose their personal data
-// (engine/retention.py). A day's aggregates and its marker are written in one transaction before
+// (engine/ops/retention.py). A day's aggregates and its marker are written in one transaction before
 // anything of it is deleted; the deletion then goes a batch of tubes per transaction.
 
 // name: schema_retention_day_key

@@ -347,7 +347,7 @@ class Report(BaseModel):
     next_cursor: str | None
 
 
-# Outbreak analysis (engine/analysis.py; the contract's "Outbreak analysis").
+# Outbreak analysis (engine/analysis/outbreak.py; the contract's "Outbreak analysis").
 
 
 class WindowPerson(Person):

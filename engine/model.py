@@ -206,7 +206,7 @@ NODES: dict[str, Node] = {
         Node("Sequence", "name", {"value": "long"}),
         Node("Webhook", "webhook_id", imported=False),
         Node("Delivery", "delivery_id", imported=False),
-        # Retention (engine/retention.py): a purged day's marker and its aggregates.
+        # Retention (engine/ops/retention.py): a purged day's marker and its aggregates.
         Node(
             "RetentionDay",
             "day",

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine import status
-from engine.db import Gateway, connect
 from engine.errors import InputError
+from engine.feed import status
 from engine.model import RecordKind
 from engine.settings import Settings
+from engine.store.gateway import Gateway, connect
 from loaders import bulk_files
 from loaders.read import Item, read_file
 from loaders.write import Summary

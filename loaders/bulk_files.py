@@ -26,11 +26,12 @@ from typing import Any, TextIO
 
 from neo4j import ManagedTransaction
 
-from engine import outbox, status, tasks
-from engine.db import Gateway
 from engine.errors import InputError
+from engine.feed import outbox, status
+from engine.loop import tasks
 from engine.model import NODES, RELATIONSHIPS
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import transform
 from loaders.transform import Quarantined, Row
 from loaders.write import Outcome, Summary, make_transform, transform_guarded
@@ -430,7 +431,7 @@ def _write_statuses(
     was_positive: set[str],
     now: datetime,
 ) -> None:
-    """Every person's status per day (engine.status.derive, as the online loader) and its
+    """Every person's status per day (engine.feed.status.derive, as the online loader) and its
     `status.changed` event, from the registrations sorted by person. A person with a
     registration at a compound without master data is left to the online refresh after the
     import, which applies the residence fallback."""

@@ -15,10 +15,13 @@ from typing import Any
 import neo4j
 from neo4j import ManagedTransaction
 
-from engine import domain, outbox, routing, status, tasks
+from engine import domain
 from engine.ahead import read_ahead
-from engine.db import Gateway
+from engine.feed import outbox, status
+from engine.loop import tasks
+from engine.reach import reroute
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import transform
 from loaders.transform import Quarantined, Row
 
@@ -233,7 +236,7 @@ def _write_batch(
             _link_registrations(gw, tx, created_rows)
             # By their (source, record_id) key: another sender's same record_id is another
             # registration, perhaps of another person.
-            moved = routing.after_registrations(gw, tx, [r.key for r in created_rows])
+            moved = reroute.after_registrations(gw, tx, [r.key for r in created_rows])
             new_keys = [r.key for r in created_rows]
             facts = {f["key"]: f for f in gw.run_in(tx, "new_registration_facts", keys=new_keys)}
             for a in answers:
@@ -279,10 +282,10 @@ def _write_batch(
             changes = tasks.after_registrations(gw, tx, single, resulted)
         elif kind == "compounds":
             keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
-            moved = routing.after_compounds(gw, tx, keys)
+            moved = reroute.after_compounds(gw, tx, keys)
         elif kind == "directory":
             persons = [a["person_id"] for a in answers if a["created"] or a["newer"]]
-            moved = routing.after_directory(gw, tx, persons)
+            moved = reroute.after_directory(gw, tx, persons)
         changes.updated |= {m["task_id"] for m in moved}
         all_q = quarantined + extra_q
         if all_q:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.db import Gateway, connect
 from engine.settings import Settings
+from engine.store.gateway import Gateway, connect
 from tests.helpers import free_port
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from engine import webhooks
-from engine.db import Gateway
+from engine.push import webhooks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import write as loader_write
 from loaders.read import read_file
 

@@ -30,11 +30,11 @@ import httpx
 import networkx as nx
 import pytest
 
-from engine import audit
-from engine.analysis import binomial_tail
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access import audit
+from engine.access.keys import create_key
+from engine.analysis.outbreak import binomial_tail
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders.generate import generate_city
 from loaders.transform import REGISTRATION_FIELDS, RESULT_FIELDS
 from tests.helpers import cli, load

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import bearer, cli, load_city
 
 

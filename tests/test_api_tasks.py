@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import (
     RETEST_HEADER,
     bearer,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 
-from engine import audit
-from engine.audit import DirectAudit
-from engine.db import Gateway
-from engine.keys import Principal, create_key
+from engine.access import audit
+from engine.access.audit import DirectAudit
+from engine.access.keys import Principal, create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import DATA, bearer, cli, load, load_city, result, retest, start_api
 
 
@@ -219,7 +219,8 @@ def test_cli_writes_are_audited_with_what_they_wrote(
     gw: Gateway, subprocess_env: dict[str, str]
 ) -> None:
     """`tubetrace load` leaves an entry with its counts (it left none), as do `keys create` and
-    `keys revoke`: every write goes through the engine's write use cases (engine.writes)."""
+    `keys revoke`: every write goes through the engine's write use cases
+    (engine.usecases.writes)."""
     done = cli(subprocess_env, "load", "compounds", str(DATA / "compounds.csv"))
     assert done.returncode == 0, done.stderr[-2000:]
     printed = done.stdout.strip()  # "compounds: read N, stored N, ..."

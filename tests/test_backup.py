@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from cli.exits import Exit
-from engine.db import Gateway, connect
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway, connect
+from engine.trace.build import trace_tube
 from loaders.generate import generate_city
 from tests.helpers import bearer, start_api
 

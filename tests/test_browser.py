@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import Gateway
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import CHROMIUM_FLAGS, chromium, load_city
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

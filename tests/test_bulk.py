@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from engine import audit, tasks
-from engine.db import Gateway, connect
+from engine.access import audit
+from engine.loop import tasks
 from engine.settings import Settings
-from engine.trace import all_tube_codes, trace_many
+from engine.store.gateway import Gateway, connect
+from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

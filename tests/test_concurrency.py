@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from engine import tasks
-from engine.db import Gateway
-from engine.keys import CLI, create_key
+from engine.access.keys import CLI, create_key
+from engine.loop import tasks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import bearer, load_city
 
 THREADS = 20

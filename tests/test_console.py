@@ -14,11 +14,11 @@ import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.app import create_app
-from engine import export
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace import export
+from engine.trace.build import trace_tube
 from tests.helpers import CONSOLE_CSRF as CSRF
 from tests.helpers import console_login as login
 from tests.helpers import load_city
@@ -98,7 +98,7 @@ def test_session_cookie_csp_and_logout(gw: Gateway, settings: Settings, api_url:
 def test_senders_cannot_log_in_and_revoked_keys_end_sessions(
     gw: Gateway, settings: Settings, api_url: str
 ) -> None:
-    from engine.keys import revoke_key
+    from engine.access.keys import revoke_key
 
     secrets = keys(gw)
     client = httpx.Client(base_url=api_url, timeout=30)
@@ -229,7 +229,7 @@ def test_sessions_end_after_the_idle_time_and_their_lifetime(gw: Gateway) -> Non
     from datetime import UTC, datetime, timedelta
 
     from api.console.session import IDLE_S, MAX_S, Sessions
-    from engine.keys import Principal, revoke_key
+    from engine.access.keys import Principal, revoke_key
 
     assert (IDLE_S, MAX_S) == (30 * 60, 12 * 3600)
     key = create_key(gw, role="district", district="310115")
@@ -269,7 +269,7 @@ def test_sessions_end_after_the_idle_time_and_their_lifetime(gw: Gateway) -> Non
 def test_open_tasks_older_than_a_day_are_overdue() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from engine.progress import is_overdue
+    from engine.loop.progress import is_overdue
 
     now = datetime(2022, 4, 11, 12, tzinfo=UTC)
     old = (now - timedelta(hours=25)).isoformat()

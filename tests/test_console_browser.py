@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
@@ -259,7 +259,7 @@ def test_district_closes_a_loop_from_the_queue_and_the_api_agrees(
     xss_city(gw, settings, tmp_path)
     secret = create_key(gw, role="district", district="310115").secret
     r02 = next(p for p in trace_tube(gw, "T1")["persons"] if p["record_id"] == "R02")
-    from engine.tasks import task_id
+    from engine.loop.tasks import task_id
 
     tid = task_id(r02["person_id"], "T1", "follow_up")
     w = Watched(browser, api_url)

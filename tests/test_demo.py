@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from engine.db import Gateway
-from engine.trace import PERSON_FLAGS, TUBE_FLAGS
+from engine.store.gateway import Gateway
+from engine.trace.build import PERSON_FLAGS, TUBE_FLAGS
 from tests.helpers import cli, console_login
 
 

@@ -10,12 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import reports, status, tasks
-from engine.db import Gateway
+from engine.access.keys import Principal, create_key
+from engine.analysis import reports
 from engine.errors import NotFound
-from engine.keys import Principal, create_key
+from engine.feed import status
+from engine.loop import tasks
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders import transform, write
 from tests.helpers import graph_fingerprint, load, load_city
 
@@ -362,7 +364,7 @@ def _unassigned_task(gw: Gateway, settings: Settings) -> dict[str, Any]:
 
 
 def _investigator() -> Any:
-    from engine.keys import Principal
+    from engine.access.keys import Principal
 
     return Principal("k_test", "investigator")
 

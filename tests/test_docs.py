@@ -15,7 +15,7 @@ IMAGES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-# A project path in backticks: `engine/policy.py`, `api/console/`, `cypher/trace.cypher`.
+# A project path in backticks: `engine/usecases/reads.py`, `api/console/`, `cypher/trace.cypher`.
 PROJECT_PATH = re.compile(
     r"`((?:engine|api|loaders|cli|cypher|bench|tests|scripts|docs)/[A-Za-z0-9_./-]*)`"
 )

@@ -13,8 +13,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from neo4j import GraphDatabase
 
-from engine.db import Gateway
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

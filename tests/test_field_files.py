@@ -15,10 +15,10 @@ import openpyxl
 import pytest
 
 from engine import domain
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders import transform, write
 from loaders.read import detect_encoding, read_file
 from loaders.transform import Quarantined

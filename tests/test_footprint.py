@@ -10,8 +10,8 @@ import pytest
 
 from bench import footprint
 from bench.measure import store_bytes
-from engine.db import Gateway
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import count, load_city
 
 pytestmark = pytest.mark.skipif(

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from api.deps import MAX_STRING
 from engine import domain
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import transform
 from loaders.transform import Quarantined
 from tests.helpers import bearer, cli

@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import outbox, status, tasks, webhooks
-from engine.db import Gateway
+from engine.access.keys import CLI, create_key
 from engine.errors import InputError
-from engine.keys import CLI, create_key
+from engine.feed import outbox, status
+from engine.loop import tasks
+from engine.push import webhooks
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders import write as loader
 from loaders.read import read_file
 from tests.helpers import (

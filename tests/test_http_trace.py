@@ -11,10 +11,10 @@ import httpx
 from fastapi.testclient import TestClient
 
 from bench.http import before_app
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import all_tube_codes
+from engine.store.gateway import Gateway
+from engine.trace.build import all_tube_codes
 from loaders.generate import generate_city
 from tests.helpers import bearer, load
 

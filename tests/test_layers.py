@@ -67,14 +67,14 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
-# what writes an audit entry (engine.audit): only the use cases in engine/ call these
+# what writes an audit entry (engine.access.audit): only the use cases in engine/ call these
 AUDIT_WRITES = {"record", "append_chained", "make_entry"}
 
 
 def test_interfaces_record_no_audit_entry_themselves() -> None:
     """The routers, the console and the CLI parse, call a use case and render; the use cases
-    (engine.policy, engine.writes) record the audit entries. An interface that recorded its own
-    could forget one: `tubetrace load` did, although every write is to be audited."""
+    (engine.usecases.reads, engine.usecases.writes) record the audit entries. An interface that
+    recorded its own could forget one: `tubetrace load` did, although every write is audited."""
     calls = []
     for pkg in ("api", "cli"):
         for f in sorted((ROOT / pkg).rglob("*.py")):

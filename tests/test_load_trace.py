@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from engine import domain
-from engine.db import Gateway
 from engine.errors import NotFound
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders import write
 from tests.helpers import DATA, graph_fingerprint, load, load_city
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from engine import domain
+from engine.access.keys import Principal
+from engine.access.masking import person_view, quarantine_view, trace_view
 from engine.errors import NotFound
-from engine.keys import Principal
-from engine.trace import build_trace
-from engine.views import person_view, quarantine_view, trace_view
+from engine.trace.build import build_trace
 
 EARLY = datetime(2022, 4, 9, 7, 0, tzinfo=UTC)
 LATE = datetime(2022, 4, 9, 8, 15, tzinfo=UTC)

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from engine import gauges
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
+from engine.ops import gauges
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import DATA, bearer, load, load_city, result, retest
 
 ROOT = Path(__file__).resolve().parent.parent

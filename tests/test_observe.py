@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.deps import AuditDep, GatewayDep, Investigator, TubeCodePath
 from api.observe import JsonFormatter, TextFormatter, request_id_of
-from engine import policy
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
+from engine.usecases import reads
 from tests.helpers import bearer, load_city
 
 REASON = "REASON-must-not-be-logged-7f3a"
@@ -57,7 +57,7 @@ def test_one_request_found_by_its_id_in_the_log_its_500_and_its_audit_entry(
     def fails(tube_code: TubeCodePath, g: GatewayDep, who: Investigator, log: AuditDep) -> None:
         """A bug after an audited read: the read's entry, the 500 and the log line share the
         request's id."""
-        policy.read_trace(g, log, who, tube_code, reveal=True, reason=REASON)
+        reads.read_trace(g, log, who, tube_code, reveal=True, reason=REASON)
         raise RuntimeError("a bug")
 
     rid = "call-2022-04-09.district:42"
@@ -112,10 +112,10 @@ def test_one_request_found_by_its_id_in_the_log_its_500_and_its_audit_entry(
 
 
 def client_trace(settings: Settings, gw: Gateway) -> dict[str, object]:
-    from engine.audit import DirectAudit
-    from engine.keys import CLI
+    from engine.access.audit import DirectAudit
+    from engine.access.keys import CLI
 
-    view: dict[str, object] = policy.read_trace(
+    view: dict[str, object] = reads.read_trace(
         gw, DirectAudit(gw), CLI, "T1", reveal=True, reason="test"
     )
     return view

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.audit import make_entry
-from engine.db import Gateway, connect
-from engine.keys import Principal, create_key
+from engine.access.audit import make_entry
+from engine.access.keys import Principal, create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway, connect
 from loaders.generate import generate_city
 from tests.helpers import load_city, spawn_api, start_api
 

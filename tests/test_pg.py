@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bench import pg
-from engine import reports
-from engine.db import Gateway
+from engine.analysis import reports
 from engine.settings import Settings
-from engine.trace import all_tube_codes, trace_many
+from engine.store.gateway import Gateway
+from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

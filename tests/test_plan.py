@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.db import Gateway
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import assert_no_unbounded_sort, assert_seek_without_scans, load_city
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.tasks import plan_dispatch, task_id
-from engine.trace import build_trace
+from engine.loop.tasks import plan_dispatch, task_id
+from engine.trace.build import build_trace
 
 AT = datetime(2022, 4, 9, 8, 15, tzinfo=UTC)
 C1 = {"code": "C1", "name": "n", "address": "a", "district_code": "310115", "subdistrict": "s"}
@@ -159,8 +159,8 @@ def test_request_bodies_take_the_loader_fields() -> None:
 def test_overdue_is_one_rule_for_the_queue_and_the_timeliness_report() -> None:
     from datetime import timedelta
 
-    from engine.progress import is_overdue
-    from engine.tasks import OVERDUE_AFTER, overdue
+    from engine.loop.progress import is_overdue
+    from engine.loop.tasks import OVERDUE_AFTER, overdue
 
     now = AT + timedelta(days=3)
     old, fresh = now - OVERDUE_AFTER - timedelta(seconds=1), now - OVERDUE_AFTER

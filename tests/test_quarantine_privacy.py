@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
+from engine.store.gateway import Gateway
 from tests.helpers import bearer, cli
 
 # The first read of a fresh server plans its queries: slow on a loaded machine.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import QueryFileError
-from engine.queries import book, load_directory
+from engine.store.querybook import book, load_directory
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

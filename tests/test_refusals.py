@@ -10,10 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from engine import audit
-from engine.db import Gateway
-from engine.keys import create_key, revoke_key
+from engine.access import audit
+from engine.access.keys import create_key, revoke_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import CONSOLE_CSRF, bearer, load_city
 
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from bench.replay import print_report, run_replay, split_city
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

@@ -10,11 +10,12 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from engine import reports, tasks
-from engine.db import Gateway
-from engine.keys import Principal
+from engine.access.keys import Principal
+from engine.analysis import reports
+from engine.loop import tasks
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from loaders.generate import generate_city
 from tests.helpers import (
     DATA,
@@ -256,7 +257,7 @@ def test_rings_of_a_confirmed_case(gw: Gateway, settings: Settings, tmp_path: Pa
 
 
 def test_export_graphml(gw: Gateway, settings: Settings, tmp_path: Path) -> None:
-    from engine import export
+    from engine.trace import export
 
     load_city(gw, settings)
     path = tmp_path / "t1.graphml"

@@ -28,13 +28,16 @@ import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 
-from engine import policy, reports, retention, webhooks
-from engine.audit import DirectAudit
-from engine.db import Gateway, connect
+from engine.access.audit import DirectAudit
+from engine.access.keys import create_key
+from engine.analysis import reports
 from engine.errors import DatabaseUnavailable
-from engine.keys import create_key
+from engine.ops import retention
+from engine.push import webhooks
 from engine.settings import Settings
-from engine.trace import all_traces
+from engine.store.gateway import Gateway, connect
+from engine.trace.build import all_traces
+from engine.usecases import reads
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
 from tests.helpers import cli, load, start_api
@@ -274,7 +277,7 @@ def test_purge_keeps_the_window_cases_and_open_tasks_and_resumes_after_a_stop(
             store.server.stop()
 
     with _gw(s) as gw, pytest.raises(DatabaseUnavailable):
-        policy.purge_retention(
+        reads.purge_retention(
             gw,
             DirectAudit(gw),
             retention.SYSTEM,

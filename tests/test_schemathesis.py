@@ -16,9 +16,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import load_city
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())

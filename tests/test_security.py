@@ -14,10 +14,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.app import create_app
 from engine import domain
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from tests.helpers import load, load_city, result, retest
 
 OPEN = {"/healthz", "/livez", "/readyz"}
@@ -650,7 +650,7 @@ def test_denied_attempts_are_audited(gw: Gateway, settings: Settings) -> None:
         ]
         assert 409 in moves, moves
         client.app.state.audit.flush()  # type: ignore[attr-defined]
-    from engine import audit
+    from engine.access import audit
 
     denied = [
         e

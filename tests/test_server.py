@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import urllib.request
 
-from engine.db import Gateway
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 
 def test_server_is_neo4j_5_26_community(gw: Gateway) -> None:
@@ -48,8 +48,8 @@ def test_managed_server_serves_browser_and_apoc(gw: Gateway, settings: Settings)
 
 def test_neo4j_routing_uri_works_end_to_end(gw: Gateway, settings: Settings) -> None:
     """A `neo4j://` URI (cluster routing; reads go to secondaries there) runs every query."""
-    from engine.db import connect
-    from engine.trace import trace_tube
+    from engine.store.gateway import connect
+    from engine.trace.build import trace_tube
     from tests.helpers import load_city
 
     load_city(gw, settings)

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.db import Gateway
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 
 def test_managed_home_is_private_and_http_refuses_other_origins(

@@ -17,12 +17,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from engine import audit, egress, status, webhooks
-from engine.db import Gateway
+from engine.access import audit
+from engine.access.keys import Principal, create_key
 from engine.errors import InputError
-from engine.keys import Principal, create_key
+from engine.feed import status
+from engine.push import egress, webhooks
 from engine.settings import Settings
-from engine.trace import trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_tube
 from tests.helpers import (
     ALL,
     CONSOLE_CSRF,

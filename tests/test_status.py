@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import status
-from engine.db import Gateway
+from engine.access.keys import Principal, create_key
 from engine.errors import NotFound
-from engine.keys import Principal, create_key
+from engine.feed import status
 from engine.settings import Settings
-from engine.trace import all_tube_codes, trace_tube
+from engine.store.gateway import Gateway
+from engine.trace.build import all_tube_codes, trace_tube
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file

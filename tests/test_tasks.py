@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine import tasks
-from engine.db import Gateway
+from engine.access.keys import CLI, Principal
 from engine.errors import InputError, NotFound, TransitionError
-from engine.keys import CLI, Principal
+from engine.loop import tasks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from loaders import write as write_loader
 from loaders.read import read_file
 from tests.helpers import DATA, RETEST_HEADER, count, load, load_city, result, retest, write

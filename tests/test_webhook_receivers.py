@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import webhooks
-from engine.db import Gateway
+from engine.push import webhooks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import Receiver, cli, fast, free_port, start_api, subscribe, wait_until
 
 MB = 1 << 20

@@ -20,10 +20,12 @@ import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.app import create_app
-from engine import audit, tasks, webhooks
-from engine.db import Gateway
-from engine.keys import Principal, create_key
+from engine.access import audit
+from engine.access.keys import Principal, create_key
+from engine.loop import tasks
+from engine.push import webhooks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 from tests.helpers import (
     ALL,
     IDS,
@@ -296,7 +298,7 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     assert json.loads(run("deliveries", "--failed", "--json"))["items"] == []
     run("remove", webhook_id)
     assert json.loads(run("list", "--json"))["items"] == []
-    # Each change through the engine's write use cases (engine.writes), audited there.
+    # Each change through the engine's write use cases (engine.usecases.writes), audited there.
     audited = [
         (e["action"], e["target"], e["detail"])
         for e in audit.entries(gw, since=None, key_id=None)

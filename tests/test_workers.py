@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.db import Gateway
-from engine.keys import create_key
+from engine.access.keys import create_key
+from engine.store.gateway import Gateway
 from tests.helpers import CONSOLE_CSRF, bearer, console_login, free_port
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.console.pages import SessionDep, _gw, _log, _today, engine_errors, need, render
-from engine import analysis, codes, policy, progress
-from engine.keys import Principal
+from engine import codes
+from engine.access.keys import Principal
+from engine.analysis import outbreak
+from engine.loop import progress
+from engine.usecases import reads
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -40,7 +43,7 @@ def clusters_page(
     who = need(session, "investigator", "district")
     start, end = _window(request, since, until)
     with engine_errors():
-        answer = policy.read_clusters(
+        answer = reads.read_clusters(
             _gw(request), _log(request), who, start, end, cursor=cursor, limit=CLUSTERS_PAGE
         )
     window = urlencode({"since": answer["since"], "until": answer["until"]})
@@ -50,7 +53,7 @@ def clusters_page(
         session,
         answer=answer,
         window=window,
-        max_days=analysis.MAX_DAYS,
+        max_days=outbreak.MAX_DAYS,
         cursor=cursor,
     )
 
@@ -60,7 +63,7 @@ def _cluster(
 ) -> dict[str, Any]:
     start, end = _window(request, since, until)
     with engine_errors():
-        return policy.read_cluster(_gw(request), _log(request), who, start, end, cluster_id)
+        return reads.read_cluster(_gw(request), _log(request), who, start, end, cluster_id)
 
 
 @router.get("/clusters/{cluster_id}")

@@ -19,12 +19,16 @@ from fastapi.templating import Jinja2Templates
 from api.console.session import Session, Sessions
 from api.deps import DistrictPath, PersonIdPath, TaskIdPath, TubeCodePath
 from api.errors import ERRORS, audit_denied, engine_status
-from engine import audit, codes, domain, policy, progress, reports, tasks
-from engine.db import Gateway
+from engine import codes, domain
+from engine.access import audit
+from engine.access.keys import KeyCheck, Principal, claimed_key_id
+from engine.analysis import reports
 from engine.errors import TubetraceError
-from engine.export import cytoscape_elements
-from engine.keys import KeyCheck, Principal, claimed_key_id
+from engine.loop import progress, tasks
 from engine.settings import Settings
+from engine.store.gateway import Gateway
+from engine.trace.export import cytoscape_elements
+from engine.usecases import reads
 
 HERE = FilePath(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -223,7 +227,7 @@ def login(
         audit_denied(request, 403, refusal, how="console")
         return again(403, refusal)
     session = _store(request).create(who)
-    policy.sign_in(_log(request), who)
+    reads.sign_in(_log(request), who)
     resp = RedirectResponse(safe_next(next), status_code=303)
     resp.set_cookie(
         COOKIE,
@@ -300,7 +304,7 @@ def positives(
     who = need(session, "investigator", "district")
     day = date or progress.latest_positive_day(_gw(request)) or _today(request)
     with engine_errors():
-        items, next_cursor = policy.read_positives_page(
+        items, next_cursor = reads.read_positives_page(
             _gw(request), _log(request), who, day, cursor=cursor, limit=POSITIVES_PAGE
         )
     by_district: dict[str, list[dict[str, Any]]] = {}
@@ -340,7 +344,7 @@ def _viewed_trace(
     request: Request, who: Principal, tube_code: str, reveal: bool, reason: str | None, how: str
 ) -> dict[str, Any]:
     with engine_errors():
-        return policy.read_trace(
+        return reads.read_trace(
             _gw(request),
             _log(request, f"console {how}"),
             who,
@@ -449,7 +453,7 @@ def queue(
     who = need(session, "investigator", "district")
     status = status or None
     with engine_errors():
-        items, next_cursor = policy.read_tasks_page(
+        items, next_cursor = reads.read_tasks_page(
             _gw(request), _log(request), who, district_code, status=status, cursor=cursor
         )
     now = datetime.now(UTC)
@@ -487,7 +491,7 @@ def move(
     who = need(session, "investigator", "district")
     check_csrf(session, csrf)
     with engine_errors():
-        policy.move_task(
+        reads.move_task(
             _gw(request),
             _log(request),
             who,
@@ -585,7 +589,7 @@ def _report(request: Request, who: Principal, name: str, day: str) -> list[dict[
     if name not in reports.REPORTS:
         raise ConsoleError(404, "not_found", f"No report '{name}'.")
     with engine_errors():
-        return policy.read_report(
+        return reads.read_report(
             _gw(request), _log(request), who, name, day, tz=_settings(request).timezone
         )
 
@@ -632,5 +636,5 @@ def rings_page(
 ) -> Response:
     who = need(session, "investigator")
     with engine_errors():
-        answer = policy.read_rings(_gw(request), _log(request), who, person_id, cursor=cursor)
+        answer = reads.read_rings(_gw(request), _log(request), who, person_id, cursor=cursor)
     return render(request, "rings.html", session, rings=answer)

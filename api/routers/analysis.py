@@ -19,7 +19,9 @@ from api.deps import (
     ReasonQ,
     RevealQ,
 )
-from engine import analysis, codes, policy
+from engine import codes
+from engine.analysis import outbreak
+from engine.usecases import reads
 
 router = APIRouter(tags=["analysis"])
 
@@ -32,8 +34,8 @@ def get_exposure(
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
-    depth: Annotated[int, Query(ge=1, le=analysis.MAX_DEPTH)] = 3,
-    days: Annotated[int, Query(ge=1, le=analysis.MAX_DAYS)] = 14,
+    depth: Annotated[int, Query(ge=1, le=outbreak.MAX_DEPTH)] = 3,
+    days: Annotated[int, Query(ge=1, le=outbreak.MAX_DAYS)] = 14,
     until: Annotated[
         str | None,
         Query(
@@ -42,11 +44,11 @@ def get_exposure(
         ),
     ] = None,
     cursor: Annotated[str, Query(max_length=160)] = "",
-    limit: Annotated[int, Query(ge=1, le=analysis.EXPOSURE_MAX_PAGE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=outbreak.EXPOSURE_MAX_PAGE)] = 100,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    return policy.read_exposure(
+    return reads.read_exposure(
         gw,
         log,
         who,
@@ -69,22 +71,22 @@ def get_clusters(
     since: WindowDayQ,
     until: WindowDayQ,
     cursor: Annotated[str, Query(max_length=64)] = "",
-    limit: Annotated[int, Query(ge=1, le=analysis.CLUSTERS_MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=outbreak.CLUSTERS_MAX_PAGE)] = 50,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    return policy.read_clusters(
+    return reads.read_clusters(
         gw, log, who, since, until, cursor=cursor, limit=limit, reveal=reveal, reason=reason
     )
 
 
 @router.get("/v1/reports/signals", response_model=models.Signals)
 def get_signals(gw: GatewayDep, who: Investigator, log: AuditDep, date: DayQ) -> dict[str, Any]:
-    return policy.read_signals(gw, log, who, date)
+    return reads.read_signals(gw, log, who, date)
 
 
 @router.get("/v1/reports/attack-rate", response_model=models.AttackRate)
 def get_attack_rate(
     gw: GatewayDep, who: Investigator, log: AuditDep, since: WindowDayQ, until: WindowDayQ
 ) -> dict[str, Any]:
-    return policy.read_attack_rate(gw, log, who, since, until)
+    return reads.read_attack_rate(gw, log, who, since, until)

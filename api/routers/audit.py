@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api import models
 from api.deps import Admin, AuditDep, GatewayDep
-from engine import audit
-from engine.db import split_page
+from engine.access import audit
+from engine.store.gateway import split_page
 
 router = APIRouter(tags=["security"])
 

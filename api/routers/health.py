@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from api import models
 from api.deps import GatewayDep
 from api.errors import RETRY_AFTER_S, error_answer
-from engine import backup
-from engine.db import Gateway
 from engine.errors import DatabaseUnavailable
+from engine.ops import backup
+from engine.store.gateway import Gateway
 
 router = APIRouter(tags=["ops"])
 

@@ -18,11 +18,13 @@ from api.deps import (
     SettingsDep,
     check_batch,
 )
-from engine import audit, domain, writes
+from engine import domain
+from engine.access import audit
+from engine.access.keys import Principal
 from engine.contract import LoadStatus
-from engine.db import Gateway
-from engine.keys import Principal
 from engine.settings import Settings
+from engine.store.gateway import Gateway
+from engine.usecases import writes
 from loaders import transform, write
 from loaders.transform import Quarantined
 

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.metrics import CONTENT_TYPE, Metrics
 from api.security import require
-from engine.keys import Principal
+from engine.access.keys import Principal
 
 router = APIRouter(tags=["ops"])
 Ops = Annotated[Principal, Depends(require("ops", "admin"))]

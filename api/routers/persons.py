@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, GatewayDep, Investigator, PersonIdPath, ReasonQ, RevealQ
-from engine import policy, reports
+from engine.analysis import reports
+from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
 
@@ -25,7 +26,7 @@ def get_rings(
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    return policy.read_rings(
+    return reads.read_rings(
         gw,
         log,
         who,

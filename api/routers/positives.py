@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, DayQ, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ
-from engine import policy
+from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
 
@@ -25,7 +25,7 @@ def get_positives(
     reason: ReasonQ = None,
     district: DistrictQ = None,
 ) -> dict[str, Any]:
-    items, next_cursor = policy.read_positives_page(
+    items, next_cursor = reads.read_positives_page(
         gw,
         log,
         who,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
-from engine import policy
+from engine.usecases import reads
 
 router = APIRouter(tags=["load"])
 
@@ -25,7 +25,7 @@ def get_quarantine(
 ) -> dict[str, Any]:
     """Masked like every answer (ID numbers, phones, names in `raw` and `existing`);
     `reveal=true&reason=TEXT` shows them. The audit entry names the persons shown."""
-    items, next_cursor = policy.read_quarantine_page(
+    items, next_cursor = reads.read_quarantine_page(
         gw, log, who, cursor=cursor, limit=limit, reveal=reveal, reason=reason
     )
     return {"items": items, "next_cursor": next_cursor}

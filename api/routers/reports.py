@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path
 
 from api import models
 from api.deps import AuditDep, DayQ, GatewayDep, Reader, SettingsDep
-from engine import policy, reports
+from engine.analysis import reports
+from engine.usecases import reads
 
 router = APIRouter(tags=["reports"])
 
@@ -22,5 +23,5 @@ def get_report(
     log: AuditDep,
     date: DayQ,
 ) -> dict[str, Any]:
-    rows = policy.read_report(gw, log, who, report, date, tz=s.timezone)
+    rows = reads.read_report(gw, log, who, report, date, tz=s.timezone)
     return {"report": report, "date": date, "items": rows, "next_cursor": None}

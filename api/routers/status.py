@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader, SettingsDep
-from engine import policy
+from engine.usecases import reads
 
 router = APIRouter(tags=["status"])
 
@@ -22,7 +22,7 @@ def get_person_status(
     log: AuditDep,
     date: DayQ,
 ) -> dict[str, Any]:
-    return policy.read_person_status(gw, log, who, person_id, date)
+    return reads.read_person_status(gw, log, who, person_id, date)
 
 
 @router.get("/v1/status-changes", response_model=models.StatusChangePage)
@@ -34,7 +34,7 @@ def get_status_changes(
     cursor: Annotated[str, Query(max_length=32)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
-    items, next_cursor = policy.read_status_changes(
+    items, next_cursor = reads.read_status_changes(
         gw, log, who, cursor=cursor, limit=limit, with_names=settings.status_feed_names
     )
     return {"items": items, "next_cursor": next_cursor}

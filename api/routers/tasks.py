@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, DistrictPath, GatewayDep, Reader, ReasonQ, RevealQ, TaskIdPath
-from engine import policy
+from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
 
@@ -25,7 +25,7 @@ def get_district_tasks(
     reveal: RevealQ = False,
     reason: ReasonQ = None,
 ) -> dict[str, Any]:
-    items, next_cursor = policy.read_tasks_page(
+    items, next_cursor = reads.read_tasks_page(
         gw,
         log,
         who,
@@ -47,4 +47,4 @@ def post_transition(
     who: Reader,
     log: AuditDep,
 ) -> dict[str, Any]:
-    return policy.move_task(gw, log, who, task_id, to=body.to, outcome=body.outcome, note=body.note)
+    return reads.move_task(gw, log, who, task_id, to=body.to, outcome=body.outcome, note=body.note)

@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 
 from api import models
 from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, TubeCodePath
-from engine import policy
+from engine.usecases import reads
 
 router = APIRouter(tags=["trace"])
 TRACE_JSON = TypeAdapter(models.Trace)
@@ -25,7 +25,7 @@ async def get_trace(
     reason: ReasonQ = None,
 ) -> Response:
     def work() -> bytes:
-        view = policy.read_trace(gw, log, who, tube_code, reveal=reveal, reason=reason)
+        view = reads.read_trace(gw, log, who, tube_code, reveal=reveal, reason=reason)
         # Checked against the response model once and encoded by pydantic: the bytes FastAPI
         # would send, made in the same worker thread as the database call (one hop).
         return TRACE_JSON.dump_json(TRACE_JSON.validate_python(view))

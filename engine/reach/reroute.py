@@ -14,7 +14,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine.db import Gateway
+from engine.store.gateway import Gateway
 
 
 def refresh_and_reroute(

@@ -16,9 +16,9 @@ from typing import Any
 
 from engine.codes import check_code, check_district
 from engine.contract import Role
-from engine.db import Gateway
 from engine.domain import UNASSIGNED
 from engine.errors import Forbidden, InputError, NotFound
+from engine.store.gateway import Gateway
 
 ROLES = tuple(r.value for r in Role)
 _KEY = re.compile(r"^tt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")

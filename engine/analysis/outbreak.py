@@ -1,7 +1,7 @@
 """Outbreak analysis: exposure to any depth, clusters of cases, signals of sampling and lab
 trouble, attack rates by ring (the contract's "Outbreak analysis"; queries in
 cypher/analysis.cypher). Answers are unmasked and unscoped except for the district filter a
-caller passes; engine/policy.py masks, scopes and audits."""
+caller passes; engine/usecases/reads.py masks, scopes and audits."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from engine import domain
-from engine.db import Gateway
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
-from engine.trace import trace_many
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_many
 
 MAX_DEPTH = 4
 MAX_DAYS = 21  # an incubation window and a week of follow-up

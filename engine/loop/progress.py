@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine import domain
-from engine.db import Gateway
+from engine.access.keys import Principal
+from engine.access.masking import scope_district
 from engine.domain import parse_day
-from engine.keys import Principal
-from engine.tasks import STATUSES, overdue
-from engine.views import scope_district
+from engine.loop.tasks import STATUSES, overdue
+from engine.store.gateway import Gateway
 
 
 def is_overdue(task: dict[str, Any], now: datetime | None = None) -> bool:

@@ -8,9 +8,11 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import domain, outbox, routing
-from engine.db import Gateway
+from engine import domain
 from engine.errors import NotFound
+from engine.feed import outbox
+from engine.reach import reroute
+from engine.store.gateway import Gateway
 
 
 def entries(gw: Gateway, person_id: str) -> list[dict[str, Any]]:
@@ -33,7 +35,7 @@ def remove(gw: Gateway, entry_key: str) -> dict[str, Any]:
         if not rows:
             raise NotFound(f"No directory entry with key '{entry_key}'.")
         person_id = rows[0]["person_id"]
-        moved = routing.after_directory(
+        moved = reroute.after_directory(
             gw, tx, [person_id] if person_id else [], "a directory entry was removed"
         )
         events = outbox.task_events(gw, tx, set(), set(), moves=moved)

@@ -11,8 +11,8 @@ from typing import Any
 from neo4j import ManagedTransaction
 
 from engine import domain
-from engine.db import Gateway
 from engine.errors import CursorExpired
+from engine.store.gateway import Gateway
 
 EVENT_TYPES = ("task.created", "task.updated", "status.changed")
 
@@ -33,7 +33,7 @@ def task_events(
     moves: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The `task.*` events of these tasks. `moves` (`task_id`, `from_district`, `to_district`,
-    as engine/routing.py returns them): a task moved by late data is also told to each
+    as engine/reach/reroute.py returns them): a task moved by late data is also told to each
     district it left, and its own event carries `moved_from` and `moved_to`."""
     moved: dict[str, list[dict[str, Any]]] = {}
     for m in moves or []:
@@ -133,7 +133,7 @@ def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
 
 
 def events_through(gw: Gateway) -> int:
-    """The number of the last event the retention deleted (engine/retention.py): every
+    """The number of the last event the retention deleted (engine/ops/retention.py): every
     event up to it is gone."""
     rows = gw.read("retention_events_through")
     return int(rows[0]["through"] or 0) if rows else 0

@@ -11,13 +11,14 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import codes, domain, outbox
+from engine import codes, domain
+from engine.access.keys import Principal
+from engine.access.masking import has_investigator_rights, task_visible
 from engine.contract import Outcome, TaskKind, TaskStatus
-from engine.db import Gateway, split_page
 from engine.errors import InputError, NotFound, TransitionError
-from engine.keys import Principal
-from engine.trace import trace_many
-from engine.views import has_investigator_rights, task_visible
+from engine.feed import outbox
+from engine.store.gateway import Gateway, split_page
+from engine.trace.build import trace_many
 
 STATUSES = tuple(s.value for s in TaskStatus)
 OUTCOMES = tuple(o.value for o in Outcome)

@@ -30,10 +30,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from engine import audit
-from engine.db import Gateway, connect
+from engine.access import audit
 from engine.errors import BackupInvalid, InputError, TargetNotEmpty
 from engine.settings import Settings
+from engine.store.gateway import Gateway, connect
 
 FORMAT = 1
 MANIFEST = "manifest.json"

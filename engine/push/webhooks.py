@@ -21,10 +21,12 @@ import httpx
 from neo4j import ManagedTransaction
 from standardwebhooks.webhooks import Webhook as Signer
 
-from engine import codes, domain, egress, outbox
-from engine.db import Gateway
+from engine import codes, domain
 from engine.errors import DatabaseUnavailable, InputError, NotFound
+from engine.feed import outbox
+from engine.push import egress
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 log = logging.getLogger("tubetrace.webhooks")
 

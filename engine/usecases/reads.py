@@ -10,13 +10,10 @@ from contextlib import closing
 from datetime import date
 from typing import Any
 
-from engine import analysis, codes, directory, domain, reports, retention, status, tasks
-from engine.audit import AuditSink
-from engine.db import Gateway, split_page
-from engine.errors import Forbidden
-from engine.keys import Principal
-from engine.trace import trace_tube
-from engine.views import (
+from engine import codes, domain
+from engine.access.audit import AuditSink
+from engine.access.keys import Principal
+from engine.access.masking import (
     check_reveal,
     person_view,
     quarantine_view,
@@ -24,6 +21,14 @@ from engine.views import (
     sees_unmasked,
     trace_view,
 )
+from engine.analysis import outbreak, reports
+from engine.errors import Forbidden
+from engine.feed import status
+from engine.loop import tasks
+from engine.ops import retention
+from engine.reach import directory
+from engine.store.gateway import Gateway, split_page
+from engine.trace.build import trace_tube
 
 
 def _person_ids(persons: list[dict[str, Any] | None]) -> list[str]:
@@ -273,7 +278,7 @@ def read_exposure(
     """Exposure rings to any depth; a district key reaches its own residents only (the
     person, and the ring members it is shown)."""
     check_reveal(who, reveal, reason)
-    answer = analysis.exposure(
+    answer = outbreak.exposure(
         gw,
         person_id,
         depth=depth,
@@ -333,7 +338,7 @@ def read_clusters(
     """A page of the window's clusters of cases; a district key sees the clusters with its
     own residents in them, and only those residents."""
     check_reveal(who, reveal, reason)
-    answer = analysis.clusters(
+    answer = outbreak.clusters(
         gw, since, until, cursor=cursor, limit=limit, district=scope_district(who, None)
     )
     target = f"{answer['since']}..{answer['until']} after {cursor or 'start'}"
@@ -354,14 +359,14 @@ def read_cluster(
 ) -> dict[str, Any]:
     """One cluster with its members' registrations (the console's graph), scoped as above."""
     check_reveal(who, reveal, reason)
-    answer = analysis.cluster(gw, since, until, cluster_id, district=scope_district(who, None))
+    answer = outbreak.cluster(gw, since, until, cluster_id, district=scope_district(who, None))
     _shown_clusters(log, who, [answer], f"{cluster_id} {since}..{until}", reveal, reason)
     return answer
 
 
 def read_signals(gw: Gateway, log: AuditSink, who: Principal, day: str) -> dict[str, Any]:
     """The day's signals (no personal data: tubes, compounds, boxes, collectors, labs)."""
-    answer = analysis.signals(gw, day)
+    answer = outbreak.signals(gw, day)
     log.record(who, "report_signals", target=answer["date"])
     return answer
 
@@ -370,7 +375,7 @@ def read_attack_rate(
     gw: Gateway, log: AuditSink, who: Principal, since: str, until: str
 ) -> dict[str, Any]:
     """Secondary attack rates by ring against the city's (counts only)."""
-    answer = analysis.attack_rate(gw, since, until)
+    answer = outbreak.attack_rate(gw, since, until)
     log.record(who, "report_attack_rate", target=f"{answer['since']}..{answer['until']}")
     return answer
 
@@ -520,7 +525,7 @@ def purge_retention(
     on_batch: Callable[[int], None] | None = None,
 ) -> retention.PurgeReport:
     """Delete (or, dry, count) the personal data of sampling days older than the window
-    (engine/retention.py); admins only. One audit entry with its counts, after the run."""
+    (engine/ops/retention.py); admins only. One audit entry with its counts, after the run."""
     if who.role != "admin":
         raise Forbidden("Only an admin (or the machine's own user) runs the retention purge.")
     report = retention.purge(

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine import domain
-from engine.db import Gateway
 from engine.errors import NotFound
+from engine.store.gateway import Gateway
 
 
 def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,7 +170,7 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
     values = {x["result"] for x in results}
     if {"positive", "negative"} <= values and (len(regs) > 1 or (pool_size or 0) > 1):
         # A pool reported both ways: its members stay in follow-up until their single-tube
-        # retests (engine/status.py), whichever came last; investigators see why.
+        # retests (engine/feed/status.py), whichever came last; investigators see why.
         flags.add("result_conflict")
     return {
         "tube": {
@@ -206,7 +206,7 @@ def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
 
 
 def purged_tube_message(gw: Gateway, code: str) -> str | None:
-    """The 404 sentence of a tube a purged day's codes span (engine/retention.py keeps each
+    """The 404 sentence of a tube a purged day's codes span (engine/ops/retention.py keeps each
     purged day's lowest and highest tube code); None otherwise."""
     rows = gw.read("retention_purged_tube_day", code=code)
     if not rows:

@@ -37,11 +37,13 @@ from zoneinfo import ZoneInfo
 
 from neo4j import ManagedTransaction
 
-from engine import domain, outbox, reports
-from engine.db import Gateway
+from engine import domain
+from engine.access.keys import Principal
+from engine.analysis import reports
 from engine.errors import DatabaseUnavailable, InputError
-from engine.keys import Principal
+from engine.feed import outbox
 from engine.settings import Settings
+from engine.store.gateway import Gateway
 
 log = logging.getLogger("tubetrace.retention")
 
@@ -357,7 +359,7 @@ def _dry_leftovers(gw: Gateway, p: _Pass) -> None:
 
 
 def _delivery_bound(seq: int) -> str:
-    """Delivery ids below this one are those of events up to `seq` (engine/webhooks.py)."""
+    """Delivery ids below this one are those of events up to `seq` (engine/push/webhooks.py)."""
     return f"dl_{seq + 1:012d}"
 
 
@@ -450,7 +452,7 @@ class Stopped(Exception):
 class Job:
     """Once a day inside `tubetrace serve`: the day's run is claimed in the database by one
     process (a failed or stalled run is claimed again after `stale_s`); `run(today)` purges and
-    records the audit entry (engine.policy.purge_retention)."""
+    records the audit entry (engine.usecases.reads.purge_retention)."""
 
     def __init__(
         self,

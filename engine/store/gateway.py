@@ -37,8 +37,8 @@ from neo4j import (
 from neo4j import exceptions as nx
 
 from engine.errors import DatabaseError, DatabaseUnavailable
-from engine.queries import QueryBook, book
 from engine.settings import Settings
+from engine.store.querybook import QueryBook, book
 
 T = TypeVar("T")
 log = logging.getLogger("tubetrace.db")
@@ -144,7 +144,7 @@ class Gateway:
         self.calls: Counter[str] = Counter()
         self._secret: str | None = None
         # What the engine keeps in this process about this database's data, by name
-        # (engine/reports.py, DayPairs); emptied by `wipe`.
+        # (engine/analysis/reports.py, DayPairs); emptied by `wipe`.
         self.memo: dict[str, object] = {}
         self._schema_pending = schema_pending
         self._schema_lock = threading.Lock()

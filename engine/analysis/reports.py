@@ -15,13 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine import domain
+from engine.access.masking import district_part, in_district
 from engine.ahead import ordered_map
-from engine.db import Gateway, split_page
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
-from engine.tasks import overdue
-from engine.trace import trace_many
-from engine.views import district_part, in_district
+from engine.loop.tasks import overdue
+from engine.store.gateway import Gateway, split_page
+from engine.trace.build import trace_many
 
 RING2_MAX_PAGE = 500
 
@@ -399,7 +399,7 @@ def stored_report_key(day: str, report: str) -> str:
 def stored_report(
     gw: Gateway, report: str, day: str, district: str | None
 ) -> list[dict[str, Any]] | None:
-    """A purged day's report as it answered before its data was deleted (engine/retention.py
+    """A purged day's report as it answered before its data was deleted (engine/ops/retention.py
     stored the city's rows); None for a day not purged. Zoning needs none: it reads cases and
     compounds, which are never purged."""
     if report not in STORED_DISTRICT:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.db import Gateway
-from engine.keys import Principal
+from engine.access.keys import Principal
+from engine.store.gateway import Gateway
 
 IDLE_S = 30 * 60
 MAX_S = 12 * 3600

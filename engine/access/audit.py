@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from neo4j import ManagedTransaction
 
 from engine import context, domain
-from engine.db import Gateway
+from engine.access.keys import Principal
 from engine.errors import DatabaseUnavailable
-from engine.keys import Principal
+from engine.store.gateway import Gateway
 
 log = logging.getLogger("tubetrace.audit")
 

@@ -17,11 +17,12 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine import domain, outbox
-from engine.db import Gateway, split_page
+from engine import domain
+from engine.access.keys import Principal
+from engine.access.masking import reaches
 from engine.errors import InputError, NotFound
-from engine.keys import Principal
-from engine.views import reaches
+from engine.feed import outbox
+from engine.store.gateway import Gateway, split_page
 
 STATUSES = ("pending", "negative", "pooled_positive", "released", "positive", "resample")
 # When a person was swabbed into several tubes on one day, the most urgent status is shown.

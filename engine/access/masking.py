@@ -9,9 +9,9 @@ from collections.abc import Collection
 from typing import Any
 
 from engine import codes, domain
+from engine.access.keys import Principal
 from engine.domain import UNASSIGNED, mask_id_number, mask_phone
 from engine.errors import Forbidden, InputError, NotFound
-from engine.keys import Principal
 
 
 def has_investigator_rights(who: Principal) -> bool:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine import domain
-from engine.db import Gateway
-from engine.tasks import OVERDUE_AFTER, STATUSES
+from engine.loop.tasks import OVERDUE_AFTER, STATUSES
+from engine.store.gateway import Gateway
 
 OPEN = tuple(s for s in STATUSES if s != "closed")
 

@@ -7,7 +7,7 @@ an expiry, names the process that runs it.
   clean stop releases the lease) or after `lease_s` (a crash).
 - Daily jobs (the audit log's retention) run in the process that takes their lease first that
   day; the lease lasts 23 hours, so each runs once a day. (The retention purge claims its day's
-  run itself: engine.retention.Job.)
+  run itself: engine.ops.retention.Job.)
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from engine.db import Gateway
 from engine.errors import DatabaseUnavailable
+from engine.store.gateway import Gateway
 
 log = logging.getLogger("tubetrace.jobs")
 

@@ -1,16 +1,18 @@
 """The write use cases every interface calls (API, CLI, demo): each makes its change and records
 the audit entry of it before the answer leaves. Interfaces only parse their input, call one of
-these and render what it returns. The reads, and the task moves, are in `engine.policy`."""
+these and render what it returns. The reads, and the task moves, are in `engine.usecases.reads`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
-from engine import directory, egress, keys, webhooks
-from engine.audit import AuditSink
-from engine.db import Gateway
-from engine.keys import Principal
+from engine.access import keys
+from engine.access.audit import AuditSink
+from engine.access.keys import Principal
+from engine.push import egress, webhooks
+from engine.reach import directory
+from engine.store.gateway import Gateway
 
 
 class Counted(Protocol):

@@ -1,0 +1,1 @@
+"""Who may do what: API keys, console sessions, masking and scoping, the audit log."""

@@ -1,0 +1,1 @@
+"""The day's positives and reports, and the outbreak analysis over the graph."""

@@ -1,0 +1,1 @@
+"""The closed loop: dispatch, retests, the task lifecycle, progress."""

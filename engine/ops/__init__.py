@@ -1,0 +1,1 @@
+"""Running it: backups, retention, daily jobs under a lease, metrics gauges."""

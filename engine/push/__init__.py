@@ -1,0 +1,1 @@
+"""Pushing events out: webhook subscriptions, deliveries and the guarded egress."""

@@ -1,0 +1,1 @@
+"""Reaching people: the population directory and the late re-routing of tasks."""

@@ -1,0 +1,1 @@
+"""The trace of a positive tube: its JSON and its graph exports."""

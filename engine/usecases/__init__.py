@@ -1,0 +1,1 @@
+"""The use cases every interface calls (reads and writes); each records its audit entry."""
