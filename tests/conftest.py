@@ -31,6 +31,14 @@ def _docker_answers() -> bool:
         return False
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/system/ (spawned API and CLI processes, the browser, outages, bulk imports,
+    PostgreSQL, replays, fuzzing) is slow: `-m "not slow"` leaves it out."""
+    for item in items:
+        if item.path.parent.name == "system":
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def neo4j_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment variables that point any process (CLI, uvicorn) at the test database."""

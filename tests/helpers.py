@@ -233,7 +233,7 @@ class CommitDroppingProxy:
                     pass
 
 
-# A small two-day city for person statuses and webhooks (tests/test_status.py).
+# A small two-day city for person statuses and webhooks (tests/integration/test_status.py).
 D1 = "2022-04-09"
 D2 = "2022-04-10"
 

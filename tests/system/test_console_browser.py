@@ -26,7 +26,7 @@ from loaders.generate import generate_city
 from loaders.read import read_file
 from tests.helpers import CHROMIUM_FLAGS, chromium, load, load_city
 
-SHOTS = Path(__file__).parent.parent / "docs" / "console"
+SHOTS = Path(__file__).parent.parent.parent / "docs" / "console"
 XSS = "<img src=x onerror=alert(1)>"
 WIDTHS = (390, 1280)
 

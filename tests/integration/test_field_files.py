@@ -23,7 +23,7 @@ from loaders import transform, write
 from loaders.read import detect_encoding, read_file
 from loaders.transform import Quarantined
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 REG_FIELDS = list(transform.REGISTRATION_FIELDS)
 # 310115800101001 is the first-generation card of R01 (310115198001010016) in tests/data.
 R01_15 = "310115800101001"

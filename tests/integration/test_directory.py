@@ -21,7 +21,7 @@ from engine.trace.build import trace_tube
 from loaders import transform, write
 from tests.helpers import graph_fingerprint, load, load_city
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 R09_ID = "310103197505051233"  # R09 in tests/data: ID card, no phone, tube T1 (positive)
 
 

@@ -66,8 +66,9 @@ def routes(settings: Settings, gw: Gateway) -> list[APIRoute]:
     app = create_app(settings, gateway=gw)
     # Routers are included lazily (FastAPI >= 0.137): walk their effective routes.
     found = [c.original_route for c in iter_route_contexts(app.routes)]
-    # The web console's routes use sessions, not bearer keys: tests/test_console.py walks them
-    # with a session of each role the same way. Pages outside the schema (/docs) are no endpoint.
+    # The web console's routes use sessions, not bearer keys: tests/integration/test_console.py
+    # walks them with a session of each role the same way. Pages outside the schema (/docs) are
+    # no endpoint.
     return [
         r
         for r in found
@@ -659,7 +660,7 @@ def test_denied_attempts_are_audited(gw: Gateway, settings: Settings) -> None:
     ]
     by_status = {e["status"]: e for e in denied}
     assert set(by_status) >= {"denied_401", "denied_403", "denied_404", "denied_409"}, denied
-    # A key id nobody holds is not a key: it is what the caller claimed (tests/test_refusals).
+    # A key id nobody holds is not a key: what the caller claimed (integration/test_refusals.py).
     assert by_status["denied_401"]["key_id"] is None
     assert by_status["denied_401"]["claimed_key_id"] == "0123456789ab"
     assert by_status["denied_403"]["key_id"] == collector.key_id

@@ -11,7 +11,7 @@ from engine.settings import Settings
 from engine.store.gateway import Gateway
 from tests.helpers import CHROMIUM_FLAGS, chromium, load_city
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 TRACE = (
     "MATCH (t:Tube {code: 'T1'})<-[i:INTO_TUBE]-(r:Registration)-[o:OF_PERSON]->(p:Person) "
     "OPTIONAL MATCH (r)-[a:AT_COMPOUND]->(c:Compound) RETURN t, i, r, o, p, a, c"

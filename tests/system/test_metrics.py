@@ -23,7 +23,7 @@ from engine.settings import Settings
 from engine.store.gateway import Gateway
 from tests.helpers import DATA, bearer, load, load_city, result, retest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPS_DOCS = ROOT / "docs" / "ops"
 PROMTOOL = shutil.which("promtool")
 NO_PROMTOOL = "promtool is missing: apt-get install prometheus (./dev test installs it)"

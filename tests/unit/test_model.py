@@ -10,7 +10,7 @@ from pathlib import Path
 from engine.model import NODES, RELATIONSHIPS, RecordKind
 from loaders import bulk_files, transform
 
-CYPHER = Path(__file__).resolve().parent.parent / "cypher"
+CYPHER = Path(__file__).resolve().parents[2] / "cypher"
 REG = {
     "record_id": "R1",
     "collected_at": "2022-04-09T08:00:00+08:00",

@@ -1,5 +1,5 @@
 """Pure functions without a database: trace building and dispatch planning. (ID, phone and
-transform rules: tests/test_domain.py and tests/test_records.py, also without a database.)"""
+transform rules: tests/unit/test_domain.py and tests/unit/test_records.py.)"""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_invalid_and_negative() -> None:
 
 def test_test_files_never_import_each_other() -> None:
     offences = []
-    for f in Path(__file__).parent.glob("*.py"):
+    for f in Path(__file__).parent.parent.rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
                 if node.module != "tests.helpers":
@@ -197,7 +197,7 @@ def test_a_time_whose_china_day_no_read_can_ask_for_is_flagged() -> None:
             "id_type": "passport",
             "id_number": "E57140543",
         }
-        # Judged on 2100-01-01: 2099 is not the future then (tests/test_hardening.py).
+        # Judged on 2100-01-01: 2099 is not the future then (tests/integration/test_hardening.py).
         return transform_registration(
             record,
             "f.csv",
