@@ -17,12 +17,11 @@ from neo4j import ManagedTransaction
 
 from engine import domain
 from engine.ahead import read_ahead
-from engine.feed import outbox, status
-from engine.loop import tasks
-from engine.reach import reroute
+from engine.feed import outbox
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 from loaders import transform
+from loaders.kinds import KindSpec, Linked, Merged, Transform, spec_of
 from loaders.transform import Quarantined, Row
 
 log = logging.getLogger(__name__)
@@ -32,13 +31,6 @@ FATAL_CODES = (
     "Neo.ClientError.Database.DatabaseNotFound",
 )
 Item = tuple[int | None, "dict[str, Any] | Quarantined"]
-
-MERGE_QUERY = {
-    "registrations": "merge_registrations",
-    "results": "merge_results",
-    "compounds": "merge_compounds",
-    "directory": "merge_directory",
-}
 
 
 @dataclass(frozen=True)
@@ -104,20 +96,8 @@ class Summary:
             self.outcomes.append(outcome)
 
 
-def make_transform(
-    kind: str, settings: Settings, secret: str, sender: str = "file"
-) -> Callable[[dict[str, Any], str, int | None], Row | Quarantined]:
-    if kind == "registrations":
-        return lambda rec, src, ln: transform.transform_registration(
-            rec, src, ln, tz=settings.timezone, secret=secret, sender=sender
-        )
-    if kind == "results":
-        return lambda rec, src, ln: transform.transform_result(rec, src, ln, tz=settings.timezone)
-    if kind == "compounds":
-        return transform.transform_compound
-    if kind == "directory":
-        return lambda rec, src, ln: transform.transform_directory(rec, src, ln, secret=secret)
-    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(transform.KINDS)}")
+def make_transform(kind: str, settings: Settings, secret: str, sender: str = "file") -> Transform:
+    return spec_of(kind).make_transform(settings, secret, sender)
 
 
 def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -150,103 +130,28 @@ def _merge_in_waves(
     return answers
 
 
-def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[Row]) -> None:
-    """Link new registrations to their tube, person, box and compound: the nodes first, each
-    key once (a new person takes the first row's properties), then the relationships."""
-    links = [r.links for r in rows]
-    persons: dict[str, dict[str, Any]] = {}
-    for link in links:
-        persons.setdefault(link["person"]["person_id"], link["person"])
-    boxes = {link["box_code"] for link in links if link["box_code"] is not None}
-    compounds = {link["compound_code"] for link in links if link["compound_code"] is not None}
-    filled = {
-        (link["box_code"], link["compound_code"], link["day"])
-        for link in links
-        if link["box_code"] is not None
-        and link["compound_code"] is not None
-        and link["day"] is not None
-    }
-    gw.run_in(tx, "merge_tubes", codes=sorted({link["tube_code"] for link in links}))
-    gw.run_in(tx, "merge_persons", persons=[persons[k] for k in sorted(persons)])
-    if boxes:
-        gw.run_in(tx, "merge_boxes", codes=sorted(boxes))
-    if compounds:
-        gw.run_in(tx, "merge_compound_refs", codes=sorted(compounds))
-    gw.run_in(
-        tx,
-        "link_registrations",
-        rows=[
-            {
-                "key": r.key,
-                "tube_code": link["tube_code"],
-                "person_id": link["person"]["person_id"],
-                "box_code": link["box_code"],
-                "compound_code": link["compound_code"],
-            }
-            for r, link in zip(rows, links, strict=True)
-        ],
-    )
-    if filled:
-        gw.run_in(
-            tx,
-            "merge_filled_at",
-            links=[{"box_code": b, "compound_code": c, "day": d} for b, c, d in sorted(filled)],
-        )
-
-
-# The stamp the merge query sets from an ISO string (`datetime(row.at)`): the driver packs a
-# Python datetime in Python, about 45 us a value, a third of a registration's whole write.
-WIRE_TIME = {"registrations": "collected_at", "results": "reported_at"}
-
-
-def _wire(kind: str, row: Row) -> dict[str, Any]:
-    """What the merge query reads of a row, no more: the driver packs every value it is sent
-    (a registration's links and raw copy are not needed to merge it)."""
-    props = row.props
-    out: dict[str, Any] = {"key": row.key}
-    stamp = WIRE_TIME.get(kind)
-    if stamp is not None:
-        props = dict(props)
-        at = props.pop(stamp, None)
-        out["at"] = at.isoformat() if isinstance(at, datetime) else None
-    out["props"] = props
-    if kind in ("results", "directory"):
-        out["links"] = row.links
-    if kind == "compounds":
-        out["raw"] = row.raw
-    return out
-
-
 def _write_batch(
     gw: Gateway,
-    kind: str,
+    spec: KindSpec,
     source: str,
     rows: list[tuple[int | None, Row]],
     quarantined: list[Quarantined],
 ) -> Callable[[ManagedTransaction], list[Outcome]]:
+    """One batch in one transaction, the same steps for every kind: merge, link the new rows,
+    judge the others against the stored version, the kind's hook (tasks, re-routing), the
+    quarantine, then statuses and task events in the outbox."""
+
     def work(tx: ManagedTransaction) -> list[Outcome]:
-        token = uuid.uuid4().hex
-        moved: list[dict[str, Any]] = []
-        payload = [_wire(kind, r) for _, r in rows]
-        query = MERGE_QUERY[kind]
-        answers = _merge_in_waves(gw, tx, query, payload, token)
-        created_rows = [r for (_, r), a in zip(rows, answers, strict=True) if a["created"]]
-        facts: dict[str, dict[str, Any]] = {}
-        if kind == "registrations" and created_rows:
-            _link_registrations(gw, tx, created_rows)
-            # By their (source, record_id) key: another sender's same record_id is another
-            # registration, perhaps of another person.
-            moved = reroute.after_registrations(gw, tx, [r.key for r in created_rows])
-            new_keys = [r.key for r in created_rows]
-            facts = {f["key"]: f for f in gw.run_in(tx, "new_registration_facts", keys=new_keys)}
-            for a in answers:
-                a["derived_flags"] = facts[a["key"]]["derived_flags"] if a["created"] else []
+        payload = [spec.wire(r) for _, r in rows]
+        answers = _merge_in_waves(gw, tx, spec.merge_query, payload, uuid.uuid4().hex)
+        new = [r for (_, r), a in zip(rows, answers, strict=True) if a["created"]]
+        linked = spec.link(gw, tx, new) if spec.link is not None and new else Linked()
         outcomes: list[Outcome] = []
         extra_q: list[Quarantined] = []
         for (line, row), answer in zip(rows, answers, strict=True):
             if answer["created"]:
-                flags = sorted(set(row.flags) | set(answer.get("derived_flags") or []))
-                outcomes.append(Outcome(line, row.key, "stored", flags))
+                derived = linked.facts.get(row.key, {}).get("derived_flags") or []
+                outcomes.append(Outcome(line, row.key, "stored", sorted({*row.flags, *derived})))
                 continue
             v = transform.judge(
                 row,
@@ -260,46 +165,19 @@ def _write_batch(
             if v.quarantined is not None:
                 extra_q.append(v.quarantined)
             outcomes.append(Outcome(line, row.key, v.status, row.flags, v.reason))
-        created = [o.key for o in outcomes if o.status == "stored" and o.key is not None]
-        changes = tasks.TaskChanges()
-        result_tubes: list[str] = []
-        if kind == "results":
-            result_tubes = sorted({str(r.links["tube_code"]) for r in created_rows})
-            if result_tubes:  # before the tubes' members are read: see new_registration_facts
-                gw.run_in(tx, "lock_tubes", codes=result_tubes)
-            changes = tasks.dispatch(gw, tx, created)
-        elif kind == "registrations":
-            single = [r.key for r in created_rows if r.props["pool_size"] == 1]
-            # A tube's results that can move tasks: a positive or invalid one, or a single
-            # tube's negative one (a retest registered after its result).
-            singles = set(single)
-            resulted = [
-                k
-                for k, f in facts.items()
-                if {"positive", "invalid"} & set(f["results"])
-                or ("negative" in f["results"] and k in singles)
-            ]
-            changes = tasks.after_registrations(gw, tx, single, resulted)
-        elif kind == "compounds":
-            keys = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
-            moved = reroute.after_compounds(gw, tx, keys)
-        elif kind == "directory":
-            persons = [a["person_id"] for a in answers if a["created"] or a["newer"]]
-            moved = reroute.after_directory(gw, tx, persons)
+        kept = [o.key for o in outcomes if o.key and o.status in ("stored", "updated")]
+        then = spec.after(Merged(gw, tx, new, answers, kept, linked.facts))
+        moved = linked.moved + then.moved
+        changes = then.changes
         changes.updated |= {m["task_id"] for m in moved}
         all_q = quarantined + extra_q
         if all_q:
             gw.run_in(tx, "merge_quarantine", rows=[q.as_props() for q in all_q])
-        if kind in ("results", "registrations") or changes.updated:
+        if then.status_events is not None or changes.updated or changes.created:
             # Statuses and events commit with the records that cause them (for compounds and
             # directory entries: the tasks they moved to another district).
             now = datetime.now(UTC)
-            if kind == "registrations":
-                events = status.after_new_registrations(gw, tx, list(facts.values()), now)
-            elif kind == "results":
-                events = status.refresh(gw, tx, result_tubes, now)
-            else:
-                events = []
+            events = then.status_events(now) if then.status_events is not None else []
             events += outbox.task_events(gw, tx, changes.created, changes.updated, now, moves=moved)
             outbox.append(gw, tx, events)
         return outcomes
@@ -332,7 +210,7 @@ REFUSED = (neo4j.exceptions.ClientError, OverflowError, ValueError, TypeError)
 
 def _write_split(
     gw: Gateway,
-    kind: str,
+    spec: KindSpec,
     source: str,
     rows: list[tuple[int | None, Row]],
     quarantined: list[Quarantined],
@@ -340,28 +218,28 @@ def _write_split(
     """Write a batch; when the database refuses it, write its halves, down to the one record
     it refuses, which goes to the quarantine with the reason: the others are stored."""
     try:
-        return gw.write_tx(_write_batch(gw, kind, source, rows, quarantined))
+        return gw.write_tx(_write_batch(gw, spec, source, rows, quarantined))
     except REFUSED as exc:
         if isinstance(exc, neo4j.exceptions.ClientError) and exc.code in FATAL_CODES:
             raise
         if len(rows) > 1:
             half = len(rows) // 2
-            return _write_split(gw, kind, source, rows[:half], quarantined) + _write_split(
-                gw, kind, source, rows[half:], []
+            return _write_split(gw, spec, source, rows[:half], quarantined) + _write_split(
+                gw, spec, source, rows[half:], []
             )
         if not rows:
             raise
         line, row = rows[0]
         log.warning("%s line %s refused by the database: %r", source, line, exc)
         q = Quarantined(
-            kind,
+            spec.kind.value,
             source,
             line,
             None,
             f"the database refused the record ({type(exc).__name__})",
             row.raw,
         )
-        gw.write_tx(_write_batch(gw, kind, source, [], [*quarantined, q]))
+        gw.write_tx(_write_batch(gw, spec, source, [], [*quarantined, q]))
         return [Outcome(line, row.key, "quarantined", row.flags, q.reason)]
 
 
@@ -425,8 +303,8 @@ def load_records(
 ) -> Summary:
     """Transform and store every item; a bad item never fails the others. `sender` is the
     source that scopes registration record ids (the API key's id, or a file's `--source`)."""
-    needs_secret = kind in ("registrations", "directory")
-    transform_one = make_transform(kind, settings, gw.secret() if needs_secret else "", sender)
+    spec = spec_of(kind)
+    transform_one = spec.make_transform(settings, gw.secret() if spec.needs_secret else "", sender)
     summary = Summary(kind)
     prepared: Iterator[_Prepared] = (
         _prepare(batch, kind, source, transform_one)
@@ -438,7 +316,7 @@ def load_records(
         prepared = read_ahead(prepared, 1, "load-ahead")
     for batch in prepared:
         summary.read += batch.read
-        written = _write_split(gw, kind, source, batch.rows, batch.quarantined)
+        written = _write_split(gw, spec, source, batch.rows, batch.quarantined)
         for entry in batch.ordered:
             summary.add(written[entry] if isinstance(entry, int) else entry, keep_outcomes)
         if on_batch is not None:
