@@ -27,6 +27,39 @@ from loaders.read import read_file
 DATA = Path(__file__).parent / "data"
 
 
+# Test records as the contract's files and API take them: one builder per kind, every field of
+# the contract given a plausible value; a test names only what it is about.
+def registration(**over: Any) -> dict[str, Any]:
+    """A collector's registration record (a pooled tube of 10 at compound C1, box B1)."""
+    return {
+        "record_id": "R1",
+        "collected_at": "2022-04-09T08:15:00+08:00",
+        "compound_code": "C1",
+        "box_code": "B1",
+        "tube_code": "T1",
+        "pool_size": 10,
+        "method": "nucleic_code",
+        "id_type": "resident_id",
+        "id_number": "310115198001010016",
+        "name": "张三",
+        "phone": "13812345678",
+    } | over
+
+
+def directory_entry(**over: Any) -> dict[str, Any]:
+    """A population directory entry (a census entry naming nothing but the person)."""
+    return {
+        "id_type": "resident_id",
+        "id_number": "310115198001010016",
+        "name": "",
+        "phone": "",
+        "phone_owner": "",
+        "residence_compound_code": "",
+        "source": "census",
+        "updated_at": "2022-04-01T00:00:00+08:00",
+    } | over
+
+
 def load(gw: Gateway, settings: Settings, kind: str, path: Path) -> loader_write.Summary:
     return loader_write.load_records(gw, kind, read_file(path, kind), path.name, settings)
 

@@ -12,7 +12,7 @@ from engine.access.keys import CLI, create_key
 from engine.loop import tasks
 from engine.settings import Settings
 from engine.store.gateway import Gateway
-from tests.helpers import bearer, load_city
+from tests.helpers import bearer, load_city, registration
 
 THREADS = 20
 ROUNDS = 3
@@ -53,20 +53,17 @@ def illegal_steps(history: list[dict[str, Any]]) -> int:
     return bad
 
 
-def registration(record_id: str, tube: str, id_number: str) -> dict[str, Any]:
-    return {
-        "record_id": record_id,
-        "collected_at": "2022-04-10T10:00:00+08:00",
-        "compound_code": "C1",
-        "box_code": "RB1",
-        "tube_code": tube,
-        "pool_size": 1,
-        "method": "nucleic_code",
-        "id_type": "resident_id",
-        "id_number": id_number,
-        "name": "x",
-        "phone": "13800000000",
-    }
+def single(record_id: str, tube: str, id_number: str) -> dict[str, Any]:
+    return registration(
+        record_id=record_id,
+        collected_at="2022-04-10T10:00:00+08:00",
+        box_code="RB1",
+        tube_code=tube,
+        pool_size=1,
+        id_number=id_number,
+        name="x",
+        phone="13800000000",
+    )
 
 
 def test_concurrent_moves_have_one_winner_per_step(
@@ -101,7 +98,7 @@ def test_concurrent_moves_have_one_winner_per_step(
                 # The system moves the same task at the same time: a retest registered (task 1
                 # and 2), then the retest's results from two labs (task 2).
                 if n >= 1 and rnd == 1:
-                    reg = [registration(f"RT{n}", f"S{n}", id_number)]
+                    reg = [single(f"RT{n}", f"S{n}", id_number)]
                     jobs[-2:] = [("/v1/registrations", reg, "collector")] * 2
                 if n == 2 and rnd == 2:
                     jobs[-2:] = [

@@ -19,7 +19,7 @@ from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import trace_tube
 from loaders import transform, write
-from tests.helpers import graph_fingerprint, load, load_city
+from tests.helpers import directory_entry, graph_fingerprint, load, load_city, registration
 
 DATA = Path(__file__).parent.parent / "data"
 R09_ID = "310103197505051233"  # R09 in tests/data: ID card, no phone, tube T1 (positive)
@@ -39,35 +39,22 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def entry(id_number: str, **kw: Any) -> dict[str, Any]:
-    row = {
-        "id_type": "resident_id",
-        "id_number": id_number,
-        "name": "",
-        "phone": "",
-        "phone_owner": "",
-        "residence_compound_code": "",
-        "source": "census",
-        "updated_at": "2022-04-01T00:00:00+08:00",
-    }
-    row.update(kw)
-    return row
+    return directory_entry(id_number=id_number, **kw)
 
 
 def reg(record_id: str, tube: str, id_number: str, compound: str, **kw: Any) -> dict[str, Any]:
-    row = {
-        "record_id": record_id,
-        "collected_at": "2022-04-09T09:00:00+08:00",
-        "compound_code": compound,
-        "box_code": "BX",
-        "tube_code": tube,
-        "pool_size": 10,
-        "method": "id_card",
-        "id_type": "resident_id",
-        "id_number": id_number,
-        "name": record_id,
-    }
-    row.update(kw)
-    return row
+    row = registration(
+        record_id=record_id,
+        collected_at="2022-04-09T09:00:00+08:00",
+        compound_code=compound,
+        box_code="BX",
+        tube_code=tube,
+        method="id_card",
+        id_number=id_number,
+        name=record_id,
+    )
+    del row["phone"]  # the directory gives it
+    return row | kw
 
 
 def person(trace: dict[str, Any], record_id: str) -> dict[str, Any]:

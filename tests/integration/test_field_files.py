@@ -22,6 +22,7 @@ from engine.trace.build import trace_tube
 from loaders import transform, write
 from loaders.read import detect_encoding, read_file
 from loaders.transform import Quarantined
+from tests.helpers import registration
 
 DATA = Path(__file__).parent.parent / "data"
 REG_FIELDS = list(transform.REGISTRATION_FIELDS)
@@ -31,23 +32,18 @@ R01_18 = "310115198001010016"
 
 
 def reg(record_id: str, tube: str, id_number: str, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
+    field_app = {
         "record_id": record_id,
         "collected_at": "2022-04-09T09:00:00+08:00",
-        "compound_code": "C1",
-        "box_code": "B1",
         "tube_code": tube,
         "pool_size": "10",
         "method": "id_card",
-        "id_type": "resident_id",
         "id_number": id_number,
-        "name": "张三",
         "phone": "13812340000",
         "registered_address": "",
         "collector_id": "V1",
     }
-    row.update(kw)
-    return row
+    return registration(**(field_app | kw))
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], encoding: str) -> Path:

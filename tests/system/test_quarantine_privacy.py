@@ -10,6 +10,7 @@ import httpx
 
 from engine.access.keys import create_key
 from engine.store.gateway import Gateway
+from tests import helpers
 from tests.helpers import bearer, cli
 
 # The first read of a fresh server plans its queries: slow on a loaded machine.
@@ -19,19 +20,8 @@ PHONE = "13812345678"
 
 
 def registration(**changes: Any) -> dict[str, Any]:
-    return {
-        "record_id": "R1",
-        "collected_at": "2022-04-09T08:00:00+08:00",
-        "compound_code": "C1",
-        "box_code": "B1",
-        "tube_code": "T1",
-        "pool_size": 10,
-        "method": "nucleic_code",
-        "id_type": "resident_id",
-        "id_number": ID_NUMBER,
-        "name": "王小明",
-        "phone": PHONE,
-    } | changes
+    base = {"collected_at": "2022-04-09T08:00:00+08:00", "id_number": ID_NUMBER, "phone": PHONE}
+    return helpers.registration(**(base | {"name": "王小明"} | changes))
 
 
 def post(api_url: str, secret: str, body: list[dict[str, Any]]) -> dict[str, Any]:

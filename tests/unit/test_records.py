@@ -14,27 +14,14 @@ from loaders.transform import (
     transform_registration,
     transform_result,
 )
+from tests.helpers import registration
 
 FIRST17 = "31010819850607123"
 VALID_ID = FIRST17 + domain.id_check_char(FIRST17)
 
 
 def reg(**over: Any) -> dict[str, Any]:
-    base = {
-        "record_id": "R1",
-        "collected_at": "2022-04-09T08:15:00+08:00",
-        "compound_code": "C1",
-        "box_code": "B1",
-        "tube_code": "T1",
-        "pool_size": "10",
-        "method": "nucleic_code",
-        "id_type": "resident_id",
-        "id_number": VALID_ID,
-        "name": "张三",
-        "phone": "13812345678",
-    }
-    base.update(over)
-    return base
+    return registration(pool_size="10", id_number=VALID_ID) | over
 
 
 def row(record: dict[str, Any]) -> Row:
