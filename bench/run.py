@@ -38,12 +38,13 @@ from rich.table import Table
 
 from bench import footprint, pg
 from bench import round as round_bench
+from bench.devdb import connect, wipe
 from bench.measure import KeepAlive, pct, store_bytes, timed
 from engine.access.keys import create_key
 from engine.analysis import outbreak, reports
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.bulk import bulk_load
@@ -144,8 +145,7 @@ def next_round(items: Iterable[Item], days: int = 2) -> Iterator[Item]:
 
 
 def heap_used(gw: Gateway) -> int:
-    rows = gw.read("heap_used")
-    return int(rows[0]["used"]) if rows else 0
+    return int(gw.read("heap_used").value_or_none() or 0)
 
 
 def bench_size(
@@ -189,7 +189,7 @@ def bench_size(
             secret,
         )
         res["pg_online_rows_s"] = prefix / (time.perf_counter() - t)
-        gw.wipe()
+        wipe(gw)
         gw.close()
         # Bulk import of the whole round.
         timings = bulk_load(s, "all", city, Console(file=io.StringIO()))
@@ -210,10 +210,12 @@ def bench_size(
         trace_ms: list[float] = []
         ping_ms: list[float] = []
         pg_ms: list[float] = []
+        pg_ping_ms: list[float] = []
         for code in sample:
             trace_ms += timed_calls(lambda c: trace_many(gw, [c]), [code])
             ping_ms += timed_calls(lambda _: gw.read("ping"), [None])
             pg_ms += timed_calls(lambda c: pg.trace_many(pconn, [c]), [code])
+            pg_ping_ms += timed_calls(lambda _: pg.ping(pconn), [None])
         res |= {
             "trace_p50_ms": pct(trace_ms, 0.5),
             "trace_p99_ms": pct(trace_ms, 0.99),
@@ -221,6 +223,7 @@ def bench_size(
             "ping_p99_ms": pct(ping_ms, 0.99),
             "pg_trace_p50_ms": pct(pg_ms, 0.5),
             "pg_trace_p99_ms": pct(pg_ms, 0.99),
+            "pg_ping_p50_ms": pct(pg_ping_ms, 0.5),
         }
         # Through HTTP: a running uvicorn, an investigator key.
         key = create_key(gw, role="investigator", district=None).secret
@@ -479,6 +482,21 @@ def _size_mb(text: str) -> float:
 ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("single trace p50 / p99 (ms)", lambda r: f"{r['trace_p50_ms']:.2f} / {r['trace_p99_ms']:.2f}"),
     ("RETURN 1 p50 / p99 (ms)", lambda r: f"{r['ping_p50_ms']:.2f} / {r['ping_p99_ms']:.2f}"),
+    (
+        "fixed cost p50, Neo4j RETURN 1 / PostgreSQL SELECT 1 (ms)",
+        lambda r: f"{r['ping_p50_ms']:.2f} / {_ms(r.get('pg_ping_p50_ms'))}",
+    ),
+    (
+        "single trace minus its fixed cost p50, Neo4j / PostgreSQL (ms)",
+        lambda r: (
+            f"{r['trace_p50_ms'] - r['ping_p50_ms']:.2f} / "
+            + (
+                f"{r['pg_trace_p50_ms'] - r['pg_ping_p50_ms']:.2f}"
+                if r.get("pg_ping_p50_ms") is not None
+                else "-"
+            )
+        ),
+    ),
     (
         "ratio p50 (goal <=2) / p99 (goal <=3)",
         lambda r: (
