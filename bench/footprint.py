@@ -25,9 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.devdb import connect
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 
 # The record files of the store (neostore.*), by what they hold.
 STORE_FILES = {
@@ -99,7 +100,7 @@ def logical(gw: Gateway, registrations: int) -> dict[str, Any]:
     """Nodes, relationships and properties per registration (reads every node and
     relationship once: minutes at 26 M)."""
     n = max(registrations, 1)
-    counts = gw.read("footprint_counts")[0]
+    counts = gw.read("footprint_counts").row()
     labels = {r["label"]: r for r in gw.read("footprint_by_label")}
     return {
         "nodes_per_registration": counts["nodes"] / n,

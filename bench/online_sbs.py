@@ -19,8 +19,8 @@ RUN = (
 )
 WIPE = (
     "import sys; sys.path.insert(0, sys.argv[1]); from engine.settings import get_settings; "
-    "from engine.store.gateway import connect; gw = connect(get_settings()); s = gw.secret(); "
-    "gw.wipe(); gw.write('ensure_secret', key='person_id_secret', value=s); "
+    "from bench.devdb import connect, wipe; gw = connect(get_settings()); s = gw.secret(); "
+    "wipe(gw); gw.write('ensure_secret', key='person_id_secret', value=s); "
     "gw.close()"
 )
 

@@ -38,12 +38,13 @@ from typing import Any
 from rich.console import Console
 
 from bench import footprint
+from bench.devdb import connect
 from bench.measure import drop_os_cache, pct, store_bytes, timed
 from engine.analysis import reports
 from engine.loop import tasks
 from engine.server.managed import ManagedServer
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from engine.trace.build import trace_many
 from loaders.bulk import bulk_load
 

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.devdb import connect, wipe
 from engine.feed import outbox, status
 from engine.settings import get_settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
@@ -42,7 +43,7 @@ def without_status_and_outbox() -> Iterator[None]:
 
 def load_city(gw: Gateway, city: Path) -> tuple[int, float, int]:
     settings = get_settings()
-    gw.wipe()
+    wipe(gw)
     gw._secret = None
     gw.apply_schema()
     write.load_records(
@@ -92,7 +93,7 @@ def main() -> None:
                 f"{on / off:.2f}x ({(1 - on / off) * 100:.0f}% slower)"
             )
         finally:
-            gw.wipe()
+            wipe(gw)
             gw.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

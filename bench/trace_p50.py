@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.devdb import connect, wipe
 from engine.access.keys import create_key
 from engine.settings import Settings
-from engine.store.gateway import connect
 from engine.trace.build import trace_many
 from loaders import write
 from loaders.read import read_file
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     gw = connect(settings)
-    gw.wipe()
+    wipe(gw)
     gw.apply_schema()
     for kind, name in (
         ("compounds", "compounds.csv"),

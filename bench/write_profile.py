@@ -19,8 +19,9 @@ from neo4j.exceptions import Neo4jError
 from rich.console import Console
 from rich.table import Table
 
+from bench.devdb import connect, wipe
 from engine.settings import get_settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
@@ -52,7 +53,7 @@ def main() -> None:
     settings = get_settings()
     gw = connect(settings)
     secret = gw.secret()
-    gw.wipe()
+    wipe(gw)
     gw.write("ensure_secret", key="person_id_secret", value=secret)
     gw._secret = None
     with tempfile.TemporaryDirectory() as tmp:

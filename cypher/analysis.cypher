@@ -2,7 +2,7 @@
 // sampling and lab trouble, attack rates by ring. Days are sampling days (`r.day`, text
 // YYYY-MM-DD, so that text order is day order); a result's `day` is its reporting day.
 
-// name: exposure_rings
+// name: exposure_rings -> rows
 // params: subjects, days, depth, district, after_depth, after_person
 // For each subject {person_id, until} (until null: the person's latest sampling day), the
 // persons at co-pool distance 1..$depth inside the window [until - $days + 1, until], found
@@ -123,7 +123,7 @@ CALL (rings) {
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 
-// name: positive_registrations
+// name: positive_registrations -> rows
 // params: since, until, reported_until
 // Every registration inside [$since, $until] of a tube with a positive result reported from
 // $since up to $reported_until (a result comes after its swab): the day's cases and what the
@@ -145,7 +145,7 @@ RETURN t.code AS tube_code, r.day AS day, r.pool_size AS pool_size, p.person_id 
                 'unassigned') AS district
 ORDER BY day, tube_code, person_id
 
-// name: window_registrations_of_persons
+// name: window_registrations_of_persons -> rows
 // params: person_ids, since, until
 // Each person's registrations inside [$since, $until]: what links the members of a cluster
 // (a shared pooled tube, the same compound within days of each other).
@@ -158,7 +158,7 @@ OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 RETURN person_id, t.code AS tube_code, r.day AS day, r.pool_size > 1 AS pooled,
        c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district
 
-// name: lab_pools_of_day
+// name: lab_pools_of_day -> rows
 // params: day
 // Per lab, the pooled tubes it reported on $day and which of them it reported positive.
 MATCH (x:Result {day: $day})
@@ -171,7 +171,7 @@ RETURN lab_code, count(t) AS pools,
        collect(CASE WHEN pos = 1 THEN t.code END) AS positive_tubes
 ORDER BY lab_code
 
-// name: city_attack_rate
+// name: city_attack_rate -> row
 // params: since, until
 // Every person swabbed inside [$since, $until], and how many of them have a positive tube
 // (single or pooled) sampled within 7 days after their first day inside it.

@@ -1,6 +1,6 @@
 // What the web console needs beyond the API's queries.
 
-// name: latest_positive_day
+// name: latest_positive_day -> value?
 // params:
 MATCH (x:Result)
 USING INDEX x:Result(day)
@@ -9,7 +9,7 @@ RETURN x.day AS day
 ORDER BY x.day DESC
 LIMIT 1
 
-// name: task_status_counts
+// name: task_status_counts -> rows
 // params: day, district_code
 MATCH (k:Task {result_day: $day})
 USING INDEX SEEK k:Task(result_day)

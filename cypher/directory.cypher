@@ -8,15 +8,15 @@
 // The residence rule, wherever a district is needed (trace, dispatch, positives, re-routing):
 //   own compound when known, else the compound named by `r.residence_code` when known.
 
-// name: schema_directory_key
+// name: schema_directory_key -> nothing
 CREATE CONSTRAINT directory_entry_key IF NOT EXISTS
 FOR (e:DirectoryEntry) REQUIRE e.entry_key IS UNIQUE
 
-// name: schema_directory_residence
+// name: schema_directory_residence -> nothing
 CREATE INDEX directory_residence IF NOT EXISTS
 FOR (e:DirectoryEntry) ON (e.residence_compound_code)
 
-// name: merge_directory
+// name: merge_directory -> rows
 // params: rows, token
 // For the same (person, source, phone) the latest `updated_at` wins; an older or equal one
 // changes nothing. A date from the future (later than now plus 10 minutes: flagged
@@ -45,7 +45,7 @@ REMOVE e.write_token
 RETURN row.key AS key, created, newer, coalesce(before_hash, row.props.content_hash) AS content_hash,
        e.raw AS raw, row.links.person.person_id AS person_id
 
-// name: registrations_of_persons
+// name: registrations_of_persons -> rows
 // params: person_ids
 // Registrations by their (source, record_id) key (`reg_key`) here and below: a record_id alone
 // may name the registrations of two senders, two persons (issue 21).
@@ -54,7 +54,7 @@ MATCH (p:Person {person_id: pid})<-[:OF_PERSON]-(r:Registration)
 USING INDEX SEEK p:Person(person_id)
 RETURN DISTINCT r.reg_key AS reg_key
 
-// name: registrations_near_registrations
+// name: registrations_near_registrations -> rows
 // params: reg_keys
 // The registrations of the same persons whose own compound is unknown: a new registration at a
 // known compound may give them a residence.
@@ -65,7 +65,7 @@ MATCH (p)<-[:OF_PERSON]-(o:Registration)
 WHERE NOT EXISTS { (o)-[:AT_COMPOUND]->(oc:Compound) WHERE oc.known }
 RETURN DISTINCT o.reg_key AS reg_key
 
-// name: registrations_near_compounds
+// name: registrations_near_compounds -> rows
 // params: codes
 // Registrations a compound (new, or with a changed district) may re-route: those swabbed there,
 // the other registrations of their persons, and those of persons the directory places there.
@@ -83,7 +83,7 @@ CALL (c) {
 }
 RETURN DISTINCT o.reg_key AS reg_key
 
-// name: refresh_residences
+// name: refresh_residences -> value
 // params: reg_keys
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
@@ -116,7 +116,7 @@ WHERE coalesce(r.residence_code, '') <> coalesce(code, '')
 SET r.residence_code = code, r.residence_source = source
 RETURN count(r) AS changed
 
-// name: reroute_tasks
+// name: reroute_tasks -> rows
 // params: reg_keys, now, reason
 // Tasks of these registrations move to the district their residence now gives. A task's
 // registration is its person's in its tube with the record_id it was made from: never a
@@ -146,7 +146,7 @@ SET k.history = CASE WHEN k.status = 'closed' THEN k.history
     k.district_code = district, k.updated_at = $now
 RETURN k.task_id AS task_id, before AS from_district, district AS to_district
 
-// name: directory_entries_of_person
+// name: directory_entries_of_person -> rows
 // params: person_id
 // What an operator needs to find an entry to remove (tubetrace directory list).
 MATCH (p:Person {person_id: $person_id})
@@ -156,7 +156,7 @@ RETURN e {.entry_key, .person_id, .name, .phone, .phone_owner, .residence_compou
           .source, .updated_at, .flags, .file, .line} AS entry
 ORDER BY e.source, e.entry_key
 
-// name: remove_directory_entry
+// name: remove_directory_entry -> row?
 // params: entry_key
 // The person's lock first: a load of the person's data in another transaction waits.
 MATCH (e:DirectoryEntry {entry_key: $entry_key})

@@ -1,14 +1,14 @@
 // Writes of the loaders. Rows come in batches; a row whose key is already stored is left alone
 // and reported back with the stored content hash, so the caller can tell duplicate from conflict.
 
-// name: existing_registrations
+// name: existing_registrations -> rows
 // params: keys
 UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})
 USING INDEX SEEK r:Registration(reg_key)
 RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw
 
-// name: merge_registrations
+// name: merge_registrations -> rows
 // params: rows, token
 // `at`: collected_at as an ISO string (loaders/write.py, WIRE_TIME).
 UNWIND $rows AS row
@@ -23,29 +23,29 @@ RETURN row.key AS key, created, r.content_hash AS content_hash,
 // once (lists made distinct by the loader): MERGE never reads what the same statement wrote
 // for another row, so the planner needs no Eager barrier.
 
-// name: merge_tubes
+// name: merge_tubes -> nothing
 // params: codes
 UNWIND $codes AS code
 MERGE (:Tube {code: code})
 
-// name: merge_persons
+// name: merge_persons -> nothing
 // params: persons
 UNWIND $persons AS person
 MERGE (p:Person {person_id: person.person_id})
   ON CREATE SET p += person
 
-// name: merge_boxes
+// name: merge_boxes -> nothing
 // params: codes
 UNWIND $codes AS code
 MERGE (:Box {code: code})
 
-// name: merge_compound_refs
+// name: merge_compound_refs -> nothing
 // params: codes
 // A compound named before its master data arrives: a node with only its code (`known` unset).
 UNWIND $codes AS code
 MERGE (:Compound {code: code})
 
-// name: merge_filled_at
+// name: merge_filled_at -> nothing
 // params: links
 // Which compound a box was filled at, per day: one relationship per (box, compound, day).
 UNWIND $links AS link
@@ -53,7 +53,7 @@ MATCH (b:Box {code: link.box_code})
 MATCH (c:Compound {code: link.compound_code})
 MERGE (b)-[:FILLED_AT {day: link.day}]->(c)
 
-// name: link_registrations
+// name: link_registrations -> value
 // params: rows
 // After merge_tubes/persons/boxes/compound_refs: only MATCH and CREATE, no Eager. The rows
 // are the ones merge_registrations created (its answer, by this transaction's token).
@@ -70,7 +70,7 @@ FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPO
 REMOVE r.write_token
 RETURN count(*) AS linked
 
-// name: new_registration_facts
+// name: new_registration_facts -> rows
 // params: keys
 // What the loader needs of the registrations this transaction created, once they are linked
 // and their residence fallback is set: the derived flags, and what the status of a person on
@@ -119,7 +119,7 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END
          AS district_code
 
-// name: lock_tubes
+// name: lock_tubes -> value
 // params: codes
 // The tubes of new results, write-locked in code order before their members are read
 // (dispatch_context, status_lock_persons): see new_registration_facts. Relationship creation
@@ -132,7 +132,7 @@ WITH collect(t) AS tubes
 CALL apoc.lock.nodes(tubes)
 RETURN size(tubes) AS locked
 
-// name: merge_results
+// name: merge_results -> rows
 // params: rows, token
 // `at`: reported_at as an ISO string (loaders/write.py, WIRE_TIME).
 UNWIND $rows AS row
@@ -147,7 +147,7 @@ REMOVE x.write_token
 RETURN row.key AS key, created, x.content_hash AS content_hash,
        CASE WHEN created THEN null ELSE x.raw END AS raw
 
-// name: merge_compounds
+// name: merge_compounds -> rows
 // params: rows
 UNWIND $rows AS row
 MERGE (c:Compound {code: row.key})
@@ -155,14 +155,14 @@ WITH c, row, c.content_hash AS before
 SET c += row.props
 RETURN row.key AS key, before IS NULL AS created, before AS content_hash, row.raw AS raw
 
-// name: merge_quarantine
+// name: merge_quarantine -> value
 // params: rows
 UNWIND $rows AS row
 MERGE (q:Quarantine {qkey: row.qkey})
   ON CREATE SET q += row, q.at = datetime()
 RETURN count(q) AS stored
 
-// name: list_quarantine
+// name: list_quarantine -> rows
 // params: after, limit
 MATCH (q:Quarantine)
 WHERE q.qkey > $after

@@ -1,9 +1,9 @@
 // The day's positives, exposure rings and the data behind the investigator reports.
 
-// name: schema_task_result_day
+// name: schema_task_result_day -> nothing
 CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
 
-// name: positive_tubes_of_day
+// name: positive_tubes_of_day -> rows
 // params: day, district_code
 // Every (residence district, positive tube) pair of the day, in sort_key order (pages of it:
 // engine/analysis/reports.py, positives_page).
@@ -28,7 +28,7 @@ WHERE $district_code IS NULL OR district_code = $district_code
 RETURN district_code, tube_code, sort_key
 ORDER BY sort_key
 
-// name: case_of_person
+// name: case_of_person -> row?
 // params: person_id
 MATCH (c:Case {person_id: $person_id})
 USING INDEX SEEK c:Case(person_id)
@@ -36,7 +36,7 @@ OPTIONAL MATCH (c)-[:FROM_POOL]->(pool:Tube)
 RETURN c {.person_id, .confirmed_at, .collected_at, .compound_code} AS case,
        collect(pool.code) AS pools
 
-// name: ring_same_compound_day
+// name: ring_same_compound_day -> rows
 // params: person_id, pools, after, limit
 MATCH (p:Person {person_id: $person_id})<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
 USING INDEX SEEK p:Person(person_id)
@@ -54,19 +54,19 @@ RETURN DISTINCT other.reg_key AS reg_key, other.record_id AS record_id,
 ORDER BY reg_key
 LIMIT $limit
 
-// name: cases_until
+// name: cases_until -> rows
 // params: until
 MATCH (c:Case)
 WHERE c.collected_at <= $until AND c.compound_code IS NOT NULL
 RETURN c.compound_code AS compound_code, max(c.collected_at) AS last_case
 
-// name: known_compounds
+// name: known_compounds -> rows
 MATCH (c:Compound)
 WHERE c.known
 RETURN c.code AS code, c.name AS name, c.district_code AS district_code
 ORDER BY code
 
-// name: tasks_of_day
+// name: tasks_of_day -> rows
 // params: day, district_code
 // Times as epoch milliseconds: the driver builds a datetime in Python for each value (four a
 // task; 444,168 tasks on a 26 M day), an integer costs nothing.

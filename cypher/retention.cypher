@@ -2,13 +2,13 @@
 // (engine/ops/retention.py). A day's aggregates and its marker are written in one transaction before
 // anything of it is deleted; the deletion then goes a batch of tubes per transaction.
 
-// name: schema_retention_day_key
+// name: schema_retention_day_key -> nothing
 CREATE CONSTRAINT retention_day IF NOT EXISTS FOR (d:RetentionDay) REQUIRE d.day IS UNIQUE
 
-// name: schema_day_aggregate_key
+// name: schema_day_aggregate_key -> nothing
 CREATE CONSTRAINT day_aggregate_key IF NOT EXISTS FOR (a:DayAggregate) REQUIRE a.key IS UNIQUE
 
-// name: retention_next_day
+// name: retention_next_day -> value
 // params: after
 // The first sampling or reporting day after `after` that has data: two index reads in order,
 // one row each (the days before the window are walked this way, not day by day).
@@ -27,12 +27,12 @@ CALL () {
 }
 RETURN min(day) AS day
 
-// name: retention_markers
+// name: retention_markers -> rows
 MATCH (d:RetentionDay)
 RETURN d.day AS day, d.state AS state
 ORDER BY day
 
-// name: retention_day_tubes
+// name: retention_day_tubes -> rows
 // params: day
 // The tubes a day names: swabbed into that day, or reported that day (a tube known only from
 // its result has no registration).
@@ -46,7 +46,7 @@ CALL () {
 RETURN code
 ORDER BY code
 
-// name: retention_tube_verdicts
+// name: retention_tube_verdicts -> rows
 // params: codes, cutoff
 // Why each tube is kept (null: it goes). A confirmed case, an open task or a registration or
 // result inside the window keeps the whole tube (every registration in it, every person of
@@ -73,7 +73,7 @@ RETURN code,
     AS persons,
   apoc.coll.toSet([(t)<-[:INTO_TUBE]-(:Registration)-[:IN_BOX]->(b:Box) | b.code]) AS boxes
 
-// name: retention_lock_tubes
+// name: retention_lock_tubes -> value
 // params: codes
 UNWIND $codes AS code
 MATCH (t:Tube {code: code})
@@ -81,7 +81,7 @@ SET t._lock = true
 REMOVE t._lock
 RETURN count(t) AS n
 
-// name: retention_delete_tubes
+// name: retention_delete_tubes -> value
 // params: codes
 // The tubes that go, with their registrations, results and closed tasks. Their persons and
 // boxes are marked `RetentionPending` in the same transaction: what they are left with is
@@ -110,14 +110,14 @@ CALL (t) {
 DETACH DELETE t
 RETURN count(*) AS tubes
 
-// name: retention_pending
+// name: retention_pending -> rows
 // params: limit
 // Persons and boxes whose tubes went and whose own fate is still to be looked at.
 MATCH (n:RetentionPending)
 RETURN n.person_id AS person_id, CASE WHEN n:Box THEN n.code END AS box_code
 LIMIT $limit
 
-// name: retention_person_facts
+// name: retention_person_facts -> rows
 // params: person_ids
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
@@ -130,14 +130,14 @@ RETURN pid AS person_id,
   [(p)<-[:FOR_PERSON]-(:Task)-[:FOR_TUBE]->(t:Tube) | t.code] AS task_tubes,
   [(p)-[:HAS_DAY]->(d:PersonDay) | {key: d.key, day: d.day}] AS days
 
-// name: retention_box_facts
+// name: retention_box_facts -> rows
 // params: box_codes
 UNWIND $box_codes AS code
 MATCH (b:Box {code: code})
 RETURN code AS box_code,
   apoc.coll.toSet([(b)<-[:IN_BOX]-(:Registration)-[:INTO_TUBE]->(t:Tube) | t.code]) AS tubes
 
-// name: retention_delete_persons
+// name: retention_delete_persons -> row
 // params: person_ids
 // Checked again under the person's lock: nothing left (no registration, task, case or
 // directory entry); the person's days go with it.
@@ -159,7 +159,7 @@ CALL (p) {
 DETACH DELETE p
 RETURN count(*) AS persons, sum(days) AS person_days
 
-// name: retention_delete_person_days
+// name: retention_delete_person_days -> value
 // params: person_ids, cutoff
 // A staying person's days older than the window with no registration of that day left.
 UNWIND $person_ids AS pid
@@ -168,7 +168,7 @@ WHERE d.day < $cutoff AND NOT EXISTS { (p)<-[:OF_PERSON]-(r:Registration) WHERE 
 DETACH DELETE d
 RETURN count(*) AS person_days
 
-// name: retention_delete_boxes
+// name: retention_delete_boxes -> value
 // params: box_codes, cutoff
 // A box with no registration left goes; a box that stays loses the days it was filled on that
 // are older than the window and have no registration of it left.
@@ -185,7 +185,7 @@ WHERE NOT EXISTS { (b)<-[:IN_BOX]-(:Registration) }
 DETACH DELETE b
 RETURN count(*) AS boxes
 
-// name: retention_settle
+// name: retention_settle -> value
 // params: person_ids, box_codes
 // Looked at: no longer pending.
 UNWIND $person_ids + $box_codes AS key
@@ -194,12 +194,12 @@ OPTIONAL MATCH (b:RetentionPending:Box {code: key})
 FOREACH (n IN [x IN [p, b] WHERE x IS NOT NULL] | REMOVE n:RetentionPending)
 RETURN count(*) AS n
 
-// name: retention_events_through
+// name: retention_events_through -> value
 // The event numbers the retention has deleted: every event up to this one is gone.
 OPTIONAL MATCH (m:Meta {key: 'events_purged_through'})
 RETURN toInteger(coalesce(m.value, '0')) AS through
 
-// name: retention_old_events
+// name: retention_old_events -> rows
 // params: after, cutoff, window_start, limit
 // The outbox from its oldest event on, each saying whether it is older than the window: a
 // status change by the day it is about, a task event by its task's result day (a task that
@@ -219,7 +219,7 @@ RETURN e.seq AS seq,
     datetime(e.occurred_at) < $window_start) AS old
 ORDER BY seq
 
-// name: retention_count_deliveries
+// name: retention_count_deliveries -> value
 // params: bound
 // Deliveries are numbered by their event (`dl_<seq, 12 digits>_...`): those below the bound are
 // the deliveries of the events up to it.
@@ -227,7 +227,7 @@ MATCH (d:Delivery)
 WHERE d.delivery_id < $bound
 RETURN count(d) AS n
 
-// name: retention_delete_deliveries
+// name: retention_delete_deliveries -> value
 // params: bound, limit
 MATCH (d:Delivery)
 WHERE d.delivery_id < $bound
@@ -236,7 +236,7 @@ LIMIT $limit
 DETACH DELETE d
 RETURN count(*) AS n
 
-// name: retention_delete_events
+// name: retention_delete_events -> value
 // params: through, limit
 // The oldest events up to `through`, a batch at a time; the mark moves with them.
 MATCH (e:Event)
@@ -252,7 +252,7 @@ SET m.value = toString(CASE WHEN toInteger(m.value) > $through THEN toInteger(m.
                             ELSE $through END)
 RETURN size(events) AS n
 
-// name: retention_day_tube_stats
+// name: retention_day_tube_stats -> rows
 // params: day
 // A sampling day's tubes per compound: pooled or single (as a person's status counts them),
 // positive, and the outcomes of their tasks (`open` while open).
@@ -271,7 +271,7 @@ RETURN compound_code, sum(registrations) AS registrations, count(*) AS tubes,
        sum(CASE WHEN positive THEN 1 ELSE 0 END) AS positive_tubes,
        apoc.coll.frequenciesAsMap(apoc.coll.flatten(collect(tasks))) AS tasks
 
-// name: retention_day_person_stats
+// name: retention_day_person_stats -> rows
 // params: day
 // A sampling day's persons per compound and their statuses of that day.
 MATCH (r:Registration {day: $day})-[:OF_PERSON]->(p:Person)
@@ -280,7 +280,7 @@ OPTIONAL MATCH (d:PersonDay {key: p.person_id + '|' + $day})
 RETURN compound_code, count(p) AS persons,
        apoc.coll.frequenciesAsMap(collect(coalesce(d.status, 'none'))) AS statuses
 
-// name: retention_store_day
+// name: retention_store_day -> value
 // params: day, aggregates, marker
 // A day's aggregates and its marker in one transaction: a day is marked only with its
 // aggregates written, and nothing of it is deleted before it is marked.
@@ -293,14 +293,14 @@ MERGE (m:RetentionDay {day: $day})
 SET m += $marker
 RETURN m.day AS day
 
-// name: retention_mark_purged
+// name: retention_mark_purged -> value
 // params: days, now
 UNWIND $days AS day
 MATCH (m:RetentionDay {day: day})
 SET m.state = 'purged', m.purged_at = $now
 RETURN count(m) AS n
 
-// name: retention_purged_tube_day
+// name: retention_purged_tube_day -> row?
 // params: code
 // The purged day whose tube codes span this one (a few nodes: one a purged day).
 MATCH (d:RetentionDay)
@@ -309,12 +309,12 @@ RETURN d.day AS day, d.keep_days AS keep_days
 ORDER BY day DESC
 LIMIT 1
 
-// name: retention_stored_report
+// name: retention_stored_report -> value?
 // params: key
 MATCH (a:DayAggregate {key: $key})
 RETURN a.rows AS rows
 
-// name: retention_claim_run
+// name: retention_claim_run -> value?
 // params: today, now, stale
 // The day's run of the serve job, claimed by one process: not yet run today, or a run that
 // failed or stalled (begun before `stale`).
@@ -326,7 +326,7 @@ WHERE coalesce(m.value, '') < $today OR (m.state <> 'done' AND m.at < $stale)
 SET m.value = $today, m.state = 'running', m.at = $now
 RETURN m.value AS day
 
-// name: retention_run_done
+// name: retention_run_done -> value?
 // params: today, state, now
 MATCH (m:Meta {key: 'retention_run'})
 WHERE m.value = $today

@@ -1,44 +1,44 @@
 // API keys (stored hashed) and the append-only audit log.
 
-// name: schema_key_id
+// name: schema_key_id -> nothing
 CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE
 
-// name: schema_audit_id
+// name: schema_audit_id -> nothing
 CREATE CONSTRAINT audit_id IF NOT EXISTS FOR (a:Audit) REQUIRE a.audit_id IS UNIQUE
 
-// name: schema_audit_at
+// name: schema_audit_at -> nothing
 CREATE INDEX audit_at IF NOT EXISTS FOR (a:Audit) ON (a.at)
 
-// name: schema_audit_seq
+// name: schema_audit_seq -> nothing
 CREATE INDEX audit_seq IF NOT EXISTS FOR (a:Audit) ON (a.seq)
 
-// name: create_key
+// name: create_key -> value
 // params: key_id, hash, role, district, label, labs
 // `labs`: the lab codes a lab key may send results for (null for other roles).
 CREATE (k:ApiKey {key_id: $key_id, hash: $hash, role: $role, district: $district,
                   label: $label, labs: $labs, created_at: datetime(), revoked_at: null})
 RETURN k.key_id AS key_id
 
-// name: find_key
+// name: find_key -> row?
 // params: key_id
 MATCH (k:ApiKey {key_id: $key_id})
 USING INDEX SEEK k:ApiKey(key_id)
 RETURN k.key_id AS key_id, k.hash AS hash, k.role AS role, k.district AS district,
        k.labs AS labs, k.revoked_at IS NOT NULL AS revoked
 
-// name: list_keys
+// name: list_keys -> rows
 MATCH (k:ApiKey)
 RETURN k {.key_id, .role, .district, .labs, .label, .created_at, .revoked_at} AS key
 ORDER BY k.created_at
 
-// name: revoke_key
+// name: revoke_key -> value?
 // params: key_id
 MATCH (k:ApiKey {key_id: $key_id})
 USING INDEX SEEK k:ApiKey(key_id)
 SET k.revoked_at = coalesce(k.revoked_at, datetime())
 RETURN k.key_id AS key_id
 
-// name: list_audit
+// name: list_audit -> rows
 // params: since, key_id, after, limit
 MATCH (a:Audit)
 // A key's entries are those it proved, and the refused attempts that claimed its id.
@@ -49,7 +49,7 @@ RETURN a {.audit_id, .at, .key_id, .claimed_key_id, .role, .action, .target, .pe
 ORDER BY a.audit_id
 LIMIT $limit
 
-// name: prune_audit
+// name: prune_audit -> value
 // params: before
 // Entries past retention go, oldest seq first and only up to the first entry still kept
 // (a journal replayed late carries an old time and a high seq: it waits for its
@@ -71,20 +71,20 @@ SET h.pruned_through = CASE WHEN top > coalesce(h.pruned_through, 0) THEN top
 FOREACH (x IN old | DELETE x)
 RETURN size(old) AS pruned
 
-// name: lock_audit_head
+// name: lock_audit_head -> row
 // The chain's head: its write lock serialises appends from every process (API, CLI).
 MERGE (h:Meta {key: 'audit_head'})
   ON CREATE SET h.seq = 0, h.hash = ''
 SET h.locked = true
 RETURN h.seq AS seq, h.hash AS hash
 
-// name: existing_audit_ids
+// name: existing_audit_ids -> rows
 // params: ids
 UNWIND $ids AS id
 MATCH (a:Audit {audit_id: id})
 RETURN a.audit_id AS audit_id
 
-// name: append_audit_batch
+// name: append_audit_batch -> value?
 // params: entries, seq, hash
 UNWIND $entries AS entry
 CREATE (a:Audit)
@@ -94,12 +94,12 @@ MATCH (h:Meta {key: 'audit_head'})
 SET h.seq = $seq, h.hash = $hash
 RETURN n
 
-// name: audit_head
+// name: audit_head -> row
 OPTIONAL MATCH (h:Meta {key: 'audit_head'})
 RETURN coalesce(h.seq, 0) AS seq, coalesce(h.hash, '') AS hash,
        coalesce(h.pruned_through, 0) AS pruned_through
 
-// name: audit_chain_page
+// name: audit_chain_page -> rows
 // params: after, limit
 MATCH (a:Audit)
 WHERE a.seq > $after

@@ -2,16 +2,16 @@
 // status-changes feed. Events are numbered by one counter node whose write lock is held until
 // commit, so event numbers grow in commit order and a reader paging by number misses nothing.
 
-// name: schema_person_day_key
+// name: schema_person_day_key -> nothing
 CREATE CONSTRAINT person_day_key IF NOT EXISTS FOR (d:PersonDay) REQUIRE d.key IS UNIQUE
 
-// name: schema_event_seq
+// name: schema_event_seq -> nothing
 CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE
 
-// name: schema_sequence_name
+// name: schema_sequence_name -> nothing
 CREATE CONSTRAINT sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE
 
-// name: status_lock_persons
+// name: status_lock_persons -> rows
 // params: tube_codes
 // The persons swabbed into these tubes, write-locked in a fixed order: two transactions that
 // touch the same person derive its status one after the other, each from committed data.
@@ -24,7 +24,7 @@ CALL apoc.lock.nodes(persons)
 UNWIND persons AS p
 RETURN p.person_id AS person_id
 
-// name: status_inputs
+// name: status_inputs -> rows
 // params: person_ids
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
@@ -64,7 +64,7 @@ CALL (p) {
 }
 RETURN p.person_id AS person_id, p.id_type AS id_type, p.id_number AS id_number, regs, stored
 
-// name: upsert_person_days
+// name: upsert_person_days -> value
 // params: days, now
 UNWIND $days AS d
 MATCH (p:Person {person_id: d.person_id})
@@ -75,7 +75,7 @@ MERGE (p)-[:HAS_DAY]->(pd)
 SET pd.status = d.status, pd.since = $now, pd.district_code = d.district_code
 RETURN count(pd) AS n
 
-// name: create_person_days
+// name: create_person_days -> nothing
 // params: days, now
 // Days that do not exist yet, as new_registration_facts found them with their persons locked.
 UNWIND $days AS d
@@ -85,7 +85,7 @@ CREATE (p)-[:HAS_DAY]->(:PersonDay {key: d.key, person_id: d.person_id, day: d.d
                                     status: d.status, since: $now,
                                     district_code: d.district_code})
 
-// name: append_events
+// name: append_events -> nothing
 // params: events
 // Taken last in every transaction that writes events: the lock on the counter orders commits.
 // The Eager barriers left hold the one row of the counter, not the events created after it.
@@ -97,7 +97,7 @@ UNWIND range(0, size($events) - 1) AS i
 CREATE (n:Event)
 SET n = $events[i], n.seq = base + i + 1, n.event_id = 'evt_' + toString(base + i + 1)
 
-// name: person_day_status
+// name: person_day_status -> row?
 // params: person_id, day
 MATCH (p:Person {person_id: $person_id})
 USING INDEX SEEK p:Person(person_id)
@@ -113,7 +113,7 @@ RETURN d {.person_id, .day, .status, .since} AS status,
                              WHEN rc.known THEN rc.district_code
                              ELSE 'unassigned' END) AS districts
 
-// name: status_changes_page
+// name: status_changes_page -> rows
 // params: after, limit
 // Identity is read from the person when the feed is read: the outbox stays small.
 MATCH (e:Event)
@@ -128,15 +128,7 @@ CALL (p, e) {
 RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
 ORDER BY e.seq
 
-// name: all_person_days
-// params: after, limit
-MATCH (d:PersonDay)
-WHERE d.key > $after
-RETURN d.key AS key, d.status AS status, d.district_code AS district_code
-ORDER BY d.key
-LIMIT $limit
-
-// name: task_event_rows
+// name: task_event_rows -> rows
 // params: task_ids
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})

@@ -1,18 +1,18 @@
 // Follow-up tasks: dispatch on results, retest linkage, lifecycle, district queues.
 
-// name: schema_task_key
+// name: schema_task_key -> nothing
 CREATE CONSTRAINT task_id IF NOT EXISTS FOR (k:Task) REQUIRE k.task_id IS UNIQUE
 
-// name: schema_task_queue
+// name: schema_task_queue -> nothing
 CREATE INDEX task_queue IF NOT EXISTS FOR (k:Task) ON (k.district_code, k.sort_key)
 
-// name: schema_case_key
+// name: schema_case_key -> nothing
 CREATE CONSTRAINT case_person IF NOT EXISTS FOR (c:Case) REQUIRE c.person_id IS UNIQUE
 
-// name: schema_case_collected
+// name: schema_case_collected -> nothing
 CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
 
-// name: dispatch_context
+// name: dispatch_context -> rows
 // params: result_keys
 UNWIND $result_keys AS key
 MATCH (x:Result {result_key: key})-[:FOR_TUBE]->(t:Tube)
@@ -56,7 +56,7 @@ RETURN x.result_key AS key, x.result AS result, x.reported_at AS reported_at, x.
        t.code AS tube_code,
        members, retest_tasks, open_resample_tasks, open_case_tasks, person_open_tasks
 
-// name: upsert_tasks
+// name: upsert_tasks -> rows
 // params: tasks, now
 UNWIND $tasks AS task
 MATCH (p:Person {person_id: task.person_id})
@@ -70,7 +70,7 @@ MERGE (k)-[:FOR_PERSON]->(p)
 MERGE (k)-[:FOR_TUBE]->(t)
 RETURN k.task_id AS task_id, k.created_at = $now AS created
 
-// name: mark_repeat_positive
+// name: mark_repeat_positive -> value
 // params: person_ids
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
@@ -84,7 +84,7 @@ WHERE NOT coalesce(k.repeat_positive_pool, false)
 SET k.repeat_positive_pool = true, k.sort_key = '0' + substring(k.sort_key, 1)
 RETURN count(k) AS n
 
-// name: link_retests
+// name: link_retests -> rows
 // params: reg_keys, now, at
 // The write lock on each task is taken before its status is read, so a move made meanwhile by a
 // district unit or another loader is seen (check-and-set in one locked step). Registrations by
@@ -112,7 +112,7 @@ SET k.history = k.history + [apoc.convert.toJson({status: 'retest_collected', at
     k.status = 'retest_collected', k.updated_at = $now
 RETURN DISTINCT k.task_id AS task_id
 
-// name: close_tasks
+// name: close_tasks -> rows
 // params: closes, now, at
 // closes: [{task_id, outcome, note}], one row per task.
 UNWIND $closes AS c
@@ -128,7 +128,7 @@ SET k.history = k.history + [apoc.convert.toJson({status: 'closed', outcome: c.o
     k.closed_at = $now
 RETURN k.task_id AS task_id
 
-// name: confirm_cases
+// name: confirm_cases -> rows
 // params: cases, now
 // cases: [{person_id, tube_code, collected_at, compound_code}]
 UNWIND $cases AS cs
@@ -148,13 +148,13 @@ FOREACH (x IN CASE WHEN pool IS NULL THEN [] ELSE [pool] END |
   MERGE (c)-[:FROM_POOL]->(x))
 RETURN DISTINCT c.person_id AS person_id
 
-// name: get_task
+// name: get_task -> value?
 // params: task_id
 MATCH (k:Task {task_id: $task_id})
 USING INDEX SEEK k:Task(task_id)
 RETURN k {.*} AS task
 
-// name: lock_task
+// name: lock_task -> value?
 // params: task_id
 // Takes the write lock on the task first, then reads it: a transition checks what it changes.
 MATCH (k:Task {task_id: $task_id})
@@ -164,7 +164,7 @@ REMOVE k._lock
 WITH k
 RETURN k {.*} AS task
 
-// name: set_task_status
+// name: set_task_status -> value?
 // params: task_id, expected, status, outcome, entry, now
 MATCH (k:Task {task_id: $task_id})
 USING INDEX SEEK k:Task(task_id)
@@ -176,7 +176,7 @@ SET k.status = $status, k.outcome = $outcome, k.updated_at = $now,
                         THEN $now ELSE k.acknowledged_at END
 RETURN k {.*} AS task
 
-// name: district_tasks
+// name: district_tasks -> rows
 // params: district_code, status, after, limit
 MATCH (k:Task)
 USING INDEX SEEK k:Task(district_code, sort_key)
@@ -188,7 +188,7 @@ RETURN k {.*} AS task
 ORDER BY k.district_code, k.sort_key
 LIMIT $limit
 
-// name: result_keys_of_registrations
+// name: result_keys_of_registrations -> rows
 // params: reg_keys
 // A negative result counts too: a single-tube retest registered after its negative result
 // closes its task as released (the loader sends single tubes only for that).
@@ -197,7 +197,7 @@ MATCH (:Registration {reg_key: key})-[:INTO_TUBE]->(t:Tube)<-[:FOR_TUBE]-(x:Resu
 WHERE x.result IN ['positive', 'invalid', 'negative']
 RETURN DISTINCT x.result_key AS key
 
-// name: link_earlier_retests
+// name: link_earlier_retests -> rows
 // params: task_ids, now, at
 UNWIND $task_ids AS tid
 MATCH (k:Task {task_id: tid})-[:FOR_PERSON]->(p:Person)

@@ -2,7 +2,7 @@
 // One row per tube; flags that depend on other data (duplicate registrations, boxes filled at
 // several compounds, unknown compounds) are computed here, from the data as it is now.
 
-// name: trace_tubes
+// name: trace_tubes -> rows
 // params: tube_codes
 MATCH (t:Tube)
 USING INDEX SEEK t:Tube(code)
@@ -65,7 +65,7 @@ CALL (t) {
 }
 RETURN t.code AS code, registrations, results
 
-// name: tube_codes_after
+// name: tube_codes_after -> rows
 // params: after, limit
 MATCH (t:Tube)
 WHERE t.code > $after

@@ -1,19 +1,19 @@
 // Webhook subscriptions and their deliveries. Each subscription keeps a cursor into the event
 // outbox; the worker turns new events into deliveries, then posts them.
 
-// name: schema_webhook_key
+// name: schema_webhook_key -> nothing
 CREATE CONSTRAINT webhook_id IF NOT EXISTS FOR (w:Webhook) REQUIRE w.webhook_id IS UNIQUE
 
-// name: schema_delivery_key
+// name: schema_delivery_key -> nothing
 CREATE CONSTRAINT delivery_id IF NOT EXISTS FOR (d:Delivery) REQUIRE d.delivery_id IS UNIQUE
 
-// name: schema_delivery_due
+// name: schema_delivery_due -> nothing
 CREATE INDEX delivery_due IF NOT EXISTS FOR (d:Delivery) ON (d.status, d.next_at)
 
-// name: schema_delivery_hook_due
+// name: schema_delivery_hook_due -> nothing
 CREATE INDEX delivery_hook_due IF NOT EXISTS FOR (d:Delivery) ON (d.webhook_id, d.status, d.next_at)
 
-// name: create_webhook
+// name: create_webhook -> value
 // params: webhook_id, url, district_code, events, secret, now
 OPTIONAL MATCH (s:Sequence {name: 'events'})
 CREATE (w:Webhook {webhook_id: $webhook_id, url: $url, district_code: $district_code,
@@ -21,7 +21,7 @@ CREATE (w:Webhook {webhook_id: $webhook_id, url: $url, district_code: $district_
                    cursor: coalesce(s.value, 0)})
 RETURN w.webhook_id AS webhook_id
 
-// name: list_webhooks
+// name: list_webhooks -> rows
 // Each subscription, with the number of the last event written (`head`; 0 before any).
 OPTIONAL MATCH (s:Sequence {name: 'events'})
 WITH coalesce(s.value, 0) AS head
@@ -31,14 +31,14 @@ RETURN w {.webhook_id, .url, .district_code, .events, .created_at, .cursor, .sec
           .last_error} AS webhook, head
 ORDER BY w.created_at, w.webhook_id
 
-// name: remove_webhook
+// name: remove_webhook -> value?
 // params: webhook_id
 MATCH (w:Webhook {webhook_id: $webhook_id})
 WITH w, w.webhook_id AS id
 DELETE w
 RETURN id
 
-// name: events_after
+// name: events_after -> rows
 // params: after, limit
 MATCH (e:Event)
 WHERE e.seq > $after
@@ -46,7 +46,7 @@ RETURN e {.*} AS event
 ORDER BY e.seq
 LIMIT $limit
 
-// name: events_by_seq
+// name: events_by_seq -> rows
 // params: seqs
 UNWIND $seqs AS seq
 MATCH (e:Event {seq: seq})
@@ -58,7 +58,7 @@ CALL (p, e) {
 }
 RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
 
-// name: create_deliveries
+// name: create_deliveries -> value?
 // params: webhook_id, expected, cursor, deliveries, now
 // No row when the subscription is gone or its cursor moved meanwhile. Locked, then checked:
 // a check before the lock let two workers (two API processes) both pass it, and the deliveries
@@ -80,7 +80,7 @@ CALL (w) {
 }
 RETURN n
 
-// name: claim_deliveries
+// name: claim_deliveries -> rows
 // params: hooks, most, now, lease_until, claim
 // Each subscription's own due deliveries, oldest first, at most `room` of each (`hooks`:
 // [{webhook_id, room}], room <= $most): one subscription's backlog is never read for another.
@@ -104,7 +104,7 @@ CALL (h) {
 }
 RETURN d {.*} AS delivery
 
-// name: webhook_outcomes
+// name: webhook_outcomes -> rows
 // params: rows, now, threshold, park_s, park_max_s
 // The breaker, from a batch of attempts (rows: {webhook_id, reset, failed, error}: a success
 // among them resets the count, `failed` came after it). `threshold` failed attempts in a row
@@ -127,7 +127,7 @@ SET w.failures = failures,
       ELSE w.parked_until END
 RETURN w.webhook_id AS webhook_id, CASE WHEN park THEN w.parked_until END AS parked
 
-// name: release_deliveries
+// name: release_deliveries -> value
 // params: deliveries, next_at
 // Claimed deliveries handed back without an attempt (their endpoint was parked meanwhile):
 // due again when the park ends. Only under the claim they were taken with.
@@ -138,7 +138,7 @@ REMOVE d.claim
 SET d.next_at = $next_at
 RETURN count(d) AS released
 
-// name: record_attempts
+// name: record_attempts -> rows
 // params: rows
 // Only the claimed attempt records: a redelivery asked for meanwhile is not overwritten.
 UNWIND $rows AS r
@@ -151,7 +151,7 @@ SET d.status = r.status, d.next_at = r.next_at, d.attempts = d.attempts + 1,
     d.delivered_at = CASE WHEN r.status = 'delivered' THEN r.now ELSE d.delivered_at END
 RETURN d.delivery_id AS delivery_id
 
-// name: list_deliveries
+// name: list_deliveries -> rows
 // params: failed_only, after, limit
 MATCH (d:Delivery)
 WHERE d.delivery_id > $after AND (NOT $failed_only OR d.status = 'failed')
@@ -159,7 +159,7 @@ RETURN d {.*} AS delivery
 ORDER BY d.delivery_id
 LIMIT $limit
 
-// name: redeliver
+// name: redeliver -> value?
 // params: delivery_id, now
 MATCH (d:Delivery {delivery_id: $delivery_id})
 SET d.status = 'pending', d.next_at = $now, d.window_start = $now

@@ -68,7 +68,7 @@ def bulk_load(
 
     server = ManagedServer(settings)
     with closing(connect(settings)) as gw:
-        if gw.read("count_nodes_except_meta")[0]["n"]:
+        if gw.read("count_nodes_except_meta").value():
             raise InputError(
                 "--bulk is for the initial import into an empty database; this "
                 "one holds data. Load online, or start from a new TUBETRACE_HOME."

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.devdb import wipe
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
-from tests.helpers import free_port
+from engine.store.gateway import Gateway
+from tests.helpers import connect_test, free_port
 
 
 def _docker_answers() -> bool:
@@ -89,7 +90,7 @@ def settings(neo4j_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 def session_gateway(settings: Settings) -> Iterator[Gateway]:
-    gw = connect(settings)
+    gw = connect_test(settings)
     yield gw
     gw.close()
 
@@ -100,7 +101,7 @@ def gw(session_gateway: Gateway) -> Gateway:
     person-id key survives the wipe, as it would in a real installation: the session's API
     process keeps it cached, and person ids must agree between it and the test."""
     secret = session_gateway.secret()
-    session_gateway.wipe()
+    wipe(session_gateway)
     session_gateway.apply_schema()
     session_gateway.write("ensure_secret", key="person_id_secret", value=secret)
     return session_gateway

@@ -18,13 +18,23 @@ from typing import Any
 
 import httpx
 
+from bench import devdb
 from engine.push import webhooks
 from engine.settings import Settings
 from engine.store.gateway import Gateway
+from engine.store.querybook import QueryBook
 from loaders import write as loader_write
 from loaders.read import read_file
 
 DATA = Path(__file__).parent / "data"
+# The tests' queries (dumps, counts, tampering: tests/cypher/, not shipped) on top of the
+# product's and the benchmark's (bench/devdb.py, with `wipe`).
+TEST_BOOK: QueryBook = devdb.dev_book(Path(__file__).parent / "cypher")
+
+
+def connect_test(settings: Settings, **options: Any) -> Gateway:
+    """`engine.store.gateway.connect` with the tests' queries."""
+    return devdb.connect(settings, queries=TEST_BOOK, **options)
 
 
 # Test records as the contract's files and API take them: one builder per kind, every field of

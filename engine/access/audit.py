@@ -117,7 +117,7 @@ def append_chained(gw: Gateway, entries: list[dict[str, Any]]) -> int:
         return 0
 
     def work(tx: ManagedTransaction) -> int:
-        head = gw.run_in(tx, "lock_audit_head")[0]
+        head = gw.run_in(tx, "lock_audit_head").row()
         if head["seq"] is None:  # the head was deleted under us (a wipe): take it afresh
             raise _HeadGone
         ids = [e["audit_id"] for e in entries]
@@ -336,7 +336,7 @@ def entries(
 
 def prune(gw: Gateway, retention_days: int) -> int:
     before = datetime.now(UTC) - timedelta(days=retention_days)
-    return int(gw.write("prune_audit", before=before)[0]["pruned"])
+    return int(gw.write("prune_audit", before=before).value())
 
 
 @dataclass
@@ -368,7 +368,7 @@ def verify(gw: Gateway) -> Verification:
     """Walk the chain by seq: a missing seq is a gap (a deleted entry), a hash that does not
     match its entry's content is an edit, a `prev_hash` that does not match the entry before
     is a broken link. Seqs up to the head's `pruned_through` were removed by retention."""
-    head = gw.read("audit_head")[0]
+    head = gw.read("audit_head").row()
     report = Verification(head_seq=int(head["seq"]))
     expected_seq = int(head["pruned_through"]) + 1
     prev_hash: str | None = None

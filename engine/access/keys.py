@@ -174,11 +174,10 @@ def check_key(gw: Gateway, presented: str) -> KeyCheck:
     m = _KEY.match(presented.strip())
     if not m:
         return KeyCheck(None, None, claimed, "malformed")
-    rows = gw.read("find_key", key_id=m.group(1))
-    if not rows:
+    row = gw.read("find_key", key_id=m.group(1)).row_or_none()
+    if row is None:
         hmac.compare_digest(_hash(presented), _hash("tt_000000000000_" + "x" * 43))
         return KeyCheck(None, None, claimed, "unknown_key")
-    row = rows[0]
     if not hmac.compare_digest(str(row["hash"]), _hash(presented.strip())):
         return KeyCheck(None, None, claimed, "wrong_secret")
     who = Principal(row["key_id"], row["role"], row["district"], tuple(row["labs"] or ()))

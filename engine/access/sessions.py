@@ -76,10 +76,9 @@ class Sessions:
     def get(self, sid: str) -> Session | None:
         """The live session of this id with its key as it is now; None (and the session
         ended) when it is unknown, idle too long, past its lifetime or its key is revoked."""
-        rows = self.gw.read("find_console_session", sid_hash=_hash(sid))
-        if not rows:
+        row = self.gw.read("find_console_session", sid_hash=_hash(sid)).row_or_none()
+        if row is None:
             return None
-        row = rows[0]
         s = row["session"]
         now = self.clock()
         expires = _native(s["expires_at"])

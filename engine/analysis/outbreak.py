@@ -577,13 +577,14 @@ def signals(gw: Gateway, day: str) -> dict[str, Any]:
     persons of positive pools are expected positives, not evidence (`_unexplained`)."""
     day = parse_day(day)
     since = _shift(day, -(MAX_DAYS - 1))
-    rows = gw.read(
-        "positive_registrations",
-        since=since,
-        until=day,
-        reported_until=_shift(day, REPORT_LAG_DAYS),
+    rows = _unexplained(
+        gw.read(
+            "positive_registrations",
+            since=since,
+            until=day,
+            reported_until=_shift(day, REPORT_LAG_DAYS),
+        )
     )
-    rows = _unexplained(rows)
     today = [r for r in rows if r["day"] == day]
     found = (
         _across_compounds("collector_across_compounds", today, "collector_id")
@@ -636,7 +637,7 @@ def attack_rate(gw: Gateway, since: str, until: str) -> dict[str, Any]:
         window = (case_day, _shift(case_day, FOLLOW_DAYS))
         counts[depth][0] += 1
         counts[depth][1] += any(window[0] < d <= window[1] for d in positive_days[person])
-    city = gw.read("city_attack_rate", since=since, until=until)[0]
+    city = gw.read("city_attack_rate", since=since, until=until).row()
     return {
         "since": since,
         "until": until,

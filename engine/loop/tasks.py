@@ -305,10 +305,9 @@ def transition(
     codes.check_text(note, "note", multiline=True)
 
     def work(tx: ManagedTransaction) -> dict[str, Any]:
-        rows = gw.run_in(tx, "lock_task", task_id=task_id_)
-        if not rows or not task_visible(rows[0]["task"], who):
+        task = gw.run_in(tx, "lock_task", task_id=task_id_).value_or_none()
+        if task is None or not task_visible(task, who):
             raise NotFound(f"No task with id '{task_id_}'.")
-        task = rows[0]["task"]
         if _resent(task, who, to, outcome, note):
             return dict(task)
         try:
@@ -319,7 +318,7 @@ def transition(
             raise TransitionError("closing as closed_by_investigator needs a note")
         now = datetime.now(UTC)
         entry = _history(to, now, who.key_id, note, outcome)
-        updated = gw.run_in(
+        moved = gw.run_in(
             tx,
             "set_task_status",
             task_id=task_id_,
@@ -328,11 +327,11 @@ def transition(
             outcome=outcome,
             entry=entry,
             now=now,
-        )
-        if not updated:
+        ).value_or_none()
+        if moved is None:
             raise TransitionError("the task changed meanwhile; read it again and retry")
         outbox.append(gw, tx, outbox.task_events(gw, tx, set(), {task_id_}, now))
-        return dict(updated[0]["task"])
+        return dict(moved)
 
     return gw.write_tx(work)
 
@@ -437,7 +436,7 @@ def task_view(gw: Gateway, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
-    rows = gw.read("get_task", task_id=task_id_)
-    if not rows or not task_visible(rows[0]["task"], who):
+    task = gw.read("get_task", task_id=task_id_).value_or_none()
+    if task is None or not task_visible(task, who):
         raise NotFound(f"No task with id '{task_id_}'.")
-    return task_view(gw, rows[0]["task"])
+    return task_view(gw, task)

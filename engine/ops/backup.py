@@ -326,13 +326,13 @@ def _has_data(settings: Settings) -> bool:
         return False
     gw = connect(settings)
     try:
-        return bool(gw.read("backup_has_data")[0]["has_data"])
+        return bool(gw.read("backup_has_data").value())
     finally:
         gw.close()
 
 
 def _counts(gw: Gateway) -> dict[str, Any]:
-    row = gw.read("backup_stats")[0]
+    row = gw.read("backup_stats").row()
     skip = {"ConsoleSession", "Lease"}
     labels = {k: int(v) for k, v in sorted(row["labels"].items()) if v and k not in skip}
     return {

@@ -43,13 +43,13 @@ def snapshot(gw: Gateway, now: datetime | None = None) -> Snapshot:
     now = now or datetime.now(UTC)
     start = time.perf_counter()
     snap = Snapshot(at=time.time())
-    snap.records = {k: int(v) for k, v in gw.read("metrics_records")[0].items()}
+    snap.records = {k: int(v) for k, v in gw.read("metrics_records").row().items()}
     snap.quarantined = {r["kind"]: int(r["n"]) for r in gw.read("metrics_quarantine")}
     for r in gw.read("metrics_tasks_open", open=list(OPEN), overdue_before=now - OVERDUE_AFTER):
         snap.tasks_open[(r["district_code"], r["status"])] = int(r["n"])
         district = r["district_code"]
         snap.tasks_overdue[district] = snap.tasks_overdue.get(district, 0) + int(r["overdue"])
-    outbox = gw.read("metrics_outbox")[0]
+    outbox = gw.read("metrics_outbox").row()
     snap.events_head = int(outbox["head"])
     snap.subscriptions = int(outbox["subscriptions"])
     snap.fanout_lag = int(outbox["lag"])

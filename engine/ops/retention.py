@@ -104,10 +104,10 @@ def data_days(gw: Gateway, before: str) -> list[str]:
     """The days before `before` with registrations (by sampling day) or results (by
     reporting day), oldest first."""
     days: list[str] = []
-    day = gw.read("retention_next_day", after="")[0]["day"]
+    day = gw.read("retention_next_day", after="").value()
     while day is not None and day < before:
         days.append(day)
-        day = gw.read("retention_next_day", after=day)[0]["day"]
+        day = gw.read("retention_next_day", after=day).value()
     return days
 
 
@@ -318,15 +318,15 @@ def _leftovers(gw: Gateway, p: _Pass, persons: list[str], boxes: list[str]) -> N
     def work(tx: ManagedTransaction) -> Counter[str]:
         n: Counter[str] = Counter()
         if persons:
-            row = gw.run_in(tx, "retention_delete_persons", person_ids=persons)[0]
+            row = gw.run_in(tx, "retention_delete_persons", person_ids=persons).row()
             n.update({"Person": row["persons"], "PersonDay": row["person_days"] or 0})
-            row = gw.run_in(
+            days = gw.run_in(
                 tx, "retention_delete_person_days", person_ids=persons, cutoff=p.cutoff
-            )[0]
-            n.update({"PersonDay": row["person_days"]})
+            ).value()
+            n.update({"PersonDay": days})
         if boxes:
-            row = gw.run_in(tx, "retention_delete_boxes", box_codes=boxes, cutoff=p.cutoff)[0]
-            n.update({"Box": row["boxes"]})
+            gone = gw.run_in(tx, "retention_delete_boxes", box_codes=boxes, cutoff=p.cutoff)
+            n.update({"Box": gone.value()})
         gw.run_in(tx, "retention_settle", person_ids=persons, box_codes=boxes)
         return n
 
@@ -386,15 +386,15 @@ def _purge_events(gw: Gateway, p: _Pass, window_start: datetime) -> None:
         if old < len(rows) or len(rows) < EVENT_BATCH:
             break
     if p.report.dry_run and after > start:
-        rows = gw.read("retention_count_deliveries", bound=_delivery_bound(after))
-        p.report.deleted["Delivery"] += int(rows[0]["n"])
+        left = gw.read("retention_count_deliveries", bound=_delivery_bound(after))
+        p.report.deleted["Delivery"] += int(left.value())
 
 
 def _delete_events(gw: Gateway, p: _Pass, through: int) -> None:
     bound = _delivery_bound(through)
-    while n := int(gw.write("retention_delete_deliveries", bound=bound, limit=EVENT_BATCH)[0]["n"]):
+    while n := int(gw.write("retention_delete_deliveries", bound=bound, limit=EVENT_BATCH).value()):
         p.report.deleted["Delivery"] += n
-    while n := int(gw.write("retention_delete_events", through=through, limit=EVENT_BATCH)[0]["n"]):
+    while n := int(gw.write("retention_delete_events", through=through, limit=EVENT_BATCH).value()):
         p.report.deleted["Event"] += n
 
 

@@ -38,7 +38,7 @@ from neo4j import exceptions as nx
 
 from engine.errors import DatabaseError, DatabaseUnavailable
 from engine.settings import Settings
-from engine.store.querybook import QueryBook, book
+from engine.store.querybook import Query, QueryBook, Rows, book
 
 T = TypeVar("T")
 log = logging.getLogger("tubetrace.db")
@@ -115,12 +115,15 @@ class Breaker:
             self._trial = False
 
 
-def _rows(result: Result) -> list[dict[str, Any]]:
-    """Records as dicts. The named queries return values, lists and maps, never nodes or
-    relationships, so the driver's `Record.data()` (which walks every value in Python to
-    turn graph objects into dicts, ~12 us a record) is not needed."""
+def _rows(query: Query, result: Result) -> Rows:
+    """Records as dicts, checked against the query's shape (`// name: q -> row`). The named
+    queries return values, lists and maps, never nodes or relationships, so the driver's
+    `Record.data()` (which walks every value in Python to turn graph objects into dicts,
+    ~12 us a record) is not needed."""
     keys = result.keys()
-    return [dict(zip(keys, record, strict=True)) for record in result]
+    rows = [dict(zip(keys, record, strict=True)) for record in result]
+    query.check_rows(rows, keys)
+    return Rows(query, rows)
 
 
 class Gateway:
@@ -144,7 +147,8 @@ class Gateway:
         self.calls: Counter[str] = Counter()
         self._secret: str | None = None
         # What the engine keeps in this process about this database's data, by name
-        # (engine/analysis/reports.py, DayPairs); emptied by `wipe`.
+        # (engine/analysis/reports.py, DayPairs); emptied when the database is wiped
+        # (bench/devdb.py, `wipe`).
         self.memo: dict[str, object] = {}
         self._schema_pending = schema_pending
         self._schema_lock = threading.Lock()
@@ -226,7 +230,7 @@ class Gateway:
         except (nx.Neo4jError, nx.DriverError, OSError) as exc:
             raise _translate(exc, what) from exc
 
-    def read(self, name: str, **params: Any) -> list[dict[str, Any]]:
+    def read(self, name: str, **params: Any) -> Rows:
         """One read statement as an implicit (auto-commit) transaction in a fresh read
         session: RUN and PULL in one round trip, where a managed transaction needs a second
         one for its COMMIT (~0.35 ms of a 1.6 ms trace here). A single statement is atomic
@@ -234,28 +238,30 @@ class Gateway:
         q = self.queries[name]
         q.check(params)
 
-        def work(session: Session) -> list[dict[str, Any]]:
-            return _rows(session.run(q.text, params))
+        def work(session: Session) -> Rows:
+            return _rows(q, session.run(q.text, params))
 
         return self._execute(READ_ACCESS, work, name)
 
-    def write(self, name: str, **params: Any) -> list[dict[str, Any]]:
+    def write(self, name: str, **params: Any) -> Rows:
+        """One write statement in its own managed transaction (`write_tx`)."""
         q = self.queries[name]
         q.check(params)
 
-        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
-            return _rows(tx.run(q.text, params))
+        def work(tx: ManagedTransaction) -> Rows:
+            return _rows(q, tx.run(q.text, params))
 
         return self.write_tx(work, name)
 
-    def run_in(self, tx: ManagedTransaction, name: str, **params: Any) -> list[dict[str, Any]]:
+    def run_in(self, tx: ManagedTransaction, name: str, **params: Any) -> Rows:
+        """One statement inside the caller's transaction (`write_tx`)."""
         q = self.queries[name]
         q.check(params)
         if self.timings is None:
-            return _rows(tx.run(q.text, params))
+            return _rows(q, tx.run(q.text, params))
         start = time.perf_counter()
         try:
-            return _rows(tx.run(q.text, params))
+            return _rows(q, tx.run(q.text, params))
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
             self.calls[name] += 1
@@ -283,14 +289,6 @@ class Gateway:
         q.check(params)
         self._once(lambda session: session.run(q.text, params).consume(), name)
 
-    def wipe(self) -> None:
-        """Delete every node (tests and benchmarks). The audit chain goes last, in one
-        transaction under its head's lock: an API still flushing its journal meanwhile either
-        lands before it (and goes) or starts a fresh chain, never one with seqs of the old."""
-        self.memo.clear()
-        self.run_auto("wipe_all")
-        self.write("wipe_audit_chain")
-
     def apply_schema(self) -> None:
         self._guarded(self._apply_schema, "the schema")
 
@@ -303,7 +301,7 @@ class Gateway:
         """The installation's key for opaque person ids, kept in the database itself."""
         if self._secret is None:
             rows = self.write("ensure_secret", key="person_id_secret", value=secrets.token_hex(32))
-            self._secret = str(rows[0]["value"])
+            self._secret = str(rows.value())
         return self._secret
 
 
@@ -316,7 +314,13 @@ def split_page(rows: list[T], limit: int) -> tuple[list[T], bool]:
     return rows[:limit], len(rows) > limit
 
 
-def connect(settings: Settings, *, apply_schema: bool = True, wait: bool = True) -> Gateway:
+def connect(
+    settings: Settings,
+    *,
+    apply_schema: bool = True,
+    wait: bool = True,
+    queries: QueryBook | None = None,
+) -> Gateway:
     """`NEO4J_URI` when set; otherwise the managed local server, started on demand.
     A database that does not answer raises `DatabaseUnavailable`; with `wait=False` (a
     long-running service) the gateway is returned anyway, answers `DatabaseUnavailable` until
@@ -349,8 +353,8 @@ def connect(settings: Settings, *, apply_schema: bool = True, wait: bool = True)
             driver.close()
             raise DatabaseUnavailable(f"Neo4j at {uri} did not answer: {exc}") from exc
         log.warning("Neo4j at %s does not answer yet (%s); answering 'unavailable'", uri, exc)
-        return Gateway(driver, settings.neo4j_database, schema_pending=apply_schema)
-    gateway = Gateway(driver, settings.neo4j_database)
+        return Gateway(driver, settings.neo4j_database, queries, schema_pending=apply_schema)
+    gateway = Gateway(driver, settings.neo4j_database, queries)
     if apply_schema:
         gateway.apply_schema()
     return gateway

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.devdb import wipe
 from engine.access import audit
 from engine.access.audit import DirectAudit
 from engine.access.keys import Principal, create_key
@@ -127,7 +128,7 @@ def test_a_wipe_while_an_api_flushes_leaves_an_intact_chain(gw: Gateway) -> None
         thread.start()
         time.sleep(0.2)
         try:
-            gw.wipe()
+            wipe(gw)
         finally:
             time.sleep(0.2)
             stop.set()

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.devdb import wipe
 from engine.access.keys import Principal, create_key
 from engine.errors import NotFound
 from engine.feed import status
@@ -75,7 +76,7 @@ def test_any_arrival_order_gives_the_same_statuses(
     orders = list(itertools.permutations(files))
     outcomes = set()
     for order in orders:
-        gw.wipe()
+        wipe(gw)
         gw._secret = None
         gw.apply_schema()
         load_compounds(gw, settings)
@@ -301,7 +302,7 @@ def test_registrations_and_results_at_once_give_the_statuses_of_one_after_the_ot
     assert together == derived_person_days(gw)
     assert status.refresh_tubes(gw, list(all_tube_codes(gw))) == 0
     secret = gw.secret()  # the same person ids in the second load
-    gw.wipe()
+    wipe(gw)
     gw.apply_schema()
     gw.write("ensure_secret", key="person_id_secret", value=secret)
     load(gw, small, "compounds", city / "compounds.csv")

@@ -30,6 +30,7 @@ import httpx
 import networkx as nx
 import pytest
 
+from bench.devdb import wipe
 from engine.access import audit
 from engine.access.keys import create_key
 from engine.analysis.outbreak import binomial_tail
@@ -219,7 +220,7 @@ def city(
 ) -> Iterator[City]:
     gw = session_gateway
     secret = gw.secret()
-    gw.wipe()
+    wipe(gw)
     gw.apply_schema()
     gw.write("ensure_secret", key="person_id_secret", value=secret)
     folder = tmp_path_factory.mktemp("analysis-city")

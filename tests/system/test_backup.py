@@ -22,10 +22,10 @@ import pytest
 
 from cli.exits import Exit
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from engine.trace.build import trace_tube
 from loaders.generate import generate_city
-from tests.helpers import bearer, start_api
+from tests.helpers import bearer, connect_test, start_api
 
 pytestmark = [
     pytest.mark.slow,
@@ -98,7 +98,7 @@ def test_restore_drill(homes: Path) -> None:
     for kind in KINDS:
         ok(tubetrace(old, "load", kind, str(city / f"{kind}.csv")))
     key = ok(tubetrace(old, "keys", "create", "--role", "investigator")).strip().splitlines()[-1]
-    gw = connect(settings_for(old))
+    gw = connect_test(settings_for(old))
     try:
         before = traces(gw)
         counts = data_counts(gw)
@@ -186,7 +186,7 @@ def test_restore_drill(homes: Path) -> None:
     ManagedServer(settings_for(old)).stop()
     shutil.rmtree(old)
     print(ok(tubetrace(new, "restore", str(folder))).strip())
-    gw = connect(settings_for(new))
+    gw = connect_test(settings_for(new))
     try:
         assert traces(gw) == before
         assert data_counts(gw) == counts
@@ -207,7 +207,7 @@ def test_restore_drill(homes: Path) -> None:
     for kind in KINDS:
         out = ok(tubetrace(new, "load", kind, str(city / f"{kind}.csv")))
         assert "stored 0" in out, out
-    gw = connect(settings_for(new))
+    gw = connect_test(settings_for(new))
     try:
         assert data_counts(gw) == counts and traces(gw) == before
     finally:
@@ -217,7 +217,7 @@ def test_restore_drill(homes: Path) -> None:
     refused = tubetrace(new, "restore", str(folder))
     assert refused.returncode == Exit.TARGET_NOT_EMPTY and "--force" in refused.stderr
     ok(tubetrace(new, "restore", str(folder), "--force"))
-    gw = connect(settings_for(new))
+    gw = connect_test(settings_for(new))
     try:
         assert traces(gw) == before
     finally:

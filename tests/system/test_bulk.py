@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 
+from bench.devdb import wipe
 from engine.access import audit
 from engine.loop import tasks
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
-from tests.helpers import cli
+from tests.helpers import cli, connect_test
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:
@@ -74,13 +75,13 @@ def test_bulk_import_equals_online_load(
     city = tmp_path / "city"
     generate_city(city, seed=11, registrations=1500, positive_rate=0.05)
     try:
-        gw = connect(own)
+        gw = connect_test(own)
         for kind in ("compounds", "registrations", "results"):
             path = city / f"{kind}.csv"
             write.load_records(gw, kind, read_file(path, kind), path.name, own, sender="app7")
         secret = gw.secret()
         online = snapshot(gw)
-        gw.wipe()
+        wipe(gw)
         gw.write("ensure_secret", key="person_id_secret", value=secret)
         gw.close()
         done = cli(
@@ -88,7 +89,7 @@ def test_bulk_import_equals_online_load(
             *("load", "all", str(city), "--bulk", "--source", "app7"),
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        gw = connect(own)
+        gw = connect_test(own)
         imported = snapshot(gw)
         entries = audit.entries(gw, since=None, key_id=None)
         _, first = next(iter(read_file(city / "registrations.csv", "registrations")))

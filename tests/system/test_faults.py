@@ -13,6 +13,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from neo4j import GraphDatabase
 
+from bench.devdb import wipe
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 from loaders import write
@@ -224,7 +225,7 @@ record = st.fixed_dictionaries(
 def test_loading_a_batch_twice_equals_loading_it_once(
     gw: Gateway, settings: Settings, batch: list[dict[str, Any]]
 ) -> None:
-    gw.wipe()
+    wipe(gw)
     gw._secret = None
     items = list(enumerate(batch))
     write.load_records(gw, "registrations", items, "req", settings)

@@ -23,12 +23,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.devdb import wipe
 from engine.access.audit import make_entry
 from engine.access.keys import Principal, create_key
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from loaders.generate import generate_city
-from tests.helpers import load_city, spawn_api, start_api
+from tests.helpers import connect_test, load_city, spawn_api, start_api
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("NEO4J_URI")), reason="stopping the database needs the managed server"
@@ -51,7 +52,7 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, An
     )
     server = ManagedServer(settings)
     server.start()
-    gw = connect(settings)
+    gw = connect_test(settings)
     try:
         yield settings, server, gw
     finally:
@@ -133,7 +134,7 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
     own: tuple[Settings, Any, Gateway], tmp_path: Path
 ) -> None:
     settings, server, gw = own
-    gw.wipe()
+    wipe(gw)
     gw._secret = None
     gw.apply_schema()
     load_city(gw, settings)
@@ -258,7 +259,7 @@ def test_api_answers_503_in_time_and_recovers_without_restart(
         direct: list[float] = []
 
         def neo4j_itself() -> None:  # what a fresh client waits for a cold Neo4j
-            fresh = connect(settings, apply_schema=False)
+            fresh = connect_test(settings, apply_schema=False)
             try:
                 fresh.read("ping")
                 direct.append(time.monotonic() - back)
@@ -374,7 +375,7 @@ def test_load_cut_by_outage_resumes_with_nothing_lost_or_duplicated(
     own: tuple[Settings, Any, Gateway], tmp_path: Path
 ) -> None:
     settings, server, gw = own
-    gw.wipe()
+    wipe(gw)
     gw._secret = None
     gw.apply_schema()
     generate_city(tmp_path, seed=11, registrations=12000, fmt="csv")
@@ -454,7 +455,7 @@ def test_a_frozen_database_is_an_outage_not_a_hang(
     """SIGSTOP on Neo4j (a hung process, a long pause): requests answer 503 within the Bolt
     keep-alive, most at once (the breaker); SIGCONT and the same API answers again."""
     settings, server, gw = own
-    gw.wipe()
+    wipe(gw)
     gw._secret = None
     gw.apply_schema()
     load_city(gw, settings)
@@ -549,7 +550,7 @@ def test_the_api_starts_while_the_database_is_down(
         assert (
             gw.read("count_audit", action="readyz_probe", key_id="probe-left-behind")[0]["n"] == 1
         )
-        fresh = connect(settings)
+        fresh = connect_test(settings)
         try:
             key = create_key(fresh, role="investigator", district=None).secret
         finally:

@@ -35,12 +35,12 @@ from engine.errors import DatabaseUnavailable
 from engine.ops import retention
 from engine.push import webhooks
 from engine.settings import Settings
-from engine.store.gateway import Gateway, connect
+from engine.store.gateway import Gateway
 from engine.trace.build import all_traces
 from engine.usecases import reads
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
-from tests.helpers import cli, load, start_api
+from tests.helpers import cli, connect_test, load, start_api
 
 pytestmark = [
     pytest.mark.slow,
@@ -191,7 +191,7 @@ class _gw:
     """A gateway for a `with` block (a fresh one after a restart of the server)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.gw = connect(settings)
+        self.gw = connect_test(settings)
 
     def __enter__(self) -> Gateway:
         return self.gw

@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
+from bench.devdb import wipe
 from engine.access.keys import create_key
 from engine.settings import Settings
 from engine.store.gateway import Gateway
@@ -41,7 +42,7 @@ COUNTS = {"cases": 0, "requests": 0}
 
 @pytest.fixture(scope="module")
 def keys(session_gateway: Gateway, settings: Settings) -> dict[str, str]:
-    session_gateway.wipe()
+    wipe(session_gateway)
     session_gateway._secret = None
     session_gateway.apply_schema()
     load_city(session_gateway, settings)

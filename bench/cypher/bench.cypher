@@ -1,6 +1,6 @@
 // Queries of the benchmark (bench/run.py, bench/pg.py), side by side with PostgreSQL.
 
-// name: second_ring
+// name: second_ring -> row?
 // params: person_id, since, until
 // The second exposure ring of a person over a window of days: everyone who shared a pooled
 // tube with someone who shared a pooled tube with them (ring 1 and the person excluded).
@@ -17,23 +17,23 @@ OPTIONAL MATCH (t1)<-[:INTO_TUBE]-(:Registration)-[:OF_PERSON]->(p2:Person)
 WHERE p2 <> p AND NOT p2 IN ring1
 RETURN [x IN ring1 | x.person_id] AS ring1, collect(DISTINCT p2.person_id) AS ring2
 
-// name: confirmed_cases
+// name: confirmed_cases -> rows
 // params: limit
 MATCH (c:Case)
 RETURN c.person_id AS person_id, c.collected_at AS collected_at
 ORDER BY person_id
 LIMIT $limit
 
-// name: heap_used
+// name: heap_used -> value?
 // The server's used JVM heap in bytes (bench/run.py reports it per size).
 CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes
 RETURN attributes.HeapMemoryUsage.value.properties.used AS used
 
-// name: footprint_indexes
+// name: footprint_indexes -> rows
 SHOW INDEXES YIELD id, name
 RETURN id, name
 
-// name: footprint_counts
+// name: footprint_counts -> row
 // Nodes, relationships and their properties (bench/footprint.py).
 CALL () {
   MATCH (n)
@@ -45,40 +45,40 @@ CALL () {
 }
 RETURN nodes, node_properties, relationships, relationship_properties
 
-// name: footprint_by_label
+// name: footprint_by_label -> rows
 MATCH (n)
 UNWIND labels(n) AS label
 RETURN label, count(*) AS nodes, sum(size(keys(n))) AS properties
 ORDER BY label
 
-// name: footprint_probe_nodes
+// name: footprint_probe_nodes -> nothing
 // params: rows
 // One kind of value at a time (bench/footprint.py, --footprint): a node each.
 UNWIND $rows AS row
 CREATE (n:Probe)
 SET n = row
 
-// name: footprint_probe_rels
+// name: footprint_probe_rels -> nothing
 // params: rows
 UNWIND $rows AS row
 CREATE (:ProbeEnd)-[r:PROBE]->(:ProbeEnd)
 SET r = row
 
-// name: footprint_probe_indexed
+// name: footprint_probe_indexed -> nothing
 // params: rows
 UNWIND $rows AS row
 CREATE (:Indexed {v: row.v})
 
-// name: footprint_probe_index
+// name: footprint_probe_index -> nothing
 CREATE INDEX probe_index IF NOT EXISTS FOR (n:Indexed) ON (n.v)
 
-// name: footprint_await_index
+// name: footprint_await_index -> nothing
 CALL db.awaitIndexes(600)
 
-// name: footprint_drop_probe_index
+// name: footprint_drop_probe_index -> nothing
 DROP INDEX probe_index IF EXISTS
 
-// name: footprint_drop_indexed
+// name: footprint_drop_indexed -> nothing
 // The previous index probe's nodes (their records are reused: only the index is measured).
 MATCH (n:Indexed)
 DETACH DELETE n

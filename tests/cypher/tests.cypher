@@ -1,0 +1,79 @@
+// Queries of the tests only (tests/helpers.py, TEST_BOOK, on top of cypher/ and bench/cypher/):
+// counts, dumps and tampering that the product never runs. Not shipped.
+
+// name: count_audit -> value
+// params: action, key_id
+MATCH (a:Audit)
+WHERE ($action IS NULL OR a.action = $action) AND ($key_id IS NULL OR a.key_id = $key_id)
+RETURN count(a) AS n
+
+// name: dump_nodes -> rows
+MATCH (n)
+WHERE NOT n:ConsoleSession AND NOT n:Lease
+RETURN labels(n) AS labels, properties(n) AS props
+
+// name: dump_relationships -> rows
+MATCH (a)-[r]->(b)
+RETURN type(r) AS type, properties(r) AS props, labels(a) AS from_labels,
+       properties(a) AS from_props, labels(b) AS to_labels, properties(b) AS to_props
+
+// name: all_person_days -> rows
+// params: after, limit
+MATCH (d:PersonDay)
+WHERE d.key > $after
+RETURN d.key AS key, d.status AS status, d.district_code AS district_code
+ORDER BY d.key
+LIMIT $limit
+
+// name: tamper_delete_audit -> value
+// params: seq
+// Tests only: what a Neo4j Browser user could do to the audit log.
+MATCH (a:Audit {seq: $seq})
+DELETE a
+RETURN count(*) AS deleted
+
+// name: tamper_edit_audit -> value
+// params: seq, target
+MATCH (a:Audit {seq: $seq})
+SET a.target = $target
+RETURN count(*) AS edited
+
+// name: tamper_forget_key_labs -> value
+// params: key_id
+// Tests only: a lab key as made before lab keys named their labs (issue 21).
+MATCH (k:ApiKey {key_id: $key_id})
+REMOVE k.labs
+RETURN count(k) AS keys
+
+// name: filler_nodes -> nothing
+// params: n
+// Nodes that only make a wipe take several transactions (tests).
+UNWIND range(1, $n) AS i
+CREATE (:Filler {i: i})
+
+// name: datetime_texts -> rows
+// params: values
+// Datetimes as the database writes them as text (tests of engine/domain.py, iso).
+UNWIND $values AS value
+RETURN value, toString(value) AS text
+
+// name: fuzz_stored -> rows
+// params: kind, keys
+UNWIND $keys AS key
+CALL (key) {
+  OPTIONAL MATCH (c:Compound {code: key})
+  WHERE $kind = 'compounds' AND c.known
+  RETURN count(c) AS compounds
+}
+CALL (key) {
+  OPTIONAL MATCH (r:Registration {record_id: key})
+  WHERE $kind = 'registrations'
+  RETURN count(r) AS registrations
+}
+CALL (key) {
+  OPTIONAL MATCH (x:Result)-[:FOR_TUBE]->(:Tube {code: key})
+  WHERE $kind = 'results'
+  RETURN count(x) AS results
+}
+WITH key WHERE compounds + registrations + results > 0
+RETURN DISTINCT key
