@@ -5,7 +5,7 @@ through engine/usecases/reads.py; `--json` prints the API's envelope with every 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -72,7 +72,7 @@ def clusters_cmd(
 ) -> None:
     """The window's cases in clusters: linked by a shared pooled tube or by the same compound
     within 3 days. Largest first."""
-    items: list[dict[str, Any]] = []
+    items: list[contract.ClusterJSON] = []
     with gateway() as gw:
         log = DirectAudit(gw)
         cursor = ""
@@ -111,17 +111,19 @@ def analysis_report(
     name: str, date: str | None, since: str | None, until: str | None, as_json: bool
 ) -> None:
     """`tubetrace report signals --date D` and `report attack-rate --since --until`."""
+    signals: contract.SignalsJSON | None = None
     with gateway() as gw:
         log = DirectAudit(gw)
         if name == "signals":
             if date is None:
                 raise typer.BadParameter("report signals needs --date YYYY-MM-DD")
-            answer = reads.read_signals(gw, log, me(), date)
+            signals = reads.read_signals(gw, log, me(), date)
         else:
             if since is None or until is None:
                 raise typer.BadParameter("report attack-rate needs --since and --until")
-            answer = reads.read_attack_rate(gw, log, me(), since, until)
-    if name == "signals":
+            rates = reads.read_attack_rate(gw, log, me(), since, until)
+    if signals is not None:
+        answer = signals
         if as_json:
             print_json(contract.Signals.model_validate(answer))
             return
@@ -133,19 +135,23 @@ def analysis_report(
         out.print(f"{len(answer['signals'])} signals", highlight=False)
         return
     if as_json:
-        print_json(contract.AttackRate.model_validate(answer))
+        print_json(contract.AttackRate.model_validate(rates))
         return
     table = Table(
         "ring",
         "persons",
-        f"positive within {answer['follow_days']} days",
+        f"positive within {rates['follow_days']} days",
         "share",
-        title=f"attack rates, {answer['cases']} cases, {answer['since']} .. {answer['until']}",
+        title=f"attack rates, {rates['cases']} cases, {rates['since']} .. {rates['until']}",
     )
-    for row in [*answer["rings"], {"depth": "city", **answer["city"]}]:
+    rows: list[tuple[str, contract.AttackRateRowJSON]] = [
+        *((str(r["depth"]), r) for r in rates["rings"]),
+        ("city", rates["city"]),
+    ]
+    for depth, row in rows:
         share = row["share"]
         table.add_row(
-            str(row["depth"]),
+            depth,
             str(row["persons"]),
             str(row["positives"]),
             "-" if share is None else f"{share:.2%}",

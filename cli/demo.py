@@ -6,7 +6,6 @@ import shutil
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -14,6 +13,7 @@ from cli.connection import gateway, me
 from cli.render import print_trace
 from engine import domain
 from engine.access.audit import DirectAudit
+from engine.contract import TraceJSON
 from engine.errors import TubetraceError
 from engine.settings import Settings
 from engine.store.gateway import Gateway
@@ -189,7 +189,7 @@ def _print_reach_gain(gw: Gateway, out: Console, settings: Settings, path: Path)
     )
 
 
-def _better_example(best: dict[str, Any] | None, trace: dict[str, Any]) -> dict[str, Any] | None:
+def _better_example(best: TraceJSON | None, trace: TraceJSON) -> TraceJSON | None:
     """A positive 10-in-1 tube with 10 persons, one of them household-separated if any."""
     tube = trace["tube"]
     if tube["result"] != "positive" or tube["pool_size"] != 10 or len(trace["persons"]) != 10:

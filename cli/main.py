@@ -217,16 +217,16 @@ def tasks_cmd(
         return
     table = Table("task", "kind", "status", "tube", "name", "phone", "compound", "flags")
     for t in items:
-        p = t["person"] or {}
-        flags = sorted(set(t["flags"]) | set(p.get("flags") or []))
+        p, c = t["person"], t["compound"]
+        flags = sorted(set(t["flags"]) | set(p["flags"] if p else []))
         table.add_row(
             t["task_id"],
             t["kind"],
             t["status"] + (f" ({t['outcome']})" if t["outcome"] else ""),
             t["tube_code"],
-            p.get("name") or "",
-            p.get("phone") or "",
-            (t["compound"] or {}).get("code") or "",
+            (p["name"] if p else None) or "",
+            (p["phone"] if p else None) or "",
+            (c["code"] if c else None) or "",
             ", ".join(flags),
         )
     out.print(table)
@@ -272,7 +272,7 @@ def positives_cmd(
             out.print(
                 f"  {item['tube_code']}  pool {t['tube']['pool_size']}  "
                 f"{len(t['persons'])} residents  compound "
-                f"{(t['compound'] or {}).get('code')}  {', '.join(t['flags'])}",
+                f"{t['compound']['code'] if t['compound'] else None}  {', '.join(t['flags'])}",
                 highlight=False,
             )
         out.print(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from engine.contract import TraceJSON
 
 # No console markup: what the CLI prints holds user data (URLs such as http://[fe80::1]/, names,
 # reasons) that rich would read as [style] tags and drop. Styled words go through `styled`.
@@ -38,9 +41,9 @@ def render_json(value: Any) -> str:
     return json.dumps(_plain(value), ensure_ascii=False)
 
 
-def print_trace(t: dict[str, Any]) -> None:
+def print_trace(t: TraceJSON) -> None:
     tube = t["tube"]
-    c = t["compound"] or {}
+    c: Mapping[str, object] = t["compound"] or {}
     out.print(
         styled(
             "bold",
@@ -61,15 +64,15 @@ def print_trace(t: dict[str, Any]) -> None:
         "#", "name", "id", "phone", "residence", "district", "registered", "sep.", "flags"
     )
     for i, p in enumerate(t["persons"], start=1):
-        res = p["residence"] or {}
+        res = p["residence"]
         sep = {True: "yes", False: "no", None: "?"}[p["household_separated"]]
         table.add_row(
             str(i),
             p["name"] or "",
             p["id_number"] or "",
             p["phone"] or "",
-            res.get("compound_code") or "",
-            res.get("district_code") or "",
+            res["compound_code"] or "",
+            res["district_code"] or "",
             p["registered_district_code"] or "",
             sep,
             ", ".join(p["flags"]),

@@ -1,12 +1,13 @@
 """The typed contract: the shapes of the trace, person, task, report, quarantine, audit,
 person-status and load answers, and the vocabularies (roles, statuses, outcomes, kinds,
 results) as enums.
-The API's response models are these; the CLI renders its JSON through them too."""
+The API's response models are these; the CLI renders its JSON through them too.
+The engine builds the same shapes as plain dicts: their TypedDicts (`...JSON`) close the file."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -436,3 +437,340 @@ class AttackRate(BaseModel):
     follow_days: int
     rings: list[RingAttackRate]
     city: AttackRateRow
+
+
+# ------------------------------------------------ the same shapes as the engine builds them
+# The engine builds its answers as dicts (they go out as JSON as they are): these TypedDicts
+# name their keys, mirror the models above, and are what the use cases return.
+
+
+class TubeResultJSON(TypedDict):
+    result: str | None
+    reported_at: str | None
+    lab_code: str | None
+    ct_value: float | None
+    flags: list[str]
+
+
+class TubeJSON(TypedDict):
+    code: str
+    pool_size: int | None
+    collected_at: str | None
+    result: str | None
+    reported_at: str | None
+    results: list[TubeResultJSON]
+
+
+class BoxRefJSON(TypedDict):
+    code: str
+
+
+class CompoundJSON(TypedDict):
+    code: str | None
+    name: str | None
+    address: str | None
+    district_code: str | None
+    district: str | None
+    subdistrict: str | None
+    contact_phone: str | None
+
+
+class ResidenceJSON(TypedDict):
+    compound_code: str | None
+    address: str | None
+    district_code: str | None
+    source: str
+    contact_phone: str | None
+
+
+class ContactJSON(TypedDict):
+    phone: str
+    owner: str
+    source: str
+    updated_at: str | None
+
+
+class PersonJSON(TypedDict):
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+    phone: str | None
+    method: str | None
+    record_id: str
+    collected_at: str | None
+    box_code: str | None
+    residence: ResidenceJSON
+    contacts: list[ContactJSON]
+    registered_district_code: str | None
+    household_separated: bool | None
+    flags: list[str]
+
+
+class RingPersonJSON(PersonJSON):
+    tube_code: str
+
+
+class WindowPersonJSON(RingPersonJSON):
+    day: str
+
+
+class TraceJSON(TypedDict):
+    tube: TubeJSON
+    box: BoxRefJSON | None
+    boxes: list[str]
+    compound: CompoundJSON | None
+    compounds: list[str]
+    persons: list[PersonJSON]
+    flags: list[str]
+
+
+class HistoryJSON(TypedDict):
+    status: str
+    at: str
+    actor: str
+    note: str | None
+    outcome: str | None
+
+
+class ContactRouteJSON(TypedDict):
+    contact_via: str
+    contact_phone: str | None
+
+
+class ResidenceCompoundJSON(TypedDict):
+    """A task's compound when the person lives elsewhere than the tube's compound."""
+
+    code: str | None
+    address: str | None
+    district_code: str | None
+    contact_phone: str | None
+
+
+class TaskJSON(ContactRouteJSON):
+    task_id: str
+    status: str
+    outcome: str | None
+    kind: str
+    tube_code: str
+    district_code: str
+    person: PersonJSON | None
+    compound: CompoundJSON | ResidenceCompoundJSON | None
+    flags: list[str]
+    result_at: str | None
+    created_at: str | None
+    updated_at: str | None
+    history: list[HistoryJSON]
+
+
+class PositiveItemJSON(TypedDict):
+    district_code: str
+    district: str | None
+    tube_code: str
+    trace: TraceJSON
+
+
+class CaseInfoJSON(TypedDict):
+    confirmed_at: str | None
+    collected_at: str | None
+    compound_code: str | None
+    pool_tubes: list[str]
+
+
+class RingPageJSON(TypedDict):
+    items: list[RingPersonJSON]
+    next_cursor: str | None
+
+
+class RingsJSON(TypedDict):
+    person_id: str
+    case: CaseInfoJSON
+    ring1: list[RingPersonJSON]
+    ring2: RingPageJSON
+
+
+class QuarantineItemJSON(TypedDict):
+    qkey: str
+    kind: str
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: str | None
+    existing: str | None
+    at: str | None
+
+
+class AuditEntryJSON(TypedDict):
+    audit_id: str
+    at: str | None
+    key_id: str | None
+    role: str
+    action: str
+    target: str | None
+    person_ids: list[str]
+    reason: str | None
+    status: str | None
+    detail: str | None
+    claimed_key_id: NotRequired[str]
+    request_id: NotRequired[str]
+
+
+class StatusTubeJSON(TypedDict):
+    tube_code: str
+    pooled: bool
+    result: str | None
+    reported_at: str | None
+    status: str
+
+
+class PersonStatusJSON(TypedDict):
+    person_id: str
+    date: str
+    status: str
+    since: str | None
+    tubes: list[StatusTubeJSON]
+
+
+class ChangePersonJSON(TypedDict):
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+
+
+class StatusChangeJSON(TypedDict):
+    change_id: int
+    person: ChangePersonJSON
+    day: str
+    status: str
+    previous_status: str | None
+    changed_at: str
+
+
+class DirectoryRemovalJSON(TypedDict):
+    entry_key: str
+    person_id: str | None
+    tasks_moved: int
+
+
+class ExposureRingJSON(TypedDict):
+    depth: int
+    persons: list[WindowPersonJSON]
+
+
+class ExposureJSON(TypedDict):
+    person_id: str
+    since: str | None
+    until: str | None
+    depth: int
+    days: int
+    rings: list[ExposureRingJSON]
+    next_cursor: str | None
+
+
+class ClusterLinksJSON(TypedDict):
+    pool: int
+    compound: int
+
+
+class ClusterJSON(TypedDict):
+    cluster_id: str
+    size: int
+    persons: list[WindowPersonJSON]
+    compounds: list[str]
+    districts: list[str]
+    first_day: str
+    last_day: str
+    links: ClusterLinksJSON
+
+
+class ClusterRegistrationJSON(TypedDict):
+    person_id: str
+    tube_code: str
+    day: str
+    pooled: bool
+    compound_code: str | None
+    linking_pool: bool
+
+
+class ClusterDetailJSON(ClusterJSON):
+    """One cluster with its members' registrations (the console's graph)."""
+
+    since: str
+    until: str
+    registrations: list[ClusterRegistrationJSON]
+
+
+class ClustersJSON(TypedDict):
+    since: str
+    until: str
+    clusters: list[ClusterJSON]
+    next_cursor: str | None
+
+
+class SignalJSON(TypedDict):
+    kind: str
+    subject: str
+    evidence: dict[str, object]
+    tubes: list[str]
+    traces: list[str]
+
+
+class SignalsJSON(TypedDict):
+    date: str
+    signals: list[SignalJSON]
+
+
+class AttackRateRowJSON(TypedDict):
+    persons: int
+    positives: int
+    share: float | None
+
+
+class RingAttackRateJSON(AttackRateRowJSON):
+    depth: int
+
+
+class AttackRateJSON(TypedDict):
+    since: str
+    until: str
+    cases: int
+    follow_days: int
+    rings: list[RingAttackRateJSON]
+    city: AttackRateRowJSON
+
+
+class WebhookJSON(TypedDict):
+    """A subscription as `webhooks list` shows it: never its secret."""
+
+    webhook_id: str
+    url: str
+    district_code: str | None
+    events: list[str]
+    created_at: str | None
+    cursor: int
+    failures: int
+    parked_until: str | None
+    parks: int
+    last_error: str | None
+    state: str
+
+
+class DeliveryJSON(TypedDict):
+    """A delivery of the delivery log (`webhooks deliveries`)."""
+
+    delivery_id: str | None
+    webhook_id: str | None
+    event_id: str | None
+    event_type: str | None
+    status: str | None
+    attempts: int | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str | None
+    next_at: str | None
+    last_attempt_at: str | None
+    delivered_at: str | None
+    log: list[dict[str, object]]
+    webhook_parked_until: NotRequired[str | None]

@@ -7,10 +7,11 @@ import hmac
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict, overload
 from zoneinfo import ZoneInfo
 
 from engine.contract import IdType, Method, ResultValue
@@ -87,10 +88,24 @@ def contact_phone_valid(phone: str) -> bool:
     return phone_valid(s) or LANDLINE_RE.fullmatch(s) is not None
 
 
+class _Former(TypedDict):
+    successor: str
+    name: str
+    until: str
+
+
+class Districts(TypedDict):
+    """engine/data/districts.json: the present districts by code, and the former ones."""
+
+    source: str
+    current: dict[str, str]
+    historic: dict[str, _Former]
+
+
 @lru_cache(maxsize=1)
-def district_data() -> dict[str, Any]:
+def district_data() -> Districts:
     text = (resources.files("engine") / "data" / "districts.json").read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)
+    data: Districts = json.loads(text)
     return data
 
 
@@ -98,7 +113,7 @@ def present_district(code: str | None) -> str | None:
     """Map a (possibly historic) area code to its present successor; others are kept as they are."""
     if code is None:
         return None
-    historic: dict[str, dict[str, str]] = district_data()["historic"]
+    historic = district_data()["historic"]
     seen = set()
     while code in historic and code not in seen:
         seen.add(code)
@@ -109,7 +124,7 @@ def present_district(code: str | None) -> str | None:
 def district_name(code: str | None) -> str | None:
     if code is None:
         return None
-    current: dict[str, str] = district_data()["current"]
+    current = district_data()["current"]
     return current.get(code)
 
 
@@ -224,14 +239,14 @@ def iso(value: Any) -> str | None:
     return cypher[:dot] + ("" if micro == "000000" else "." + micro) + cypher[end:]
 
 
-def canonical_json(record: dict[str, Any]) -> str:
+def canonical_json(record: Mapping[str, object]) -> str:
     """Sorted, compact JSON; a lone surrogate (which UTF-8 cannot carry) is written as its
     `\\udXXX` escape, so the text can always be hashed and stored."""
     text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def content_hash(record: dict[str, Any]) -> str:
+def content_hash(record: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
@@ -267,6 +282,12 @@ def mask_id_number(value: str | None) -> str | None:
     return "*" * (len(value) - shown) + value[len(value) - shown :]
 
 
+@overload
+def mask_phone(value: str) -> str: ...
+@overload
+def mask_phone(value: None) -> None: ...
+@overload
+def mask_phone(value: str | None) -> str | None: ...
 def mask_phone(value: str | None) -> str | None:
     """The operator prefix and the last 4 digits (`138****5678`)."""
     if value is None:

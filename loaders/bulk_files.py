@@ -463,7 +463,7 @@ def _write_statuses(
     changed_at = now.isoformat()
     with ordered.open(encoding="utf-8") as fh:
         for person_id, lines in groupby(fh, key=lambda ln: ln.split(STATUS_SEP, 1)[0]):
-            regs: list[dict[str, Any]] = []
+            regs: list[status.StatusReg] = []
             late = False
             for ln in lines:
                 _, record_id, at, tube, day, pool, name, compound = ln.rstrip("\n").split(

@@ -14,7 +14,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from engine.feed import status
+from engine.feed import outbox, status
 from engine.loop import tasks
 from engine.model import RecordKind
 from engine.reach import reroute
@@ -25,7 +25,7 @@ from loaders.transform import Quarantined, Row
 
 Transform = Callable[[dict[str, Any], str, int | None], Row | Quarantined]
 # The outbox events a batch's statuses make, computed last in the transaction.
-StatusEvents = Callable[[datetime], list[dict[str, Any]]]
+StatusEvents = Callable[[datetime], list[outbox.NewEvent]]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Linked:
     the row's own flags) and the open tasks it moved to another district."""
 
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    moved: list[dict[str, Any]] = field(default_factory=list)
+    moved: list[reroute.Move] = field(default_factory=list)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Consequences:
     events (None: the kind changes no status)."""
 
     changes: tasks.TaskChanges = field(default_factory=tasks.TaskChanges)
-    moved: list[dict[str, Any]] = field(default_factory=list)
+    moved: list[reroute.Move] = field(default_factory=list)
     status_events: StatusEvents | None = None
 
 

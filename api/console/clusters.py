@@ -15,6 +15,7 @@ from api.console.pages import SessionDep, _gw, _log, _today, engine_errors, need
 from engine import codes
 from engine.access.keys import Principal
 from engine.analysis import outbreak
+from engine.contract import ClusterDetailJSON
 from engine.loop import progress
 from engine.usecases import reads
 
@@ -60,7 +61,7 @@ def clusters_page(
 
 def _cluster(
     request: Request, who: Principal, cluster_id: str, since: str | None, until: str | None
-) -> dict[str, Any]:
+) -> ClusterDetailJSON:
     start, end = _window(request, since, until)
     with engine_errors():
         return reads.read_cluster(_gw(request), _log(request), who, start, end, cluster_id)
@@ -100,7 +101,7 @@ def cluster_data(
     return {"cluster_id": c["cluster_id"], "elements": cluster_elements(c)}
 
 
-def cluster_elements(c: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def cluster_elements(c: ClusterDetailJSON) -> dict[str, list[dict[str, Any]]]:
     """Cytoscape elements: a node per case (its day: the first positive tube's), per compound
     and per pooled tube two cases shared; an edge per registration of a case inside the
     window at a compound (SWABBED_AT) or in a shared pooled tube (IN_POOL), with its day."""

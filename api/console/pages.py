@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
@@ -23,6 +23,7 @@ from engine import codes, domain
 from engine.access import audit
 from engine.access.keys import KeyCheck, Principal, claimed_key_id
 from engine.analysis import reports
+from engine.contract import PositiveItemJSON, TaskJSON, TraceJSON
 from engine.errors import TubetraceError
 from engine.loop import progress, tasks
 from engine.settings import Settings
@@ -307,7 +308,7 @@ def positives(
         items, next_cursor = reads.read_positives_page(
             _gw(request), _log(request), who, day, cursor=cursor, limit=POSITIVES_PAGE
         )
-    by_district: dict[str, list[dict[str, Any]]] = {}
+    by_district: dict[str, list[PositiveItemJSON]] = {}
     for item in items:
         by_district.setdefault(item["district_code"], []).append(item)
     return render(
@@ -342,7 +343,7 @@ def progress_data(request: Request, session: SessionDep, date: DayQ) -> dict[str
 
 def _viewed_trace(
     request: Request, who: Principal, tube_code: str, reveal: bool, reason: str | None, how: str
-) -> dict[str, Any]:
+) -> TraceJSON:
     with engine_errors():
         return reads.read_trace(
             _gw(request),
@@ -420,7 +421,14 @@ LABELS = {
 }
 
 
-def moves_for(task: dict[str, Any], who: Principal) -> list[dict[str, str | None]]:
+class QueueItem(TaskJSON):
+    """A task as the queue page shows it: whether it is overdue, and its buttons."""
+
+    overdue: bool
+    moves: list[dict[str, str | None]]
+
+
+def moves_for(task: TaskJSON, who: Principal) -> list[dict[str, str | None]]:
     """A button for every move the engine allows from the task's status for this role."""
     out: list[dict[str, str | None]] = []
     for to in tasks.ALLOWED[task["status"]]:
@@ -457,9 +465,10 @@ def queue(
             _gw(request), _log(request), who, district_code, status=status, cursor=cursor
         )
     now = datetime.now(UTC)
-    for item in items:
-        item["overdue"] = progress.is_overdue(item, now)
-        item["moves"] = moves_for(item, who)
+    shown: list[QueueItem] = [
+        {**item, "overdue": progress.is_overdue(item, now), "moves": moves_for(item, who)}
+        for item in items
+    ]
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(
         request,
@@ -467,11 +476,11 @@ def queue(
         session,
         district_code=district_code,
         district=domain.district_name(district_code),
-        items=items,
+        items=shown,
         status=status,
         statuses=tasks.STATUSES,
-        counts=Counter(i["status"] for i in items),
-        overdue=sum(i["overdue"] for i in items),
+        counts=Counter(i["status"] for i in shown),
+        overdue=sum(i["overdue"] for i in shown),
         next_cursor=next_cursor,
         here=here,
     )
@@ -506,7 +515,7 @@ def move(
 # ---------------------------------------------------------------- reports and rings
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in row.items():
         if isinstance(v, dict):
@@ -517,7 +526,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chart_for(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def chart_for(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What reads faster as a picture: counts per district (or per pair of districts)."""
     if name == "zoning":
         zones = ("sealed", "controlled", "precaution")
@@ -585,12 +594,14 @@ def chart_for(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _report(request: Request, who: Principal, name: str, day: str) -> list[dict[str, Any]]:
+def _report(request: Request, who: Principal, name: str, day: str) -> list[Mapping[str, Any]]:
     if name not in reports.REPORTS:
         raise ConsoleError(404, "not_found", f"No report '{name}'.")
     with engine_errors():
-        return reads.read_report(
-            _gw(request), _log(request), who, name, day, tz=_settings(request).timezone
+        return list(
+            reads.read_report(
+                _gw(request), _log(request), who, name, day, tz=_settings(request).timezone
+            )
         )
 
 

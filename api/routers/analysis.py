@@ -4,7 +4,7 @@ are not the daily reports' `/v1/reports/{report}`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -21,6 +21,7 @@ from api.deps import (
 )
 from engine import codes
 from engine.analysis import outbreak
+from engine.contract import AttackRateJSON, ClustersJSON, ExposureJSON, SignalsJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["analysis"])
@@ -47,7 +48,7 @@ def get_exposure(
     limit: Annotated[int, Query(ge=1, le=outbreak.EXPOSURE_MAX_PAGE)] = 100,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
-) -> dict[str, Any]:
+) -> ExposureJSON:
     return reads.read_exposure(
         gw,
         log,
@@ -74,19 +75,19 @@ def get_clusters(
     limit: Annotated[int, Query(ge=1, le=outbreak.CLUSTERS_MAX_PAGE)] = 50,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
-) -> dict[str, Any]:
+) -> ClustersJSON:
     return reads.read_clusters(
         gw, log, who, since, until, cursor=cursor, limit=limit, reveal=reveal, reason=reason
     )
 
 
 @router.get("/v1/reports/signals", response_model=models.Signals)
-def get_signals(gw: GatewayDep, who: Investigator, log: AuditDep, date: DayQ) -> dict[str, Any]:
+def get_signals(gw: GatewayDep, who: Investigator, log: AuditDep, date: DayQ) -> SignalsJSON:
     return reads.read_signals(gw, log, who, date)
 
 
 @router.get("/v1/reports/attack-rate", response_model=models.AttackRate)
 def get_attack_rate(
     gw: GatewayDep, who: Investigator, log: AuditDep, since: WindowDayQ, until: WindowDayQ
-) -> dict[str, Any]:
+) -> AttackRateJSON:
     return reads.read_attack_rate(gw, log, who, since, until)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, GatewayDep, Investigator, PersonIdPath, ReasonQ, RevealQ
 from engine.analysis import reports
+from engine.contract import RingsJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
@@ -25,7 +26,7 @@ def get_rings(
     depth: Annotated[int, Query(ge=1, le=2)] = 2,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
-) -> dict[str, Any]:
+) -> RingsJSON:
     return reads.read_rings(
         gw,
         log,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader, SettingsDep
+from engine.contract import PersonStatusJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["status"])
@@ -21,7 +22,7 @@ def get_person_status(
     who: Reader,
     log: AuditDep,
     date: DayQ,
-) -> dict[str, Any]:
+) -> PersonStatusJSON:
     return reads.read_person_status(gw, log, who, person_id, date)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import AuditDep, DistrictPath, GatewayDep, Reader, ReasonQ, RevealQ, TaskIdPath
+from engine.contract import TaskJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
@@ -46,5 +47,5 @@ def post_transition(
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
-) -> dict[str, Any]:
+) -> TaskJSON:
     return reads.move_task(gw, log, who, task_id, to=body.to, outcome=body.outcome, note=body.note)

@@ -9,13 +9,26 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 from urllib.parse import quote
 
 from engine import domain
+from engine.contract import (
+    AttackRateJSON,
+    ClusterDetailJSON,
+    ClusterJSON,
+    ClusterRegistrationJSON,
+    ClustersJSON,
+    ExposureJSON,
+    PersonJSON,
+    SignalJSON,
+    SignalsJSON,
+    TraceJSON,
+    WindowPersonJSON,
+)
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
 from engine.store.gateway import Gateway
@@ -78,7 +91,54 @@ def _exposure_cursor(cursor: str) -> tuple[int, str]:
     return int(m.group(1)), m.group(2)
 
 
-def _items(row: dict[str, Any]) -> list[dict[str, Any]]:
+class RingMember(TypedDict):
+    depth: int
+    person_id: str
+    day: str
+    tube_code: str
+
+
+class Subject(TypedDict):
+    """A person whose rings are wanted, up to a sampling day (None: their latest)."""
+
+    person_id: str
+    until: str | None
+
+
+class PositiveRegistration(TypedDict):
+    """A row of `positive_registrations` (cypher/analysis.cypher)."""
+
+    tube_code: str
+    day: str
+    pool_size: int | None
+    person_id: str
+    compound_code: str | None
+    compound_district: str | None
+    box_code: str | None
+    collector_id: str | None
+    district: str
+
+
+class WindowRegistration(TypedDict):
+    """A row of `window_registrations_of_persons`."""
+
+    person_id: str
+    tube_code: str
+    day: str
+    pooled: bool
+    compound_code: str | None
+    compound_district: str | None
+
+
+class _LabPools(TypedDict):
+    """A row of `lab_pools_of_day`."""
+
+    lab_code: str
+    pools: int
+    positive_tubes: list[str]
+
+
+def _items(row: Mapping[str, Any]) -> list[RingMember]:
     """The ring members of an `exposure_rings` row (its parallel lists), in order."""
     return [
         {"depth": d, "person_id": p, "day": day, "tube_code": t}
@@ -88,7 +148,7 @@ def _items(row: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _person_in(trace: dict[str, Any], person_id: str) -> dict[str, Any] | None:
+def _person_in(trace: TraceJSON, person_id: str) -> PersonJSON | None:
     return next((p for p in trace["persons"] if p["person_id"] == person_id), None)
 
 
@@ -102,7 +162,7 @@ def exposure(
     cursor: str = "",
     limit: int = 100,
     district: str | None = None,
-) -> dict[str, Any]:
+) -> ExposureJSON:
     """Rings 1..depth of co-pool distance around a person inside the window of `days`
     sampling days ending with `until` (default: the person's latest sampling day). One query
     (cypher/analysis.cypher, exposure_rings) finds the rings breadth-first, in page order
@@ -129,11 +189,11 @@ def exposure(
     members = _items(row)
     items, more = members[:limit], len(members) > limit
     traces = trace_many(gw, sorted({i["tube_code"] for i in items}))
-    rings: dict[int, list[dict[str, Any]]] = {k: [] for k in range(1, depth + 1)}
+    rings: dict[int, list[WindowPersonJSON]] = {k: [] for k in range(1, depth + 1)}
     for i in items:
         person = _person_in(traces[i["tube_code"]], i["person_id"])
         if person is not None:  # changed since the query: left out of this page
-            rings[i["depth"]].append(dict(person, tube_code=i["tube_code"], day=i["day"]))
+            rings[i["depth"]].append(_placed(person, i["tube_code"], i["day"]))
     last = items[-1] if items else None
     return {
         "person_id": person_id,
@@ -146,9 +206,14 @@ def exposure(
     }
 
 
+def _placed(person: PersonJSON, tube_code: str, day: str) -> WindowPersonJSON:
+    """A trace person with the tube and day of the registration that placed them."""
+    return {**person, "tube_code": tube_code, "day": day}
+
+
 def ring_members(
-    gw: Gateway, subjects: list[dict[str, Any]], *, depth: int = 3, days: int = 14
-) -> dict[str, list[dict[str, Any]]]:
+    gw: Gateway, subjects: list[Subject], *, depth: int = 3, days: int = 14
+) -> dict[str, list[RingMember]]:
     """Every ring member (depth, person_id, day, tube_code) of many subjects at once, each
     `{"person_id", "until"}`: one query for all."""
     rows = gw.read(
@@ -226,7 +291,7 @@ class Clustering:
     # Each member's shown registration: (day, tube_code, residence district) of the earliest
     # registration in a positive tube inside the window.
     shown: dict[str, tuple[str, str, str]]
-    registrations: dict[str, list[dict[str, Any]]]  # each member's, inside the window
+    registrations: dict[str, list[WindowRegistration]]  # each member's, inside the window
 
 
 def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
@@ -236,32 +301,39 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
     queries (the positive registrations, then the members' registrations); the components
     are found here (union-find). Largest first, then by cluster id."""
     since, until = check_window(since, until)
-    positive = gw.read(
-        "positive_registrations",
-        since=since,
-        until=until,
-        reported_until=_shift(until, REPORT_LAG_DAYS),
-    )
+    positive = _positive_registrations(gw, since, until, _shift(until, REPORT_LAG_DAYS))
     members = sorted({r["person_id"] for r in positive})
     registrations = gw.read(
         "window_registrations_of_persons", person_ids=members, since=since, until=until
     )
-    return group_clusters(since, until, positive, registrations)
+    return group_clusters(since, until, positive, cast(list[WindowRegistration], registrations))
+
+
+def _positive_registrations(
+    gw: Gateway, since: str, until: str, reported_until: str
+) -> list[PositiveRegistration]:
+    rows = gw.read(
+        "positive_registrations", since=since, until=until, reported_until=reported_until
+    )
+    return cast(list[PositiveRegistration], rows)
 
 
 def group_clusters(
-    since: str, until: str, positive: list[dict[str, Any]], registrations: list[dict[str, Any]]
+    since: str,
+    until: str,
+    positive: list[PositiveRegistration],
+    registrations: list[WindowRegistration],
 ) -> Clustering:
     """The clusters of the window from its positive registrations (`positive_registrations`,
     in day and tube order) and their persons' registrations inside it
     (`window_registrations_of_persons`); pure (the benchmark feeds it PostgreSQL's rows)."""
     shown: dict[str, tuple[str, str, str]] = {}
     positive_days: dict[str, set[str]] = defaultdict(set)
-    for r in positive:  # ordered by day, tube_code: the first is the earliest
-        shown.setdefault(r["person_id"], (r["day"], r["tube_code"], r["district"]))
-        positive_days[r["person_id"]].add(r["day"])
+    for pos in positive:  # ordered by day, tube_code: the first is the earliest
+        shown.setdefault(pos["person_id"], (pos["day"], pos["tube_code"], pos["district"]))
+        positive_days[pos["person_id"]].add(pos["day"])
     members = sorted(shown)
-    regs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    regs: dict[str, list[WindowRegistration]] = defaultdict(list)
     for r in registrations:
         regs[r["person_id"]].append(r)
     sets = _Sets(members)
@@ -325,19 +397,19 @@ def _visible(c: _Cluster, found: Clustering, district: str | None) -> list[str]:
 
 def _member_persons(
     gw: Gateway, found: Clustering, person_ids: list[str]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, WindowPersonJSON]:
     """Each member as a trace person, from the registration shown for them."""
     traces = trace_many(gw, sorted({found.shown[p][1] for p in person_ids}))
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, WindowPersonJSON] = {}
     for p in person_ids:
         day, tube, _ = found.shown[p]
         person = _person_in(traces[tube], p) if tube in traces else None
         if person is not None:
-            out[p] = dict(person, tube_code=tube, day=day)
+            out[p] = _placed(person, tube, day)
     return out
 
 
-def _cluster_json(c: _Cluster, persons: list[dict[str, Any]]) -> dict[str, Any]:
+def _cluster_json(c: _Cluster, persons: list[WindowPersonJSON]) -> ClusterJSON:
     return {
         "cluster_id": c.cluster_id,
         "size": len(c.members),
@@ -358,7 +430,7 @@ def clusters(
     cursor: str = "",
     limit: int = 50,
     district: str | None = None,
-) -> dict[str, Any]:
+) -> ClustersJSON:
     """One page of the window's clusters, largest first; a district sees the clusters with
     residents of its own, and only those residents (sizes, compounds and links stay whole)."""
     _check_range(limit, 1, CLUSTERS_MAX_PAGE, "limit")
@@ -390,13 +462,13 @@ def clusters(
     }
 
 
-def _by_day(person: dict[str, Any]) -> tuple[str, str]:
+def _by_day(person: WindowPersonJSON) -> tuple[str, str]:
     return person["day"], person["person_id"]
 
 
 def cluster(
     gw: Gateway, since: str, until: str, wanted: str, *, district: str | None = None
-) -> dict[str, Any]:
+) -> ClusterDetailJSON:
     """One cluster of the window with what draws it: its members' registrations inside the
     window (person, compound, day, tube, pooled) for the console's graph."""
     found = find_clusters(gw, since, until)
@@ -406,7 +478,7 @@ def cluster(
         raise NotFound(f"No cluster '{wanted[:40]}' between {found.since} and {found.until}.")
     persons = _member_persons(gw, found, visible)
     shown = set(visible)
-    registrations = [
+    registrations: list[ClusterRegistrationJSON] = [
         {
             "person_id": p,
             "tube_code": r["tube_code"],
@@ -420,8 +492,12 @@ def cluster(
         for r in sorted(found.registrations.get(p, []), key=lambda r: (r["day"], r["tube_code"]))
     ]
     answer = _cluster_json(c, sorted(persons.values(), key=_by_day))
-    answer.update(since=found.since, until=found.until, registrations=registrations)
-    return answer
+    return {
+        **answer,
+        "since": found.since,
+        "until": found.until,
+        "registrations": registrations,
+    }
 
 
 # ---------------------------------------------------------------- signals
@@ -453,7 +529,7 @@ def _trace_urls(tubes: list[str]) -> list[str]:
     return [f"/v1/tubes/{quote(t, safe='')}/trace" for t in tubes]
 
 
-def _signal(kind: str, subject: str, evidence: dict[str, Any], tubes: list[str]) -> dict[str, Any]:
+def _signal(kind: str, subject: str, evidence: dict[str, object], tubes: list[str]) -> SignalJSON:
     tubes = sorted(set(tubes))
     return {
         "kind": kind,
@@ -464,7 +540,9 @@ def _signal(kind: str, subject: str, evidence: dict[str, Any], tubes: list[str])
     }
 
 
-def _across_compounds(kind: str, rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def _across_compounds(
+    kind: str, rows: list[PositiveRegistration], key: Literal["collector_id", "box_code"]
+) -> list[SignalJSON]:
     """Collectors (or boxes) whose positive tubes of the day come from several compounds: a
     tube comes from the compound most of its registrations name (one mistyped compound code
     in a tube is a flag of the trace, not a signal)."""
@@ -475,14 +553,15 @@ def _across_compounds(kind: str, rows: list[dict[str, Any]], key: str) -> list[d
     home = {t: min(c, key=lambda x: (-c[x], x)) for t, c in named.items()}
     by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
-        if r[key] is not None and r["tube_code"] in home:
-            by[r[key]][home[r["tube_code"]]].add(r["tube_code"])
+        subject = r[key]
+        if subject is not None and r["tube_code"] in home:
+            by[subject][home[r["tube_code"]]].add(r["tube_code"])
     out = []
     for subject, per in sorted(by.items()):
         if len(per) < 2:
             continue
         tubes = sorted({t for ts in per.values() for t in ts})
-        evidence = {
+        evidence: dict[str, object] = {
             "compounds": sorted(per),
             "positive_tubes": len(tubes),
             "tubes_by_compound": {c: sorted(ts) for c, ts in sorted(per.items())},
@@ -491,7 +570,7 @@ def _across_compounds(kind: str, rows: list[dict[str, Any]], key: str) -> list[d
     return out
 
 
-def _lab_signals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _lab_signals(rows: list[_LabPools]) -> list[SignalJSON]:
     """Labs whose share of positive pools of the day is far above the other labs': a
     one-sided binomial test of the lab's positives among its pools against the other labs'
     pooled rate (with one positive and one negative added, so that a day when the others
@@ -509,7 +588,7 @@ def _lab_signals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         p_value = binomial_tail(k, n, p0)
         if p_value >= LAB_P_THRESHOLD or k / n <= p0:
             continue
-        evidence = {
+        evidence: dict[str, object] = {
             "pools": n,
             "positive_pools": k,
             "rate": round(k / n, 4),
@@ -526,7 +605,7 @@ def _lab_signals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _consecutive(rows: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:
+def _consecutive(rows: list[PositiveRegistration], day: str) -> list[SignalJSON]:
     """Compounds with positive tubes on CONSECUTIVE_DAYS or more consecutive sampling days
     ending with `day`."""
     by: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -543,7 +622,7 @@ def _consecutive(rows: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:
         if len(run) < CONSECUTIVE_DAYS:
             continue
         tubes = sorted({t for x in run for t in per_day[x]})
-        evidence = {
+        evidence: dict[str, object] = {
             "days": run,
             "consecutive_days": len(run),
             "positive_tubes_by_day": {x: len(per_day[x]) for x in run},
@@ -552,7 +631,7 @@ def _consecutive(rows: list[dict[str, Any]], day: str) -> list[dict[str, Any]]:
     return out
 
 
-def _unexplained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _unexplained(rows: list[PositiveRegistration]) -> list[PositiveRegistration]:
     """The positive registrations without the expected ones: a single tube of a person who
     was in a positive pooled tube in the FOLLOW_DAYS days before (a retest a retest team
     takes at every compound with a positive pool)."""
@@ -561,7 +640,7 @@ def _unexplained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if domain.is_pooled(r["pool_size"]):
             pooled[r["person_id"]].append(date.fromisoformat(r["day"]))
 
-    def expected(r: dict[str, Any]) -> bool:
+    def expected(r: PositiveRegistration) -> bool:
         if domain.is_pooled(r["pool_size"]):
             return False
         d = date.fromisoformat(r["day"])
@@ -570,26 +649,19 @@ def _unexplained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if not expected(r)]
 
 
-def signals(gw: Gateway, day: str) -> dict[str, Any]:
+def signals(gw: Gateway, day: str) -> SignalsJSON:
     """The day's signals of sampling and lab trouble (see docs/analysis.md): collectors and
     boxes whose positive tubes of the day come from several compounds, labs with far more
     positive pools than the others, compounds positive several days running. Retests of the
     persons of positive pools are expected positives, not evidence (`_unexplained`)."""
     day = parse_day(day)
     since = _shift(day, -(MAX_DAYS - 1))
-    rows = _unexplained(
-        gw.read(
-            "positive_registrations",
-            since=since,
-            until=day,
-            reported_until=_shift(day, REPORT_LAG_DAYS),
-        )
-    )
+    rows = _unexplained(_positive_registrations(gw, since, day, _shift(day, REPORT_LAG_DAYS)))
     today = [r for r in rows if r["day"] == day]
     found = (
         _across_compounds("collector_across_compounds", today, "collector_id")
         + _across_compounds("box_across_compounds", today, "box_code")
-        + _lab_signals(gw.read("lab_pools_of_day", day=day))
+        + _lab_signals(cast(list[_LabPools], gw.read("lab_pools_of_day", day=day)))
         + _consecutive(rows, day)
     )
     return {"date": day, "signals": found}
@@ -602,7 +674,7 @@ def _share(positives: int, persons: int) -> float | None:
     return round(positives / persons, 4) if persons else None
 
 
-def attack_rate(gw: Gateway, since: str, until: str) -> dict[str, Any]:
+def attack_rate(gw: Gateway, since: str, until: str) -> AttackRateJSON:
     """For the cases of the window (persons with a positive single tube sampled inside it,
     on their first such day), the persons of rings 1-3 (as in `exposure`, the 14 days up to
     the case's day) with a positive tube, single or pooled, sampled within FOLLOW_DAYS days
@@ -611,12 +683,7 @@ def attack_rate(gw: Gateway, since: str, until: str) -> dict[str, Any]:
     those with a positive within FOLLOW_DAYS days after their first day in it."""
     since, until = check_window(since, until)
     last = _shift(until, FOLLOW_DAYS)
-    rows = gw.read(
-        "positive_registrations",
-        since=since,
-        until=last,
-        reported_until=_shift(last, REPORT_LAG_DAYS),
-    )
+    rows = _positive_registrations(gw, since, last, _shift(last, REPORT_LAG_DAYS))
     positive_days: dict[str, set[str]] = defaultdict(set)
     cases: dict[str, str] = {}
     for r in rows:
@@ -637,7 +704,7 @@ def attack_rate(gw: Gateway, since: str, until: str) -> dict[str, Any]:
         window = (case_day, _shift(case_day, FOLLOW_DAYS))
         counts[depth][0] += 1
         counts[depth][1] += any(window[0] < d <= window[1] for d in positive_days[person])
-    city = gw.read("city_attack_rate", since=since, until=until).row()
+    city = gw.read("city_attack_rate", since=since, until=until)[0]
     return {
         "since": since,
         "until": until,

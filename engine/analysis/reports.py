@@ -7,16 +7,19 @@ import json
 import statistics
 import threading
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
-from typing import Any
+from typing import TypedDict, cast
 from zoneinfo import ZoneInfo
+
+from neo4j.time import DateTime
 
 from engine import domain
 from engine.access.masking import district_part, in_district
 from engine.ahead import ordered_map
+from engine.contract import PersonJSON, PositiveItemJSON, RingPersonJSON, RingsJSON, TraceJSON
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
 from engine.loop.tasks import overdue
@@ -26,23 +29,31 @@ from engine.trace.build import trace_many
 RING2_MAX_PAGE = 500
 
 
-def _positive_pairs(gw: Gateway, day: str, district: str | None) -> list[dict[str, Any]]:
+class Pair(TypedDict):
+    """A row of `positive_tubes_of_day`."""
+
+    district_code: str
+    tube_code: str
+    sort_key: str
+
+
+def _positive_pairs(gw: Gateway, day: str, district: str | None) -> list[Pair]:
     """(residence district, positive tube) pairs of the day, in sort_key order."""
-    return gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district)
+    rows = gw.read("positive_tubes_of_day", day=parse_day(day), district_code=district)
+    return cast(list[Pair], rows)
 
 
-def _with_traces(
-    gw: Gateway, rows: list[dict[str, Any]], district: str | None
-) -> list[dict[str, Any]]:
+def _with_traces(gw: Gateway, rows: list[Pair], district: str | None) -> list[PositiveItemJSON]:
     """Each pair with the trace of that tube's residents of that district: one set-based
     trace of the rows' tubes."""
     traces = trace_many(gw, sorted({r["tube_code"] for r in rows}))
-    items = []
+    items: list[PositiveItemJSON] = []
     for r in rows:
         if r["tube_code"] not in traces:  # purged since the day's pairs were found (retention)
             continue
+        trace: TraceJSON
         if district is None:  # the city's view: each district's residents of the whole tube
-            trace = dict(traces[r["tube_code"]])
+            trace = traces[r["tube_code"]].copy()
             trace["persons"] = [p for p in trace["persons"] if in_district(p, r["district_code"])]
         else:  # one district's view: nothing of a shared tube's other districts
             trace = district_part(traces[r["tube_code"]], district)
@@ -68,10 +79,10 @@ class DayPairs:
     def __init__(self, ttl_s: float = 60.0, days: int = 4) -> None:
         self.ttl_s = ttl_s
         self.days = days
-        self._kept: OrderedDict[str, tuple[float, list[dict[str, Any]], list[str]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[float, list[Pair], list[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, gw: Gateway, day: str, fresh: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    def get(self, gw: Gateway, day: str, fresh: bool) -> tuple[list[Pair], list[str]]:
         """The day's pairs and their sort keys: found again if `fresh` or none are kept."""
         now = monotonic()
         with self._lock:
@@ -93,7 +104,7 @@ class DayPairs:
 
 def positives_page(
     gw: Gateway, day: str, district: str | None, cursor: str, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[PositiveItemJSON], str | None]:
     """One page of (residence district, positive tube) pairs of the day after `cursor`, each
     with its trace (read per page). The first page (no cursor) finds the day's pairs; the pages
     after it read them as the latest first page of that day in this process found them
@@ -122,7 +133,7 @@ def positives_pages(
     district: str | None = None,
     page: int = 500,
     workers: int = PAGE_WORKERS,
-) -> Generator[list[dict[str, Any]]]:
+) -> Generator[list[PositiveItemJSON]]:
     """The whole day in one set-based pass: every pair in one query (a few bytes per positive
     tube), then the traces `page` pairs at a time, in order, `workers` pages at once (a pass
     holds that many connections; a page's read waits on the server, or the disk, while
@@ -141,7 +152,7 @@ def positives_pages(
 
 def positives_stream(
     gw: Gateway, day: str, district: str | None = None, page: int = 500
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[PositiveItemJSON]:
     for items in positives_pages(gw, day, district, page):
         yield from items
 
@@ -149,7 +160,7 @@ def positives_stream(
 REACH = ("own_phone", "directory", "compound", "none")
 
 
-def reach(person: dict[str, Any]) -> str:
+def reach(person: PersonJSON) -> str:
     """How a person can be reached: by the registration's own phone, only through a
     directory phone, only through the residence compound's phone, or not at all."""
     contacts = person.get("contacts") or []
@@ -157,7 +168,7 @@ def reach(person: dict[str, Any]) -> str:
         return "own_phone"
     if contacts:
         return "directory"
-    if (person.get("residence") or {}).get("contact_phone"):
+    if person["residence"]["contact_phone"]:
         return "compound"
     return "none"
 
@@ -174,7 +185,57 @@ def reach_of_positive_pools(gw: Gateway, day: str) -> dict[tuple[str, str, str],
     return found
 
 
-def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dict[str, Any]]:
+class CompletenessRow(TypedDict):
+    district_code: str
+    district: str | None
+    positive_pooled_tubes: int
+    persons: int
+    usable_phone_share: float | None
+    invalid_id_numbers: int
+    unknown_compounds: int
+    over_filled_tubes: int
+    duplicate_registrations: int
+    reachable_by_own_phone: int
+    reachable_only_through_directory: int
+    reachable_only_through_compound: int
+    unreachable: int
+    reachable_share: float | None
+
+
+class SeparationRow(TypedDict):
+    registered_district_code: str | None
+    registered_district: str | None
+    residence_district_code: str | None
+    residence_district: str | None
+    persons: int
+
+
+class ZoneRow(TypedDict):
+    compound_code: str
+    name: str | None
+    district_code: str | None
+    zone: str
+    last_case_collected_at: str | None
+
+
+class Quantiles(TypedDict):
+    median: float | None
+    p90: float | None
+
+
+class TimelinessRow(TypedDict):
+    district_code: str
+    district: str | None
+    tasks: int
+    result_to_acknowledged_hours: Quantiles
+    result_to_closed_hours: Quantiles
+    open_older_than_24h: int
+
+
+ReportRow = CompletenessRow | SeparationRow | ZoneRow | TimelinessRow
+
+
+def completeness(gw: Gateway, day: str, district: str | None = None) -> list[CompletenessRow]:
     """Is the data complete enough to reach everyone in the day's positive pools?"""
     acc: dict[str, Counter[str]] = defaultdict(Counter)
     for item in positives_stream(gw, day, district):
@@ -193,7 +254,7 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
             c["invalid_id_numbers"] += "invalid_id_number" in flags
             c["unknown_compounds"] += "unknown_compound" in flags
             c["duplicate_registrations"] += "duplicate_registration" in flags
-    rows = []
+    rows: list[CompletenessRow] = []
     for code in sorted(acc):
         c = acc[code]
         if not c["tubes"]:
@@ -223,10 +284,8 @@ def completeness(gw: Gateway, day: str, district: str | None = None) -> list[dic
     return rows
 
 
-def household_separation(
-    gw: Gateway, day: str, district: str | None = None
-) -> list[dict[str, Any]]:
-    pairs: Counter[tuple[str, str]] = Counter()
+def household_separation(gw: Gateway, day: str, district: str | None = None) -> list[SeparationRow]:
+    pairs: Counter[tuple[str | None, str | None]] = Counter()
     for item in positives_stream(gw, day, district):
         for p in item["trace"]["persons"]:
             if p["household_separated"]:
@@ -258,16 +317,16 @@ def zone_for(last_case_day: date | None, on: date) -> str:
     return "precaution"
 
 
-def zoning(gw: Gateway, day: str, tz: str, district: str | None = None) -> list[dict[str, Any]]:
+def zoning(gw: Gateway, day: str, tz: str, district: str | None = None) -> list[ZoneRow]:
     on = date.fromisoformat(parse_day(day))
     end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz)) - timedelta(
         microseconds=1
     )
-    last = {
+    last: dict[str, DateTime] = {
         r["compound_code"]: r["last_case"]
         for r in gw.read("cases_until", until=end.astimezone(UTC))
     }
-    rows = []
+    rows: list[ZoneRow] = []
     for c in gw.read("known_compounds"):
         if district is not None and c["district_code"] != district:
             continue
@@ -296,7 +355,7 @@ def _hours(a_ms: int | None, b_ms: int | None) -> float | None:
     return (b_ms - a_ms) / 3_600_000
 
 
-def _quantiles(values: list[float]) -> dict[str, float | None]:
+def _quantiles(values: list[float]) -> Quantiles:
     if not values:
         return {"median": None, "p90": None}
     if len(values) == 1:
@@ -307,7 +366,7 @@ def _quantiles(values: list[float]) -> dict[str, float | None]:
 
 def timeliness(
     gw: Gateway, day: str, district: str | None = None, now: datetime | None = None
-) -> list[dict[str, Any]]:
+) -> list[TimelinessRow]:
     now = now or datetime.now(UTC)
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     old_open: Counter[str] = Counter()
@@ -337,34 +396,28 @@ def timeliness(
     ]
 
 
-def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> dict[str, Any]:
+def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> RingsJSON:
     """Ring 1: the others in the case's pooled tubes. Ring 2: people swabbed at the same
     compound the same day (paged, at most RING2_MAX_PAGE a page)."""
     if limit > RING2_MAX_PAGE:
         raise InputError(f"limit is at most {RING2_MAX_PAGE}")
-    found = gw.read("case_of_person", person_id=person_id).row_or_none()
-    if found is None or found["case"] is None:
+    rows = gw.read("case_of_person", person_id=person_id)
+    if not rows or rows[0]["case"] is None:
         raise NotFound(f"Person '{person_id}' is not a confirmed case.")
-    pools = sorted(found["pools"])
+    pools = sorted(rows[0]["pools"])
     traces = trace_many(gw, pools)
     ring1 = [
-        dict(p, tube_code=code)
+        _in_tube(p, code)
         for code in pools
         for p in traces[code]["persons"]
         if p["person_id"] != person_id
     ]
-    ring2_rows, more = split_page(
-        gw.read(
-            "ring_same_compound_day",
-            person_id=person_id,
-            pools=pools,
-            after=cursor,
-            limit=limit + 1,
-        ),
-        limit,
+    ring2_rows = gw.read(
+        "ring_same_compound_day", person_id=person_id, pools=pools, after=cursor, limit=limit + 1
     )
+    ring2_rows, more = split_page(ring2_rows, limit)
     ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
-    ring2 = []
+    ring2: list[RingPersonJSON] = []
     for r in ring2_rows:
         # The registration's own person: a record_id alone may be two senders' (two persons).
         person = next(
@@ -372,8 +425,8 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> di
             for p in ring2_traces[r["tube_code"]]["persons"]
             if p["person_id"] == r["person_id"] and p["record_id"] == r["record_id"]
         )
-        ring2.append(dict(person, tube_code=r["tube_code"]))
-    case = found["case"]
+        ring2.append(_in_tube(person, r["tube_code"]))
+    case = rows[0]["case"]
     return {
         "person_id": person_id,
         "case": {
@@ -385,6 +438,11 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> di
         "ring1": ring1,
         "ring2": {"items": ring2, "next_cursor": ring2_rows[-1]["reg_key"] if more else None},
     }
+
+
+def _in_tube(person: PersonJSON, tube_code: str) -> RingPersonJSON:
+    """A trace person with the tube that placed them in the ring."""
+    return {**person, "tube_code": tube_code}
 
 
 REPORTS = ("completeness", "household-separation", "zoning", "timeliness")
@@ -404,19 +462,19 @@ def stored_report_key(day: str, report: str) -> str:
 
 def stored_report(
     gw: Gateway, report: str, day: str, district: str | None
-) -> list[dict[str, Any]] | None:
+) -> Sequence[ReportRow] | None:
     """A purged day's report as it answered before its data was deleted (engine/ops/retention.py
     stored the city's rows); None for a day not purged. Zoning needs none: it reads cases and
     compounds, which are never purged."""
     if report not in STORED_DISTRICT:
         return None
-    stored = gw.read("retention_stored_report", key=stored_report_key(day, report)).value_or_none()
-    if stored is None:
+    found = gw.read("retention_stored_report", key=stored_report_key(day, report))
+    if not found:
         return None
-    rows: list[dict[str, Any]] = json.loads(stored)
+    rows: list[ReportRow] = json.loads(found[0]["rows"])
     if district is None:
         return rows
-    return [r for r in rows if r[STORED_DISTRICT[report]] == district]
+    return [r for r in rows if r.get(STORED_DISTRICT[report]) == district]
 
 
 def run_report(
@@ -427,7 +485,7 @@ def run_report(
     district: str | None = None,
     *,
     live: bool = False,
-) -> list[dict[str, Any]]:
+) -> Sequence[ReportRow]:
     """A report of a day: from the data, or for a day the retention purged, from the rows it
     stored before (`live` reads the data whatever the day)."""
     if report not in REPORTS:

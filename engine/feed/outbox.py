@@ -5,19 +5,104 @@ the status-changes feed read from here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from neo4j import ManagedTransaction
 
 from engine import domain
 from engine.errors import CursorExpired
+from engine.reach.reroute import Move
+from engine.records import StoredEvent, StoredHistory, StoredTask
 from engine.store.gateway import Gateway
 
 EVENT_TYPES = ("task.created", "task.updated", "status.changed")
 
 
-def append(gw: Gateway, tx: ManagedTransaction, events: list[dict[str, Any]]) -> None:
+class StatusEvent(TypedDict):
+    """A `status.changed` event to append (engine/feed/status.py)."""
+
+    type: str
+    occurred_at: str
+    person_id: str
+    day: str
+    status: str
+    previous_status: str | None
+    district_code: str | None
+
+
+class TaskEvent(TypedDict):
+    """A `task.*` event to append: its `data` as JSON text."""
+
+    type: str
+    occurred_at: str
+    task_id: str
+    person_id: str | None
+    district_code: str
+    data: str
+
+
+NewEvent = StatusEvent | TaskEvent
+
+
+class EventPerson(TypedDict):
+    """The person of a task event (`task_event_rows`)."""
+
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+    phone: str | None
+
+
+class TaskData(TypedDict):
+    """A `task.*` event's data."""
+
+    task_id: str
+    kind: str
+    status: str
+    outcome: str | None
+    tube_code: str
+    district_code: str
+    record_id: str | None
+    person: EventPerson | None
+    created_at: str | None
+    updated_at: str | None
+    history: list[StoredHistory]
+    moved_from: NotRequired[str | None]
+    moved_to: NotRequired[str]
+
+
+class _ChangePerson(TypedDict):
+    person_id: str | None
+    id_type: str | None
+    id_number: str | None
+    name: str | None
+
+
+class StatusData(TypedDict):
+    """A `status.changed` event's data: the feed's change, with the district."""
+
+    change_id: int | None
+    person: _ChangePerson
+    day: str | None
+    status: str | None
+    previous_status: str | None
+    changed_at: str | None
+    district_code: str | None
+
+
+class Payload(TypedDict):
+    """What a webhook delivery posts."""
+
+    id: str
+    type: str
+    occurred_at: str | None
+    data: StatusData | TaskData
+
+
+def append(gw: Gateway, tx: ManagedTransaction, events: Sequence[NewEvent]) -> None:
     """Number and store events; call it last in the transaction (it takes the counter's lock,
     held until commit, so numbers follow commit order)."""
     if events:
@@ -30,21 +115,21 @@ def task_events(
     created: set[str],
     updated: set[str],
     now: datetime | None = None,
-    moves: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+    moves: list[Move] | None = None,
+) -> list[TaskEvent]:
     """The `task.*` events of these tasks. `moves` (`task_id`, `from_district`, `to_district`,
     as engine/reach/reroute.py returns them): a task moved by late data is also told to each
     district it left, and its own event carries `moved_from` and `moved_to`."""
-    moved: dict[str, list[dict[str, Any]]] = {}
+    moved: dict[str, list[Move]] = {}
     for m in moves or []:
         moved.setdefault(m["task_id"], []).append(m)
     ids = sorted(created | updated | set(moved))
     if not ids:
         return []
     at = (now or datetime.now(UTC)).isoformat()
-    events = []
+    events: list[TaskEvent] = []
     for row in gw.run_in(tx, "task_event_rows", task_ids=ids):
-        task = row["task"]
+        task: StoredTask = row["task"]
         trail = moved.get(task["task_id"], [])
         for m in trail:
             if m["from_district"] != task["district_code"]:
@@ -62,7 +147,7 @@ def task_events(
     return events
 
 
-def _task_data(task: dict[str, Any], person: dict[str, Any] | None) -> dict[str, Any]:
+def _task_data(task: StoredTask, person: EventPerson | None) -> TaskData:
     return {
         "task_id": task["task_id"],
         "kind": task["kind"],
@@ -81,11 +166,11 @@ def _task_data(task: dict[str, Any], person: dict[str, Any] | None) -> dict[str,
 def _event(
     kind: str,
     at: str,
-    task: dict[str, Any],
+    task: StoredTask,
     person_id: str | None,
     district: str,
-    data: dict[str, Any],
-) -> dict[str, Any]:
+    data: TaskData,
+) -> TaskEvent:
     """An outbox row: routed to subscriptions by `district_code`."""
     return {
         "type": kind,
@@ -97,12 +182,13 @@ def _event(
     }
 
 
-def event_data(event: dict[str, Any], district: str | None) -> dict[str, Any]:
+def event_data(event: StoredEvent, district: str | None) -> StatusData | TaskData:
     """The event's `data` as the subscriber may see it: city-wide subscriptions (made by the
     admin at the machine) see what the CLI sees; a district subscription sees what a district
     key sees (identity numbers masked; phones of its own residents kept)."""
+    data: StatusData | TaskData
     if event["type"] == "status.changed":
-        data: dict[str, Any] = {
+        data = {
             "change_id": event.get("seq"),
             "person": {
                 "person_id": event.get("person_id"),
@@ -117,13 +203,15 @@ def event_data(event: dict[str, Any], district: str | None) -> dict[str, Any]:
             "district_code": event.get("district_code"),
         }
     else:
-        data = json.loads(event["data"])
-    if district is not None and data.get("person"):
-        data["person"]["id_number"] = domain.mask_id_number(data["person"].get("id_number"))
+        task_data: TaskData = json.loads(event["data"])
+        data = task_data
+    person = data["person"]
+    if district is not None and person:
+        person["id_number"] = domain.mask_id_number(person.get("id_number"))
     return data
 
 
-def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
+def payload(event: StoredEvent, district: str | None) -> Payload:
     return {
         "id": event["event_id"],
         "type": event["type"],
@@ -135,7 +223,8 @@ def payload(event: dict[str, Any], district: str | None) -> dict[str, Any]:
 def events_through(gw: Gateway) -> int:
     """The number of the last event the retention deleted (engine/ops/retention.py): every
     event up to it is gone."""
-    return int(gw.read("retention_events_through").value() or 0)
+    rows = gw.read("retention_events_through")
+    return int(rows[0]["through"] or 0) if rows else 0
 
 
 def check_event_cursor(gw: Gateway, after: int) -> None:

@@ -13,15 +13,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from neo4j import ManagedTransaction
+from neo4j.time import DateTime
 
 from engine import domain
 from engine.access.keys import Principal
 from engine.access.masking import reaches
+from engine.contract import PersonStatusJSON, StatusChangeJSON, StatusTubeJSON
 from engine.errors import InputError, NotFound
 from engine.feed import outbox
+from engine.feed.outbox import NewEvent
+from engine.records import StoredEvent
 from engine.store.gateway import Gateway, split_page
 
 STATUSES = ("pending", "negative", "pooled_positive", "released", "positive", "resample")
@@ -29,28 +33,56 @@ STATUSES = ("pending", "negative", "pooled_positive", "released", "positive", "r
 _URGENCY = ("positive", "pooled_positive", "resample", "pending", "released", "negative")
 
 
+class StatusReg(TypedDict):
+    """A registration of the person, as `status_inputs` lists it (the bulk import builds the
+    same from its files, with Python datetimes)."""
+
+    record_id: str
+    tube_code: str
+    day: str | None
+    collected_at: DateTime | datetime | None
+    pool_size: int | None
+    name: str | None
+    members: int
+    max_pool: int
+    result: str | None
+    was_positive: bool
+    reported_at: DateTime | datetime | None
+    district_code: str | None
+
+
+class _PersonDay(TypedDict):
+    """A row of `upsert_person_days` and `create_person_days`."""
+
+    key: str
+    person_id: str
+    day: str
+    status: str
+    district_code: str | None
+
+
 @dataclass(frozen=True)
 class DayStatus:
     person_id: str
     day: str
     status: str
-    tubes: list[dict[str, Any]]
+    tubes: list[StatusTubeJSON]
     district_code: str | None
     name: str | None
 
 
-def _when(value: Any) -> datetime | None:
+def _when(value: DateTime | datetime | None) -> datetime | None:
     if value is None:
         return None
     native = value.to_native() if hasattr(value, "to_native") else value
     return native if isinstance(native, datetime) else None
 
 
-def _pooled(reg: dict[str, Any]) -> bool:
+def _pooled(reg: StatusReg) -> bool:
     return int(reg["members"] or 0) > 1 or int(reg["max_pool"] or 0) > 1
 
 
-def _later(regs: list[dict[str, Any]], reg: dict[str, Any]) -> list[dict[str, Any]]:
+def _later(regs: list[StatusReg], reg: StatusReg) -> list[StatusReg]:
     """The person's samples taken after `reg` that have a result, earliest first."""
     at = _when(reg["collected_at"])
     if at is None:
@@ -59,7 +91,7 @@ def _later(regs: list[dict[str, Any]], reg: dict[str, Any]) -> list[dict[str, An
     return sorted(out, key=lambda r: (_when(r["collected_at"]), r["record_id"]))
 
 
-def tube_status(regs: list[dict[str, Any]], reg: dict[str, Any]) -> str:
+def tube_status(regs: list[StatusReg], reg: StatusReg) -> str:
     """The status one registration's tube gives its person (see the contract's table)."""
     result = reg["result"]
     if result is None:
@@ -82,9 +114,9 @@ def tube_status(regs: list[dict[str, Any]], reg: dict[str, Any]) -> str:
     return tube_status(regs, later[0]) if later else "resample"
 
 
-def derive(person_id: str, regs: list[dict[str, Any]]) -> list[DayStatus]:
+def derive(person_id: str, regs: list[StatusReg]) -> list[DayStatus]:
     """Every sampling day of one person with its status; pure, for any arrival order."""
-    by_day: dict[str, list[dict[str, Any]]] = {}
+    by_day: dict[str, list[StatusReg]] = {}
     for reg in regs:
         if reg["day"] is not None:
             by_day.setdefault(reg["day"], []).append(reg)
@@ -93,7 +125,7 @@ def derive(person_id: str, regs: list[dict[str, Any]]) -> list[DayStatus]:
         day_regs.sort(key=lambda r: (str(domain.iso(r["collected_at"])), r["record_id"]))
         statuses = [tube_status(regs, r) for r in day_regs]
         status = min(statuses, key=_URGENCY.index)
-        tubes = [
+        tubes: list[StatusTubeJSON] = [
             {
                 "tube_code": r["tube_code"],
                 "pooled": _pooled(r),
@@ -113,7 +145,7 @@ CHUNK = 2000  # persons per query: the query memory of a large results batch sta
 
 def refresh(
     gw: Gateway, tx: ManagedTransaction, tube_codes: Iterable[str], now: datetime
-) -> list[dict[str, Any]]:
+) -> list[NewEvent]:
     """Recompute the statuses of every person swabbed into these tubes, store the changed ones
     and return their `status.changed` events (to be appended to the outbox by the caller).
     Events carry the person id only; identity is read with the feed."""
@@ -121,9 +153,9 @@ def refresh(
     if not codes:
         return []
     person_ids = [r["person_id"] for r in gw.run_in(tx, "status_lock_persons", tube_codes=codes)]
-    events: list[dict[str, Any]] = []
+    events: list[NewEvent] = []
     for start in range(0, len(person_ids), CHUNK):
-        days: list[dict[str, Any]] = []
+        days: list[_PersonDay] = []
         chunk = person_ids[start : start + CHUNK]
         for row in gw.run_in(tx, "status_inputs", person_ids=chunk):
             stored = {d["day"]: d["status"] for d in row["stored"]}
@@ -137,8 +169,8 @@ def refresh(
 
 
 def _change(
-    days: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    days: list[_PersonDay],
+    events: list[NewEvent],
     ds: DayStatus,
     previous: str | None,
     now: datetime,
@@ -172,15 +204,15 @@ _AT_LEAST_PENDING = frozenset(_URGENCY[: _URGENCY.index("pending") + 1])
 
 def after_new_registrations(
     gw: Gateway, tx: ManagedTransaction, facts: list[dict[str, Any]], now: datetime
-) -> list[dict[str, Any]]:
+) -> list[NewEvent]:
     """The statuses after registrations this transaction created and linked, from their
     `new_registration_facts` (which locked their tubes and persons). A registration whose tube
     has no result yet changes only its own day, and only by adding a pending tube: a new day
     is pending, a day at least as urgent as pending stays. Everything else (a tube with a result,
     a negative or released day, two registrations of one person-day) is derived from the
     person's whole history by `refresh`. Returns the `status.changed` events."""
-    days: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    days: list[_PersonDay] = []
+    events: list[NewEvent] = []
     whole: set[str] = set()
     for f in facts:
         if f["results"]:
@@ -213,19 +245,19 @@ def refresh_tubes(gw: Gateway, codes: list[str], page: int = 2000) -> int:
     return total
 
 
-def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dict[str, Any]:
+def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> PersonStatusJSON:
     """A person's status on one sampling day; a district sees only its own residents."""
     date = domain.parse_day(date)
-    found = gw.read("person_day_status", person_id=person_id, day=date).row_or_none()
+    rows = gw.read("person_day_status", person_id=person_id, day=date)
     # The id is not echoed: a district must not learn anything about other districts' people.
     missing = f"No status for this person on {date} (or not a resident of your district)."
-    if found is None:
+    if not rows:
         raise NotFound(missing)
-    if not reaches(who, found["districts"]):
+    if not reaches(who, rows[0]["districts"]):
         raise NotFound(missing)
-    d = found["status"]
-    [inputs] = gw.read("status_inputs", person_ids=[person_id])  # one row per person
-    day = next((x for x in derive(person_id, inputs["regs"]) if x.day == date), None)
+    d = rows[0]["status"]
+    inputs = gw.read("status_inputs", person_ids=[person_id])
+    day = next((x for x in derive(person_id, inputs[0]["regs"]) if x.day == date), None)
     return {
         "person_id": d["person_id"],
         "date": d["day"],
@@ -235,7 +267,7 @@ def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> dic
     }
 
 
-def change_json(event: dict[str, Any]) -> dict[str, Any]:
+def change_json(event: StoredEvent) -> StatusChangeJSON:
     return {
         "change_id": event["seq"],
         "person": {
@@ -251,7 +283,7 @@ def change_json(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[StatusChangeJSON], str | None]:
     """Status changes in the order they happened, after `cursor` (the last change_id seen)."""
     cursor = cursor.strip()
     # ASCII digits within 64 bits only (str.isdigit() takes '²', which int() refuses, and a
@@ -261,7 +293,9 @@ def changes_page(gw: Gateway, cursor: str, limit: int) -> tuple[list[dict[str, A
     after = int(cursor) if cursor else 0
     if cursor:  # a reader further back than the retention left events: resynchronise (410)
         outbox.check_event_cursor(gw, after)
-    rows = [r["event"] for r in gw.read("status_changes_page", after=after, limit=limit + 1)]
+    rows: list[StoredEvent] = [
+        r["event"] for r in gw.read("status_changes_page", after=after, limit=limit + 1)
+    ]
     rows, more = split_page(rows, limit)
     items = [change_json(e) for e in rows]
     # At the end of the feed next_cursor is null; a reader polls again later with the last

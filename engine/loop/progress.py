@@ -4,8 +4,9 @@ open tasks are overdue. Scoped by the caller: a district key sees its own distri
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from engine import domain
 from engine.access.keys import Principal
@@ -15,22 +16,29 @@ from engine.loop.tasks import STATUSES, overdue
 from engine.store.gateway import Gateway
 
 
-def is_overdue(task: dict[str, Any], now: datetime | None = None) -> bool:
+class DistrictProgress(TypedDict):
+    district_code: str
+    district: str | None
+    statuses: dict[str, int]
+    tasks: int
+
+
+def is_overdue(task: Mapping[str, object], now: datetime | None = None) -> bool:
     """`task` as the task JSON has it: `status` and an ISO `created_at`."""
     created = task.get("created_at")
     return overdue(
-        task["status"],
-        datetime.fromisoformat(created) if created else None,
+        str(task["status"]),
+        datetime.fromisoformat(created) if isinstance(created, str) and created else None,
         now or datetime.now(UTC),
     )
 
 
 def latest_positive_day(gw: Gateway) -> str | None:
-    day = gw.read("latest_positive_day").value_or_none()
-    return None if day is None else str(day)
+    rows = gw.read("latest_positive_day")
+    return str(rows[0]["day"]) if rows else None
 
 
-def loop_progress(gw: Gateway, who: Principal, day: str) -> list[dict[str, Any]]:
+def loop_progress(gw: Gateway, who: Principal, day: str) -> list[DistrictProgress]:
     """Per residence district: how many of the day's tasks are in each status."""
     district = scope_district(who, None)
     counts: dict[str, Counter[str]] = defaultdict(Counter)

@@ -7,16 +7,29 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict, cast
 
 from neo4j import ManagedTransaction
+from neo4j.time import DateTime
 
 from engine import codes, domain
 from engine.access.keys import Principal
 from engine.access.masking import has_investigator_rights, task_visible
-from engine.contract import Outcome, TaskKind, TaskStatus
+from engine.contract import (
+    CompoundJSON,
+    ContactRouteJSON,
+    HistoryJSON,
+    Outcome,
+    PersonJSON,
+    ResidenceCompoundJSON,
+    TaskJSON,
+    TaskKind,
+    TaskStatus,
+    TraceJSON,
+)
 from engine.errors import InputError, NotFound, TransitionError
 from engine.feed import outbox
+from engine.records import StoredHistory, StoredTask
 from engine.store.gateway import Gateway, split_page
 from engine.trace.build import trace_many
 
@@ -61,13 +74,76 @@ def _history(
     return json.dumps(entry, ensure_ascii=False)
 
 
+class Member(TypedDict):
+    """A registration of a resulted tube, as `dispatch_context` lists it."""
+
+    person_id: str
+    record_id: str
+    pool_size: int | None
+    day: str | None
+    collected_at: DateTime | None
+    compound_code: str | None
+    district_code: str | None
+
+
+class DispatchContext(TypedDict):
+    """A `dispatch_context` row: a result, its tube's members and their open tasks."""
+
+    key: str
+    result: str | None
+    reported_at: DateTime | None
+    day: str | None
+    tube_code: str
+    members: list[Member]
+    retest_tasks: list[str]
+    open_resample_tasks: list[str]
+    open_case_tasks: list[str]
+    person_open_tasks: list[str]
+
+
+class _TaskProps(TypedDict):
+    task_id: str
+    kind: str
+    status: str
+    outcome: str | None
+    tube_code: str
+    person_id: str
+    record_id: str
+    district_code: str
+    compound_code: str | None
+    result_at: DateTime | None
+    collected_at: DateTime | None
+    result_day: str | None
+    repeat_positive_pool: bool
+    sort_key: str
+
+
+class TaskUpsert(TypedDict):
+    """A row of `upsert_tasks`."""
+
+    task_id: str
+    person_id: str
+    tube_code: str
+    history: str
+    props: _TaskProps
+
+
+class Case(TypedDict):
+    """A row of `confirm_cases`."""
+
+    person_id: str
+    tube_code: str
+    collected_at: DateTime | None
+    compound_code: str | None
+
+
 @dataclass
 class DispatchPlan:
     """What a batch of results does to the task graph; computed without touching it."""
 
-    upserts: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[TaskUpsert] = field(default_factory=list)
     closes: list[tuple[list[str], str, str]] = field(default_factory=list)
-    cases: list[dict[str, Any]] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
     positive_persons: list[str] = field(default_factory=list)
 
 
@@ -83,13 +159,11 @@ class TaskChanges:
         self.updated |= other.updated
 
 
-def _task(
-    kind: str, member: dict[str, Any], ctx: dict[str, Any], now: datetime, note: str
-) -> dict[str, Any]:
+def _task(kind: str, member: Member, ctx: DispatchContext, now: datetime, note: str) -> TaskUpsert:
     tube_code = ctx["tube_code"]
     reported_at = ctx["reported_at"]
     tid = task_id(member["person_id"], tube_code, kind)
-    utc = (reported_at.to_native() if hasattr(reported_at, "to_native") else now).astimezone(UTC)
+    utc = (reported_at.to_native() if isinstance(reported_at, DateTime) else now).astimezone(UTC)
     district = member["district_code"] or UNASSIGNED
     return {
         "task_id": tid,
@@ -115,7 +189,7 @@ def _task(
     }
 
 
-def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan:
+def plan_dispatch(contexts: list[DispatchContext], now: datetime) -> DispatchPlan:
     plan = DispatchPlan()
     for ctx in contexts:
         members = ctx["members"]
@@ -175,7 +249,7 @@ def plan_dispatch(contexts: list[dict[str, Any]], now: datetime) -> DispatchPlan
     return plan
 
 
-def _is_pooled(ctx: dict[str, Any]) -> bool:
+def _is_pooled(ctx: DispatchContext) -> bool:
     """A tube is pooled when a registration declares it so, or when it holds several persons
     whatever they declared (their follow-up must not wait for a clean declaration)."""
     members = ctx["members"]
@@ -214,7 +288,9 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Tas
     if not result_keys:
         return changes
     now = datetime.now(UTC)
-    contexts = gw.run_in(tx, "dispatch_context", result_keys=result_keys)
+    contexts = cast(
+        list[DispatchContext], gw.run_in(tx, "dispatch_context", result_keys=result_keys)
+    )
     pooled = [c for c in contexts if _is_pooled(c)]
     single_keys = [c["key"] for c in contexts if not _is_pooled(c)]
     plan = plan_dispatch(pooled, now)
@@ -230,7 +306,9 @@ def dispatch(gw: Gateway, tx: ManagedTransaction, result_keys: list[str]) -> Tas
         changes.updated |= {r["task_id"] for r in linked}
         single_keys += [r["key"] for r in linked if r["key"] and r["key"] not in single_keys]
     if single_keys:
-        singles = gw.run_in(tx, "dispatch_context", result_keys=single_keys)
+        singles = cast(
+            list[DispatchContext], gw.run_in(tx, "dispatch_context", result_keys=single_keys)
+        )
         _apply(gw, tx, plan_dispatch(singles, now), now, changes)
     changes.updated -= changes.created
     return changes
@@ -256,7 +334,7 @@ def after_registrations(
     return changes
 
 
-def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: str | None) -> None:
+def _check_transition(task: StoredTask, who: Principal, to: str, outcome: str | None) -> None:
     current = task["status"]
     if to not in STATUSES:
         raise InputError(f"unknown status '{to}'; statuses are {', '.join(STATUSES)}")
@@ -284,7 +362,7 @@ def _check_transition(task: dict[str, Any], who: Principal, to: str, outcome: st
 
 
 def _resent(
-    task: dict[str, Any], who: Principal, to: str, outcome: str | None, note: str | None
+    task: StoredTask, who: Principal, to: str, outcome: str | None, note: str | None
 ) -> bool:
     """The very move that made the task what it is, sent again by the same key (a retry after a
     lost answer): it changes nothing and answers the task as it is."""
@@ -297,19 +375,20 @@ def _resent(
 
 def transition(
     gw: Gateway, task_id_: str, who: Principal, to: str, outcome: str | None, note: str | None
-) -> dict[str, Any]:
+) -> StoredTask:
     """Validate and apply one move, atomically: the task's write lock is taken before its status
     is read, so of concurrent moves exactly one wins each step and the others see its result (a
     409 naming the status). The same move sent again by the same key changes nothing."""
 
     codes.check_text(note, "note", multiline=True)
 
-    def work(tx: ManagedTransaction) -> dict[str, Any]:
-        task = gw.run_in(tx, "lock_task", task_id=task_id_).value_or_none()
-        if task is None or not task_visible(task, who):
+    def work(tx: ManagedTransaction) -> StoredTask:
+        rows = gw.run_in(tx, "lock_task", task_id=task_id_)
+        if not rows or not task_visible(rows[0]["task"], who):
             raise NotFound(f"No task with id '{task_id_}'.")
+        task: StoredTask = rows[0]["task"]
         if _resent(task, who, to, outcome, note):
-            return dict(task)
+            return task.copy()
         try:
             _check_transition(task, who, to, outcome)
         except TransitionError as e:
@@ -318,7 +397,7 @@ def transition(
             raise TransitionError("closing as closed_by_investigator needs a note")
         now = datetime.now(UTC)
         entry = _history(to, now, who.key_id, note, outcome)
-        moved = gw.run_in(
+        updated = gw.run_in(
             tx,
             "set_task_status",
             task_id=task_id_,
@@ -327,11 +406,12 @@ def transition(
             outcome=outcome,
             entry=entry,
             now=now,
-        ).value_or_none()
-        if moved is None:
+        )
+        if not updated:
             raise TransitionError("the task changed meanwhile; read it again and retry")
         outbox.append(gw, tx, outbox.task_events(gw, tx, set(), {task_id_}, now))
-        return dict(moved)
+        moved: StoredTask = updated[0]["task"]
+        return moved.copy()
 
     return gw.write_tx(work)
 
@@ -340,16 +420,19 @@ def _with_status(message: str, status: str) -> str:
     return message if f"'{status}'" in message else f"{message} (the task is '{status}')"
 
 
-def contact_route(person: dict[str, Any] | None) -> dict[str, Any]:
+def contact_route(person: PersonJSON | None) -> ContactRouteJSON:
     """How the district unit reaches the person: the first of the person's `contacts`, else
     through the residence compound's phone (the residents' committee)."""
     if person and person.get("contacts"):
         return {"contact_via": "phone", "contact_phone": None}
-    residence = (person or {}).get("residence") or {}
-    return {"contact_via": "compound", "contact_phone": residence.get("contact_phone")}
+    residence = person["residence"] if person else None
+    return {
+        "contact_via": "compound",
+        "contact_phone": residence["contact_phone"] if residence else None,
+    }
 
 
-def own_person(task: dict[str, Any], persons: list[dict[str, Any]]) -> dict[str, Any] | None:
+def own_person(task: StoredTask, persons: list[PersonJSON]) -> PersonJSON | None:
     """The task's own person in its tube's trace: by the task's person, never by record_id
     alone (two sampling apps may both number a record R-SAME in one tube: two persons). Of
     the person's registrations in the tube, the one the task was made from first."""
@@ -359,20 +442,20 @@ def own_person(task: dict[str, Any], persons: list[dict[str, Any]]) -> dict[str,
     )
 
 
-def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, Any]:
+def task_json(task: StoredTask, trace: TraceJSON | None) -> TaskJSON:
     person = None
-    compound = None
+    compound: CompoundJSON | ResidenceCompoundJSON | None = None
     if trace is not None:
         person = own_person(task, trace["persons"])
         compound = trace["compound"]
-        if person is not None and person["residence"]["compound_code"] != (compound or {}).get(
-            "code"
+        if person is not None and person["residence"]["compound_code"] != (
+            compound["code"] if compound else None
         ):
             compound = {
                 "code": person["residence"]["compound_code"],
                 "address": person["residence"]["address"],
                 "district_code": person["residence"]["district_code"],
-                "contact_phone": person["residence"].get("contact_phone"),
+                "contact_phone": person["residence"]["contact_phone"],
             }
     flags = ["repeat_positive_pool"] if task.get("repeat_positive_pool") else []
     return {
@@ -389,25 +472,27 @@ def task_json(task: dict[str, Any], trace: dict[str, Any] | None) -> dict[str, A
         "result_at": domain.iso(task.get("result_at")),
         "created_at": domain.iso(task["created_at"]),
         "updated_at": domain.iso(task["updated_at"]),
-        "history": [
-            {
-                "status": e["status"],
-                "at": e["at"],
-                "actor": e["actor"],
-                "note": e.get("note"),
-                "outcome": e.get("outcome"),
-            }
-            for e in map(json.loads, task.get("history") or [])
-        ],
+        "history": [_history_json(h) for h in task.get("history") or []],
+    }
+
+
+def _history_json(text: str) -> HistoryJSON:
+    e: StoredHistory = json.loads(text)
+    return {
+        "status": e["status"],
+        "at": e["at"],
+        "actor": e["actor"],
+        "note": e.get("note"),
+        "outcome": e.get("outcome"),
     }
 
 
 def tasks_page(
     gw: Gateway, district: str, status: str | None, cursor: str, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[TaskJSON], str | None]:
     if status is not None and status not in STATUSES:
         raise InputError(f"unknown status '{status}'; statuses are {', '.join(STATUSES)}")
-    rows = [
+    rows: list[StoredTask] = [
         r["task"]
         for r in gw.read(
             "district_tasks", district_code=district, status=status, after=cursor, limit=limit + 1
@@ -421,8 +506,8 @@ def tasks_page(
 
 def all_tasks(
     gw: Gateway, district: str, status: str | None = None, page: int = 500
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+) -> list[TaskJSON]:
+    items: list[TaskJSON] = []
     cursor: str | None = ""
     while cursor is not None:
         more, cursor = tasks_page(gw, district, status, cursor, page)
@@ -430,13 +515,13 @@ def all_tasks(
     return items
 
 
-def task_view(gw: Gateway, task: dict[str, Any]) -> dict[str, Any]:
+def task_view(gw: Gateway, task: StoredTask) -> TaskJSON:
     """A task as stored (for example as a transition left it) in its JSON shape."""
     return task_json(task, trace_many(gw, [task["tube_code"]]).get(task["tube_code"]))
 
 
-def get_task(gw: Gateway, task_id_: str, who: Principal) -> dict[str, Any]:
-    task = gw.read("get_task", task_id=task_id_).value_or_none()
-    if task is None or not task_visible(task, who):
+def get_task(gw: Gateway, task_id_: str, who: Principal) -> TaskJSON:
+    rows = gw.read("get_task", task_id=task_id_)
+    if not rows or not task_visible(rows[0]["task"], who):
         raise NotFound(f"No task with id '{task_id_}'.")
-    return task_view(gw, task)
+    return task_view(gw, rows[0]["task"])

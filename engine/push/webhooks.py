@@ -12,23 +12,67 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 import httpx
 from neo4j import ManagedTransaction
+from neo4j.time import DateTime
 from standardwebhooks.webhooks import Webhook as Signer
 
 from engine import codes, domain
+from engine.contract import DeliveryJSON, WebhookJSON
 from engine.errors import DatabaseUnavailable, InputError, NotFound
 from engine.feed import outbox
 from engine.push import egress
+from engine.records import StoredEvent
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 
 log = logging.getLogger("tubetrace.webhooks")
+
+
+class Subscription(TypedDict):
+    """A subscription as `list_webhooks` reads it, with the events' `head` for a pass."""
+
+    webhook_id: str
+    url: str
+    district_code: str | None
+    events: list[str]
+    created_at: DateTime | None
+    cursor: int
+    secret: str
+    failures: int
+    parked_until: DateTime | None
+    parks: int
+    last_error: str | None
+    head: NotRequired[int]
+
+
+class Claimed(TypedDict):
+    """A delivery node as `claim_deliveries` hands it out (properties never set are absent)."""
+
+    delivery_id: str
+    webhook_id: str
+    event_seq: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    claim: NotRequired[str]
+    window_start: NotRequired[DateTime]
+
+
+class NewDelivery(TypedDict):
+    """A row of `create_deliveries`."""
+
+    delivery_id: str
+    event_seq: int
+    event_id: str
+    event_type: str
 
 
 @dataclass(frozen=True)
@@ -66,27 +110,27 @@ def add(
     return Created(webhook_id, secret)
 
 
-def _state(hook: dict[str, Any], now: datetime, threshold: int) -> str:
+def _state(hook: Subscription, now: datetime, threshold: int) -> str:
     """`active`; `parked` until `parked_until`; `probing` (one attempt at a time) after a park."""
-    parked: Any = hook.get("parked_until")
+    parked = hook.get("parked_until")
     if parked is not None and parked.to_native() > now:
         return "parked"
     return "probing" if int(hook.get("failures") or 0) >= threshold else "active"
 
 
-def list_all(gw: Gateway, breaker_failures: int = 5) -> list[dict[str, Any]]:
+def list_all(gw: Gateway, breaker_failures: int = 5) -> list[WebhookJSON]:
     """Subscriptions as shown: never the secret; userinfo in the URL masked; the breaker's
     state (`active`, `parked` until a time, `probing`) and failed attempts in a row."""
     now = datetime.now(UTC)
     out = []
     for r in gw.read("list_webhooks"):
-        w = dict(r["webhook"])
-        w.pop("secret", None)
-        w["state"] = _state(w, now, breaker_failures)
-        w["url"] = egress.masked(w["url"])
-        w["created_at"] = domain.iso(w.get("created_at"))
-        w["parked_until"] = domain.iso(w.get("parked_until"))
-        w["last_error"] = w.get("last_error")
+        hook: Subscription = r["webhook"]
+        w = cast(WebhookJSON, {k: v for k, v in hook.items() if k != "secret"})
+        w["state"] = _state(hook, now, breaker_failures)
+        w["url"] = egress.masked(hook["url"])
+        w["created_at"] = domain.iso(hook.get("created_at"))
+        w["parked_until"] = domain.iso(hook.get("parked_until"))
+        w["last_error"] = hook.get("last_error")
         out.append(w)
     return out
 
@@ -96,7 +140,8 @@ def remove(gw: Gateway, webhook_id: str) -> None:
         raise NotFound(f"No webhook with id '{webhook_id}'.")
 
 
-def _delivery_json(d: dict[str, Any]) -> dict[str, Any]:
+def _delivery_json(d: Mapping[str, Any]) -> DeliveryJSON:
+    """A delivery node (`list_deliveries`: every property it has) as the log shows it."""
     out = {
         k: d.get(k)
         for k in (
@@ -113,24 +158,24 @@ def _delivery_json(d: dict[str, Any]) -> dict[str, Any]:
     for k in ("created_at", "next_at", "last_attempt_at", "delivered_at"):
         out[k] = domain.iso(d.get(k))
     out["log"] = [json.loads(e) for e in d.get("log") or []]
-    return out
+    return cast(DeliveryJSON, out)
 
 
-def deliveries(gw: Gateway, failed_only: bool = False, page: int = 1000) -> list[dict[str, Any]]:
+def deliveries(gw: Gateway, failed_only: bool = False, page: int = 1000) -> list[DeliveryJSON]:
     """The delivery log; each delivery also says until when its endpoint is parked (null when
     it is not), so that a delivery waiting for a parked endpoint is told from a forgotten one."""
-    parked = {
+    parked: dict[str, DateTime | None] = {
         r["webhook"]["webhook_id"]: r["webhook"].get("parked_until")
         for r in gw.read("list_webhooks")
     }
     now = datetime.now(UTC)
-    out: list[dict[str, Any]] = []
+    out: list[DeliveryJSON] = []
     after = ""
     while True:
         rows = gw.read("list_deliveries", failed_only=failed_only, after=after, limit=page)
         for r in rows:
             d = _delivery_json(r["delivery"])
-            until: Any = parked.get(d["webhook_id"])
+            until = parked.get(d["webhook_id"] or "")
             live = until is not None and until.to_native() > now and d["status"] == "pending"
             d["webhook_parked_until"] = domain.iso(until) if live else None
             out.append(d)
@@ -144,7 +189,7 @@ def redeliver(gw: Gateway, delivery_id: str) -> None:
         raise NotFound(f"No delivery with id '{delivery_id}'.")
 
 
-def _wanted(event: dict[str, Any], hook: dict[str, Any]) -> bool:
+def _wanted(event: StoredEvent, hook: Subscription) -> bool:
     if event["type"] not in hook["events"]:
         return False
     # A status change of a person with no known residence district is an `unassigned` one.
@@ -152,7 +197,7 @@ def _wanted(event: dict[str, Any], hook: dict[str, Any]) -> bool:
     return hook["district_code"] is None or district == hook["district_code"]
 
 
-def delivery_rows(hook: dict[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def delivery_rows(hook: Subscription, events: list[StoredEvent]) -> list[NewDelivery]:
     """The deliveries `create_deliveries` makes of these events for this subscription: one per
     event it wants, its id fixed by (event, subscription)."""
     return [
@@ -167,13 +212,15 @@ def delivery_rows(hook: dict[str, Any], events: list[dict[str, Any]]) -> list[di
     ]
 
 
-Plan = tuple[dict[str, Any], int, list[dict[str, Any]]]  # subscription, new cursor, deliveries
+Plan = tuple[Subscription, int, list[NewDelivery]]  # subscription, new cursor, deliveries
 
 
-def _create_deliveries(gw: Gateway, plans: list[Plan], now: datetime) -> list[tuple[Any, int, int]]:
+def _create_deliveries(
+    gw: Gateway, plans: list[Plan], now: datetime
+) -> list[tuple[Subscription, int, int]]:
     """Each subscription's deliveries and cursor in one transaction: the ones moved."""
 
-    def work(tx: ManagedTransaction) -> list[tuple[Any, int, int]]:
+    def work(tx: ManagedTransaction) -> list[tuple[Subscription, int, int]]:
         moved = []
         for hook, cursor, rows in plans:
             if gw.run_in(
@@ -192,20 +239,20 @@ def _create_deliveries(gw: Gateway, plans: list[Plan], now: datetime) -> list[tu
 
 
 def fan_out(
-    gw: Gateway, page: int = 5000, max_pages: int = 20, hooks: list[dict[str, Any]] | None = None
+    gw: Gateway, page: int = 5000, max_pages: int = 20, hooks: list[Subscription] | None = None
 ) -> int:
     """New outbox events become deliveries of every subscription that wants them: the events
     are read once for all subscriptions behind, and their deliveries written in one
     transaction (a subscription whose cursor another worker moved meanwhile gets none)."""
     made = 0
     if hooks is None:
-        hooks = [dict(r["webhook"], head=r["head"]) for r in gw.read("list_webhooks")]
-    head = max((int(h["head"]) for h in hooks), default=0)
-    behind = [dict(h) for h in hooks if h["cursor"] < head]
+        hooks = _listed(gw)
+    head = max((int(h.get("head", 0)) for h in hooks), default=0)
+    behind = [h.copy() for h in hooks if h["cursor"] < head]
     for _ in range(max_pages):
         if not behind:
             break
-        events = [
+        events: list[StoredEvent] = [
             r["event"]
             for r in gw.read("events_after", after=min(h["cursor"] for h in behind), limit=page)
         ]
@@ -228,6 +275,11 @@ def fan_out(
         stuck = {h["webhook_id"] for h, _, _ in plans} - {h["webhook_id"] for h, _, _ in moved}
         behind = [h for h in behind if h["cursor"] < head and h["webhook_id"] not in stuck]
     return made
+
+
+def _listed(gw: Gateway) -> list[Subscription]:
+    """Every subscription, each with the number of the last event written (`head`)."""
+    return [r["webhook"] | {"head": r["head"]} for r in gw.read("list_webhooks")]
 
 
 def backoff_s(settings: Settings, attempts: int) -> float:
@@ -311,13 +363,27 @@ async def attempt(
 PREFETCH_ROUNDS = 4  # a subscription's lane holds at most this many rounds of its slots
 
 
+class Room(TypedDict):
+    """How many more deliveries a subscription may claim now (`claim_deliveries`)."""
+
+    webhook_id: str
+    room: int
+
+
+class _Parked(TypedDict):
+    """A row of `webhook_outcomes`: the time an endpoint is parked until (None: not)."""
+
+    webhook_id: str
+    parked: DateTime | None
+
+
 def rooms(
-    hooks: list[dict[str, Any]],
+    hooks: list[Subscription],
     held: dict[str, int],
     settings: Settings,
     now: datetime,
     turn: int,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+) -> tuple[list[Room], dict[str, int]]:
     """How many more deliveries each subscription may claim now, and how many it may post at
     once (its width): `per_subscription` at once (one while its endpoint is probed after a
     park; none while it is parked), holding at most PREFETCH_ROUNDS times that, and at most
@@ -346,7 +412,29 @@ def rooms(
     return [{"webhook_id": h, "room": n} for h, n in given.items() if n > 0], widths
 
 
-Due = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # delivery, subscription, event
+Due = tuple[Claimed, Subscription, StoredEvent]  # delivery, subscription, event
+
+
+class _AttemptRow(TypedDict):
+    """A row of `record_attempts`."""
+
+    delivery_id: str
+    claim: str | None
+    status: str
+    next_at: datetime
+    entry: str
+    error: str | None
+    status_code: int | None
+    now: datetime
+
+
+class _Breaker(TypedDict):
+    """A row of `webhook_outcomes`: an endpoint's attempts in a batch."""
+
+    webhook_id: str
+    reset: bool
+    failed: int
+    error: str | None
 
 
 @dataclass
@@ -382,7 +470,7 @@ class Worker:
         # Passes and records each on their own thread: a pass never waits behind records.
         self._passes = ThreadPoolExecutor(1, thread_name_prefix="webhook-pass")
         self._records = ThreadPoolExecutor(1, thread_name_prefix="webhook-record")
-        self._outcomes: list[tuple[dict[str, Any], Outcome, datetime]] = []
+        self._outcomes: list[tuple[Claimed, Outcome, datetime]] = []
         self._recording = False
 
     def start(self) -> Worker:
@@ -457,7 +545,7 @@ class Worker:
     def _due(self, held: dict[str, int]) -> tuple[list[Due], dict[str, int]]:
         """New events fanned out, then each subscription's share of its due deliveries claimed,
         with their subscription and event (in a worker thread: the driver blocks)."""
-        listed = [dict(r["webhook"], head=r["head"]) for r in self.gw.read("list_webhooks")]
+        listed = _listed(self.gw)
         fan_out(self.gw, hooks=listed)
         now = datetime.now(UTC)
         hooks = {h["webhook_id"]: h for h in listed}
@@ -467,7 +555,7 @@ class Worker:
             return [], widths
         # A lane may hold PREFETCH_ROUNDS rounds: the lease outlasts them all.
         lease_s = self.settings.webhook_timeout_s * (PREFETCH_ROUNDS + 1) + 30
-        claimed = [
+        claimed: list[Claimed] = [
             r["delivery"]
             for r in self.gw.write(
                 "claim_deliveries",
@@ -480,11 +568,11 @@ class Worker:
         ]
         if not claimed:
             return [], widths
-        events = {
+        events: dict[int, StoredEvent] = {
             r["event"]["seq"]: r["event"]
             for r in self.gw.read("events_by_seq", seqs=[d["event_seq"] for d in claimed])
         }
-        out = []
+        out: list[Due] = []
         for d in claimed:
             hook, event = hooks.get(d["webhook_id"]), events.get(d["event_seq"])
             if hook is None or event is None:
@@ -514,7 +602,7 @@ class Worker:
             self._poke()
 
     async def _post(
-        self, client: httpx.AsyncClient, hook: dict[str, Any], event: dict[str, Any], at: datetime
+        self, client: httpx.AsyncClient, hook: Subscription, event: StoredEvent, at: datetime
     ) -> Outcome:
         body = json.dumps(outbox.payload(event, hook["district_code"]), ensure_ascii=False)
         signature = Signer(hook["secret"]).sign(event["event_id"], at, body)
@@ -568,11 +656,11 @@ class Worker:
             self._recording = False
 
     def _attempt_row(
-        self, d: dict[str, Any], outcome: Outcome, at: datetime, final: bool = False
-    ) -> dict[str, Any]:
+        self, d: Claimed, outcome: Outcome, at: datetime, final: bool = False
+    ) -> _AttemptRow:
         """The delivery log's row of one attempt: its state after it and the entry."""
         attempts = int(d.get("attempts") or 0) + 1
-        window: Any = d.get("window_start")
+        window = d.get("window_start")
         start: datetime = window.to_native() if window is not None else at
         next_at = at + timedelta(seconds=backoff_s(self.settings, attempts))
         if outcome.ok:
@@ -581,7 +669,7 @@ class Worker:
             state = "failed"
         else:
             state = "pending"
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "at": at.isoformat(),
             "status_code": outcome.code,
             "error": outcome.error,
@@ -600,22 +688,22 @@ class Worker:
             "now": at,
         }
 
-    def _record(self, batch: list[tuple[dict[str, Any], Outcome, datetime]]) -> dict[str, Any]:
+    def _record(self, batch: list[tuple[Claimed, Outcome, datetime]]) -> dict[str, DateTime]:
         """Attempts into the delivery log, then each endpoint's breaker (in the order the
         attempts ended); the endpoints parked by them, with the time each is parked until."""
         rows = [self._attempt_row(d, outcome, at) for d, outcome, at in batch]
-        breaker: dict[str, dict[str, Any]] = {}
+        breaker: dict[str, _Breaker] = {}
         for d, outcome, _ in batch:
             b = breaker.setdefault(
                 d["webhook_id"],
                 {"webhook_id": d["webhook_id"], "reset": False, "failed": 0, "error": None},
             )
             if outcome.ok:
-                b.update(reset=True, failed=0)
+                b["reset"], b["failed"] = True, 0
             else:
-                b.update(failed=b["failed"] + 1, error=outcome.error)
+                b["failed"], b["error"] = b["failed"] + 1, outcome.error
 
-        def work(tx: ManagedTransaction) -> tuple[set[str], list[dict[str, Any]]]:
+        def work(tx: ManagedTransaction) -> tuple[set[str], list[_Parked]]:
             recorded = {r["delivery_id"] for r in self.gw.run_in(tx, "record_attempts", rows=rows)}
             answer = self.gw.run_in(
                 tx,
@@ -626,7 +714,7 @@ class Worker:
                 park_s=self.settings.webhook_park_s,
                 park_max_s=self.settings.webhook_backoff_max_s,
             )
-            return recorded, answer
+            return recorded, cast(list[_Parked], answer)
 
         recorded, answer = self.gw.write_tx(work, "record_attempts")
         for row in rows:  # redelivered (or removed) while its attempt ran: it goes again

@@ -3,19 +3,76 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypedDict
+
+from neo4j.time import DateTime
 
 from engine import domain
+from engine.contract import (
+    CompoundJSON,
+    ContactJSON,
+    PersonJSON,
+    ResidenceJSON,
+    TraceJSON,
+    TubeResultJSON,
+)
 from engine.errors import NotFound
 from engine.store.gateway import Gateway
 
 
-def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
+class _Place(TypedDict):
+    """A compound as a registration row holds it (`fallback`: without name and subdistrict)."""
+
+    code: str
+    name: str | None
+    address: str | None
+    district_code: str | None
+    subdistrict: str | None
+    contact_phone: str | None
+
+
+class _Listed(TypedDict):
+    """A usable directory entry of the person."""
+
+    phone: str
+    phone_owner: str
+    source: str
+    updated_at: DateTime | None
+    future: bool
+
+
+class Registration(TypedDict):
+    """One registration of a `trace_tubes` row (cypher/trace.cypher)."""
+
+    record_id: str
+    collected_at: str | None
+    day: str | None
+    pool_size: int | None
+    method: str | None
+    name: str | None
+    phone: str | None
+    flags: list[str] | None
+    box_code: str | None
+    compound_code: str | None
+    person_id: str
+    id_type: str | None
+    id_number: str | None
+    registered_district_code: str | None
+    compound: _Place | None
+    fallback: _Place | None
+    fallback_source: str | None
+    directory: list[_Listed]
+    duplicate: bool
+    box_compounds_that_day: int
+
+
+def contacts(reg: Registration) -> list[ContactJSON]:
     """Every usable phone known for the person: the registration's own first, then the
     directory's, newest first (a phone listed twice is kept once, at its first place); an
     entry dated in the future comes after every dated one."""
-    found: list[dict[str, Any]] = []
+    found: list[ContactJSON] = []
     flags = reg["flags"] or []
     if reg["phone"] is not None and "invalid_phone" not in flags:
         found.append(
@@ -28,8 +85,8 @@ def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
     ranked = [e for e in listed if e["updated_at"] is not None and not e.get("future")]
     future = [e for e in listed if e["updated_at"] is not None and e.get("future")]
     entries = [
-        *sorted(ranked, key=lambda e: e["updated_at"].to_native(), reverse=True),
-        *sorted(future, key=lambda e: e["updated_at"].to_native(), reverse=True),
+        *sorted(ranked, key=_updated, reverse=True),
+        *sorted(future, key=_updated, reverse=True),
         *(e for e in listed if e["updated_at"] is None),
     ]
     for e in entries:
@@ -50,7 +107,13 @@ def contacts(reg: dict[str, Any]) -> list[dict[str, Any]]:
     return unique
 
 
-def _residence(reg: dict[str, Any]) -> dict[str, Any]:
+def _updated(e: _Listed) -> datetime:
+    at = e["updated_at"]
+    assert at is not None  # only dated entries are sorted
+    return at.to_native()
+
+
+def _residence(reg: Registration) -> ResidenceJSON:
     """The own compound when known, else the fallback (cypher/directory.cypher)."""
     compound = reg["compound"]
     fallback = reg.get("fallback")
@@ -71,7 +134,7 @@ def _residence(reg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _person(reg: dict[str, Any]) -> dict[str, Any]:
+def _person(reg: Registration) -> PersonJSON:
     compound = reg["compound"]
     residence = _residence(reg)
     residence_district = residence["district_code"]
@@ -105,7 +168,7 @@ def _person(reg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _compound(reg: dict[str, Any]) -> dict[str, Any]:
+def _compound(reg: Registration) -> CompoundJSON:
     c = reg["compound"]
     if c is None:
         return {
@@ -132,9 +195,10 @@ def _distinct(values: list[str | None]) -> list[str]:
     return list(dict.fromkeys(v for v in values if v is not None))
 
 
-def build_trace(row: dict[str, Any]) -> dict[str, Any]:
-    regs: list[dict[str, Any]] = row["registrations"]
-    results = [
+def build_trace(row: Mapping[str, Any]) -> TraceJSON:
+    """A `trace_tubes` row: `code`, `registrations` and `results`."""
+    regs: list[Registration] = row["registrations"]
+    results: list[TubeResultJSON] = [
         {
             "result": x["result"],
             "reported_at": domain.iso(x["reported_at"]),
@@ -190,12 +254,12 @@ def build_trace(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def trace_many(gw: Gateway, tube_codes: list[str]) -> dict[str, dict[str, Any]]:
+def trace_many(gw: Gateway, tube_codes: list[str]) -> dict[str, TraceJSON]:
     rows = gw.read("trace_tubes", tube_codes=tube_codes)
     return {row["code"]: build_trace(row) for row in rows}
 
 
-def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
+def trace_tube(gw: Gateway, tube_code: str) -> TraceJSON:
     found = trace_many(gw, [tube_code])
     if tube_code not in found:
         raise NotFound(
@@ -208,12 +272,12 @@ def trace_tube(gw: Gateway, tube_code: str) -> dict[str, Any]:
 def purged_tube_message(gw: Gateway, code: str) -> str | None:
     """The 404 sentence of a tube a purged day's codes span (engine/ops/retention.py keeps each
     purged day's lowest and highest tube code); None otherwise."""
-    purged = gw.read("retention_purged_tube_day", code=code).row_or_none()
-    if purged is None:
+    rows = gw.read("retention_purged_tube_day", code=code)
+    if not rows:
         return None
     return (
         f"No tube with code '{code}' is stored: the data of its sampling day "
-        f"({purged['day']}) is older than the {purged['keep_days']}-day retention window "
+        f"({rows[0]['day']}) is older than the {rows[0]['keep_days']}-day retention window "
         "and was deleted."
     )
 
@@ -248,7 +312,7 @@ def all_tube_codes(gw: Gateway, page: int = 2000) -> Iterator[str]:
         after = codes[-1]
 
 
-def all_traces(gw: Gateway, page: int = 500) -> Iterator[dict[str, Any]]:
+def all_traces(gw: Gateway, page: int = 500) -> Iterator[TraceJSON]:
     """Every tube's trace, a page of tubes per query."""
     batch: list[str] = []
     for code in all_tube_codes(gw):
@@ -260,7 +324,7 @@ def all_traces(gw: Gateway, page: int = 500) -> Iterator[dict[str, Any]]:
         yield from trace_many(gw, batch).values()
 
 
-def count_flags(totals: Counter[str], trace: dict[str, Any]) -> None:
+def count_flags(totals: Counter[str], trace: TraceJSON) -> None:
     totals.update(trace["flags"])
     for p in trace["persons"]:
         totals.update(p["flags"])

@@ -9,18 +9,29 @@ flow from top to bottom. Every element has `data.id`; every edge's `source` and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import networkx as nx
 
-Elements = dict[str, list[dict[str, Any]]]
+from engine.contract import TraceJSON
 
 
-def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
+class Element(TypedDict):
+    """A node or an edge: its attributes (`id`; an edge's `source` and `target`) in `data`."""
+
+    data: dict[str, object]
+
+
+class Elements(TypedDict):
+    nodes: list[Element]
+    edges: list[Element]
+
+
+def _clean(attrs: Mapping[str, object]) -> dict[str, object]:
     """GraphML takes scalars only: lists are joined, None dropped."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for k, v in attrs.items():
         if v is None:
             continue
@@ -30,22 +41,22 @@ def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
 
 class _Builder:
     def __init__(self) -> None:
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.edges: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, object]] = {}
+        self.edges: dict[str, dict[str, object]] = {}
 
-    def node(self, node_id: str, **data: Any) -> str:
+    def node(self, node_id: str, **data: object) -> str:
         if node_id not in self.nodes:
             self.nodes[node_id] = {"id": node_id, **data}
         return node_id
 
-    def edge(self, kind: str, source: str, target: str, key: str = "", **data: Any) -> None:
+    def edge(self, kind: str, source: str, target: str, key: str = "", **data: object) -> None:
         edge_id = f"{kind}:{source}->{target}" + (f"#{key}" if key else "")
         self.edges.setdefault(
             edge_id, {"id": edge_id, "source": source, "target": target, "type": kind, **data}
         )
 
 
-def cytoscape_elements(traces: Iterable[dict[str, Any]]) -> Elements:
+def cytoscape_elements(traces: Iterable[TraceJSON]) -> Elements:
     """Elements of one or more traces (as the caller may see them: pass masked traces for a
     masked picture), ready for `cytoscape({elements})` and `cy.json({elements})`."""
     b = _Builder()
@@ -61,8 +72,8 @@ def cytoscape_elements(traces: Iterable[dict[str, Any]]) -> Elements:
             flags=list(t["flags"]),
         )
         sites = [b.node(f"compound:{c}", kind="compound", label=c, code=c) for c in t["compounds"]]
-        if t.get("compound") and t["compound"].get("code") in t["compounds"]:
-            c = t["compound"]
+        c = t.get("compound")
+        if c and c.get("code") in t["compounds"]:
             b.nodes[f"compound:{c['code']}"].update(
                 name=c.get("name"), district_code=c.get("district_code"), label=c["code"]
             )
@@ -110,7 +121,7 @@ def cytoscape_elements(traces: Iterable[dict[str, Any]]) -> Elements:
     }
 
 
-def trace_graph(traces: Iterable[dict[str, Any]]) -> nx.MultiDiGraph:
+def trace_graph(traces: Iterable[TraceJSON]) -> nx.MultiDiGraph:
     """The same elements as a networkx graph, for GraphML."""
     elements = cytoscape_elements(traces)
     g: nx.MultiDiGraph = nx.MultiDiGraph()
@@ -123,7 +134,7 @@ def trace_graph(traces: Iterable[dict[str, Any]]) -> nx.MultiDiGraph:
     return g
 
 
-def write(traces: list[dict[str, Any]], path: Path, fmt: str) -> tuple[int, int]:
+def write(traces: list[TraceJSON], path: Path, fmt: str) -> tuple[int, int]:
     """Write GraphML or Cytoscape JSON; answers (nodes, edges)."""
     if fmt == "graphml":
         graph = trace_graph(traces)

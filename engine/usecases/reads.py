@@ -5,10 +5,10 @@ it shows before the answer leaves. Interfaces only parse their input and render 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 from datetime import date
-from typing import Any
+from typing import TypeVar
 
 from engine import codes, domain
 from engine.access.audit import AuditSink
@@ -22,16 +22,35 @@ from engine.access.masking import (
     trace_view,
 )
 from engine.analysis import outbreak, reports
+from engine.contract import (
+    AttackRateJSON,
+    ClusterDetailJSON,
+    ClusterJSON,
+    ClustersJSON,
+    ExposureJSON,
+    PersonJSON,
+    PersonStatusJSON,
+    PositiveItemJSON,
+    QuarantineItemJSON,
+    RingsJSON,
+    SignalsJSON,
+    StatusChangeJSON,
+    TaskJSON,
+    TraceJSON,
+)
 from engine.errors import Forbidden
 from engine.feed import status
 from engine.loop import tasks
 from engine.ops import retention
 from engine.reach import directory
+from engine.reach.directory import DirectoryEntry
 from engine.store.gateway import Gateway, split_page
 from engine.trace.build import trace_tube
 
+T = TypeVar("T")
 
-def _person_ids(persons: list[dict[str, Any] | None]) -> list[str]:
+
+def _person_ids(persons: Iterable[PersonJSON | None]) -> list[str]:
     return [p["person_id"] for p in persons if p is not None]
 
 
@@ -44,7 +63,7 @@ def _how_shown(who: Principal, reveal: bool) -> str:
     return "cli" if who.is_cli else ("revealed" if reveal else "masked")
 
 
-def _mask_tasks(items: list[dict[str, Any]], who: Principal, reveal: bool) -> list[dict[str, Any]]:
+def _mask_tasks(items: list[TaskJSON], who: Principal, reveal: bool) -> list[TaskJSON]:
     for item in items:
         if item["person"] is not None:
             item["person"] = person_view(item["person"], who, reveal)
@@ -59,7 +78,7 @@ def read_trace(
     *,
     reveal: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> TraceJSON:
     check_reveal(who, reveal, reason)
     missing = f"No tube with code '{tube_code}' was registered or reported."
     view = trace_view(trace_tube(gw, tube_code), who, reveal, missing)
@@ -76,7 +95,7 @@ def read_trace(
 
 def read_traces(
     gw: Gateway, log: AuditSink, who: Principal, tube_codes: list[str], *, action: str
-) -> list[dict[str, Any]]:
+) -> list[TraceJSON]:
     """Several traces for an export (unmasked: the CLI only), one audit entry."""
     views = [trace_view(trace_tube(gw, code), who, True, "") for code in tube_codes]
     log.record(
@@ -99,7 +118,7 @@ def read_tasks_page(
     limit: int = 100,
     reveal: bool = False,
     reason: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[TaskJSON], str | None]:
     check_reveal(who, reveal, reason)
     scoped = scope_district(who, district)
     assert scoped is not None
@@ -117,7 +136,7 @@ def read_tasks_page(
 
 def read_all_tasks(
     gw: Gateway, log: AuditSink, who: Principal, district: str, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[TaskJSON]:
     """Every page of a district's queue (the CLI), audited once before it is shown."""
     scoped = scope_district(who, district)
     assert scoped is not None
@@ -137,7 +156,7 @@ def move_task(
     to: str,
     outcome: str | None,
     note: str | None,
-) -> dict[str, Any]:
+) -> TaskJSON:
     task = tasks.task_view(gw, tasks.transition(gw, task_id, who, to, outcome, note))
     _mask_tasks([task], who, False)
     log.record(
@@ -151,8 +170,8 @@ def move_task(
 
 
 def _positive_items(
-    items: list[dict[str, Any]], who: Principal, reveal: bool
-) -> list[dict[str, Any]]:
+    items: list[PositiveItemJSON], who: Principal, reveal: bool
+) -> list[PositiveItemJSON]:
     for item in items:
         item["trace"]["persons"] = [person_view(p, who, reveal) for p in item["trace"]["persons"]]
     return items
@@ -170,7 +189,7 @@ def read_positives_page(
     reveal: bool = False,
     reason: str | None = None,
     action: str = "positives",
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[PositiveItemJSON], str | None]:
     check_reveal(who, reveal, reason)
     scoped = scope_district(who, district)
     items, next_cursor = reports.positives_page(gw, day, scoped, cursor, limit)
@@ -181,11 +200,11 @@ def _shown_positives(
     log: AuditSink,
     who: Principal,
     day: str,
-    items: list[dict[str, Any]],
+    items: list[PositiveItemJSON],
     action: str,
     reveal: bool,
     reason: str | None,
-) -> list[dict[str, Any]]:
+) -> list[PositiveItemJSON]:
     """A page of the day's positives as `who` may see it, audited before it is shown."""
     _positive_items(items, who, reveal)
     log.record(
@@ -207,7 +226,7 @@ def stream_positives(
     district: str | None = None,
     page: int = 500,
     action: str = "positives",
-) -> Generator[dict[str, Any]]:
+) -> Generator[PositiveItemJSON]:
     """Every positive of the day in one pass, page by page; each page is audited before it
     is yielded. The day and the district are checked here, before anything is read or
     written (a caller streaming JSON has not begun its envelope). Closing it closes the pass
@@ -227,7 +246,7 @@ def _positives(
     district: str | None,
     page: int,
     action: str,
-) -> Generator[dict[str, Any]]:
+) -> Generator[PositiveItemJSON]:
     with closing(reports.positives_pages(gw, day, district, page)) as pages:
         for items in pages:
             yield from _shown_positives(log, who, day, items, action, False, None)
@@ -244,7 +263,7 @@ def read_rings(
     depth: int = 2,
     reveal: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> RingsJSON:
     check_reveal(who, reveal, reason)
     answer = reports.rings(gw, person_id, cursor, limit)
     answer["ring1"] = [person_view(p, who, reveal) for p in answer["ring1"]]
@@ -274,7 +293,7 @@ def read_exposure(
     limit: int = 100,
     reveal: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> ExposureJSON:
     """Exposure rings to any depth; a district key reaches its own residents only (the
     person, and the ring members it is shown)."""
     check_reveal(who, reveal, reason)
@@ -288,7 +307,7 @@ def read_exposure(
         limit=limit,
         district=scope_district(who, None),
     )
-    shown: list[dict[str, Any] | None] = []
+    shown: list[PersonJSON] = []
     for ring in answer["rings"]:
         ring["persons"] = [person_view(p, who, reveal) for p in ring["persons"]]
         shown += ring["persons"]
@@ -306,7 +325,7 @@ def read_exposure(
 def _shown_clusters(
     log: AuditSink,
     who: Principal,
-    clusters: list[dict[str, Any]],
+    clusters: Sequence[ClusterJSON],
     target: str,
     reveal: bool,
     reason: str | None,
@@ -334,7 +353,7 @@ def read_clusters(
     limit: int = 50,
     reveal: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> ClustersJSON:
     """A page of the window's clusters of cases; a district key sees the clusters with its
     own residents in them, and only those residents."""
     check_reveal(who, reveal, reason)
@@ -356,7 +375,7 @@ def read_cluster(
     *,
     reveal: bool = False,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> ClusterDetailJSON:
     """One cluster with its members' registrations (the console's graph), scoped as above."""
     check_reveal(who, reveal, reason)
     answer = outbreak.cluster(gw, since, until, cluster_id, district=scope_district(who, None))
@@ -364,7 +383,7 @@ def read_cluster(
     return answer
 
 
-def read_signals(gw: Gateway, log: AuditSink, who: Principal, day: str) -> dict[str, Any]:
+def read_signals(gw: Gateway, log: AuditSink, who: Principal, day: str) -> SignalsJSON:
     """The day's signals (no personal data: tubes, compounds, boxes, collectors, labs)."""
     answer = outbreak.signals(gw, day)
     log.record(who, "report_signals", target=answer["date"])
@@ -373,7 +392,7 @@ def read_signals(gw: Gateway, log: AuditSink, who: Principal, day: str) -> dict[
 
 def read_attack_rate(
     gw: Gateway, log: AuditSink, who: Principal, since: str, until: str
-) -> dict[str, Any]:
+) -> AttackRateJSON:
     """Secondary attack rates by ring against the city's (counts only)."""
     answer = outbreak.attack_rate(gw, since, until)
     log.record(who, "report_attack_rate", target=f"{answer['since']}..{answer['until']}")
@@ -389,7 +408,7 @@ def read_report(
     *,
     tz: str,
     district: str | None = None,
-) -> list[dict[str, Any]]:
+) -> Sequence[reports.ReportRow]:
     scoped = scope_district(who, district)
     rows = reports.run_report(gw, name, day, tz, scoped)
     log.record(who, f"report_{name}", target=day)
@@ -405,13 +424,15 @@ def read_quarantine_page(
     limit: int = 200,
     reveal: bool = False,
     reason: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[QuarantineItemJSON], str | None]:
     """Quarantined lines, masked like every answer; the audit entry names the persons shown."""
     check_reveal(who, reveal, reason)
-    rows = [r["item"] for r in gw.read("list_quarantine", after=cursor, limit=limit + 1)]
+    rows: list[QuarantineItemJSON] = [
+        r["item"] for r in gw.read("list_quarantine", after=cursor, limit=limit + 1)
+    ]
     items, more = split_page(rows, limit)
     secret = gw.secret()
-    shown: list[dict[str, Any]] = []
+    shown: list[QuarantineItemJSON] = []
     person_ids: set[str] = set()
     for item in items:
         view, ids = quarantine_view(item, who, reveal, secret)
@@ -431,7 +452,7 @@ def read_quarantine_page(
 
 def read_directory_entries(
     gw: Gateway, log: AuditSink, who: Principal, person_id: str
-) -> list[dict[str, Any]]:
+) -> list[DirectoryEntry]:
     """A person's directory entries with their keys (the operator's, to remove a wrong one):
     unmasked for the machine's own user, masked for anyone else; audited."""
     items = directory.entries(gw, person_id)
@@ -451,7 +472,7 @@ def read_directory_entries(
 
 def read_person_status(
     gw: Gateway, log: AuditSink, who: Principal, person_id: str, day: str
-) -> dict[str, Any]:
+) -> PersonStatusJSON:
     """A person's status on a day; a district sees only its own residents."""
     answer = status.person_status(gw, person_id, day, who)
     log.record(who, "person_status", target=f"{person_id} {day}", person_ids=[person_id])
@@ -466,7 +487,7 @@ def read_status_changes(
     cursor: str = "",
     limit: int = 500,
     with_names: bool = False,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[StatusChangeJSON], str | None]:
     """The health-code system's feed of status changes; the entry names every person in it.
     The health code is keyed by the ID number: a name goes out only when the installation asks
     for it (`TUBETRACE_STATUS_FEED_NAMES=1`), else `name` is null (data minimisation)."""
@@ -501,14 +522,13 @@ def refused(
     """A refused attempt, audited like an answered one: who (a key only when proven; else
     keys.NOBODY, with the key id the caller typed as `claimed_key_id`, unverified), what it
     asked for (method and path), the status it got and why."""
-    fields: dict[str, Any] = {"claimed_key_id": claimed_key_id} if claimed_key_id else {}
     log.record(
         who,
         "denied",
         target=asked[:300],
         status=f"denied_{status}",
         detail=message[:300],
-        **fields,
+        claimed_key_id=claimed_key_id or None,
     )
 
 

@@ -5,11 +5,12 @@ these and render what it returns. The reads, and the task moves, are in `engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from engine.access import keys
 from engine.access.audit import AuditSink
 from engine.access.keys import Principal
+from engine.contract import DirectoryRemovalJSON
 from engine.push import egress, webhooks
 from engine.reach import directory
 from engine.store.gateway import Gateway
@@ -80,7 +81,7 @@ def create_key(
 
 def remove_directory_entry(
     gw: Gateway, log: AuditSink, who: Principal, entry_key: str
-) -> dict[str, Any]:
+) -> DirectoryRemovalJSON:
     """A directory entry deleted (a wrong or hostile one); the person's tasks move as for late
     data. The entry names the key and the person, and how many tasks moved."""
     removed = directory.remove(gw, entry_key)
