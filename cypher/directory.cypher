@@ -8,14 +8,6 @@
 // The residence rule, wherever a district is needed (trace, dispatch, positives, re-routing):
 //   own compound when known, else the compound named by `r.residence_code` when known.
 
-// name: schema_directory_key -> nothing
-CREATE CONSTRAINT directory_entry_key IF NOT EXISTS
-FOR (e:DirectoryEntry) REQUIRE e.entry_key IS UNIQUE
-
-// name: schema_directory_residence -> nothing
-CREATE INDEX directory_residence IF NOT EXISTS
-FOR (e:DirectoryEntry) ON (e.residence_compound_code)
-
 // name: merge_directory -> rows
 // params: rows, token
 // For the same (person, source, phone) the latest `updated_at` wins; an older or equal one

@@ -2,21 +2,6 @@
 // ConsoleSession and Lease nodes are the running service's state, not data: the admin dumps
 // (count_by_label, dump_nodes) leave them out.
 
-// name: schema_console_session -> nothing
-CREATE CONSTRAINT console_session_id IF NOT EXISTS
-FOR (s:ConsoleSession) REQUIRE s.sid_hash IS UNIQUE
-
-// name: schema_lease_name -> nothing
-CREATE CONSTRAINT lease_name IF NOT EXISTS FOR (l:Lease) REQUIRE l.name IS UNIQUE
-
-// name: schema_task_open -> nothing
-// Open tasks by status and district, with their age: the metrics' counts read the index alone.
-CREATE INDEX task_open IF NOT EXISTS FOR (k:Task) ON (k.status, k.district_code, k.created_at)
-
-// name: schema_delivery_status -> nothing
-// Deliveries by status (failed ones have no next_at, so delivery_due does not hold them).
-CREATE INDEX delivery_status IF NOT EXISTS FOR (d:Delivery) ON (d.status)
-
 // name: indexes_not_online -> rows
 // params:
 SHOW INDEXES YIELD name, state

@@ -1,8 +1,5 @@
 // The day's positives, exposure rings and the data behind the investigator reports.
 
-// name: schema_task_result_day -> nothing
-CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
-
 // name: positive_tubes_of_day -> rows
 // params: day, district_code
 // Every (residence district, positive tube) pair of the day, in sort_key order (pages of it:

@@ -2,12 +2,6 @@
 // (engine/ops/retention.py). A day's aggregates and its marker are written in one transaction before
 // anything of it is deleted; the deletion then goes a batch of tubes per transaction.
 
-// name: schema_retention_day_key -> nothing
-CREATE CONSTRAINT retention_day IF NOT EXISTS FOR (d:RetentionDay) REQUIRE d.day IS UNIQUE
-
-// name: schema_day_aggregate_key -> nothing
-CREATE CONSTRAINT day_aggregate_key IF NOT EXISTS FOR (a:DayAggregate) REQUIRE a.key IS UNIQUE
-
 // name: retention_next_day -> value
 // params: after
 // The first sampling or reporting day after `after` that has data: two index reads in order,

@@ -1,4 +1,10 @@
-// Constraints and indexes, applied in order on first use. Every statement is idempotent.
+// Every constraint and index, by concept, applied in this order on first use
+// (Gateway.apply_schema). Every statement is idempotent (IF NOT EXISTS, IF EXISTS).
+
+// ---------------------------------------------------------------- records
+// Registrations (a key per sender), persons, tubes, boxes, compounds, results, the quarantine.
+// The first three run in this order: the old global key goes, old registrations get their
+// per-sender key, then that key is unique.
 
 // name: schema_registration_global_id_dropped -> nothing
 // A registration is (source, record_id): two senders may use the same record_id.
@@ -18,6 +24,9 @@ FOR (r:Registration) REQUIRE r.reg_key IS UNIQUE
 CREATE INDEX registration_record_id_lookup IF NOT EXISTS
 FOR (r:Registration) ON (r.record_id)
 
+// name: schema_registration_day -> nothing
+CREATE INDEX registration_day IF NOT EXISTS FOR (r:Registration) ON (r.day)
+
 // name: schema_person_key -> nothing
 CREATE CONSTRAINT person_id IF NOT EXISTS
 FOR (p:Person) REQUIRE p.person_id IS UNIQUE
@@ -34,26 +43,124 @@ FOR (b:Box) REQUIRE b.code IS UNIQUE
 CREATE CONSTRAINT compound_code IF NOT EXISTS
 FOR (c:Compound) REQUIRE c.code IS UNIQUE
 
+// name: schema_compound_district -> nothing
+CREATE INDEX compound_district IF NOT EXISTS FOR (c:Compound) ON (c.district_code)
+
 // name: schema_result_key -> nothing
 CREATE CONSTRAINT result_key IF NOT EXISTS
 FOR (x:Result) REQUIRE x.result_key IS UNIQUE
+
+// name: schema_result_day -> nothing
+CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
 
 // name: schema_quarantine_key -> nothing
 CREATE CONSTRAINT quarantine_key IF NOT EXISTS
 FOR (q:Quarantine) REQUIRE q.qkey IS UNIQUE
 
+// ---------------------------------------------------------------- the directory
+// The population directory (cypher/directory.cypher).
+
+// name: schema_directory_key -> nothing
+CREATE CONSTRAINT directory_entry_key IF NOT EXISTS
+FOR (e:DirectoryEntry) REQUIRE e.entry_key IS UNIQUE
+
+// name: schema_directory_residence -> nothing
+CREATE INDEX directory_residence IF NOT EXISTS
+FOR (e:DirectoryEntry) ON (e.residence_compound_code)
+
+// ---------------------------------------------------------------- tasks and cases
+// cypher/tasks.cypher: the district queue; open tasks for the metrics; the reports' result day.
+
+// name: schema_task_key -> nothing
+CREATE CONSTRAINT task_id IF NOT EXISTS FOR (k:Task) REQUIRE k.task_id IS UNIQUE
+
+// name: schema_task_queue -> nothing
+CREATE INDEX task_queue IF NOT EXISTS FOR (k:Task) ON (k.district_code, k.sort_key)
+
+// name: schema_task_open -> nothing
+// Open tasks by status and district, with their age: the metrics' counts read the index alone.
+CREATE INDEX task_open IF NOT EXISTS FOR (k:Task) ON (k.status, k.district_code, k.created_at)
+
+// name: schema_task_result_day -> nothing
+CREATE INDEX task_result_day IF NOT EXISTS FOR (k:Task) ON (k.result_day)
+
+// name: schema_case_key -> nothing
+CREATE CONSTRAINT case_person IF NOT EXISTS FOR (c:Case) REQUIRE c.person_id IS UNIQUE
+
+// name: schema_case_collected -> nothing
+CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
+
+// ---------------------------------------------------------------- statuses and the outbox
+// Person statuses per day, events and their sequence (cypher/status.cypher).
+
+// name: schema_person_day_key -> nothing
+CREATE CONSTRAINT person_day_key IF NOT EXISTS FOR (d:PersonDay) REQUIRE d.key IS UNIQUE
+
+// name: schema_event_seq -> nothing
+CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE
+
+// name: schema_sequence_name -> nothing
+CREATE CONSTRAINT sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE
+
+// ---------------------------------------------------------------- webhooks
+// Subscriptions and their deliveries (cypher/webhooks.cypher).
+
+// name: schema_webhook_key -> nothing
+CREATE CONSTRAINT webhook_id IF NOT EXISTS FOR (w:Webhook) REQUIRE w.webhook_id IS UNIQUE
+
+// name: schema_delivery_key -> nothing
+CREATE CONSTRAINT delivery_id IF NOT EXISTS FOR (d:Delivery) REQUIRE d.delivery_id IS UNIQUE
+
+// name: schema_delivery_due -> nothing
+CREATE INDEX delivery_due IF NOT EXISTS FOR (d:Delivery) ON (d.status, d.next_at)
+
+// name: schema_delivery_hook_due -> nothing
+CREATE INDEX delivery_hook_due IF NOT EXISTS FOR (d:Delivery) ON (d.webhook_id, d.status, d.next_at)
+
+// name: schema_delivery_status -> nothing
+// Deliveries by status (failed ones have no next_at, so delivery_due does not hold them).
+CREATE INDEX delivery_status IF NOT EXISTS FOR (d:Delivery) ON (d.status)
+
+// ---------------------------------------------------------------- access
+// API keys, the audit log (cypher/security.cypher), the installation's settings (Meta).
+
+// name: schema_key_id -> nothing
+CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE
+
+// name: schema_audit_id -> nothing
+CREATE CONSTRAINT audit_id IF NOT EXISTS FOR (a:Audit) REQUIRE a.audit_id IS UNIQUE
+
+// name: schema_audit_at -> nothing
+CREATE INDEX audit_at IF NOT EXISTS FOR (a:Audit) ON (a.at)
+
+// name: schema_audit_seq -> nothing
+CREATE INDEX audit_seq IF NOT EXISTS FOR (a:Audit) ON (a.seq)
+
 // name: schema_meta_key -> nothing
 CREATE CONSTRAINT meta_key IF NOT EXISTS
 FOR (m:Meta) REQUIRE m.key IS UNIQUE
 
-// name: schema_registration_day -> nothing
-CREATE INDEX registration_day IF NOT EXISTS FOR (r:Registration) ON (r.day)
+// ---------------------------------------------------------------- running it
+// Console sessions and job leases (cypher/ops.cypher).
 
-// name: schema_result_day -> nothing
-CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
+// name: schema_console_session -> nothing
+CREATE CONSTRAINT console_session_id IF NOT EXISTS
+FOR (s:ConsoleSession) REQUIRE s.sid_hash IS UNIQUE
 
-// name: schema_compound_district -> nothing
-CREATE INDEX compound_district IF NOT EXISTS FOR (c:Compound) ON (c.district_code)
+// name: schema_lease_name -> nothing
+CREATE CONSTRAINT lease_name IF NOT EXISTS FOR (l:Lease) REQUIRE l.name IS UNIQUE
+
+// ---------------------------------------------------------------- retention
+// The purged days and the aggregates kept of them (cypher/retention.cypher).
+
+// name: schema_retention_day_key -> nothing
+CREATE CONSTRAINT retention_day IF NOT EXISTS FOR (d:RetentionDay) REQUIRE d.day IS UNIQUE
+
+// name: schema_day_aggregate_key -> nothing
+CREATE CONSTRAINT day_aggregate_key IF NOT EXISTS FOR (a:DayAggregate) REQUIRE a.key IS UNIQUE
+
+// ---------------------------------------------------------------- last
+// Wait for the indexes to be online.
 
 // name: schema_await -> nothing
 // After a bulk import of a full round (26 M registrations) the indexes take minutes to fill.

@@ -1,17 +1,5 @@
 // API keys (stored hashed) and the append-only audit log.
 
-// name: schema_key_id -> nothing
-CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE
-
-// name: schema_audit_id -> nothing
-CREATE CONSTRAINT audit_id IF NOT EXISTS FOR (a:Audit) REQUIRE a.audit_id IS UNIQUE
-
-// name: schema_audit_at -> nothing
-CREATE INDEX audit_at IF NOT EXISTS FOR (a:Audit) ON (a.at)
-
-// name: schema_audit_seq -> nothing
-CREATE INDEX audit_seq IF NOT EXISTS FOR (a:Audit) ON (a.seq)
-
 // name: create_key -> value
 // params: key_id, hash, role, district, label, labs
 // `labs`: the lab codes a lab key may send results for (null for other roles).

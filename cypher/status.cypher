@@ -2,15 +2,6 @@
 // status-changes feed. Events are numbered by one counter node whose write lock is held until
 // commit, so event numbers grow in commit order and a reader paging by number misses nothing.
 
-// name: schema_person_day_key -> nothing
-CREATE CONSTRAINT person_day_key IF NOT EXISTS FOR (d:PersonDay) REQUIRE d.key IS UNIQUE
-
-// name: schema_event_seq -> nothing
-CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE
-
-// name: schema_sequence_name -> nothing
-CREATE CONSTRAINT sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE
-
 // name: status_lock_persons -> rows
 // params: tube_codes
 // The persons swabbed into these tubes, write-locked in a fixed order: two transactions that

@@ -1,17 +1,5 @@
 // Follow-up tasks: dispatch on results, retest linkage, lifecycle, district queues.
 
-// name: schema_task_key -> nothing
-CREATE CONSTRAINT task_id IF NOT EXISTS FOR (k:Task) REQUIRE k.task_id IS UNIQUE
-
-// name: schema_task_queue -> nothing
-CREATE INDEX task_queue IF NOT EXISTS FOR (k:Task) ON (k.district_code, k.sort_key)
-
-// name: schema_case_key -> nothing
-CREATE CONSTRAINT case_person IF NOT EXISTS FOR (c:Case) REQUIRE c.person_id IS UNIQUE
-
-// name: schema_case_collected -> nothing
-CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
-
 // name: dispatch_context -> rows
 // params: result_keys
 UNWIND $result_keys AS key

@@ -1,18 +1,6 @@
 // Webhook subscriptions and their deliveries. Each subscription keeps a cursor into the event
 // outbox; the worker turns new events into deliveries, then posts them.
 
-// name: schema_webhook_key -> nothing
-CREATE CONSTRAINT webhook_id IF NOT EXISTS FOR (w:Webhook) REQUIRE w.webhook_id IS UNIQUE
-
-// name: schema_delivery_key -> nothing
-CREATE CONSTRAINT delivery_id IF NOT EXISTS FOR (d:Delivery) REQUIRE d.delivery_id IS UNIQUE
-
-// name: schema_delivery_due -> nothing
-CREATE INDEX delivery_due IF NOT EXISTS FOR (d:Delivery) ON (d.status, d.next_at)
-
-// name: schema_delivery_hook_due -> nothing
-CREATE INDEX delivery_hook_due IF NOT EXISTS FOR (d:Delivery) ON (d.webhook_id, d.status, d.next_at)
-
 // name: create_webhook -> value
 // params: webhook_id, url, district_code, events, secret, now
 OPTIONAL MATCH (s:Sequence {name: 'events'})

@@ -153,3 +153,20 @@ def test_the_product_unwraps_answers_through_the_shape_helpers() -> None:
         for m in call.finditer(text)
     ]
     assert not found, found
+
+
+def test_every_schema_statement_is_in_schema_cypher() -> None:
+    """Constraints and indexes are read in one place, grouped by concept, in the order applied."""
+    queries = book().all()
+    assert {q.file for q in queries if q.name.startswith("schema_")} == {"schema.cypher"}
+    assert {q.name[:7] for q in queries if q.file == "schema.cypher"} == {"schema_"}
+    assert [q.name for q in queries if q.file == "schema.cypher"][-1] == "schema_await"
+
+
+def test_the_package_holds_only_what_the_product_runs() -> None:
+    """The benchmark's and the tests' queries live in bench/cypher/ and tests/cypher/."""
+    from tests.helpers import TEST_BOOK
+
+    product = set(book().names())
+    assert {"wipe_all", "dump_nodes", "second_ring", "count_by_label"} & product == set()
+    assert product < set(TEST_BOOK.names())
