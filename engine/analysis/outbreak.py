@@ -704,7 +704,7 @@ def attack_rate(gw: Gateway, since: str, until: str) -> AttackRateJSON:
         window = (case_day, _shift(case_day, FOLLOW_DAYS))
         counts[depth][0] += 1
         counts[depth][1] += any(window[0] < d <= window[1] for d in positive_days[person])
-    city = gw.read("city_attack_rate", since=since, until=until)[0]
+    city = gw.read("city_attack_rate", since=since, until=until).row()
     return {
         "since": since,
         "until": until,

@@ -401,10 +401,10 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> Ri
     compound the same day (paged, at most RING2_MAX_PAGE a page)."""
     if limit > RING2_MAX_PAGE:
         raise InputError(f"limit is at most {RING2_MAX_PAGE}")
-    rows = gw.read("case_of_person", person_id=person_id)
-    if not rows or rows[0]["case"] is None:
+    found = gw.read("case_of_person", person_id=person_id).row_or_none()
+    if found is None or found["case"] is None:
         raise NotFound(f"Person '{person_id}' is not a confirmed case.")
-    pools = sorted(rows[0]["pools"])
+    pools = sorted(found["pools"])
     traces = trace_many(gw, pools)
     ring1 = [
         _in_tube(p, code)
@@ -412,10 +412,16 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> Ri
         for p in traces[code]["persons"]
         if p["person_id"] != person_id
     ]
-    ring2_rows = gw.read(
-        "ring_same_compound_day", person_id=person_id, pools=pools, after=cursor, limit=limit + 1
+    ring2_rows, more = split_page(
+        gw.read(
+            "ring_same_compound_day",
+            person_id=person_id,
+            pools=pools,
+            after=cursor,
+            limit=limit + 1,
+        ),
+        limit,
     )
-    ring2_rows, more = split_page(ring2_rows, limit)
     ring2_traces = trace_many(gw, sorted({r["tube_code"] for r in ring2_rows}))
     ring2: list[RingPersonJSON] = []
     for r in ring2_rows:
@@ -426,7 +432,7 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> Ri
             if p["person_id"] == r["person_id"] and p["record_id"] == r["record_id"]
         )
         ring2.append(_in_tube(person, r["tube_code"]))
-    case = rows[0]["case"]
+    case = found["case"]
     return {
         "person_id": person_id,
         "case": {
@@ -468,10 +474,10 @@ def stored_report(
     compounds, which are never purged."""
     if report not in STORED_DISTRICT:
         return None
-    found = gw.read("retention_stored_report", key=stored_report_key(day, report))
-    if not found:
+    stored = gw.read("retention_stored_report", key=stored_report_key(day, report)).value_or_none()
+    if stored is None:
         return None
-    rows: list[ReportRow] = json.loads(found[0]["rows"])
+    rows: list[ReportRow] = json.loads(stored)
     if district is None:
         return rows
     return [r for r in rows if r.get(STORED_DISTRICT[report]) == district]

@@ -223,8 +223,7 @@ def payload(event: StoredEvent, district: str | None) -> Payload:
 def events_through(gw: Gateway) -> int:
     """The number of the last event the retention deleted (engine/ops/retention.py): every
     event up to it is gone."""
-    rows = gw.read("retention_events_through")
-    return int(rows[0]["through"] or 0) if rows else 0
+    return int(gw.read("retention_events_through").value() or 0)
 
 
 def check_event_cursor(gw: Gateway, after: int) -> None:

@@ -248,16 +248,16 @@ def refresh_tubes(gw: Gateway, codes: list[str], page: int = 2000) -> int:
 def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> PersonStatusJSON:
     """A person's status on one sampling day; a district sees only its own residents."""
     date = domain.parse_day(date)
-    rows = gw.read("person_day_status", person_id=person_id, day=date)
+    found = gw.read("person_day_status", person_id=person_id, day=date).row_or_none()
     # The id is not echoed: a district must not learn anything about other districts' people.
     missing = f"No status for this person on {date} (or not a resident of your district)."
-    if not rows:
+    if found is None:
         raise NotFound(missing)
-    if not reaches(who, rows[0]["districts"]):
+    if not reaches(who, found["districts"]):
         raise NotFound(missing)
-    d = rows[0]["status"]
-    inputs = gw.read("status_inputs", person_ids=[person_id])
-    day = next((x for x in derive(person_id, inputs[0]["regs"]) if x.day == date), None)
+    d = found["status"]
+    [inputs] = gw.read("status_inputs", person_ids=[person_id])  # one row per person
+    day = next((x for x in derive(person_id, inputs["regs"]) if x.day == date), None)
     return {
         "person_id": d["person_id"],
         "date": d["day"],

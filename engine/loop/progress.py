@@ -34,8 +34,8 @@ def is_overdue(task: Mapping[str, object], now: datetime | None = None) -> bool:
 
 
 def latest_positive_day(gw: Gateway) -> str | None:
-    rows = gw.read("latest_positive_day")
-    return str(rows[0]["day"]) if rows else None
+    day = gw.read("latest_positive_day").value_or_none()
+    return None if day is None else str(day)
 
 
 def loop_progress(gw: Gateway, who: Principal, day: str) -> list[DistrictProgress]:

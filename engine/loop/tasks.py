@@ -383,10 +383,9 @@ def transition(
     codes.check_text(note, "note", multiline=True)
 
     def work(tx: ManagedTransaction) -> StoredTask:
-        rows = gw.run_in(tx, "lock_task", task_id=task_id_)
-        if not rows or not task_visible(rows[0]["task"], who):
+        task: StoredTask | None = gw.run_in(tx, "lock_task", task_id=task_id_).value_or_none()
+        if task is None or not task_visible(task, who):
             raise NotFound(f"No task with id '{task_id_}'.")
-        task: StoredTask = rows[0]["task"]
         if _resent(task, who, to, outcome, note):
             return task.copy()
         try:
@@ -397,7 +396,7 @@ def transition(
             raise TransitionError("closing as closed_by_investigator needs a note")
         now = datetime.now(UTC)
         entry = _history(to, now, who.key_id, note, outcome)
-        updated = gw.run_in(
+        moved: StoredTask | None = gw.run_in(
             tx,
             "set_task_status",
             task_id=task_id_,
@@ -406,11 +405,10 @@ def transition(
             outcome=outcome,
             entry=entry,
             now=now,
-        )
-        if not updated:
+        ).value_or_none()
+        if moved is None:
             raise TransitionError("the task changed meanwhile; read it again and retry")
         outbox.append(gw, tx, outbox.task_events(gw, tx, set(), {task_id_}, now))
-        moved: StoredTask = updated[0]["task"]
         return moved.copy()
 
     return gw.write_tx(work)
@@ -521,7 +519,7 @@ def task_view(gw: Gateway, task: StoredTask) -> TaskJSON:
 
 
 def get_task(gw: Gateway, task_id_: str, who: Principal) -> TaskJSON:
-    rows = gw.read("get_task", task_id=task_id_)
-    if not rows or not task_visible(rows[0]["task"], who):
+    task: StoredTask | None = gw.read("get_task", task_id=task_id_).value_or_none()
+    if task is None or not task_visible(task, who):
         raise NotFound(f"No task with id '{task_id_}'.")
-    return task_view(gw, rows[0]["task"])
+    return task_view(gw, task)

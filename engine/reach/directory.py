@@ -48,10 +48,10 @@ def remove(gw: Gateway, entry_key: str) -> DirectoryRemovalJSON:
     tasks re-routed (the move in each open task's history) and the tasks' events written."""
 
     def work(tx: ManagedTransaction) -> DirectoryRemovalJSON:
-        rows = gw.run_in(tx, "remove_directory_entry", entry_key=entry_key)
-        if not rows:
+        removed = gw.run_in(tx, "remove_directory_entry", entry_key=entry_key).row_or_none()
+        if removed is None:
             raise NotFound(f"No directory entry with key '{entry_key}'.")
-        person_id = rows[0]["person_id"]
+        person_id = removed["person_id"]
         moved = reroute.after_directory(
             gw, tx, [person_id] if person_id else [], "a directory entry was removed"
         )

@@ -272,12 +272,12 @@ def trace_tube(gw: Gateway, tube_code: str) -> TraceJSON:
 def purged_tube_message(gw: Gateway, code: str) -> str | None:
     """The 404 sentence of a tube a purged day's codes span (engine/ops/retention.py keeps each
     purged day's lowest and highest tube code); None otherwise."""
-    rows = gw.read("retention_purged_tube_day", code=code)
-    if not rows:
+    purged = gw.read("retention_purged_tube_day", code=code).row_or_none()
+    if purged is None:
         return None
     return (
         f"No tube with code '{code}' is stored: the data of its sampling day "
-        f"({rows[0]['day']}) is older than the {rows[0]['keep_days']}-day retention window "
+        f"({purged['day']}) is older than the {purged['keep_days']}-day retention window "
         "and was deleted."
     )
 
