@@ -3,7 +3,7 @@
 // YYYY-MM-DD, so that text order is day order); a result's `day` is its reporting day.
 
 // name: exposure_rings -> rows
-// params: subjects, days, depth, district, after_depth, after_person
+// params: subjects: list[map], days: int, depth: int, district, after_depth: int, after_person
 // For each subject {person_id, until} (until null: the person's latest sampling day), the
 // persons at co-pool distance 1..$depth inside the window [until - $days + 1, until], found
 // breadth-first: each level takes the pooled tubes of the ring before that no earlier level
