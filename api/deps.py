@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from api import models
 from api.security import require
-from engine import codes
+from engine import codes, domain
 from engine.access import audit
 from engine.access.keys import Principal
 from engine.errors import InputError
@@ -48,54 +48,110 @@ Collector = Annotated[Principal, Depends(require("collector"))]
 Lab = Annotated[Principal, Depends(require("lab"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 HealthCode = Annotated[Principal, Depends(require("health_code"))]
-RevealQ = Annotated[bool, Query(description="investigators only: unmasked identity")]
-DayQ = Annotated[str, Query(pattern=codes.DAY_PATTERN)]
-ReasonQ = Annotated[
-    str | None, Query(max_length=MAX_STRING, description="why identity is revealed (audited)")
-]
 
 
-def _validator(check: Callable[[str], str]) -> AfterValidator:
-    """An engine check as a pydantic validator: its sentence becomes the 422 message."""
+def _validator(check: Callable[[str], Any]) -> AfterValidator:
+    """An engine check as a pydantic validator: its sentence becomes the 422 message. The value
+    passes on as it came (a check's normalised answer is the engine's business)."""
 
     def validate(value: str) -> str:
         try:
-            return check(value)
+            check(value)
         except InputError as exc:
             raise ValueError(str(exc)) from None
+        return value
 
     return AfterValidator(validate)
+
+
+def string_schema(**schema: Any) -> WithJsonSchema:
+    """What the OpenAPI document says a string parameter accepts: exactly what its checks let
+    through (so that a generated client, or a fuzzer's valid data, is never refused). The
+    checks themselves are the engine's, with their own sentences."""
+    return WithJsonSchema({"type": "string", **schema})
+
+
+# Closed vocabularies as the OpenAPI document lists them. The district table is the engine's
+# (engine/data/districts.json); `unassigned` is the city-level queue of tasks.
+DISTRICT_CODES = sorted(domain.district_data()["current"])
+DISTRICT_SCHEMA = string_schema(enum=DISTRICT_CODES)
+TASK_DISTRICT_SCHEMA = string_schema(enum=[*DISTRICT_CODES, domain.UNASSIGNED])
+# A day: YYYY-MM-DD, a real date, in the years tubetrace reports on (domain.FIRST_DAY to
+# LAST_DAY, whole centuries: the pattern pins the century, the format the calendar).
+# `formatMinimum` / `formatMaximum` say the bounds to validators that read them (ajv-formats).
+DAY_SCHEMA = string_schema(
+    format="date",
+    pattern=f"^{domain.FIRST_DAY.year // 100}[0-9]{{2}}-[0-9]{{2}}-[0-9]{{2}}$",
+    formatMinimum=domain.FIRST_DAY.isoformat(),
+    formatMaximum=domain.LAST_DAY.isoformat(),
+)
+DAY_HELP = f"a sampling day, YYYY-MM-DD, {domain.FIRST_DAY} to {domain.LAST_DAY}"
+REVEAL_HELP = (
+    "investigators only: unmasked identity. Needs `reason` (not blank): reveal=true without "
+    "one answers 422 invalid_input"
+)
+REASON_HELP = (
+    "why identity is revealed (audited); required, and not blank, with reveal=true. No control "
+    "or invisible formatting characters"
+)
+# The 422 of an operation that takes `reveal`: its dependency on `reason` is one OpenAPI
+# cannot state as a schema (one parameter requires another), so the answer says it.
+REVEAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": models.Error,
+        "description": "`invalid_input`: a parameter that does not validate, or reveal=true "
+        "without a reason (or with a blank one)",
+    }
+}
+
+RevealQ = Annotated[bool, Query(description=REVEAL_HELP)]
+DayQ = Annotated[str, DAY_SCHEMA, Query(description=DAY_HELP), _validator(domain.parse_day)]
+OptionalDay = Annotated[Annotated[str, DAY_SCHEMA] | None, _validator(domain.parse_day)]
+ReasonQ = Annotated[
+    Annotated[str, string_schema(maxLength=MAX_STRING, pattern=codes.TEXT_PATTERN)] | None,
+    Query(max_length=MAX_STRING, description=REASON_HELP),
+    _validator(lambda v: codes.check_text(v, "reason")),
+]
 
 
 def _code(what: str) -> Callable[[str], str]:
     return lambda value: codes.check_code(value, what)
 
 
+CODE_SCHEMA = string_schema(minLength=1, maxLength=codes.MAX_CODE, pattern=codes.CODE_PATTERN)
 TubeCodePath = Annotated[
     str,
+    CODE_SCHEMA,
     Path(max_length=codes.MAX_CODE, description="a tube code: printable, at most 64 characters"),
     _validator(_code("tube code")),
 ]
-TaskIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("task id"))]
-PersonIdPath = Annotated[str, Path(max_length=codes.MAX_CODE), _validator(_code("person id"))]
+TaskIdPath = Annotated[
+    str, CODE_SCHEMA, Path(max_length=codes.MAX_CODE), _validator(_code("task id"))
+]
+PersonIdPath = Annotated[
+    str, CODE_SCHEMA, Path(max_length=codes.MAX_CODE), _validator(_code("person id"))
+]
 EntryKeyPath = Annotated[
     str,
+    CODE_SCHEMA,
     Path(max_length=codes.MAX_CODE, description="a directory entry's key (its load answer's key)"),
     _validator(_code("entry key")),
 ]
 DistrictPath = Annotated[
     str,
+    TASK_DISTRICT_SCHEMA,
     Path(
         pattern=r"^([0-9]{6}|unassigned)$",
-        description="a district code from the district table (6 ASCII digits) or 'unassigned'",
+        description="a district code from the district table, or 'unassigned'",
     ),
     _validator(lambda v: codes.check_district(v, allow_unassigned=True)),
 ]
 DistrictQ = Annotated[
-    str | None,
+    Annotated[str, DISTRICT_SCHEMA] | None,
     Query(
         pattern=r"^[0-9]{6}$",
-        description="only this district's residents (a district key: its own only)",
+        description="only this district's residents (a district key: its own only); "
+        "a code from the district table",
     ),
     _validator(lambda v: codes.check_district(v)),
 ]

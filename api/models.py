@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from engine.codes import MAX_TEXT
+from engine.codes import MAX_TEXT, MULTILINE_TEXT_PATTERN
 from engine.contract import (
     AttackRate,
     AuditEntry,
@@ -19,8 +22,11 @@ from engine.contract import (
     DirectoryRemoval,
     Exposure,
     HistoryEntry,
+    IdType,
     LoadAnswer,
     LoadSummary,
+    Method,
+    Outcome,
     Person,
     PersonStatus,
     PositiveItem,
@@ -30,6 +36,7 @@ from engine.contract import (
     RecordOutcome,
     Report,
     Residence,
+    ResultValue,
     RingPage,
     RingPerson,
     Rings,
@@ -40,10 +47,12 @@ from engine.contract import (
     Task,
     TaskCompound,
     TaskPage,
+    TaskStatus,
     Trace,
     Tube,
     TubeResult,
 )
+from loaders.transform import PHONE_OWNERS
 
 # The answers' shapes are the engine's (engine/contract.py); only request bodies and the
 # error envelope are the API's own.
@@ -90,6 +99,18 @@ __all__ = [
 # Any JSON value is taken as sent: the loader flags what is not a text or a number (`true`,
 # objects, arrays) as `invalid_<field>` instead of refusing the batch or turning `true` into 1.
 Scalar = JsonValue
+
+
+def known(field: str, values: Iterable[str]) -> Any:
+    """A field of a closed vocabulary that is still taken as sent (a swab is never lost to a
+    typo): the OpenAPI document lists the values; another one is stored flagged
+    `invalid_<field>`."""
+    listed = list(values)
+    return Field(
+        default=None,
+        description=f"one of {', '.join(listed)}; another value is stored flagged invalid_{field}",
+        examples=[listed[0]],
+    )
 
 
 class LimitExceeded(Exception):
@@ -139,8 +160,8 @@ class RegistrationIn(BaseModel):
     box_code: Scalar = None
     tube_code: Scalar = None
     pool_size: Scalar = None
-    method: Scalar = None
-    id_type: Scalar = None
+    method: Scalar = known("method", Method)
+    id_type: Scalar = known("id_type", IdType)
     id_number: Scalar = None
     name: Scalar = None
     phone: Scalar = None
@@ -152,7 +173,7 @@ class ResultIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     tube_code: Scalar = None
-    result: Scalar = None
+    result: Scalar = known("result", ResultValue)
     reported_at: Scalar = None
     lab_code: Scalar = None
     ct_value: Scalar = None
@@ -163,17 +184,26 @@ class DirectoryEntryIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id_type: Scalar = None
+    id_type: Scalar = known("id_type", IdType)
     id_number: Scalar = None
     name: Scalar = None
     phone: Scalar = None
-    phone_owner: Scalar = None
+    phone_owner: Scalar = known("phone_owner", PHONE_OWNERS)
     residence_compound_code: Scalar = None
     source: Scalar = None
     updated_at: Scalar = None
 
 
 class TransitionIn(BaseModel):
-    to: str = Field(max_length=32, description="the new status")
-    outcome: str | None = Field(default=None, max_length=32)
-    note: str | None = Field(default=None, max_length=MAX_TEXT)
+    """A task move. `outcome` goes with `to: closed` only (`released` or `confirmed` after a
+    retest; `closed_by_investigator`, with a note, by an investigator from any open status)."""
+
+    to: TaskStatus = Field(description="the new status")
+    outcome: Outcome | None = Field(default=None, description="with `closed` only")
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_TEXT,
+        description="free text (line breaks allowed; no control or invisible formatting "
+        "characters)",
+        json_schema_extra={"pattern": MULTILINE_TEXT_PATTERN},
+    )

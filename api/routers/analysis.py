@@ -10,26 +10,40 @@ from fastapi import APIRouter, Query
 
 from api import models
 from api.deps import (
+    REVEAL_RESPONSES,
     AuditDep,
     DayQ,
     GatewayDep,
     Investigator,
+    OptionalDay,
     PersonIdPath,
     Reader,
     ReasonQ,
     RevealQ,
+    string_schema,
 )
-from engine import codes
 from engine.analysis import outbreak
 from engine.contract import AttackRateJSON, ClustersJSON, ExposureJSON, SignalsJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["analysis"])
 
-WindowDayQ = Annotated[str, Query(pattern=codes.DAY_PATTERN, description="YYYY-MM-DD")]
+# A window of sampling days: since <= until, at most outbreak.MAX_DAYS days (OpenAPI cannot
+# bound one parameter by another; the description says it, a window outside it is a 422).
+WINDOW_HELP = (
+    f"YYYY-MM-DD, 2000-01-01 to 2099-12-31; since <= until, at most {outbreak.MAX_DAYS} days "
+    "from since to until (else 422 invalid_input)"
+)
+WindowDayQ = Annotated[DayQ, Query(description=WINDOW_HELP)]
+# The cursors as the engine reads them (outbreak._exposure_cursor, _cluster_cursor): a page's
+# next_cursor, or empty for the first page.
+EXPOSURE_CURSOR = r"^(?:[1-4]:[^\n]{1,128})?$"
+CLUSTERS_CURSOR = r"^(?:[0-9]{1,9}:[\s\S]+)?$"
 
 
-@router.get("/v1/persons/{person_id}/exposure", response_model=models.Exposure)
+@router.get(
+    "/v1/persons/{person_id}/exposure", response_model=models.Exposure, responses=REVEAL_RESPONSES
+)
 def get_exposure(
     person_id: PersonIdPath,
     gw: GatewayDep,
@@ -38,13 +52,12 @@ def get_exposure(
     depth: Annotated[int, Query(ge=1, le=outbreak.MAX_DEPTH)] = 3,
     days: Annotated[int, Query(ge=1, le=outbreak.MAX_DAYS)] = 14,
     until: Annotated[
-        str | None,
-        Query(
-            pattern=codes.DAY_PATTERN,
-            description="the window's last sampling day (default: the person's latest)",
-        ),
+        OptionalDay,
+        Query(description="the window's last sampling day (default: the person's latest)"),
     ] = None,
-    cursor: Annotated[str, Query(max_length=160)] = "",
+    cursor: Annotated[
+        str, string_schema(maxLength=160, pattern=EXPOSURE_CURSOR), Query(max_length=160)
+    ] = "",
     limit: Annotated[int, Query(ge=1, le=outbreak.EXPOSURE_MAX_PAGE)] = 100,
     reveal: RevealQ = False,
     reason: ReasonQ = None,
@@ -64,14 +77,16 @@ def get_exposure(
     )
 
 
-@router.get("/v1/clusters", response_model=models.Clusters)
+@router.get("/v1/clusters", response_model=models.Clusters, responses=REVEAL_RESPONSES)
 def get_clusters(
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
     since: WindowDayQ,
     until: WindowDayQ,
-    cursor: Annotated[str, Query(max_length=64)] = "",
+    cursor: Annotated[
+        str, string_schema(maxLength=64, pattern=CLUSTERS_CURSOR), Query(max_length=64)
+    ] = "",
     limit: Annotated[int, Query(ge=1, le=outbreak.CLUSTERS_MAX_PAGE)] = 50,
     reveal: RevealQ = False,
     reason: ReasonQ = None,

@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, PersonIdPath, ReasonQ, RevealQ
+from api.deps import (
+    REVEAL_RESPONSES,
+    AuditDep,
+    GatewayDep,
+    Investigator,
+    PersonIdPath,
+    ReasonQ,
+    RevealQ,
+)
 from engine.analysis import reports
 from engine.contract import RingsJSON
 from engine.usecases import reads
@@ -15,7 +23,9 @@ from engine.usecases import reads
 router = APIRouter(tags=["tasks"])
 
 
-@router.get("/v1/persons/{person_id}/rings", response_model=models.Rings)
+@router.get(
+    "/v1/persons/{person_id}/rings", response_model=models.Rings, responses=REVEAL_RESPONSES
+)
 def get_rings(
     person_id: PersonIdPath,
     gw: GatewayDep,

@@ -7,13 +7,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DayQ, DistrictQ, GatewayDep, Reader, ReasonQ, RevealQ
+from api.deps import (
+    REVEAL_RESPONSES,
+    AuditDep,
+    DayQ,
+    DistrictQ,
+    GatewayDep,
+    Reader,
+    ReasonQ,
+    RevealQ,
+)
 from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
 
 
-@router.get("/v1/positives", response_model=models.PositivesPage)
+@router.get("/v1/positives", response_model=models.PositivesPage, responses=REVEAL_RESPONSES)
 def get_positives(
     gw: GatewayDep,
     who: Reader,

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
+from api.deps import REVEAL_RESPONSES, AuditDep, GatewayDep, Investigator, ReasonQ, RevealQ
 from engine.usecases import reads
 
 router = APIRouter(tags=["load"])
 
 
-@router.get("/v1/quarantine", response_model=models.QuarantinePage)
+@router.get("/v1/quarantine", response_model=models.QuarantinePage, responses=REVEAL_RESPONSES)
 def get_quarantine(
     gw: GatewayDep,
     who: Investigator,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from api import models
-from api.deps import AuditDep, DayQ, GatewayDep, Reader, SettingsDep
+from api.deps import AuditDep, DayQ, GatewayDep, Reader, SettingsDep, string_schema
 from engine.analysis import reports
 from engine.usecases import reads
 
@@ -16,7 +16,11 @@ router = APIRouter(tags=["reports"])
 
 @router.get("/v1/reports/{report}", response_model=models.Report)
 def get_report(
-    report: Annotated[str, Path(pattern=f"^({'|'.join(reports.REPORTS)})$")],
+    report: Annotated[
+        str,
+        string_schema(enum=list(reports.REPORTS)),
+        Path(pattern=f"^({'|'.join(reports.REPORTS)})$", description="the daily report"),
+    ],
     gw: GatewayDep,
     s: SettingsDep,
     who: Reader,

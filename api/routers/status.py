@@ -8,11 +8,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DayQ, GatewayDep, HealthCode, PersonIdPath, Reader, SettingsDep
+from api.deps import (
+    AuditDep,
+    DayQ,
+    GatewayDep,
+    HealthCode,
+    PersonIdPath,
+    Reader,
+    SettingsDep,
+    string_schema,
+)
 from engine.contract import PersonStatusJSON
 from engine.usecases import reads
 
 router = APIRouter(tags=["status"])
+# The feed's cursor as the engine reads it (feed.status.changes_page): a change_id, the
+# whitespace Python's strip() takes around it, or nothing for the start of the feed.
+_SPACE = (
+    r"\t\n\u000B\u000C\r\u001C-\u001F \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+)
+FEED_CURSOR = f"^[{_SPACE}]*(?:[0-9]{{1,18}}[{_SPACE}]*)?$"
 
 
 @router.get("/v1/persons/{person_id}/status", response_model=models.PersonStatus)
@@ -32,7 +47,9 @@ def get_status_changes(
     who: HealthCode,
     log: AuditDep,
     settings: SettingsDep,
-    cursor: Annotated[str, Query(max_length=32)] = "",
+    cursor: Annotated[
+        str, string_schema(maxLength=32, pattern=FEED_CURSOR), Query(max_length=32)
+    ] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
     items, next_cursor = reads.read_status_changes(

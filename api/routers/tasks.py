@@ -7,20 +7,33 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api import models
-from api.deps import AuditDep, DistrictPath, GatewayDep, Reader, ReasonQ, RevealQ, TaskIdPath
-from engine.contract import TaskJSON
+from api.deps import (
+    REVEAL_RESPONSES,
+    AuditDep,
+    DistrictPath,
+    GatewayDep,
+    Reader,
+    ReasonQ,
+    RevealQ,
+    TaskIdPath,
+)
+from engine.contract import TaskJSON, TaskStatus
 from engine.usecases import reads
 
 router = APIRouter(tags=["tasks"])
 
 
-@router.get("/v1/districts/{district_code}/tasks", response_model=models.TaskPage)
+@router.get(
+    "/v1/districts/{district_code}/tasks",
+    response_model=models.TaskPage,
+    responses=REVEAL_RESPONSES,
+)
 def get_district_tasks(
     district_code: DistrictPath,
     gw: GatewayDep,
     who: Reader,
     log: AuditDep,
-    status: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[TaskStatus | None, Query(description="only tasks in this status")] = None,
     cursor: Annotated[str, Query(max_length=128)] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     reveal: RevealQ = False,
@@ -48,4 +61,14 @@ def post_transition(
     who: Reader,
     log: AuditDep,
 ) -> TaskJSON:
-    return reads.move_task(gw, log, who, task_id, to=body.to, outcome=body.outcome, note=body.note)
+    """Move a task (`to`: the new status; `outcome` with `closed` only). The lifecycle decides
+    which moves a task's current status allows: any other is a 409 that names them."""
+    return reads.move_task(
+        gw,
+        log,
+        who,
+        task_id,
+        to=body.to.value,
+        outcome=body.outcome.value if body.outcome is not None else None,
+        note=body.note,
+    )

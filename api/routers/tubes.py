@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
 from api import models
-from api.deps import AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, TubeCodePath
+from api.deps import REVEAL_RESPONSES, AuditDep, GatewayDep, Reader, ReasonQ, RevealQ, TubeCodePath
 from engine.usecases import reads
 
 router = APIRouter(tags=["trace"])
@@ -15,7 +15,9 @@ TRACE_JSON = TypeAdapter(models.Trace)
 
 
 # `:path`: a tube code may hold `/` (sent as it is, or as %2F).
-@router.get("/v1/tubes/{tube_code:path}/trace", response_model=models.Trace)
+@router.get(
+    "/v1/tubes/{tube_code:path}/trace", response_model=models.Trace, responses=REVEAL_RESPONSES
+)
 async def get_trace(
     tube_code: TubeCodePath,
     gw: GatewayDep,
