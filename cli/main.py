@@ -416,12 +416,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List keys (never their secrets)."""
-    from engine.access.keys import list_keys
+    from engine.access.keys import ShownKey, list_keys
     from engine.domain import iso
 
     with gateway() as gw:
         keys = list_keys(gw)
-    rows = [
+    rows: list[ShownKey] = [
         {**k, "created_at": iso(k["created_at"]), "revoked_at": iso(k["revoked_at"])} for k in keys
     ]
     if as_json:

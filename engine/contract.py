@@ -612,8 +612,8 @@ class AuditEntryJSON(TypedDict):
     reason: str | None
     status: str | None
     detail: str | None
-    claimed_key_id: NotRequired[str]
-    request_id: NotRequired[str]
+    claimed_key_id: NotRequired[str | None]  # a refused caller's, unverified
+    request_id: NotRequired[str | None]
 
 
 class StatusTubeJSON(TypedDict):

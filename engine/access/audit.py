@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from neo4j import ManagedTransaction
 
 from engine import context, domain
 from engine.access.keys import Principal
+from engine.contract import AuditEntryJSON
 from engine.errors import DatabaseUnavailable
 from engine.store.gateway import Gateway
 
@@ -72,13 +73,13 @@ def make_entry(
     status: str = "ok",
     detail: str | None = None,
     claimed_key_id: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEntryJSON:
     """An entry. `key_id` names a key only when it was proven (it exists and its secret
     matched); a refused caller's entry has none, and the key id it typed, unverified, is in
     `claimed_key_id`."""
     now = datetime.now(UTC)
     # A time-ordered id (ms since epoch, then random) pages the log in order.
-    entry = {
+    entry: AuditEntryJSON = {
         "audit_id": f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
         "at": _utc_text(now),
         "key_id": who.key_id or None,
@@ -98,11 +99,20 @@ def make_entry(
     return entry
 
 
-def entry_hash(entry: dict[str, Any]) -> str:
+class Chained(AuditEntryJSON):
+    """An entry in the chain: its place, the hash of the entry before it, and its own."""
+
+    seq: int
+    prev_hash: str | None
+    hash: str
+
+
+def entry_hash(entry: Mapping[str, object]) -> str:
     """SHA-256 over the entry's content (time as UTC text) and the previous entry's hash."""
     content = {name: entry.get(name) for name in HASHED}
     content["at"] = _utc_text(content["at"]) if content["at"] is not None else None
-    content["person_ids"] = list(content["person_ids"] or [])
+    ids = content["person_ids"]
+    content["person_ids"] = list(ids) if isinstance(ids, list | tuple) else []
     for optional in ("request_id", "claimed_key_id"):  # hashed when present (older: none)
         if entry.get(optional) is not None:
             content[optional] = entry[optional]
@@ -110,7 +120,7 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def append_chained(gw: Gateway, entries: list[dict[str, Any]]) -> int:
+def append_chained(gw: Gateway, entries: list[AuditEntryJSON]) -> int:
     """Append entries to the chain in one transaction; an entry already stored (a replayed
     journal, a resent COMMIT) is skipped. Returns how many were added."""
     if not entries:
@@ -129,7 +139,7 @@ def append_chained(gw: Gateway, entries: list[dict[str, Any]]) -> int:
                 continue
             stored.add(e["audit_id"])
             seq += 1
-            row = {**e, "seq": seq, "prev_hash": prev}
+            row: Chained = {**e, "seq": seq, "prev_hash": prev, "hash": ""}
             row["hash"] = prev = entry_hash(row)
             rows.append(row)
         if rows:
@@ -178,7 +188,7 @@ class Marked:
         self.sink.record(who, action, **fields)
 
 
-def _read_journal(path: Path) -> list[dict[str, Any]]:
+def _read_journal(path: Path) -> list[AuditEntryJSON]:
     out = []
     for line in path.read_bytes().splitlines():
         try:
@@ -234,7 +244,7 @@ class AuditWriter:
         self.path = self.folder / f"journal-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._queue: list[dict[str, Any]] = []
+        self._queue: list[AuditEntryJSON] = []
         self._bytes = 0
         self._written = 0
         self._synced = 0
@@ -323,7 +333,7 @@ class AuditWriter:
 
 def entries(
     gw: Gateway, *, since: datetime | None, key_id: str | None, after: str = "", limit: int = 500
-) -> list[dict[str, Any]]:
+) -> list[AuditEntryJSON]:
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     rows = gw.read("list_audit", since=since, key_id=key_id, after=after, limit=limit)
     out = []
@@ -352,7 +362,7 @@ class Verification:
         return not self.problems
 
 
-def _chain(gw: Gateway, page: int = 5000) -> Iterator[dict[str, Any]]:
+def _chain(gw: Gateway, page: int = 5000) -> Iterator[Chained]:
     after = 0
     while rows := gw.read("audit_chain_page", after=after, limit=page):
         for r in rows:

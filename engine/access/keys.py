@@ -12,7 +12,9 @@ import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
+
+from neo4j.time import DateTime
 
 from engine.codes import check_code, check_district
 from engine.contract import Role
@@ -190,7 +192,31 @@ def authenticate(gw: Gateway, presented: str) -> Principal | None:
     return check_key(gw, presented).principal
 
 
-def list_keys(gw: Gateway) -> list[dict[str, Any]]:
+class StoredKey(TypedDict):
+    """A key as `list_keys` reads it (never its secret's hash)."""
+
+    key_id: str
+    role: str
+    district: str | None
+    labs: list[str] | None
+    label: str | None
+    created_at: DateTime | None
+    revoked_at: DateTime | None
+
+
+class ShownKey(TypedDict):
+    """A key as `keys list` shows it: its times as ISO text."""
+
+    key_id: str
+    role: str
+    district: str | None
+    labs: list[str] | None
+    label: str | None
+    created_at: str | None
+    revoked_at: str | None
+
+
+def list_keys(gw: Gateway) -> list[StoredKey]:
     return [r["key"] for r in gw.read("list_keys")]
 
 

@@ -23,12 +23,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TypedDict
 
 from engine.access import audit
 from engine.errors import BackupInvalid, InputError, TargetNotEmpty
@@ -37,7 +37,7 @@ from engine.store.gateway import Gateway, connect
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-SEAL = "manifest_sha256"
+SEAL: Final = "manifest_sha256"
 MAINTENANCE = "maintenance.json"
 JOURNALS = "audit"
 RETRY_AFTER_S = 10  # what a client is told to wait while the database is being dumped
@@ -100,10 +100,50 @@ def _maintenance(home: Path, what: str) -> Iterator[None]:
 # ---------------------------------------------------------------- backup
 
 
+class Counts(TypedDict):
+    """What the database holds: nodes and relationships, and each by label and type."""
+
+    nodes: int
+    relationships: int
+    labels: dict[str, int]
+    types: dict[str, int]
+
+
+class KeyMaterial(TypedDict):
+    api_keys: int
+    webhooks: int
+    person_id_secret_sha256: str
+    where: str
+
+
+class FileEntry(TypedDict):
+    bytes: int
+    sha256: str
+
+
+class Manifest(TypedDict):
+    """manifest.json: what a backup holds, sealed by the hash of the rest (`SEAL`)."""
+
+    format: int
+    tubetrace_version: str
+    neo4j_version: str | None
+    neo4j_edition: str | None
+    database: str
+    dump: str
+    created_at: str
+    downtime_s: float
+    downtime_phases_s: dict[str, float]
+    dump_s: float
+    counts: Counts
+    key_material: KeyMaterial
+    files: dict[str, FileEntry]
+    manifest_sha256: str
+
+
 @dataclass
 class BackupReport:
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     downtime_s: float
     dump_s: float
 
@@ -161,7 +201,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
     if not dump.is_file():
         raise InputError(f"neo4j-admin wrote no dump into {target}; see {server.log_path}.")
     files = {str(p.relative_to(target)): _file_entry(p) for p in [dump, *journals]}
-    manifest = {
+    manifest: Manifest = {
         "format": FORMAT,
         "tubetrace_version": _version(),
         "neo4j_version": (kernel.get("versions") or [None])[0],
@@ -175,6 +215,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
         "counts": counts,
         "key_material": keys,
         "files": files,
+        SEAL: "",
     }
     manifest[SEAL] = _seal(manifest)
     _write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
@@ -187,14 +228,14 @@ def backup(settings: Settings, target: Path) -> BackupReport:
 
 @dataclass
 class RestoreReport:
-    manifest: dict[str, Any]
-    counts: dict[str, Any]
+    manifest: Manifest
+    counts: Counts
     journal_entries: int
     downtime_s: float
     warnings: list[str] = field(default_factory=list)
 
 
-def check_backup(source: Path) -> dict[str, Any]:
+def check_backup(source: Path) -> Manifest:
     """The manifest of a complete, undamaged backup; `BackupInvalid` naming what is wrong."""
     path = source / MANIFEST
     if not source.is_dir():
@@ -205,8 +246,8 @@ def check_backup(source: Path) -> dict[str, Any]:
             "backup was cut short or is still being written). Nothing was restored."
         )
     try:
-        manifest = json.loads(path.read_text())
-        files: dict[str, dict[str, Any]] = manifest["files"]
+        manifest: Manifest = json.loads(path.read_text())
+        files = manifest["files"]
         dump = str(manifest["dump"])
         format_ = manifest["format"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -246,7 +287,7 @@ def check_backup(source: Path) -> dict[str, Any]:
             f"{source} holds files its manifest does not list ({', '.join(extra[:3])}): "
             "not a backup as written. Nothing was restored."
         )
-    return dict(manifest)
+    return manifest.copy()
 
 
 def restore(settings: Settings, source: Path, *, force: bool = False) -> RestoreReport:
@@ -291,7 +332,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
         keys = _key_material(gw, counts_loaded)
     finally:
         gw.close()
-    want = manifest.get("counts", {})
+    want: Mapping[str, object] = manifest.get("counts") or {}
     for what in ("nodes", "relationships"):
         if counts_loaded.get(what) != want.get(what):
             warnings.append(
@@ -331,7 +372,7 @@ def _has_data(settings: Settings) -> bool:
         gw.close()
 
 
-def _counts(gw: Gateway) -> dict[str, Any]:
+def _counts(gw: Gateway) -> Counts:
     row = gw.read("backup_stats").row()
     skip = {"ConsoleSession", "Lease"}
     labels = {k: int(v) for k, v in sorted(row["labels"].items()) if v and k not in skip}
@@ -343,7 +384,7 @@ def _counts(gw: Gateway) -> dict[str, Any]:
     }
 
 
-def _key_material(gw: Gateway, counts: dict[str, Any]) -> dict[str, Any]:
+def _key_material(gw: Gateway, counts: Counts) -> KeyMaterial:
     secret = gw.secret()
     return {
         "api_keys": counts["labels"].get("ApiKey", 0),
@@ -366,14 +407,14 @@ def _copy_journals(folder: Path, target: Path) -> list[Path]:
     return copied
 
 
-def _seal(manifest: dict[str, Any]) -> str:
+def _seal(manifest: Mapping[str, object]) -> str:
     """The SHA-256 of the manifest's own content (all but the seal), so an edited manifest
     (counts, checksums, the dump's name) is refused like a damaged file."""
     body = {k: v for k, v in manifest.items() if k != SEAL}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
+def _file_entry(path: Path) -> FileEntry:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TypedDict, cast
 from zoneinfo import ZoneInfo
 
 from neo4j import ManagedTransaction
@@ -63,6 +63,59 @@ TUBE_BATCH = 500  # tubes per transaction: ~6,000 nodes of a 10-person pool roun
 EVENT_BATCH = 5000
 
 
+class PurgeJSON(TypedDict):
+    """A purge's report as `tubetrace retention purge --json` and the log line show it."""
+
+    today: str
+    keep_days: int
+    oldest_kept_day: str
+    dry_run: bool
+    deleted: dict[str, int]
+    kept_for_open_tasks: int
+    kept_cases: int
+    aggregated_days: list[str]
+
+
+class _Verdict(TypedDict):
+    """A row of `retention_tube_verdicts`: a tube, and whether (and why) it is kept."""
+
+    code: str
+    kept: str | None  # case, open_task, or None: it goes
+    registrations: int
+    results: int
+    tasks: int
+    persons: list[str]
+    boxes: list[str]
+
+
+class _Held(TypedDict):
+    day: str | None
+    tube: str
+
+
+class _Day(TypedDict):
+    day: str | None
+    key: str
+
+
+class PersonFacts(TypedDict):
+    """A row of `retention_person_facts`: what still holds a person."""
+
+    person_id: str
+    protected: bool
+    directory: bool
+    registrations: list[_Held]
+    task_tubes: list[str]
+    days: list[_Day]
+
+
+class BoxFacts(TypedDict):
+    """A row of `retention_box_facts`: the tubes a box still holds."""
+
+    box_code: str
+    tubes: list[str]
+
+
 @dataclass
 class PurgeReport:
     """What a purge deleted (or, dry, would delete) and what it kept for cases and tasks."""
@@ -76,7 +129,7 @@ class PurgeReport:
     kept_cases: int = 0  # registrations older than the window kept for confirmed cases
     aggregated_days: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> PurgeJSON:
         return {
             "today": self.today,
             "keep_days": self.keep_days,
@@ -118,7 +171,7 @@ def _district_of(codes: dict[str, str], compound_code: str | None) -> str:
     return codes.get(compound_code or "", domain.UNASSIGNED)
 
 
-def day_aggregates(gw: Gateway, day: str, tz: str) -> list[dict[str, Any]]:
+def day_aggregates(gw: Gateway, day: str, tz: str) -> list[dict[str, str | int]]:
     """A sampling day's aggregates per compound and per district, and the rows of the reports
     read by day (`STORED_REPORTS`), as `DayAggregate` properties (no personal data)."""
     districts = {c["code"]: c["district_code"] for c in gw.read("known_compounds")}
@@ -141,7 +194,7 @@ def day_aggregates(gw: Gateway, day: str, tz: str) -> list[dict[str, Any]]:
         counts = {"persons": r["persons"], **{f"status_{k}": v for k, v in r["statuses"].items()}}
         add("compound", r["compound_code"] or "", counts)
         add("district", _district_of(districts, r["compound_code"]), counts)
-    rows: list[dict[str, Any]] = [
+    rows: list[dict[str, str | int]] = [
         {"key": f"{day}|{scope}|{code}", "day": day, "scope": scope, "code": code, **counts}
         for (scope, code), counts in sorted(by.items())
     ]
@@ -199,7 +252,7 @@ class _Pass:
     boxes: set[str] = field(default_factory=set)
 
 
-def _judge(p: _Pass, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _judge(p: _Pass, verdicts: list[_Verdict]) -> list[_Verdict]:
     """The tubes that go; counts what they take and what is kept for cases and tasks."""
     going = []
     for v in verdicts:
@@ -213,7 +266,7 @@ def _judge(p: _Pass, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return going
 
 
-def _count_going(p: _Pass, going: list[dict[str, Any]]) -> None:
+def _count_going(p: _Pass, going: list[_Verdict]) -> None:
     for v in going:
         p.report.deleted.update(
             {
@@ -229,10 +282,13 @@ def _tube_batch(gw: Gateway, p: _Pass, codes: list[str]) -> tuple[list[str], lis
     """One batch in one transaction: the tubes and their persons locked, judged again, and
     those that go deleted. Returns the persons and boxes they leave to look at."""
 
-    def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+    def work(tx: ManagedTransaction) -> list[_Verdict]:
         gw.run_in(tx, "retention_lock_tubes", codes=codes)
         gw.run_in(tx, "status_lock_persons", tube_codes=codes)
-        verdicts = gw.run_in(tx, "retention_tube_verdicts", codes=codes, cutoff=p.cutoff)
+        verdicts = cast(
+            list[_Verdict],
+            gw.run_in(tx, "retention_tube_verdicts", codes=codes, cutoff=p.cutoff),
+        )
         going = [v for v in verdicts if v["kept"] is None]
         if going:
             gw.run_in(tx, "retention_delete_tubes", codes=[v["code"] for v in going])
@@ -255,7 +311,7 @@ def _purge_tubes(
             chunk = codes[start : start + p.batch]
             if p.report.dry_run:
                 verdicts = gw.read("retention_tube_verdicts", codes=chunk, cutoff=p.cutoff)
-                going = _judge(p, verdicts)
+                going = _judge(p, cast(list[_Verdict], verdicts))
                 _count_going(p, going)
                 p.doomed.update(v["code"] for v in going)
                 p.persons.update(pid for v in going for pid in v["persons"])
@@ -271,8 +327,8 @@ def _purge_tubes(
 
 
 def leftovers(
-    persons: Iterable[dict[str, Any]],
-    boxes: Iterable[dict[str, Any]],
+    persons: Iterable[PersonFacts],
+    boxes: Iterable[BoxFacts],
     doomed: set[str],
     cutoff: str,
 ) -> tuple[list[str], int, list[str], list[str]]:
@@ -300,13 +356,15 @@ def leftovers(
 
 def _facts(
     gw: Gateway, persons: list[str], boxes: list[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    found_p: list[dict[str, Any]] = []
-    found_b: list[dict[str, Any]] = []
+) -> tuple[list[PersonFacts], list[BoxFacts]]:
+    found_p: list[PersonFacts] = []
+    found_b: list[BoxFacts] = []
     for start in range(0, len(persons), 2000):
-        found_p += gw.read("retention_person_facts", person_ids=persons[start : start + 2000])
+        rows = gw.read("retention_person_facts", person_ids=persons[start : start + 2000])
+        found_p += cast(list[PersonFacts], rows)
     for start in range(0, len(boxes), 2000):
-        found_b += gw.read("retention_box_facts", box_codes=boxes[start : start + 2000])
+        rows = gw.read("retention_box_facts", box_codes=boxes[start : start + 2000])
+        found_b += cast(list[BoxFacts], rows)
     return found_p, found_b
 
 
