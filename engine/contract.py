@@ -465,14 +465,19 @@ class BoxRefJSON(TypedDict):
     code: str
 
 
-class CompoundJSON(TypedDict):
+class ResidenceCompoundJSON(TypedDict):
+    """A task's compound when the person lives elsewhere than the tube's compound."""
+
     code: str | None
-    name: str | None
     address: str | None
     district_code: str | None
+    contact_phone: str | None
+
+
+class CompoundJSON(ResidenceCompoundJSON):
+    name: str | None
     district: str | None
     subdistrict: str | None
-    contact_phone: str | None
 
 
 class ResidenceJSON(TypedDict):
@@ -490,11 +495,16 @@ class ContactJSON(TypedDict):
     updated_at: str | None
 
 
-class PersonJSON(TypedDict):
+class ChangePersonJSON(TypedDict):
+    """Who a person is (a status change names them so; a trace person says more)."""
+
     person_id: str
     id_type: str | None
     id_number: str | None
     name: str | None
+
+
+class PersonJSON(ChangePersonJSON):
     phone: str | None
     method: str | None
     record_id: str
@@ -535,15 +545,6 @@ class HistoryJSON(TypedDict):
 
 class ContactRouteJSON(TypedDict):
     contact_via: str
-    contact_phone: str | None
-
-
-class ResidenceCompoundJSON(TypedDict):
-    """A task's compound when the person lives elsewhere than the tube's compound."""
-
-    code: str | None
-    address: str | None
-    district_code: str | None
     contact_phone: str | None
 
 
@@ -591,13 +592,13 @@ class RingsJSON(TypedDict):
 
 class QuarantineItemJSON(TypedDict):
     qkey: str
+    reason: str
     kind: str
     source: str
+    raw: str | None  # the line as sent (masked unless revealed)
+    existing: str | None  # the stored record it conflicts with
     line: int | None
     field: str | None
-    reason: str
-    raw: str | None
-    existing: str | None
     at: str | None
 
 
@@ -608,10 +609,10 @@ class AuditEntryJSON(TypedDict):
     role: str
     action: str
     target: str | None
-    person_ids: list[str]
     reason: str | None
     status: str | None
     detail: str | None
+    person_ids: list[str]
     claimed_key_id: NotRequired[str | None]  # a refused caller's, unverified
     request_id: NotRequired[str | None]
 
@@ -630,13 +631,6 @@ class PersonStatusJSON(TypedDict):
     status: str
     since: str | None
     tubes: list[StatusTubeJSON]
-
-
-class ChangePersonJSON(TypedDict):
-    person_id: str
-    id_type: str | None
-    id_number: str | None
-    name: str | None
 
 
 class StatusChangeJSON(TypedDict):
