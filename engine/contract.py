@@ -11,6 +11,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
+from engine.model import RecordKind
+
 
 class Role(StrEnum):
     INVESTIGATOR = "investigator"
@@ -185,7 +187,7 @@ class Trace(BaseModel):
 
 class QuarantineItem(BaseModel):
     qkey: str
-    kind: str
+    kind: RecordKind
     source: str
     line: int | None
     field: str | None

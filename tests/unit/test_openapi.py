@@ -18,6 +18,7 @@ from engine import codes, domain
 from engine.analysis import reports
 from engine.contract import Outcome, TaskStatus
 from engine.errors import InputError
+from engine.model import RecordKind
 
 DOC: dict[str, Any] = create_app().openapi()
 DISTRICTS = sorted(domain.district_data()["current"])
@@ -80,6 +81,8 @@ def test_reports_and_body_vocabularies_are_listed() -> None:
     assert "nucleic_code" in registration["method"]["description"]
     result = DOC["components"]["schemas"]["ResultIn"]["properties"]["result"]
     assert "positive, negative, invalid" in result["description"]
+    quarantined = DOC["components"]["schemas"]["QuarantineItem"]["properties"]["kind"]
+    assert resolve(quarantined)["enum"] == [k.value for k in RecordKind]
 
 
 @pytest.mark.parametrize(("path", "name"), sorted(DAY_OPERATIONS))
