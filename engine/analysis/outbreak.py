@@ -26,13 +26,12 @@ from engine.contract import (
     PersonJSON,
     SignalJSON,
     SignalsJSON,
-    TraceJSON,
     WindowPersonJSON,
 )
 from engine.domain import parse_day
 from engine.errors import InputError, NotFound
 from engine.store.gateway import Gateway
-from engine.trace.build import trace_many
+from engine.trace.build import person_in, trace_many
 
 MAX_DEPTH = 4
 MAX_DAYS = 21  # an incubation window and a week of follow-up
@@ -148,10 +147,6 @@ def _items(row: Mapping[str, Any]) -> list[RingMember]:
     ]
 
 
-def _person_in(trace: TraceJSON, person_id: str) -> PersonJSON | None:
-    return next((p for p in trace["persons"] if p["person_id"] == person_id), None)
-
-
 def exposure(
     gw: Gateway,
     person_id: str,
@@ -183,15 +178,15 @@ def exposure(
     )
     # The id is not echoed: a district must not learn whether another district's person exists.
     missing = "No person with this id was swabbed (or not inside your district in the window)."
-    if not rows or (district is not None and district not in rows[0]["districts"]):
+    row = next(iter(rows), None)  # one subject: its row, none for an unknown person
+    if row is None or (district is not None and district not in row["districts"]):
         raise NotFound(missing)
-    row = rows[0]
     members = _items(row)
     items, more = members[:limit], len(members) > limit
     traces = trace_many(gw, sorted({i["tube_code"] for i in items}))
     rings: dict[int, list[WindowPersonJSON]] = {k: [] for k in range(1, depth + 1)}
     for i in items:
-        person = _person_in(traces[i["tube_code"]], i["person_id"])
+        person = person_in(traces[i["tube_code"]], i["person_id"])
         if person is not None:  # changed since the query: left out of this page
             rings[i["depth"]].append(_placed(person, i["tube_code"], i["day"]))
     last = items[-1] if items else None
@@ -411,7 +406,7 @@ def _member_persons(
     out: dict[str, WindowPersonJSON] = {}
     for p in person_ids:
         day, tube, _ = found.shown[p]
-        person = _person_in(traces[tube], p) if tube in traces else None
+        person = person_in(traces[tube], p) if tube in traces else None
         if person is not None:
             out[p] = _placed(person, tube, day)
     return out

@@ -24,7 +24,7 @@ from engine.domain import parse_day
 from engine.errors import InputError, NotFound
 from engine.loop.tasks import overdue
 from engine.store.gateway import Gateway, split_page
-from engine.trace.build import trace_many
+from engine.trace.build import person_in, trace_many
 
 RING2_MAX_PAGE = 500
 
@@ -426,12 +426,9 @@ def rings(gw: Gateway, person_id: str, cursor: str = "", limit: int = 100) -> Ri
     ring2: list[RingPersonJSON] = []
     for r in ring2_rows:
         # The registration's own person: a record_id alone may be two senders' (two persons).
-        person = next(
-            p
-            for p in ring2_traces[r["tube_code"]]["persons"]
-            if p["person_id"] == r["person_id"] and p["record_id"] == r["record_id"]
-        )
-        ring2.append(_in_tube(person, r["tube_code"]))
+        person = person_in(ring2_traces[r["tube_code"]], r["person_id"], r["record_id"])
+        if person is not None:  # changed since the query: left out of this page
+            ring2.append(_in_tube(person, r["tube_code"]))
     case = found["case"]
     return {
         "person_id": person_id,

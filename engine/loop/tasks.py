@@ -31,7 +31,7 @@ from engine.errors import InputError, NotFound, TransitionError
 from engine.feed import outbox
 from engine.records import StoredHistory, StoredTask
 from engine.store.gateway import Gateway, split_page
-from engine.trace.build import trace_many
+from engine.trace.build import person_in, trace_many
 
 STATUSES = tuple(s.value for s in TaskStatus)
 OUTCOMES = tuple(o.value for o in Outcome)
@@ -430,21 +430,12 @@ def contact_route(person: PersonJSON | None) -> ContactRouteJSON:
     }
 
 
-def own_person(task: StoredTask, persons: list[PersonJSON]) -> PersonJSON | None:
-    """The task's own person in its tube's trace: by the task's person, never by record_id
-    alone (two sampling apps may both number a record R-SAME in one tube: two persons). Of
-    the person's registrations in the tube, the one the task was made from first."""
-    mine = [p for p in persons if p["person_id"] == task.get("person_id")]
-    return next((p for p in mine if p["record_id"] == task.get("record_id")), None) or (
-        mine[0] if mine else None
-    )
-
-
 def task_json(task: StoredTask, trace: TraceJSON | None) -> TaskJSON:
     person = None
     compound: CompoundJSON | ResidenceCompoundJSON | None = None
     if trace is not None:
-        person = own_person(task, trace["persons"])
+        # The task's own person: the registration the task was made from first.
+        person = person_in(trace, task.get("person_id"), task.get("record_id"))
         compound = trace["compound"]
         if person is not None and person["residence"]["compound_code"] != (
             compound["code"] if compound else None

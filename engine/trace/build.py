@@ -259,6 +259,18 @@ def trace_many(gw: Gateway, tube_codes: list[str]) -> dict[str, TraceJSON]:
     return {row["code"]: build_trace(row) for row in rows}
 
 
+def person_in(
+    trace: TraceJSON, person_id: str | None, record_id: str | None = None
+) -> PersonJSON | None:
+    """A person of the trace by person id, never by record_id alone (two sampling apps may
+    both number a record R-SAME in one tube: two persons). Of the person's registrations in
+    the tube, the one numbered `record_id` when given and there, else the first."""
+    mine = [p for p in trace["persons"] if p["person_id"] == person_id]
+    return next((p for p in mine if p["record_id"] == record_id), None) or (
+        mine[0] if mine else None
+    )
+
+
 def trace_tube(gw: Gateway, tube_code: str) -> TraceJSON:
     found = trace_many(gw, [tube_code])
     if tube_code not in found:
