@@ -404,7 +404,7 @@ def stats_last_day(stats_days: int, start: date = date(2022, 4, 9)) -> str:
 def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> dict[str, Any]:
     """Exposure at depth 2, 3 and 4 (the 14 days up to each of `cases` confirmed cases' day)
     and the clusters of the 14 days up to `last_day`, in both engines, interleaved; the
-    answers must be equal. Neo4j: cypher/outbreak.cypher as the API runs it (exposure_rings;
+    answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
     positive_registrations and window_registrations_of_persons, grouped by
     engine.analysis.outbreak.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
     indexes, jit off, generic plans; its rows grouped by the same code."""
