@@ -322,7 +322,3 @@ def load_records(
         if on_batch is not None:
             on_batch(batch.read)
     return summary
-
-
-def list_quarantine(gw: Gateway, after: str = "", limit: int = 500) -> list[dict[str, Any]]:
-    return [r["item"] for r in gw.read("list_quarantine", after=after, limit=limit)]

@@ -105,6 +105,12 @@ def count(gw: Gateway, label: str) -> int:
     return {r["label"]: r["n"] for r in gw.read("count_by_label")}.get(label, 0)
 
 
+def quarantined(gw: Gateway, limit: int = 500) -> list[dict[str, Any]]:
+    """The quarantine as stored, unmasked and unaudited (the product reads it through
+    engine.usecases.reads.read_quarantine_page)."""
+    return [r["item"] for r in gw.read("list_quarantine", after="", limit=limit)]
+
+
 RETEST_HEADER = (
     "record_id,collected_at,compound_code,box_code,tube_code,pool_size,method,"
     "id_type,id_number,name,phone\n"

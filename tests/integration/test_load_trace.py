@@ -15,8 +15,7 @@ from engine.errors import NotFound
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import trace_tube
-from loaders import write
-from tests.helpers import DATA, graph_fingerprint, load, load_city
+from tests.helpers import DATA, graph_fingerprint, load, load_city, quarantined
 
 
 def expected_t1() -> dict[str, Any]:
@@ -203,7 +202,7 @@ def test_every_bad_record_kind_lands_where_the_contract_says(
         "invalid_collected_at",
         "invalid_pool_size",
     ]
-    quarantine = write.list_quarantine(gw)
+    quarantine = quarantined(gw)
     by_line = {q["line"]: q for q in quarantine}
     assert by_line[6]["field"] == "tube_code" and by_line[6]["source"] == "bad.jsonl"
     assert "conflict" in by_line[7]["reason"] and json.loads(by_line[7]["existing"])["id_number"]

@@ -16,7 +16,7 @@ from engine.trace.build import all_tube_codes, trace_many
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
-from tests.helpers import cli, connect_test
+from tests.helpers import cli, connect_test, quarantined
 
 
 def snapshot(gw: Gateway) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
         traces.update(trace_many(gw, codes[start : start + 400]))
     quarantine = sorted(
         (q["kind"], q["source"], q["line"], q["field"], q["reason"], q["raw"], q["existing"])
-        for q in write.list_quarantine(gw, limit=100_000)
+        for q in quarantined(gw, limit=100_000)
     )
     queue = []
     for district in sorted(
