@@ -23,7 +23,7 @@ from engine.ops import jobs, retention
 from engine.push import webhooks
 from engine.settings import Settings, get_settings
 from engine.store.gateway import Gateway, connect
-from engine.usecases import reads
+from engine.usecases import writes
 
 log = logging.getLogger("tubetrace.api")
 
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             retention.Job(
                 app.state.gateway,
                 settings,
-                lambda today, on_batch: reads.purge_retention(
+                lambda today, on_batch: writes.purge_retention(
                     app.state.gateway,
                     app.state.audit,
                     retention.SYSTEM,

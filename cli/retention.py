@@ -12,7 +12,7 @@ from cli.connection import gateway, me
 from cli.render import err, out, print_json, styled
 from engine.access.audit import DirectAudit
 from engine.settings import get_settings
-from engine.usecases import reads
+from engine.usecases import writes
 
 retention_app = typer.Typer(
     help="Retention: the personal data of old sampling days (docs/retention.md).",
@@ -60,7 +60,7 @@ def purge(
         err.print(styled("red", "error:", f" --today '{today}' is not YYYY-MM-DD"), highlight=False)
         raise typer.Exit(2) from None
     with gateway(settings) as gw:
-        report = reads.purge_retention(
+        report = writes.purge_retention(
             gw,
             DirectAudit(gw),
             me(),

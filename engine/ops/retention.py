@@ -510,7 +510,7 @@ class Stopped(Exception):
 class Job:
     """Once a day inside `tubetrace serve`: the day's run is claimed in the database by one
     process (a failed or stalled run is claimed again after `stale_s`); `run(today)` purges and
-    records the audit entry (engine.usecases.reads.purge_retention)."""
+    records the audit entry (engine.usecases.writes.purge_retention)."""
 
     def __init__(
         self,

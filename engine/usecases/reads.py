@@ -4,10 +4,8 @@ it shows before the answer leaves. Interfaces only parse their input and render 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
-from datetime import date
 from typing import TypeVar
 
 from engine import codes, domain
@@ -38,10 +36,8 @@ from engine.contract import (
     TaskJSON,
     TraceJSON,
 )
-from engine.errors import Forbidden
 from engine.feed import status
 from engine.loop import tasks
-from engine.ops import retention
 from engine.reach import directory
 from engine.reach.directory import DirectoryEntry
 from engine.store.gateway import Gateway, split_page
@@ -530,42 +526,3 @@ def refused(
         detail=message[:300],
         claimed_key_id=claimed_key_id or None,
     )
-
-
-def purge_retention(
-    gw: Gateway,
-    log: AuditSink,
-    who: Principal,
-    *,
-    keep_days: int,
-    tz: str,
-    today: date | None = None,
-    dry_run: bool = False,
-    batch: int = retention.TUBE_BATCH,
-    on_batch: Callable[[int], None] | None = None,
-) -> retention.PurgeReport:
-    """Delete (or, dry, count) the personal data of sampling days older than the window
-    (engine/ops/retention.py); admins only. One audit entry with its counts, after the run."""
-    if who.role != "admin":
-        raise Forbidden("Only an admin (or the machine's own user) runs the retention purge.")
-    report = retention.purge(
-        gw,
-        keep_days=keep_days,
-        tz=tz,
-        today=today,
-        dry_run=dry_run,
-        batch=batch,
-        on_batch=on_batch,
-    )
-    counts = report.as_json()
-    log.record(
-        who,
-        "retention_dry_run" if dry_run else "retention_purge",
-        target=f"before {report.oldest_kept_day} ({keep_days} days to {report.today})",
-        detail=json.dumps(
-            {k: counts[k] for k in ("deleted", "kept_for_open_tasks", "kept_cases")}
-            | {"aggregated_days": len(report.aggregated_days)},
-            separators=(",", ":"),
-        ),
-    )
-    return report

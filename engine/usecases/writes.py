@@ -1,16 +1,21 @@
 """The write use cases every interface calls (API, CLI, demo): each makes its change and records
 the audit entry of it before the answer leaves. Interfaces only parse their input, call one of
-these and render what it returns. The reads, and the task moves, are in `engine.usecases.reads`."""
+these and render what it returns. The reads, and the task moves (they answer the task as
+its caller may see it), are in `engine.usecases.reads`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Protocol, TypeVar
 
 from engine.access import keys
 from engine.access.audit import AuditSink
 from engine.access.keys import Principal
 from engine.contract import DirectoryRemovalJSON
+from engine.errors import Forbidden
+from engine.ops import retention
 from engine.push import egress, webhooks
 from engine.reach import directory
 from engine.store.gateway import Gateway
@@ -124,3 +129,42 @@ def remove_webhook(gw: Gateway, log: AuditSink, who: Principal, webhook_id: str)
 def redeliver(gw: Gateway, log: AuditSink, who: Principal, delivery_id: str) -> None:
     webhooks.redeliver(gw, delivery_id)
     log.record(who, "webhook_redeliver", target=delivery_id)
+
+
+def purge_retention(
+    gw: Gateway,
+    log: AuditSink,
+    who: Principal,
+    *,
+    keep_days: int,
+    tz: str,
+    today: date | None = None,
+    dry_run: bool = False,
+    batch: int = retention.TUBE_BATCH,
+    on_batch: Callable[[int], None] | None = None,
+) -> retention.PurgeReport:
+    """Delete (or, dry, count) the personal data of sampling days older than the window
+    (engine/ops/retention.py); admins only. One audit entry with its counts, after the run."""
+    if who.role != "admin":
+        raise Forbidden("Only an admin (or the machine's own user) runs the retention purge.")
+    report = retention.purge(
+        gw,
+        keep_days=keep_days,
+        tz=tz,
+        today=today,
+        dry_run=dry_run,
+        batch=batch,
+        on_batch=on_batch,
+    )
+    counts = report.as_json()
+    log.record(
+        who,
+        "retention_dry_run" if dry_run else "retention_purge",
+        target=f"before {report.oldest_kept_day} ({keep_days} days to {report.today})",
+        detail=json.dumps(
+            {k: counts[k] for k in ("deleted", "kept_for_open_tasks", "kept_cases")}
+            | {"aggregated_days": len(report.aggregated_days)},
+            separators=(",", ":"),
+        ),
+    )
+    return report

@@ -37,7 +37,7 @@ from engine.push import webhooks
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import all_traces
-from engine.usecases import reads
+from engine.usecases import writes
 from loaders.bulk import bulk_load
 from loaders.generate import generate_city
 from tests.helpers import cli, connect_test, load, start_api
@@ -277,7 +277,7 @@ def test_purge_keeps_the_window_cases_and_open_tasks_and_resumes_after_a_stop(
             store.server.stop()
 
     with _gw(s) as gw, pytest.raises(DatabaseUnavailable):
-        reads.purge_retention(
+        writes.purge_retention(
             gw,
             DirectAudit(gw),
             retention.SYSTEM,
