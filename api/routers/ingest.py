@@ -55,7 +55,13 @@ def _load(
     s: Settings,
     who: Principal,
     log: audit.AuditWriter,
+    *,
+    lab_scoped: bool = False,
+    keyed_by_sender: bool = False,
 ) -> models.LoadAnswer:
+    """`lab_scoped`: a lab key sends its own labs' records only. `keyed_by_sender`: a record's
+    stored key is (source, record_id), the source being the sender itself, so the sender is
+    answered its own record id."""
     records = _records(kind, body)
     check_batch([r for r in records if isinstance(r, dict)])
     items: list[write.Item] = [(i, rec) for i, rec in enumerate(records)]
@@ -66,7 +72,7 @@ def _load(
         )
 
     target = f"{len(records)} records"
-    if kind == "results":  # a lab key sends its own labs' results only
+    if lab_scoped:
         labs = [r.get("lab_code") for r in records if isinstance(r, dict)]
         summary = writes.load_results(log, who, labs, store, target=target)
     else:
@@ -76,9 +82,7 @@ def _load(
         outcomes=[
             models.RecordOutcome(
                 index=o.line or 0,
-                # A sender names its records by its own record ids; the stored key is
-                # (source, record_id), and the source here is the sender itself.
-                key=o.key.split("/", 1)[1] if kind == "registrations" and o.key else o.key,
+                key=o.key.split("/", 1)[1] if keyed_by_sender and o.key else o.key,
                 status=LoadStatus(o.status),
                 flags=o.flags,
                 reason=o.reason,
@@ -96,7 +100,7 @@ def post_registrations(
     who: Collector,
     log: AuditDep,
 ) -> models.LoadAnswer:
-    return _load("registrations", body, gw, s, who, log)
+    return _load("registrations", body, gw, s, who, log, keyed_by_sender=True)
 
 
 @router.post("/v1/results", response_model=models.LoadAnswer)
@@ -107,7 +111,7 @@ def post_results(
     who: Lab,
     log: AuditDep,
 ) -> models.LoadAnswer:
-    return _load("results", body, gw, s, who, log)
+    return _load("results", body, gw, s, who, log, lab_scoped=True)
 
 
 @router.post("/v1/directory", response_model=models.LoadAnswer)
