@@ -306,8 +306,11 @@ def test_api_bodies_are_normalised(gw: Gateway, api_url: str) -> None:
             "phone": "＋８６ １３８１２３４５６７０",
         }
     ]
-    resp = httpx.post(
-        f"{api_url}/v1/registrations", json=body, headers={"Authorization": f"Bearer {secret}"}
+    resp = httpx.post(  # a fresh database's first write: seconds on a busy machine
+        f"{api_url}/v1/registrations",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=60,
     )
     assert resp.status_code == 200, resp.text
     outcome = resp.json()["outcomes"][0]
