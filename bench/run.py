@@ -612,6 +612,11 @@ def main() -> None:
 
         replay.main([a for a in sys.argv[1:] if a != "--replay"])
         return
+    if "--campaign" in sys.argv[1:]:  # weeks of daily rounds on one bounded store
+        from bench import campaign
+
+        campaign.main([a for a in sys.argv[1:] if a != "--campaign"])
+        return
     if "--footprint" in sys.argv[1:]:  # what one label, property or index costs
         footprint.main([a for a in sys.argv[1:] if a != "--footprint"])
         return

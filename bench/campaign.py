@@ -1,0 +1,343 @@
+"""A campaign: daily rounds on one bounded store (issue 22 item 4).
+
+    ./dev bench --campaign [--days 21] [--per-day 100000] [--keep-days 14]
+
+Day 1 is a generated round, bulk-imported. Every later day is loaded online as the sampling
+apps and labs send it: the same people swabbed again (the day's date, new record ids and
+tubes, the same boxes), then the single-tube retests of everyone whose follow-up task is still
+open (negative: the loop closes) and the day's results (dispatch). Then the retention purge
+keeps `--keep-days` days. Per day it prints and saves in `bench/out/campaign.json`: the
+registrations loaded and stored, the store's bytes on disk (and per stored registration), the
+online load's rows/s, the trace p50/p99 of the day's tubes, the day's positives, a district
+queue page, the purge's time and what it deleted; and draws `docs/campaign.png`. The goals
+are ratios within the run (see docs/campaign.md)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.devdb import connect
+from bench.measure import pct, store_bytes, timed
+from engine.analysis import reports
+from engine.loop import tasks
+from engine.ops import retention
+from engine.server.managed import ManagedServer
+from engine.settings import Settings
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_many
+from loaders import write
+from loaders.bulk import bulk_load
+from loaders.generate import generate_city
+from loaders.read import read_file
+from loaders.write import Item
+
+OUT = Path(__file__).parent / "out"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+START = date(2022, 4, 9)  # the generator's first day
+QUEUE_DISTRICT = "310115"
+TRACES = 200  # traces per latency figure
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+@dataclass
+class Day:
+    day: str
+    registrations_loaded: int
+    registrations_stored: int
+    store_bytes: int  # databases/neo4j: the store files and indexes
+    tx_log_bytes: int  # transactions/neo4j: kept by time (a day), not by simulated day
+    bytes_per_registration: float  # store_bytes per stored registration
+    online_rows_s: float | None  # None on day 1 (bulk-imported)
+    retests: int
+    trace_p50_ms: float
+    trace_p99_ms: float
+    positives_s: float
+    positive_tubes: int
+    queue_page_ms: float
+    purge_s: float
+    purged_registrations: int
+    seconds: float  # the day's whole run: load, retests, results, purge, measures
+
+
+def dir_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def shifted(
+    items: Iterable[Item], days: int, prefix: str, fields: tuple[str, ...]
+) -> Iterator[Item]:
+    """Day 1's records `days` later: the named id fields prefixed (new record ids and tubes),
+    every time stamp moved by `days` (a value the transform refuses stays as it is)."""
+    for line, rec in items:
+        if isinstance(rec, dict):
+            rec = dict(rec)
+            for name in fields:
+                if rec.get(name):
+                    rec[name] = f"{prefix}{rec[name]}"
+            for name in ("collected_at", "reported_at"):
+                at = str(rec.get(name) or "")
+                if _STAMP.match(at):
+                    moved = date.fromisoformat(at[:10]) + timedelta(days=days)
+                    rec[name] = moved.isoformat() + at[10:]
+        yield line, rec
+
+
+def retests(gw: Gateway, day: date, n: int) -> tuple[list[Item], list[Item]]:
+    """A single-tube retest, negative, of everyone whose follow-up task is open: the
+    registrations and their results (reported the same evening)."""
+    regs: list[Item] = []
+    results: list[Item] = []
+    for i, p in enumerate(gw.read("campaign_open_follow_ups")):
+        tube = f"RT{n:02d}-{i:06d}"
+        regs.append(
+            (
+                i + 1,
+                {
+                    "record_id": f"RT{n:02d}-{i:06d}",
+                    "collected_at": f"{day.isoformat()}T09:00:00+08:00",
+                    "compound_code": p["compound_code"],
+                    "box_code": f"RB{n:02d}",
+                    "tube_code": tube,
+                    "pool_size": "1",
+                    "method": "nucleic_code",
+                    "id_type": p["id_type"],
+                    "id_number": p["id_number"],
+                    "name": p["name"] or "",
+                    "phone": p["phone"] or "",
+                },
+            )
+        )
+        results.append(
+            (
+                i + 1,
+                {
+                    "tube_code": tube,
+                    "lab_code": "LAB01",
+                    "result": "negative",
+                    "reported_at": f"{day.isoformat()}T20:00:00+08:00",
+                },
+            )
+        )
+    return regs, results
+
+
+def measure(gw: Gateway, day: str, rng: random.Random) -> dict[str, Any]:
+    codes = [r["code"] for r in gw.read("campaign_tubes_of_day", day=day)]
+    sample = [rng.choice(codes) for _ in range(TRACES)] if codes else []
+    for code in sample[:20]:  # warm the query cache
+        trace_many(gw, [code])
+    ms = [timed(trace_many, gw, [c])[0] * 1000 for c in sample]
+    positives_s, items = timed(lambda: list(reports.positives_stream(gw, day)))
+    queue_s, _ = timed(lambda: tasks.tasks_page(gw, QUEUE_DISTRICT, "pending", "", 50))
+    return {
+        "trace_p50_ms": pct(ms, 0.5),
+        "trace_p99_ms": pct(ms, 0.99),
+        "positives_s": positives_s,
+        "positive_tubes": len({i["tube_code"] for i in items}),
+        "queue_page_ms": queue_s * 1000,
+    }
+
+
+def run(
+    days: int, per_day: int, keep_days: int, work: Path, settings: Settings, console: Console
+) -> list[Day]:
+    home, city = work / "home", work / "city"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(city, ignore_errors=True)
+    s = settings.model_copy(update={"home": home})
+    generate_city(
+        city, seed=2022, registrations=per_day, days=1, positive_rate=0.01, mix_pools=True
+    )
+    rng = random.Random(22)
+    out: list[Day] = []
+    server = ManagedServer(s)
+    t = time.perf_counter()
+    bulk_load(s, "all", city, Console(file=io.StringIO()))
+    gw = connect(s)
+    try:
+        for n in range(1, days + 1):
+            today = START + timedelta(days=n - 1)
+            if n > 1:
+                t = time.perf_counter()
+            loaded, rows_s, retested = per_day, None, 0
+            if n > 1:
+                regs = shifted(
+                    read_file(city / "registrations.csv", "registrations"),
+                    n - 1,
+                    f"D{n:02d}-",
+                    ("record_id", "tube_code"),
+                )
+                load_s, summary = timed(
+                    write.load_records, gw, "registrations", regs, f"day{n}.csv", s
+                )
+                loaded, rows_s = summary.read, summary.read / load_s
+                retest_regs, retest_results = retests(gw, today, n)
+                retested = len(retest_regs)
+                write.load_records(gw, "registrations", retest_regs, f"retests{n}.csv", s)
+                results = shifted(
+                    read_file(city / "results.csv", "results"), n - 1, f"D{n:02d}-", ("tube_code",)
+                )
+                write.load_records(gw, "results", results, f"results{n}.csv", s)
+                write.load_records(gw, "results", retest_results, f"retest-results{n}.csv", s)
+            purge_s, report = timed(
+                lambda today=today: retention.purge(
+                    gw, keep_days=keep_days, tz=s.timezone, today=today
+                )
+            )
+            figures = measure(gw, today.isoformat(), rng)
+            stored = gw.read("campaign_registrations").value()
+            total = store_bytes(server)
+            size = dir_bytes(server.data_dir / "databases" / "neo4j")
+            day = Day(
+                day=today.isoformat(),
+                registrations_loaded=loaded,
+                registrations_stored=stored,
+                store_bytes=size,
+                tx_log_bytes=total - size,
+                bytes_per_registration=size / stored if stored else float("nan"),
+                online_rows_s=rows_s,
+                retests=retested,
+                purge_s=purge_s,
+                purged_registrations=int(report.deleted["Registration"]),
+                seconds=time.perf_counter() - t,
+                **figures,
+            )
+            out.append(day)
+            console.print(json.dumps(asdict(day)))
+            save(out, days, per_day, keep_days)
+    finally:
+        gw.close()
+        server.stop()
+    return out
+
+
+def save(out: list[Day], days: int, per_day: int, keep_days: int) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "days_planned": days,
+        "per_day": per_day,
+        "keep_days": keep_days,
+        "days": [asdict(d) for d in out],
+    }
+    (OUT / "campaign.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def goals(out: list[Day], keep_days: int) -> list[tuple[str, str, bool | None]]:
+    """The issue's goals, each a ratio within the run; None where the run is too short."""
+    rows: list[tuple[str, str, bool | None]] = []
+    steady = [d for d in out[keep_days:]]  # from day keep_days + 1 on
+    if len(steady) >= 2:
+        base = steady[0].store_bytes
+        worst = max(abs(d.store_bytes / base - 1) for d in steady[1:])
+        rows.append(
+            ("store bytes within +-10 % of day keep+1", f"{worst:.1%} at most", worst <= 0.10)
+        )
+    else:
+        rows.append(("store bytes within +-10 % of day keep+1", "run too short", None))
+    if len(out) >= 3:
+        day2, last = out[1], out[-1]
+        trace = last.trace_p50_ms / day2.trace_p50_ms
+        positives = last.positives_s / day2.positives_s if day2.positives_s else float("nan")
+        rate = (last.online_rows_s or 0) / (day2.online_rows_s or 1)
+        rows.append(("last day's trace p50 / day 2's (<= 1.25)", f"{trace:.2f}", trace <= 1.25))
+        rows.append(
+            ("last day's positives / day 2's (<= 1.25)", f"{positives:.2f}", positives <= 1.25)
+        )
+        rows.append(("last day's online rows/s / day 2's (>= 0.9)", f"{rate:.2f}", rate >= 0.9))
+    return rows
+
+
+def print_table(out: list[Day], keep_days: int, console: Console) -> None:
+    table = Table(title="campaign: one row per day")
+    for name in ("day", "loaded", "stored", "store MB", "tx log MB", "B/reg", "rows/s", "retests",
+                 "trace p50/p99 ms", "positives s", "queue ms", "purge s", "purged"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for d in out:
+        table.add_row(
+            d.day,
+            f"{d.registrations_loaded:,}",
+            f"{d.registrations_stored:,}",
+            f"{d.store_bytes / 2**20:,.0f}",
+            f"{d.tx_log_bytes / 2**20:,.0f}",
+            f"{d.bytes_per_registration:,.0f}",
+            "bulk" if d.online_rows_s is None else f"{d.online_rows_s:,.0f}",
+            f"{d.retests:,}",
+            f"{d.trace_p50_ms:.1f} / {d.trace_p99_ms:.1f}",
+            f"{d.positives_s:.2f}",
+            f"{d.queue_page_ms:.1f}",
+            f"{d.purge_s:.1f}",
+            f"{d.purged_registrations:,}",
+        )
+    console.print(table)
+    for name, value, ok in goals(out, keep_days):
+        mark = "-" if ok is None else ("met" if ok else "NOT met")
+        console.print(f"{name}: {value} ({mark})")
+
+
+def plot(out: list[Day], keep_days: int, path: Path) -> None:
+    """The per-day figures in four panels (matplotlib, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = list(range(1, len(out) + 1))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True)
+    panels = [
+        ("store on disk (MB)", [d.store_bytes / 2**20 for d in out]),
+        ("online load (rows/s)", [d.online_rows_s or float("nan") for d in out]),
+        ("trace p50 (ms)", [d.trace_p50_ms for d in out]),
+        ("the day's positives (s)", [d.positives_s for d in out]),
+    ]
+    for ax, (title, ys) in zip(axes.flat, panels, strict=True):
+        ax.plot(x, ys, marker="o", markersize=3)
+        ax.axvline(keep_days + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("day of the campaign (dotted: the retention window fills)")
+    fig.suptitle(
+        f"tubetrace campaign: {len(out)} days x {out[0].registrations_loaded:,} registrations, "
+        f"keep {keep_days} days",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[Day]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, default=21)
+    parser.add_argument("--per-day", type=int, default=100_000)
+    parser.add_argument("--keep-days", type=int, default=14)
+    parser.add_argument("--work", type=Path, default=OUT / "campaign-work")
+    parser.add_argument("--plot", type=Path, default=DOCS / "campaign.png")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if settings.neo4j_uri:
+        raise SystemExit("the benchmark runs its own managed server; unset NEO4J_URI")
+    console = Console(width=180)
+    out = run(args.days, args.per_day, args.keep_days, args.work, settings, console)
+    print_table(out, args.keep_days, console)
+    plot(out, args.keep_days, args.plot)
+    console.print(f"saved {OUT / 'campaign.json'} and {args.plot}")
+    return out

@@ -1,0 +1,56 @@
+"""The campaign benchmark's pure parts (bench/campaign.py): a day's records made from day 1's,
+and the goals judged within the run."""
+
+from __future__ import annotations
+
+from bench.campaign import Day, goals, shifted
+
+
+def test_a_later_day_has_new_ids_and_tubes_the_same_boxes_and_its_own_date() -> None:
+    day1 = [
+        (2, {"record_id": "R1", "tube_code": "T1", "box_code": "B1",
+             "collected_at": "2022-04-09T08:15:00+08:00"}),
+        (3, {"record_id": "", "tube_code": "T1", "collected_at": "not a time"}),
+        (4, "a quarantined line stays as it is"),
+    ]  # fmt: skip
+    day3 = list(shifted(day1, 2, "D03-", ("record_id", "tube_code")))  # type: ignore[arg-type]
+    assert day3[0] == (
+        2,
+        {"record_id": "D03-R1", "tube_code": "D03-T1", "box_code": "B1",
+         "collected_at": "2022-04-11T08:15:00+08:00"},
+    )  # fmt: skip
+    # A missing record id stays missing (the loader keys it by its content), a bad time bad.
+    assert day3[1] == (3, {"record_id": "", "tube_code": "D03-T1", "collected_at": "not a time"})
+    assert day3[2] == day1[2]
+    assert day1[0][1]["record_id"] == "R1"  # day 1's records are not changed
+
+
+def day(n: int, store: int, trace: float, positives: float, rows_s: float | None) -> Day:
+    return Day(
+        day=f"2022-04-{8 + n:02d}",
+        registrations_loaded=1000,
+        registrations_stored=1000 * min(n, 3),
+        store_bytes=store,
+        tx_log_bytes=0,
+        bytes_per_registration=store / (1000 * min(n, 3)),
+        online_rows_s=rows_s,
+        retests=0,
+        trace_p50_ms=trace,
+        trace_p99_ms=trace * 2,
+        positives_s=positives,
+        positive_tubes=1,
+        queue_page_ms=1.0,
+        purge_s=0.1,
+        purged_registrations=0,
+        seconds=1.0,
+    )
+
+
+def test_goals_are_ratios_within_the_run() -> None:
+    steady = [day(1, 100, 2.0, 1.0, None), day(2, 200, 2.0, 1.0, 1000.0)]
+    steady += [day(n, 300, 2.2, 1.1, 950.0) for n in (3, 4, 5)]
+    assert [ok for _, _, ok in goals(steady, keep_days=2)] == [True, True, True, True]
+    growing = steady[:4] + [day(5, 400, 3.0, 1.0, 500.0)]
+    verdicts = {name: ok for name, _, ok in goals(growing, keep_days=2)}
+    assert list(verdicts.values()) == [False, False, True, False]
+    assert goals(steady[:2], keep_days=2)[0][2] is None  # too short to say
