@@ -260,7 +260,11 @@ class ManagedServer:
             "client.allow_telemetry=false",
             # The admin tool does not know the server's browser.* settings.
             "server.config.strict_validation.enabled=false",
-            "db.tx_log.rotation.retention_policy=1 days",
+            # Backups are dumps (Community has no incremental backup from the logs), so the
+            # logs serve crash recovery only: a size bound, not a day of writes. A campaign's
+            # online day wrote ~6.5 KB of log per registration (docs/campaign.md): a day's logs
+            # of a 26 M round would be ~170 GB.
+            "db.tx_log.rotation.retention_policy=1G size",
             # A frozen server (stopped process, full disk, long GC) is an outage, not a hang:
             # the server promises a chunk (a NOOP while a query runs) every keep-alive period,
             # and hints drivers to treat a connection silent for keep_alive x probes as dead.
