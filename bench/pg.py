@@ -80,22 +80,10 @@ ANALYZE;
 
 # The trace of a set of tubes, one statement. Derived flags as in cypher/trace.cypher:
 # `duplicate` (the same person in another pooled tube the same day) and the number of
-# compounds the registration's box was filled at that day, counted once per box-day (a pooled
-# tube's ten registrations share one; counting it per registration read the box-day ten
-# times); an unknown compound has no row. The residence fallback (no directory here): the
-# person's latest other registration at a known compound, as in cypher/directory.cypher.
-# `{tubes}` is a query giving the tubes' codes (`code`).
+# compounds the registration's box was filled at that day; an unknown compound has no row.
+# The residence fallback (no directory here): the person's latest other registration at a
+# known compound, as in cypher/directory.cypher.
 TRACE_SQL = """
-WITH tubes AS ({tubes}),
-regs AS MATERIALIZED (
-  SELECT r.* FROM registration r JOIN tubes t ON r.tube_code = t.code),
-box_days AS (
-  SELECT b.box_code, b.day, count(DISTINCT f.compound_code) AS n
-  FROM (SELECT DISTINCT box_code, day FROM regs
-        WHERE box_code IS NOT NULL AND day IS NOT NULL) b
-  JOIN registration f ON f.box_code = b.box_code AND f.day = b.day
-  WHERE f.compound_code IS NOT NULL
-  GROUP BY b.box_code, b.day)
 SELECT t.code,
   coalesce((
     SELECT json_agg(json_build_object(
@@ -118,29 +106,26 @@ SELECT t.code,
             SELECT 1 FROM registration o
             WHERE o.person_id = r.person_id AND o.day = r.day AND o.record_id <> r.record_id
               AND o.pool_size > 1 AND o.tube_code <> r.tube_code),
-        'box_compounds_that_day', coalesce(bd.n, 0)
+        'box_compounds_that_day', CASE WHEN r.box_code IS NULL OR r.day IS NULL THEN 0 ELSE (
+            SELECT count(DISTINCT f.compound_code) FROM registration f
+            WHERE f.box_code = r.box_code AND f.day = r.day
+              AND f.compound_code IS NOT NULL) END
       ) ORDER BY r.collected_at, r.record_id)
-    FROM regs r
+    FROM registration r
     JOIN person p ON p.person_id = r.person_id
     LEFT JOIN compound c ON c.code = r.compound_code
-    LEFT JOIN box_days bd ON bd.box_code = r.box_code AND bd.day = r.day
     WHERE r.tube_code = t.code), '[]') AS registrations,
   coalesce((
     SELECT json_agg(json_build_object(
         'result', x.result, 'reported_at', x.reported_at_iso, 'lab_code', x.lab_code,
         'ct_value', x.ct_value) ORDER BY x.reported_at, x.lab_code)
     FROM result x WHERE x.tube_code = t.code), '[]') AS results
-FROM tubes t
-ORDER BY t.code
+FROM tube t
 """
-TRACE_BY_CODES = TRACE_SQL.replace("{tubes}", "SELECT code FROM tube WHERE code = ANY(%(codes)s)")
-POSITIVES_OF_DAY = TRACE_SQL.replace(
-    "{tubes}",
-    "SELECT DISTINCT tube_code AS code FROM result WHERE day = %(day)s AND result = 'positive'",
-)
-# Every connection of the bench: no JIT (a trace is milliseconds; JIT compiles for longer) and
-# generic plans for prepared statements (psycopg prepares a statement run five times).
-SESSION_SETTINGS = ("SET jit = off", "SET plan_cache_mode = force_generic_plan")
+TRACE_BY_CODES = TRACE_SQL + "WHERE t.code = ANY(%(codes)s)"
+POSITIVES_WHERE = """WHERE t.code IN (
+  SELECT tube_code FROM result WHERE day = %(day)s AND result = 'positive') ORDER BY t.code"""
+POSITIVES_OF_DAY = TRACE_SQL + POSITIVES_WHERE
 SECOND_RING = """
 WITH case_tubes AS (
   SELECT DISTINCT tube_code FROM registration
@@ -262,8 +247,6 @@ class PgServer:
             host="127.0.0.1", port=self.port, user="tubetrace", dbname="postgres", autocommit=True
         )
         conn.execute("SET TimeZone = 'UTC'")
-        for setting in SESSION_SETTINGS:
-            conn.execute(setting)
         return conn
 
     def stop(self) -> None:
@@ -513,7 +496,8 @@ def neo4j_second_ring(
 # registrations with the ring before (tubes de-duplicated before each fan-out, persons of
 # earlier rings excluded), one statement for any depth up to 4, on covering indexes
 # (ANALYSIS_INDEXES) so that every step is an index-only scan; run with jit = off and
-# plan_cache_mode = force_generic_plan (SESSION_SETTINGS, on every connection).
+# plan_cache_mode = force_generic_plan (ANALYSIS_SETTINGS).
+ANALYSIS_SETTINGS = ("SET jit = off", "SET plan_cache_mode = force_generic_plan")
 ANALYSIS_INDEXES = """
 CREATE INDEX IF NOT EXISTS registration_tube_cover
   ON registration (tube_code) INCLUDE (person_id, day, pool_size);
@@ -596,6 +580,8 @@ WHERE r.person_id = ANY(%(ids)s) AND r.day BETWEEN %(since)s AND %(until)s
 def prepare_analysis(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         conn.execute(ANALYSIS_INDEXES)
+    for statement in ANALYSIS_SETTINGS:
+        conn.execute(statement)
 
 
 def exposure(
