@@ -30,9 +30,10 @@ def test_ruff_format_applied() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_clean() -> None:
-    done = run("mypy", "engine", "api", "loaders", "cli")
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_mypy_clean(mypy_run: subprocess.Popen[str]) -> None:
+    """`mypy engine api loaders cli`, started at collection (tests/conftest.py)."""
+    output, _ = mypy_run.communicate(timeout=600)
+    assert mypy_run.returncode == 0, output
 
 
 def test_no_cypher_outside_cypher_files() -> None:
