@@ -254,11 +254,13 @@ def install(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
+        # A check of ours raised ValueError: its sentence, without pydantic's "Value error, ".
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        stored = " Nothing was stored." if request.method not in ("GET", "HEAD") else ""
         return answer(
             request,
             422,
-            f"The request is not valid at {where or 'body'}: "
-            f"{first.get('msg', 'invalid')}. Nothing was stored.",
+            f"The request is not valid at {where or 'body'}: {msg.rstrip('.')}.{stored}",
             details=[
                 {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")}
                 for e in exc.errors()[:20]

@@ -64,6 +64,14 @@ def test_masked_by_default_and_district_scoping(
             headers=bearer(inv.secret),
         )
         assert refused.status_code == 422, (blank, refused.text)
+    # A bad day reads as the engine's sentence, not pydantic's "Value error, ", and a GET does
+    # not say that nothing was stored.
+    bad_day = httpx.get(
+        f"{api_url}/v1/positives", params={"date": "2022-13-45"}, headers=bearer(inv.secret)
+    )
+    assert bad_day.status_code == 422 and bad_day.json()["message"] == (
+        "The request is not valid at query.date: '2022-13-45' is not a date; use YYYY-MM-DD."
+    )
 
 
 def test_keys_roles_and_audit(
