@@ -174,10 +174,9 @@ def run(
     try:
         for n in range(1, days + 1):
             today = START + timedelta(days=n - 1)
-            if n > 1:
-                t = time.perf_counter()
             loaded, rows_s, retested = per_day, None, 0
-            if n > 1:
+            if n > 1:  # day 1's time runs from the bulk import
+                t = time.perf_counter()
                 regs = shifted(
                     read_file(city / "registrations.csv", "registrations"),
                     n - 1,
@@ -242,7 +241,7 @@ def save(out: list[Day], days: int, per_day: int, keep_days: int) -> None:
 def goals(out: list[Day], keep_days: int) -> list[tuple[str, str, bool | None]]:
     """The issue's goals, each a ratio within the run; None where the run is too short."""
     rows: list[tuple[str, str, bool | None]] = []
-    steady = [d for d in out[keep_days:]]  # from day keep_days + 1 on
+    steady = out[keep_days:]  # from day keep_days + 1 on
     if len(steady) >= 2:
         base = steady[0].store_bytes
         worst = max(abs(d.store_bytes / base - 1) for d in steady[1:])
