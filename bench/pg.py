@@ -299,7 +299,7 @@ def reg_values(row: Row) -> tuple[Any, ...]:
         p["collector_id"],
         p["flags"],
         p["content_hash"],
-        p["raw"],
+        None,  # as in Neo4j: a registration keeps no raw line (docs/footprint.md)
         row.links["person"]["person_id"],
     )
 

@@ -24,7 +24,8 @@ WITH e, row, e.write_token = $token AS created, e.content_hash AS before_hash,
      CASE WHEN 'future_updated_at' IN coalesce(row.props.flags, []) THEN NULL
           ELSE row.props.updated_at END AS row_at
 WITH e, row, created, before_hash,
-     created OR (before_hash <> row.props.content_hash AND row_at IS NOT NULL
+     created OR (left(before_hash, 32) <> left(row.props.content_hash, 32)
+                 AND row_at IS NOT NULL
                  AND (before_at IS NULL OR row_at > before_at)) AS newer
 CALL (e, row, newer) {
   WITH e, row WHERE newer

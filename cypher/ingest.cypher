@@ -6,7 +6,9 @@
 UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})
 USING INDEX SEEK r:Registration(reg_key)
-RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw
+RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw,
+       CASE WHEN r.raw IS NULL THEN r {.*, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]}
+       END AS stored
 
 // name: merge_registrations -> rows
 // params: rows, token
@@ -14,10 +16,15 @@ RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw
 UNWIND $rows AS row
 MERGE (r:Registration {reg_key: row.key})
   ON CREATE SET r += row.props, r.collected_at = datetime(row.at), r.write_token = $token
-// The stored record is sent back only when it was there before: the loader judges it.
+// The stored record is sent back only when it was there before: the loader judges it, and a
+// conflict shows it (`raw` of a registration stored before lines were no longer kept, else the
+// stored fields: loaders/transform.py, stored_version).
 WITH row, r, r.write_token = $token AS created
 RETURN row.key AS key, created, r.content_hash AS content_hash,
-       CASE WHEN created THEN null ELSE r.raw END AS raw
+       CASE WHEN created THEN null ELSE r.raw END AS raw,
+       CASE WHEN created OR r.raw IS NOT NULL
+                 OR left(r.content_hash, 32) = left(row.props.content_hash, 32) THEN null
+            ELSE r {.*, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]} END AS stored
 
 // The nodes a batch of new registrations links to, one label per statement and each key
 // once (lists made distinct by the loader): MERGE never reads what the same statement wrote

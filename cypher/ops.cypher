@@ -116,7 +116,7 @@ WITH head, min(w.cursor) AS slowest, count(w) AS subscriptions
 OPTIONAL MATCH (e:Event {seq: slowest + 1})
 RETURN head, subscriptions,
        CASE WHEN slowest IS NULL THEN 0 ELSE head - slowest END AS lag,
-       e.occurred_at AS oldest_unfanned_at
+       toString(e.occurred_at) AS oldest_unfanned_at
 
 // name: metrics_deliveries -> rows
 // params:

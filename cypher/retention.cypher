@@ -122,7 +122,7 @@ RETURN pid AS person_id,
   [(p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube) | {day: r.day, tube: t.code}]
     AS registrations,
   [(p)<-[:FOR_PERSON]-(:Task)-[:FOR_TUBE]->(t:Tube) | t.code] AS task_tubes,
-  [(p)-[:HAS_DAY]->(d:PersonDay) | {key: d.key, day: d.day}] AS days
+  [(p)-[:HAS_DAY]->(d:PersonDay) | {day: d.day}] AS days
 
 // name: retention_box_facts -> rows
 // params: box_codes
@@ -270,7 +270,7 @@ RETURN compound_code, sum(registrations) AS registrations, count(*) AS tubes,
 // A sampling day's persons per compound and their statuses of that day.
 MATCH (r:Registration {day: $day})-[:OF_PERSON]->(p:Person)
 WITH DISTINCT r.compound_code AS compound_code, p
-OPTIONAL MATCH (d:PersonDay {key: p.person_id + '|' + $day})
+OPTIONAL MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
 RETURN compound_code, count(p) AS persons,
        apoc.coll.frequenciesAsMap(collect(coalesce(d.status, 'none'))) AS statuses
 

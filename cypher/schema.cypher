@@ -93,8 +93,10 @@ CREATE INDEX case_collected IF NOT EXISTS FOR (c:Case) ON (c.collected_at)
 // ---------------------------------------------------------------- statuses and the outbox
 // Person statuses per day, events and their sequence (cypher/status.cypher).
 
-// name: schema_person_day_key -> nothing
-CREATE CONSTRAINT person_day_key IF NOT EXISTS FOR (d:PersonDay) REQUIRE d.key IS UNIQUE
+// name: schema_person_day_key_dropped -> nothing
+// A person's day is reached from its person, under the person's lock (cypher/status.cypher):
+// no key, no index (docs/footprint.md). Days stored before keep their `key` until retention.
+DROP CONSTRAINT person_day_key IF EXISTS
 
 // name: schema_event_seq -> nothing
 CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE

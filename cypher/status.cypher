@@ -60,9 +60,8 @@ RETURN p.person_id AS person_id, p.id_type AS id_type, p.id_number AS id_number,
 UNWIND $days AS d
 MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
-MERGE (pd:PersonDay {key: d.key})
-  ON CREATE SET pd.person_id = d.person_id, pd.day = d.day
-MERGE (p)-[:HAS_DAY]->(pd)
+// Under the person's lock (status_lock_persons): one day per person and day without a key.
+MERGE (p)-[:HAS_DAY]->(pd:PersonDay {day: d.day})
 SET pd.status = d.status, pd.since = $now, pd.district_code = d.district_code
 RETURN count(pd) AS n
 
@@ -72,8 +71,7 @@ RETURN count(pd) AS n
 UNWIND $days AS d
 MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
-CREATE (p)-[:HAS_DAY]->(:PersonDay {key: d.key, person_id: d.person_id, day: d.day,
-                                    status: d.status, since: $now,
+CREATE (p)-[:HAS_DAY]->(:PersonDay {day: d.day, status: d.status, since: $now,
                                     district_code: d.district_code})
 
 // name: append_events -> nothing
@@ -85,8 +83,10 @@ MERGE (s:Sequence {name: 'events'})
 SET s.value = s.value + size($events)
 WITH s.value - size($events) AS base
 UNWIND range(0, size($events) - 1) AS i
+// `occurred_at` kept as a datetime (an ISO text went to the string store) and no `event_id`
+// (it is 'evt_' + seq): the readers' projections give both back as text.
 CREATE (n:Event)
-SET n = $events[i], n.seq = base + i + 1, n.event_id = 'evt_' + toString(base + i + 1)
+SET n = $events[i], n.occurred_at = datetime($events[i].occurred_at), n.seq = base + i + 1
 
 // name: person_day_status -> row?
 // params: person_id, day
@@ -98,7 +98,7 @@ MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
 OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-RETURN d {.person_id, .day, .status, .since} AS status,
+RETURN d {person_id: p.person_id, .day, .status, .since} AS status,
        collect(DISTINCT CASE WHEN r IS NULL THEN NULL
                              WHEN c.known THEN c.district_code
                              WHEN rc.known THEN rc.district_code
@@ -116,7 +116,8 @@ CALL (p, e) {
   WITH r ORDER BY r.collected_at, r.record_id LIMIT 1
   RETURN r.name AS name
 }
-RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
+RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at),
+          id_type: p.id_type, id_number: p.id_number, name: name} AS event
 ORDER BY e.seq
 
 // name: task_event_rows -> rows

@@ -30,7 +30,7 @@ RETURN id
 // params: after, limit
 MATCH (e:Event)
 WHERE e.seq > $after
-RETURN e {.*} AS event
+RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at)} AS event
 ORDER BY e.seq
 LIMIT $limit
 
@@ -44,7 +44,8 @@ CALL (p, e) {
   WITH r ORDER BY r.collected_at, r.record_id LIMIT 1
   RETURN r.name AS name
 }
-RETURN e {.*, id_type: p.id_type, id_number: p.id_number, name: name} AS event
+RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at),
+          id_type: p.id_type, id_number: p.id_number, name: name} AS event
 
 // name: create_deliveries -> value?
 // params: webhook_id, expected, cursor, deliveries, now

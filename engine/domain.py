@@ -250,6 +250,22 @@ def content_hash(record: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
+DIGEST_HEX = 32  # a stored record's content digest: 128 bits, short enough to stay inline
+
+
+def record_digest(record: Mapping[str, object]) -> str:
+    """What a stored record keeps of its content's hash: the first 32 hex digits (128 bits; a
+    64-digit hash went to the string store, 128 bytes a record, docs/footprint.md). Only two
+    versions of one key are ever compared, so 128 bits leave no chance of a false duplicate."""
+    return content_hash(record)[:DIGEST_HEX]
+
+
+def same_digest(stored: str, digest: str) -> bool:
+    """Whether a stored digest is this content's: records stored before digests were cut to
+    32 digits hold all 64, whose first 32 are the short digest."""
+    return stored[:DIGEST_HEX] == digest[:DIGEST_HEX]
+
+
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

@@ -493,11 +493,10 @@ def _write_statuses(
                 plan.status_tubes.update(str(r["tube_code"]) for r in regs)
                 continue
             for ds in status.derive(person_id, regs):
-                key = f"{ds.person_id}|{ds.day}"
+                key = f"{ds.person_id}|{ds.day}"  # the import's id only (engine/model.py)
                 days.write(
                     {
-                        "key": key,
-                        "person_id": ds.person_id,
+                        "ID": key,
                         "day": ds.day,
                         "status": ds.status,
                         "since": now,
@@ -511,7 +510,6 @@ def _write_statuses(
                     {
                         "ID": str(seq),
                         "seq": seq,
-                        "event_id": f"evt_{seq}",
                         "type": "status.changed",
                         "occurred_at": changed_at,
                         "person_id": ds.person_id,
@@ -559,7 +557,9 @@ def store_conflicts(gw: Gateway, conflicts: list[tuple[str, Quarantined]]) -> No
     if not conflicts:
         return
     keys = sorted({key for key, _ in conflicts})
-    first = {r["key"]: r["raw"] for r in gw.read("existing_registrations", keys=keys)}
+    first = {
+        r["key"]: transform.stored_version(r) for r in gw.read("existing_registrations", keys=keys)
+    }
     rows = {}
     for key, q in conflicts:
         q = replace(q, existing=first.get(key))

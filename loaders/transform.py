@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -283,7 +284,7 @@ def transform_registration(
             else "no tube_code: a registration must name the tube the swab went into"
         )
         return Quarantined("registrations", source, line, "tube_code", reason, raw)
-    digest = domain.content_hash(content)
+    digest = domain.record_digest(content)
     flags = _missing_flags(v, REGISTRATION_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     record_id = v["record_id"] or f"h:{digest[:32]}"
@@ -330,7 +331,8 @@ def transform_registration(
         "collector_id": v["collector_id"],
         "flags": sorted(set(flags)),
         "content_hash": digest,
-        "raw": raw,
+        # No `raw`: a registration's line is the largest thing it would keep (three records of
+        # the string store); a conflict shows the stored version rebuilt (`stored_version`).
         "source": source,
         "line": line,
     }
@@ -362,7 +364,7 @@ def transform_result(
         return Quarantined(
             "results", source, line, "tube_code", "no tube_code: a result must name its tube", raw
         )
-    digest = domain.content_hash(content)
+    digest = domain.record_digest(content)
     flags = _missing_flags(v, RESULT_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     result = v["result"].lower() if v["result"] else None
@@ -408,7 +410,7 @@ def transform_compound(record: dict[str, Any], source: str, line: int | None) ->
             "no compound_code: a compound needs its key",
             raw,
         )
-    digest = domain.content_hash(content)
+    digest = domain.record_digest(content)
     flags = _missing_flags(v, COMPOUND_REQUIRED, invalid)
     flags += [f"invalid_{n}" for n in sorted(invalid)]
     district = v["district_code"]
@@ -501,7 +503,7 @@ def transform_directory(
     key = domain.person_key(id_type, id_number, "")
     entry_source = v["source"]
     entry_key = domain.content_hash({"person": key, "source": entry_source, "phone": phone})[:32]
-    digest = domain.content_hash(content)
+    digest = domain.record_digest(content)
     person = _person(secret, key, id_type, id_number)
     props: dict[str, Any] = {
         "entry_key": entry_key,
@@ -538,6 +540,23 @@ class Verdict(NamedTuple):
     reason: str | None = None
 
 
+def stored_version(answer: Mapping[str, Any]) -> str | None:
+    """The first version of a record, for a conflict's `existing`: the line as it came when
+    the record kept it (`raw`), else (registrations) the record rebuilt from what is stored,
+    its contract fields as tubetrace holds them (times with their offset, phones normalised)."""
+    raw: str | None = answer.get("raw")
+    stored = answer.get("stored")
+    if raw is not None or not stored:
+        return raw
+    return domain.canonical_json(
+        {
+            name: value if isinstance(value, str | int | float) else domain.iso(value)
+            for name in REGISTRATION_FIELDS
+            if (value := stored.get(name)) is not None
+        }
+    )
+
+
 def judge(
     row: Row,
     source: str,
@@ -555,7 +574,7 @@ def judge(
     side, its field naming the contract's key."""
     if first_hash is None:
         return Verdict("stored")
-    if first_hash == row.content_hash:
+    if domain.same_digest(first_hash, row.content_hash):
         return Verdict("duplicate")
     kind = RecordKind(row.kind)
     if kind in UPDATABLE:

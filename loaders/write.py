@@ -158,7 +158,7 @@ def _write_batch(
                 source,
                 line,
                 answer["content_hash"],
-                answer["raw"],
+                transform.stored_version(answer),
                 # the database's word (null counts as no); within a batch it is not known yet
                 newer=bool(answer["newer"]) if "newer" in answer else None,
             )

@@ -199,7 +199,7 @@ def event_data(event: StoredEvent, district: str | None) -> StatusData | TaskDat
             "day": event.get("day"),
             "status": event.get("status"),
             "previous_status": event.get("previous_status"),
-            "changed_at": event.get("occurred_at"),
+            "changed_at": domain.iso(event.get("occurred_at")),
             "district_code": event.get("district_code"),
         }
     else:
@@ -215,7 +215,7 @@ def payload(event: StoredEvent, district: str | None) -> Payload:
     return {
         "id": event["event_id"],
         "type": event["type"],
-        "occurred_at": event.get("occurred_at"),
+        "occurred_at": domain.iso(event.get("occurred_at")),
         "data": event_data(event, district),
     }
 

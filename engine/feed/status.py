@@ -54,7 +54,6 @@ class StatusReg(TypedDict):
 class _PersonDay(TypedDict):
     """A row of `upsert_person_days` and `create_person_days`."""
 
-    key: str
     person_id: str
     day: str
     status: str
@@ -178,7 +177,6 @@ def _change(
     """A person-day whose status changed: the row to store and its `status.changed` event."""
     days.append(
         {
-            "key": f"{ds.person_id}|{ds.day}",
             "person_id": ds.person_id,
             "day": ds.day,
             "status": ds.status,
@@ -279,7 +277,7 @@ def change_json(event: StoredEvent) -> StatusChangeJSON:
         "day": event["day"],
         "status": event["status"],
         "previous_status": event.get("previous_status"),
-        "changed_at": event["occurred_at"],
+        "changed_at": str(domain.iso(event["occurred_at"])),
     }
 
 

@@ -95,7 +95,6 @@ class _Held(TypedDict):
 
 class _Day(TypedDict):
     day: str | None
-    key: str
 
 
 class PersonFacts(TypedDict):
@@ -336,7 +335,7 @@ def leftovers(
     a person with nothing left (no registration or task, not a case, no open task, no
     directory entry) with all its days; a staying person's days older than the window with no
     registration left; a box with no registration left. Returns (persons, their days,
-    the days of staying persons by key, boxes)."""
+    the days of staying persons as `person_id|day`, boxes)."""
     gone_persons: list[str] = []
     gone_with_them = 0
     gone_days: list[str] = []
@@ -349,7 +348,7 @@ def leftovers(
         for d in f["days"]:
             same_day = {r["tube"] for r in f["registrations"] if r["day"] == d["day"]}
             if d["day"] is not None and d["day"] < cutoff and same_day <= doomed:
-                gone_days.append(d["key"])
+                gone_days.append(f"{f['person_id']}|{d['day']}")
     gone_boxes = [b["box_code"] for b in boxes if set(b["tubes"]) <= doomed]
     return gone_persons, gone_with_them, gone_days, gone_boxes
 

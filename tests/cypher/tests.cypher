@@ -19,11 +19,12 @@ RETURN type(r) AS type, properties(r) AS props, labels(a) AS from_labels,
 
 // name: all_person_days -> rows
 // params: after, limit
-MATCH (d:PersonDay)
-WHERE d.key > $after
-RETURN d.key AS key, d.status AS status, d.district_code AS district_code
-ORDER BY d.key
-LIMIT $limit
+// Paged by person (`limit` persons): a person's day has no key of its own.
+MATCH (p:Person)
+WHERE p.person_id > $after
+WITH p ORDER BY p.person_id LIMIT $limit
+MATCH (p)-[:HAS_DAY]->(d:PersonDay)
+RETURN p.person_id + '|' + d.day AS key, d.status AS status, d.district_code AS district_code
 
 // name: tamper_delete_audit -> value
 // params: seq

@@ -254,7 +254,13 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
     assert json.loads(run("deliveries", "--json"))["items"] == []
     gw.write(
         "append_events",
-        events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
+        events=[
+            {
+                "type": "status.changed",
+                "occurred_at": "2022-04-09T20:00:00+08:00",
+                "district_code": "310115",
+            }
+        ],
     )
     webhooks.fan_out(gw)
     rows = json.loads(run("deliveries", "--json"))["items"]
@@ -313,7 +319,10 @@ def test_webhooks_cli(gw: Gateway, subprocess_env: dict[str, str], tmp_path: Pat
 
 def test_retries_end_in_failed_after_the_give_up_window(gw: Gateway, settings: Settings) -> None:
     hook = subscribe(gw, f"http://127.0.0.1:{free_port()}/nobody", None)
-    gw.write("append_events", events=[{"type": "status.changed", "occurred_at": "x"}])
+    gw.write(
+        "append_events",
+        events=[{"type": "status.changed", "occurred_at": "2022-04-09T20:00:00+08:00"}],
+    )
     worker = webhooks.Worker(gw, fast(settings, webhook_give_up_s=3.0)).start()
     try:
         wait_until(lambda: [d["status"] for d in webhooks.deliveries(gw)] == ["failed"], 60)
@@ -336,7 +345,13 @@ def test_two_workers_fanning_out_at_once_make_each_delivery_once(gw: Gateway) ->
     hook = subscribe(gw, "http://127.0.0.1:9/x", None)
     gw.write(
         "append_events",
-        events=[{"type": "status.changed", "occurred_at": "x", "district_code": "310115"}],
+        events=[
+            {
+                "type": "status.changed",
+                "occurred_at": "2022-04-09T20:00:00+08:00",
+                "district_code": "310115",
+            }
+        ],
     )
     [event] = [r["event"] for r in gw.read("events_after", after=0, limit=10)]
     [stored] = [h for h in webhooks.list_all(gw) if h["webhook_id"] == hook.webhook_id]

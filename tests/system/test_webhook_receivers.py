@@ -194,7 +194,9 @@ def test_breaker_parks_a_failing_endpoint_then_probes_it(
     hook = subscribe(gw, receiver.url, None)
     gw.write(
         "append_events",
-        events=[{"type": "status.changed", "occurred_at": "x"} for _ in range(6)],
+        events=[
+            {"type": "status.changed", "occurred_at": "2022-04-09T20:00:00+08:00"} for _ in range(6)
+        ],
     )
     s = fast(settings, webhook_breaker_failures=3, webhook_park_s=12.0, webhook_backoff_max_s=24.0)
     worker = webhooks.Worker(gw, s).start()
@@ -230,7 +232,10 @@ def test_breaker_parks_a_failing_endpoint_then_probes_it(
 
 def test_fan_out_reads_the_events_once_for_every_subscription_behind(gw: Gateway) -> None:
     def events(n: int) -> None:
-        gw.write("append_events", events=[{"type": "status.changed", "occurred_at": "x"}] * n)
+        gw.write(
+            "append_events",
+            events=[{"type": "status.changed", "occurred_at": "2022-04-09T20:00:00+08:00"}] * n,
+        )
 
     early = subscribe(gw, "http://127.0.0.1:9/a", None)
     events(3)
