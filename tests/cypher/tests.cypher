@@ -78,3 +78,20 @@ CALL (key) {
 }
 WITH key WHERE compounds + registrations + results > 0
 RETURN DISTINCT key
+
+// name: stored_record_shapes -> row
+// params: reg_key, person_id
+// What a registration, its person's days and the latest event keep (tests/integration/test_footprint.py).
+MATCH (r:Registration {reg_key: $reg_key})
+OPTIONAL MATCH (p:Person {person_id: $person_id})-[:HAS_DAY]->(d:PersonDay)
+WITH r, collect(properties(d)) AS days
+OPTIONAL MATCH (e:Event)
+WITH r, days, e ORDER BY e.seq DESC LIMIT 1
+RETURN properties(r) AS registration, days, properties(e) AS event,
+       valueType(e.occurred_at) AS occurred_at_type
+
+// name: age_registration -> nothing
+// params: reg_key, raw, content_hash
+// Tests only: a registration as stored before lines were dropped and digests cut to 32 digits.
+MATCH (r:Registration {reg_key: $reg_key})
+SET r.raw = $raw, r.content_hash = $content_hash

@@ -1,0 +1,99 @@
+"""What a registration, a person's day and an event keep since the footprint cut
+(docs/footprint.md), and that every promise around them holds: duplicates, conflicts with the
+first version side by side (rebuilt from what is stored, or the line a record stored before
+kept), one day per person and day under concurrent loads, the feed's event ids and times."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from engine import domain
+from engine.settings import Settings
+from engine.store.gateway import Gateway
+from loaders import transform, write
+from tests.helpers import quarantined, registration
+
+
+def load_rows(
+    gw: Gateway, settings: Settings, rows: list[dict[str, Any]], source: str = "f"
+) -> Any:
+    items = [(i + 1, r) for i, r in enumerate(rows)]
+    return write.load_records(gw, "registrations", items, source, settings, keep_outcomes=True)
+
+
+def test_a_registration_keeps_no_line_and_a_short_digest(gw: Gateway, settings: Settings) -> None:
+    first = registration(phone="138 1234 5678")
+    assert load_rows(gw, settings, [first]).counts()["stored"] == 1
+    pid = domain.person_id(gw.secret(), domain.person_key("resident_id", first["id_number"], ""))
+    shape = gw.read("stored_record_shapes", reg_key="file/R1", person_id=pid)[0]
+    reg = shape["registration"]
+    assert "raw" not in reg and len(reg["content_hash"]) == domain.DIGEST_HEX
+    [day] = shape["days"]  # its district is unset: compound C1 is not known
+    assert {"day", "status", "since"} <= set(day) <= {"day", "status", "since", "district_code"}
+    assert "event_id" not in shape["event"] and shape["occurred_at_type"].startswith("ZONED")
+
+    # The same again is a duplicate; new content a conflict showing the stored version.
+    assert load_rows(gw, settings, [first]).counts()["duplicates"] == 1
+    changed = first | {"phone": "13900000000", "name": "李四"}
+    assert load_rows(gw, settings, [changed]).counts()["conflicts"] == 1
+    [q] = quarantined(gw)
+    existing = json.loads(q["existing"])
+    assert existing == {
+        "record_id": "R1",
+        "collected_at": "2022-04-09T08:15:00+08:00",
+        "compound_code": "C1",
+        "box_code": "B1",
+        "tube_code": "T1",
+        "pool_size": 10,
+        "method": "nucleic_code",
+        "id_type": "resident_id",
+        "id_number": first["id_number"],
+        "name": "张三",
+        "phone": "13812345678",  # as stored: normalised
+    }
+    assert json.loads(q["raw"])["phone"] == "13900000000"
+
+
+def test_a_registration_stored_before_keeps_its_line_and_long_digest(
+    gw: Gateway, settings: Settings
+) -> None:
+    first = registration()
+    load_rows(gw, settings, [first])
+    row = transform.transform_registration(first, "f", 1, tz=settings.timezone, secret="x")
+    assert isinstance(row, transform.Row)
+    full = domain.content_hash(json.loads(row.raw))
+    assert full.startswith(row.content_hash) and len(full) == 64
+    gw.write("age_registration", reg_key="file/R1", raw=row.raw, content_hash=full)
+    assert load_rows(gw, settings, [first]).counts()["duplicates"] == 1
+    assert load_rows(gw, settings, [first | {"name": "王五"}]).counts()["conflicts"] == 1
+    [q] = quarantined(gw)
+    assert q["existing"] == row.raw
+
+
+def test_two_loads_of_one_person_day_make_one_day(gw: Gateway, settings: Settings) -> None:
+    """Days have no unique key any more: the person's lock is what keeps them one."""
+    rows = [
+        [registration(record_id=f"A{i}", tube_code=f"TA{i}", box_code="BA") for i in range(5)],
+        [registration(record_id=f"B{i}", tube_code=f"TB{i}", box_code="BB") for i in range(5)],
+    ]
+    errors: list[BaseException] = []
+
+    def go(batch: list[dict[str, Any]], source: str) -> None:
+        try:
+            load_rows(gw, settings, batch, source)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(b, f"s{i}")) for i, b in enumerate(rows)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    pid = domain.person_id(
+        gw.secret(), domain.person_key("resident_id", registration()["id_number"], "")
+    )
+    shape = gw.read("stored_record_shapes", reg_key="file/A0", person_id=pid)[0]
+    assert [d["day"] for d in shape["days"]] == ["2022-04-09"]
