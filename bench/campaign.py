@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.devdb import connect
+from bench.footprint import disk_parts, index_names
 from bench.measure import pct, store_bytes, timed
 from engine.analysis import reports
 from engine.loop import tasks
@@ -71,6 +72,11 @@ class Day:
     purge_s: float
     purged_registrations: int
     seconds: float  # the day's whole run: load, retests, results, purge, measures
+    # store_bytes by file after a checkpoint: the record files by what they hold and each
+    # index by name (bench/footprint.py), and the nodes of each label (the counts store)
+    store_files: dict[str, int] = field(default_factory=dict)
+    index_files: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 def dir_bytes(folder: Path) -> int:
@@ -202,6 +208,8 @@ def run(
             )
             figures = measure(gw, today.isoformat(), rng)
             stored = gw.read("campaign_registrations").value()
+            gw.run_auto("campaign_checkpoint")  # the files hold every page: sizes comparable
+            parts = disk_parts(server, index_names(gw), gw.database)
             total = store_bytes(server)
             size = dir_bytes(server.data_dir / "databases" / "neo4j")
             day = Day(
@@ -216,10 +224,14 @@ def run(
                 purge_s=purge_s,
                 purged_registrations=int(report.deleted["Registration"]),
                 seconds=time.perf_counter() - t,
+                store_files=parts["store"],
+                index_files=parts["indexes"],
+                labels=dict(sorted(gw.read("campaign_label_counts").value().items())),
                 **figures,
             )
             out.append(day)
-            console.print(json.dumps(asdict(day)))
+            brief = {k: v for k, v in asdict(day).items() if not isinstance(v, dict)}
+            console.print(json.dumps(brief))
             save(out, days, per_day, keep_days)
     finally:
         gw.close()
@@ -261,6 +273,54 @@ def goals(out: list[Day], keep_days: int) -> list[tuple[str, str, bool | None]]:
         )
         rows.append(("last day's online rows/s / day 2's (>= 0.9)", f"{rate:.2f}", rate >= 0.9))
     return rows
+
+
+def growers(out: list[Day], keep_days: int, top: int = 8) -> list[tuple[str, int, int, int]]:
+    """What grew most from day keep_days + 1 (the window full) to the last day: each file
+    group and index (bytes) and each label (nodes), as (what, first, last, growth), the
+    largest byte growth first, then the labels that grew."""
+    if len(out) < 2:
+        return []
+    first, last = out[min(keep_days, len(out) - 2)], out[-1]
+    rows: list[tuple[str, int, int, int]] = []
+    for kind, a, b in (
+        ("file", first.store_files, last.store_files),
+        ("index", first.index_files, last.index_files),
+    ):
+        for name in sorted(a.keys() | b.keys()):
+            rows.append((f"{kind} {name}", a.get(name, 0), b.get(name, 0), 0))
+    by_bytes = sorted(
+        ((w, x, y, y - x) for w, x, y, _ in rows if y != x), key=lambda r: -abs(r[3])
+    )[:top]
+    labels = sorted(
+        (
+            (f"nodes :{name}", first.labels.get(name, 0), last.labels.get(name, 0), 0)
+            for name in first.labels.keys() | last.labels.keys()
+        ),
+        key=lambda r: -(r[2] - r[1]),
+    )
+    by_nodes = [(w, x, y, y - x) for w, x, y, _ in labels if y != x][:top]
+    return by_bytes + by_nodes
+
+
+def print_growers(out: list[Day], keep_days: int, console: Console) -> None:
+    rows = growers(out, keep_days)
+    if not rows:
+        return
+    first = out[min(keep_days, len(out) - 2)]
+    days = len(out) - 1 - out.index(first)
+    table = Table(title=f"what grew from {first.day} to {out[-1].day} ({days} days)")
+    for name in ("what", "first", "last", "growth", "per day"):
+        table.add_column(name, justify="right")
+    for what, a, b, grew in rows:
+        if what.startswith("nodes"):
+            cells = (f"{a:,}", f"{b:,}", f"{grew:+,}", f"{grew / days:+,.0f}")
+        else:
+            mb = 2**20
+            cells = (f"{a / mb:,.1f} MB", f"{b / mb:,.1f} MB", f"{grew / mb:+,.1f} MB",
+                     f"{grew / days / mb:+,.2f} MB")  # fmt: skip
+        table.add_row(what, *cells)
+    console.print(table)
 
 
 def print_table(out: list[Day], keep_days: int, console: Console) -> None:
@@ -340,6 +400,7 @@ def main(argv: list[str] | None = None) -> list[Day]:
     console = Console(width=180)
     out = run(args.days, args.per_day, args.keep_days, args.work, settings, console)
     print_table(out, args.keep_days, console)
+    print_growers(out, args.keep_days, console)
     plot(out, args.keep_days, args.plot)
     console.print(f"saved {OUT / 'campaign.json'} and {args.plot}")
     return out

@@ -105,3 +105,12 @@ RETURN DISTINCT r.tube_code AS code
 // name: campaign_registrations -> value
 MATCH (r:Registration)
 RETURN count(r) AS n
+
+// name: campaign_checkpoint -> nothing
+// Every page written to the store files before they are measured (bench/campaign.py).
+CALL db.checkpoint()
+
+// name: campaign_label_counts -> value
+// Nodes per label, from the counts store (no scan).
+CALL apoc.meta.stats() YIELD labels
+RETURN labels

@@ -3,7 +3,7 @@ and the goals judged within the run."""
 
 from __future__ import annotations
 
-from bench.campaign import Day, goals, shifted
+from bench.campaign import Day, goals, growers, shifted
 
 
 def test_a_later_day_has_new_ids_and_tubes_the_same_boxes_and_its_own_date() -> None:
@@ -54,3 +54,26 @@ def test_goals_are_ratios_within_the_run() -> None:
     verdicts = {name: ok for name, _, ok in goals(growing, keep_days=2)}
     assert list(verdicts.values()) == [False, False, True, False]
     assert goals(steady[:2], keep_days=2)[0][2] is None  # too short to say
+
+
+def test_growers_name_the_files_indexes_and_labels_that_grew_once_the_window_is_full() -> None:
+    days = [day(n, 100, 2.0, 1.0, 1000.0) for n in (1, 2, 3, 4)]
+    files = [
+        {"nodes": 50, "properties": 10, "id files": 5},
+        {"nodes": 80, "properties": 10, "id files": 5},  # day keep + 1: the base
+        {"nodes": 80, "properties": 30, "id files": 6},
+        {"nodes": 80, "properties": 70, "id files": 4},
+    ]
+    for d, f, n in zip(days, files, (1, 2, 3, 4), strict=True):
+        d.store_files = f
+        d.index_files = {"reg_key": 7} if n < 4 else {"reg_key": 9, "event_seq": 1}
+        d.labels = {"Registration": 10, "Quarantine": n}
+    rows = growers(days, keep_days=1)
+    assert rows == [
+        ("file properties", 10, 70, 60),
+        ("index reg_key", 7, 9, 2),
+        ("file id files", 5, 4, -1),
+        ("index event_seq", 0, 1, 1),
+        ("nodes :Quarantine", 2, 4, 2),
+    ]
+    assert growers(days[:1], keep_days=1) == []
