@@ -106,10 +106,6 @@ RETURN DISTINCT r.tube_code AS code
 MATCH (r:Registration)
 RETURN count(r) AS n
 
-// name: campaign_checkpoint -> nothing
-// Every page written to the store files before they are measured (bench/campaign.py).
-CALL db.checkpoint()
-
 // name: campaign_label_counts -> value
 // Nodes per label, from the counts store (no scan).
 CALL apoc.meta.stats() YIELD labels
