@@ -44,9 +44,17 @@ STORE_FILES = {
 }
 
 
+# Neo4j's queue of freed record ids waiting for the transactions that could still see them
+# (id-buffer.tmp.N, 50 MiB segments, each deleted once read; emptied at every start): temporary,
+# not records. It grows with what is deleted, so a store under retention carries up to ~50 MiB.
+ID_BUFFER = "freed-id buffer (id-buffer.tmp, temporary)"
+
+
 def _store_part(name: str) -> str:
     if name.endswith(".id"):
         return "id files"
+    if name.startswith("id-buffer.tmp"):
+        return ID_BUFFER
     return STORE_FILES.get(name, "other (tokens, schema, ...)")
 
 

@@ -105,3 +105,8 @@ RETURN DISTINCT r.tube_code AS code
 // name: campaign_registrations -> value
 MATCH (r:Registration)
 RETURN count(r) AS n
+
+// name: campaign_label_counts -> value
+// Nodes per label, from the counts store (no scan).
+CALL apoc.meta.stats() YIELD labels
+RETURN labels
