@@ -317,7 +317,7 @@ def result_values(row: Row) -> tuple[Any, ...]:
         p["ct_value"],
         p["flags"],
         p["content_hash"],
-        p["raw"],
+        None,  # as in Neo4j: a result keeps no raw line
     )
 
 

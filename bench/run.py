@@ -7,6 +7,7 @@ sizes. Prints one table and writes bench/out/results.json.
     ./dev bench --http           # a trace's HTTP time, the route before / after (bench/http.py)
     ./dev bench --sizes 26000000 # a full round at city size, cold and warm (bench/round.py)
     ./dev bench --footprint      # what one label, property or index costs (bench/footprint.py)
+    ./dev bench --compare REV    # bytes/registration, online rows/s: REV's tree beside this one
 
 Each size gets its own managed Neo4j home (nothing shared with your data)."""
 
@@ -616,6 +617,11 @@ def main() -> None:
         from bench import campaign
 
         campaign.main([a for a in sys.argv[1:] if a != "--campaign"])
+        return
+    if "--compare" in sys.argv[1:]:  # bytes and online rows/s of another tree beside this one
+        from bench import sidebyside
+
+        sidebyside.main(sys.argv[1:])
         return
     if "--footprint" in sys.argv[1:]:  # what one label, property or index costs
         footprint.main([a for a in sys.argv[1:] if a != "--footprint"])

@@ -7,8 +7,10 @@ UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})
 USING INDEX SEEK r:Registration(reg_key)
 RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw,
-       CASE WHEN r.raw IS NULL THEN r {.*, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]}
-       END AS stored
+       CASE WHEN r.raw IS NULL THEN
+         r {.record_id, .collected_at, .compound_code, .box_code, .tube_code, .pool_size, .method,
+           .id_type, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0], .name, .phone,
+           .registered_address, .collector_id} END AS stored
 
 // name: merge_registrations -> rows
 // params: rows, token
@@ -24,7 +26,9 @@ RETURN row.key AS key, created, r.content_hash AS content_hash,
        CASE WHEN created THEN null ELSE r.raw END AS raw,
        CASE WHEN created OR r.raw IS NOT NULL
                  OR left(r.content_hash, 32) = left(row.props.content_hash, 32) THEN null
-            ELSE r {.*, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]} END AS stored
+            ELSE r {.record_id, .collected_at, .compound_code, .box_code, .tube_code, .pool_size, .method,
+                   .id_type, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0], .name, .phone,
+                   .registered_address, .collector_id} END AS stored
 
 // The nodes a batch of new registrations links to, one label per statement and each key
 // once (lists made distinct by the loader): MERGE never reads what the same statement wrote
@@ -151,8 +155,12 @@ FOREACH (_ IN CASE WHEN created THEN [1] ELSE [] END |
   MERGE (x)-[:FOR_TUBE]->(t)
 )
 REMOVE x.write_token
+// As merge_registrations: a result keeps no raw line either; a conflict shows its fields.
 RETURN row.key AS key, created, x.content_hash AS content_hash,
-       CASE WHEN created THEN null ELSE x.raw END AS raw
+       CASE WHEN created THEN null ELSE x.raw END AS raw,
+       CASE WHEN created OR x.raw IS NOT NULL
+                 OR left(x.content_hash, 32) = left(row.props.content_hash, 32) THEN null
+            ELSE x {.tube_code, .result, .reported_at, .lab_code, .ct_value} END AS stored
 
 // name: merge_compounds -> rows
 // params: rows

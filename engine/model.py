@@ -74,7 +74,9 @@ class Relationship:
         ]
 
 
-_SOURCE = {"content_hash": "string", "raw": "string", "source": "string", "line": "long"}
+# Registrations and results keep no `raw` line (docs/footprint.md): a conflict rebuilds their
+# first version from their fields (loaders/transform.py, stored_version).
+_KEPT = {"content_hash": "string", "source": "string", "line": "long"}
 
 NODES: dict[str, Node] = {
     n.label: n
@@ -100,7 +102,6 @@ NODES: dict[str, Node] = {
             "Registration",
             "reg_key",
             {
-                "sender": "string",
                 "record_id": "string",
                 "collected_at": "datetime",
                 "day": "string",
@@ -115,8 +116,7 @@ NODES: dict[str, Node] = {
                 "registered_address": "string",
                 "collector_id": "string",
                 "flags": "string[]",
-                # Not its `raw` line (docs/footprint.md): a conflict rebuilds it from these.
-                **{k: t for k, t in _SOURCE.items() if k != "raw"},
+                **_KEPT,
             },
         ),
         Node(
@@ -135,7 +135,7 @@ NODES: dict[str, Node] = {
                 "lab_code": "string",
                 "ct_value": "double",
                 "flags": "string[]",
-                **_SOURCE,
+                **_KEPT,
             },
         ),
         Node("Tube", "code"),

@@ -314,8 +314,7 @@ def transform_registration(
     key = domain.person_key(id_type, id_number, reg_key)
     person = _person(secret, key, id_type, id_number)
     props: dict[str, Any] = {
-        "reg_key": reg_key,
-        "sender": sender,
+        "reg_key": reg_key,  # `sender/record_id`: the sender is not kept apart
         "record_id": record_id,
         "collected_at": collected_at,
         "day": day,
@@ -389,7 +388,6 @@ def transform_result(
         "ct_value": ct_value,
         "flags": sorted(set(flags)),
         "content_hash": digest,
-        "raw": raw,
         "source": source,
         "line": line,
     }
@@ -542,17 +540,18 @@ class Verdict(NamedTuple):
 
 def stored_version(answer: Mapping[str, Any]) -> str | None:
     """The first version of a record, for a conflict's `existing`: the line as it came when
-    the record kept it (`raw`), else (registrations) the record rebuilt from what is stored,
+    the record kept it (`raw`: compounds, directory entries, records stored before), else the
+    record rebuilt from what is stored (registrations, results: the merge query's `stored`),
     its contract fields as tubetrace holds them (times with their offset, phones normalised)."""
     raw: str | None = answer.get("raw")
-    stored = answer.get("stored")
+    stored: Mapping[str, Any] | None = answer.get("stored")
     if raw is not None or not stored:
         return raw
     return domain.canonical_json(
         {
             name: value if isinstance(value, str | int | float) else domain.iso(value)
-            for name in REGISTRATION_FIELDS
-            if (value := stored.get(name)) is not None
+            for name, value in stored.items()
+            if value is not None
         }
     )
 

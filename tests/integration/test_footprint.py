@@ -29,7 +29,7 @@ def test_a_registration_keeps_no_line_and_a_short_digest(gw: Gateway, settings: 
     pid = domain.person_id(gw.secret(), domain.person_key("resident_id", first["id_number"], ""))
     shape = gw.read("stored_record_shapes", reg_key="file/R1", person_id=pid)[0]
     reg = shape["registration"]
-    assert "raw" not in reg and len(reg["content_hash"]) == domain.DIGEST_HEX
+    assert not {"raw", "sender"} & set(reg) and len(reg["content_hash"]) == domain.DIGEST_HEX
     [day] = shape["days"]  # its district is unset: compound C1 is not known
     assert {"day", "status", "since"} <= set(day) <= {"day", "status", "since", "district_code"}
     assert "event_id" not in shape["event"] and shape["occurred_at_type"].startswith("ZONED")
@@ -97,3 +97,25 @@ def test_two_loads_of_one_person_day_make_one_day(gw: Gateway, settings: Setting
     )
     shape = gw.read("stored_record_shapes", reg_key="file/A0", person_id=pid)[0]
     assert [d["day"] for d in shape["days"]] == ["2022-04-09"]
+
+
+def test_a_result_in_conflict_shows_its_stored_fields(gw: Gateway, settings: Settings) -> None:
+    first = {
+        "tube_code": "T1",
+        "result": "negative",
+        "reported_at": "2022-04-09T20:00:00+08:00",
+        "lab_code": "L1",
+        "ct_value": "",
+    }
+    items = [(1, first), (2, first | {"result": "positive", "ct_value": "31.5"})]
+    summary = write.load_records(gw, "results", items[:1], "r", settings)
+    assert summary.counts()["stored"] == 1
+    again = write.load_records(gw, "results", items, "r", settings)
+    assert (again.counts()["duplicates"], again.counts()["conflicts"]) == (1, 1)
+    [q] = quarantined(gw)
+    assert json.loads(q["existing"]) == {
+        "tube_code": "T1",
+        "result": "negative",
+        "reported_at": "2022-04-09T20:00:00+08:00",
+        "lab_code": "L1",
+    }
