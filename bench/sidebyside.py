@@ -154,6 +154,8 @@ def _bpr(side: dict[str, Any], step: str) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # figures as they come, also into a file
     if argv[:1] == ["--worker"]:
         mode, home, city, prefix = argv[1], Path(argv[2]), Path(argv[3]), int(argv[4])
         print(json.dumps(_worker(mode, home, city, prefix), default=str))
@@ -205,8 +207,8 @@ def _print(n: int, size: dict[str, Any]) -> None:
             ratio = after / before if before else float("nan")
             print(f"  {step:10} {part:17} {before:8,.0f} | {after:8,.0f} | {ratio:5.2f}")
     rates = ", ".join(f"{x:,.0f}" for x in b["online_rows_s"])
-    after = ", ".join(f"{x:,.0f}" for x in a["online_rows_s"])
-    print(f"  online rows/s (empty store)  {rates} | {after}")
+    rates_after = ", ".join(f"{x:,.0f}" for x in a["online_rows_s"])
+    print(f"  online rows/s (empty store)  {rates} | {rates_after}")
     before_next, after_next = b["online_next_rows_s"], a["online_next_rows_s"]
     print(f"  online rows/s (next round)   {before_next:,.0f} | {after_next:,.0f}")
 
