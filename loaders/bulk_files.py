@@ -188,7 +188,7 @@ def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
         per({**person, "LABEL": "Person"}),
         status + "\n",
     )
-    slim = {**links, "person": {"person_id": person["person_id"]}}
+    slim = {**links, "person": {"person_id": person["person_id"]}, "pool_size": p["pool_size"]}
     return replace(row, props={}, links=slim), lines
 
 
@@ -350,7 +350,7 @@ def write_import_files(
                 per.write_line(person_line)
             tube = links["tube_code"]
             members[tube] = members.get(tube, 0) + 1
-            _pool_day(pool_days, tube, row.props["pool_size"], links["day"])
+            _pool_day(pool_days, tube, links["pool_size"], links["day"])
             rels["into_tube"].write_link(row.key, tube, "INTO_TUBE")
             rels["of_person"].write_link(row.key, person["person_id"], "OF_PERSON")
             if links["box_code"] is not None:

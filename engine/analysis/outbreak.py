@@ -129,6 +129,26 @@ class WindowRegistration(TypedDict):
     compound_district: str | None
 
 
+# The order of the values of each registration `positive_registrations` and
+# `window_registrations_of_persons` answer (lists, not records: see cypher/analysis.cypher).
+POSITIVE_FIELDS = (
+    "tube_code",
+    "day",
+    "pool_size",
+    "person_id",
+    "compound_code",
+    "compound_district",
+    "box_code",
+    "collector_id",
+    "district",
+)
+WINDOW_FIELDS = ("person_id", "tube_code", "day", "pooled", "compound_code", "compound_district")
+
+
+def _records(rows: list[list[Any]], fields: tuple[str, ...]) -> list[Any]:
+    return [dict(zip(fields, row, strict=True)) for row in rows]
+
+
 class _LabPools(TypedDict):
     """A row of `lab_pools_of_day`."""
 
@@ -306,10 +326,11 @@ def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
     since, until = check_window(since, until)
     positive = _positive_registrations(gw, since, until, _shift(until, REPORT_LAG_DAYS))
     members = sorted({r["person_id"] for r in positive})
-    registrations = gw.read(
+    rows = gw.read(
         "window_registrations_of_persons", person_ids=members, since=since, until=until
-    )
-    return group_clusters(since, until, positive, cast(list[WindowRegistration], registrations))
+    ).value()
+    registrations: list[WindowRegistration] = _records(rows, WINDOW_FIELDS)
+    return group_clusters(since, until, positive, registrations)
 
 
 def _positive_registrations(
@@ -317,8 +338,9 @@ def _positive_registrations(
 ) -> list[PositiveRegistration]:
     rows = gw.read(
         "positive_registrations", since=since, until=until, reported_until=reported_until
-    )
-    return cast(list[PositiveRegistration], rows)
+    ).value()
+    positive: list[PositiveRegistration] = _records(rows, POSITIVE_FIELDS)
+    return positive
 
 
 def group_clusters(
