@@ -159,46 +159,47 @@ CALL (rings) {
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 
-// name: positive_registrations -> value
-// params: since, until, reported_until
+// name: positive_registrations -> row
+// params: since, until, reported_until, members: bool
 // Every registration inside [$since, $until] of a tube with a positive result reported from
 // $since up to $reported_until (a result comes after its swab): the day's cases and what the
 // signals, clusters and attack rates are made of. `district` is the residence (as above).
-// One list per registration, in the order of engine/analysis/outbreak.py's POSITIVE_FIELDS,
-// in one row: the driver built a record per row at ~50 us each (a third of the clusters'
-// time at 20 k registrations).
+// With $members (the clusters), also every registration inside the window of their persons:
+// what links the members of a cluster (a shared pooled tube, the same compound within days of
+// each other), read from the persons found, not looked up again by id in a second query.
+// One list per registration (in the order of engine/analysis/outbreak.py's POSITIVE_FIELDS
+// and WINDOW_FIELDS), in one row: the driver built a record per row at ~50 us each (a third
+// of the clusters' time at 20 k registrations). No label where the relationship type implies it
+// (engine/model.py): a label check was a read per row.
 MATCH (x:Result)
 USING INDEX x:Result(day)
 WHERE x.day >= $since AND x.day <= $reported_until AND x.result = 'positive'
-MATCH (x)-[:FOR_TUBE]->(t:Tube)
+MATCH (x)-[:FOR_TUBE]->(t)
 WITH DISTINCT t
-MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
+MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(p)
 WHERE r.day >= $since AND r.day <= $until
-OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c)
+OPTIONAL MATCH (r)-[:IN_BOX]->(b)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-WITH t.code AS tube_code, r.day AS day, r.pool_size AS pool_size, p.person_id AS person_id,
-     c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district,
-     b.code AS box_code, r.collector_id AS collector_id,
+WITH p, t.code AS tube_code, r.day AS day, r.pool_size AS pool_size,
+     p.person_id AS person_id, c.code AS compound_code,
+     CASE WHEN c.known THEN c.district_code END AS compound_district, b.code AS box_code,
+     r.collector_id AS collector_id,
      coalesce(CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END,
               'unassigned') AS district
 ORDER BY day, tube_code, person_id
-RETURN collect([tube_code, day, pool_size, person_id, compound_code, compound_district, box_code,
-                collector_id, district]) AS rows
-
-// name: window_registrations_of_persons -> value
-// params: person_ids, since, until
-// Each person's registrations inside [$since, $until]: what links the members of a cluster
-// (a shared pooled tube, the same compound within days of each other). One list per
-// registration (outbreak.py's WINDOW_FIELDS), in one row, as above.
-UNWIND $person_ids AS person_id
-MATCH (p:Person {person_id: person_id})
-USING INDEX SEEK p:Person(person_id)
-MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-WHERE r.day >= $since AND r.day <= $until
-OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-RETURN collect([person_id, t.code, r.day, r.pool_size > 1, c.code,
-                CASE WHEN c.known THEN c.district_code END]) AS rows
+WITH collect([tube_code, day, pool_size, person_id, compound_code, compound_district, box_code,
+              collector_id, district]) AS positive,
+     collect(DISTINCT p) AS persons
+CALL (persons) {
+  UNWIND CASE WHEN $members THEN persons ELSE [] END AS p
+  MATCH (p)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE r.day >= $since AND r.day <= $until
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c)
+  RETURN collect([p.person_id, t.code, r.day, r.pool_size > 1, c.code,
+                  CASE WHEN c.known THEN c.district_code END]) AS window
+}
+RETURN positive, window
 
 // name: lab_pools_of_day -> rows
 // params: day
