@@ -406,7 +406,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     """Exposure at depth 2, 3 and 4 (the 14 days up to each of `cases` confirmed cases' day)
     and the clusters of the 14 days up to `last_day`, in both engines, interleaved; the
     answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
-    positive_registrations and window_registrations_of_persons, grouped by
+    positive_registrations with its persons' registrations, one query, grouped by
     engine.analysis.outbreak.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
     indexes, jit off, generic plans; its rows grouped by the same code."""
     pg.prepare_analysis(pconn)

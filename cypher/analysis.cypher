@@ -10,6 +10,13 @@
 // used (each tube expanded once), then the persons in them that no earlier level holds. Two
 // registrations are co-pooled when both have pool_size > 1 and a day inside the window. Each
 // person carries the (day, tube) of the earliest registration that put them in their ring.
+// A tube is judged by its `pool_day` (engine/model.py: set when all its registrations are
+// pooled and of one day), its members then taken without reading their registrations; a tube
+// without one (single, or its registrations disagree) by each registration, as the rule says.
+// Each level's persons are found per distinct tube in a subquery of its own: grouping them
+// beside the level's list of tubes hashed that list once per row.
+// (r), (t), (q) go without labels: INTO_TUBE and OF_PERSON join only a Registration to a
+// Tube and a Person (engine/model.py), a label check was a read per row.
 // Answers one row per known subject: the window, the districts the subject lives in inside it
 // (a district key's check) and the ring members ordered by (depth, person_id) after
 // ($after_depth, $after_person), only residents of $district when given, as parallel lists.
@@ -29,15 +36,22 @@ WITH p, since, until, [] AS used, [] AS rings, [p] AS frontier, [p] AS seen
 CALL (frontier, used, seen, since, until) {
   UNWIND frontier AS f
   WITH f WHERE $depth >= 1
-  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
   WITH collect(DISTINCT t) AS tubes
-  UNWIND CASE WHEN tubes = [] THEN [null] ELSE tubes END AS t
-  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
-  WITH tubes, q, min([r.day, t.code, elementId(r)]) AS via
-  RETURN tubes AS tubes1,
-         collect(CASE WHEN q IS NOT NULL THEN {q: q, depth: 1, via: via} END) AS ring1
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 1, via: via}) AS ring
+  }
+  RETURN tubes AS tubes1, ring AS ring1
 }
 WITH p, since, until, used + tubes1 AS used, rings + ring1 AS rings,
      [x IN ring1 | x.q] AS frontier, seen + [x IN ring1 | x.q] AS seen
@@ -45,15 +59,22 @@ WITH p, since, until, used + tubes1 AS used, rings + ring1 AS rings,
 CALL (frontier, used, seen, since, until) {
   UNWIND frontier AS f
   WITH f WHERE $depth >= 2
-  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
   WITH collect(DISTINCT t) AS tubes
-  UNWIND CASE WHEN tubes = [] THEN [null] ELSE tubes END AS t
-  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
-  WITH tubes, q, min([r.day, t.code, elementId(r)]) AS via
-  RETURN tubes AS tubes2,
-         collect(CASE WHEN q IS NOT NULL THEN {q: q, depth: 2, via: via} END) AS ring2
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 2, via: via}) AS ring
+  }
+  RETURN tubes AS tubes2, ring AS ring2
 }
 WITH p, since, until, used + tubes2 AS used, rings + ring2 AS rings,
      [x IN ring2 | x.q] AS frontier, seen + [x IN ring2 | x.q] AS seen
@@ -61,15 +82,22 @@ WITH p, since, until, used + tubes2 AS used, rings + ring2 AS rings,
 CALL (frontier, used, seen, since, until) {
   UNWIND frontier AS f
   WITH f WHERE $depth >= 3
-  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
   WITH collect(DISTINCT t) AS tubes
-  UNWIND CASE WHEN tubes = [] THEN [null] ELSE tubes END AS t
-  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
-  WITH tubes, q, min([r.day, t.code, elementId(r)]) AS via
-  RETURN tubes AS tubes3,
-         collect(CASE WHEN q IS NOT NULL THEN {q: q, depth: 3, via: via} END) AS ring3
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 3, via: via}) AS ring
+  }
+  RETURN tubes AS tubes3, ring AS ring3
 }
 WITH p, since, until, used + tubes3 AS used, rings + ring3 AS rings,
      [x IN ring3 | x.q] AS frontier, seen + [x IN ring3 | x.q] AS seen
@@ -77,15 +105,22 @@ WITH p, since, until, used + tubes3 AS used, rings + ring3 AS rings,
 CALL (frontier, used, seen, since, until) {
   UNWIND frontier AS f
   WITH f WHERE $depth >= 4
-  MATCH (f)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT t IN used
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
   WITH collect(DISTINCT t) AS tubes
-  UNWIND CASE WHEN tubes = [] THEN [null] ELSE tubes END AS t
-  OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(q:Person)
-  WHERE r.day >= since AND r.day <= until AND r.pool_size > 1 AND NOT q IN seen
-  WITH tubes, q, min([r.day, t.code, elementId(r)]) AS via
-  RETURN tubes AS tubes4,
-         collect(CASE WHEN q IS NOT NULL THEN {q: q, depth: 4, via: via} END) AS ring4
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 4, via: via}) AS ring
+  }
+  RETURN tubes AS tubes4, ring AS ring4
 }
 WITH p, since, until, used + tubes4 AS used, rings + ring4 AS rings,
      [x IN ring4 | x.q] AS frontier, seen + [x IN ring4 | x.q] AS seen
@@ -103,17 +138,18 @@ CALL (p, since, until) {
 CALL (rings) {
   UNWIND rings AS m
   WITH m, m.q.person_id AS person_id
-  WHERE m.depth > $after_depth OR (m.depth = $after_depth AND person_id > $after_person)
-  CALL (m) {
-    OPTIONAL MATCH (r:Registration)
-    WHERE $district IS NOT NULL AND elementId(r) = m.via[2]
-    OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-    OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-    RETURN coalesce(CASE WHEN c.known THEN c.district_code
-                         WHEN rc.known THEN rc.district_code END, 'unassigned') AS district
-  }
-  WITH m, person_id, district
-  WHERE $district IS NULL OR district = $district
+  // The district check only when one is asked for (a SelectOrSemiApply: the subquery is not
+  // run when $district is null).
+  WHERE (m.depth > $after_depth OR (m.depth = $after_depth AND person_id > $after_person))
+    AND ($district IS NULL OR EXISTS {
+      MATCH (r:Registration)
+      WHERE elementId(r) = m.via[2]
+      OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+      OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+      WITH c, rc
+      WHERE coalesce(CASE WHEN c.known THEN c.district_code
+                          WHEN rc.known THEN rc.district_code END, 'unassigned') = $district
+    })
   WITH m, person_id
   ORDER BY m.depth, person_id
   // Four lists of plain values, not a list of maps: the driver builds a map in Python at
@@ -123,40 +159,47 @@ CALL (rings) {
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 
-// name: positive_registrations -> rows
-// params: since, until, reported_until
+// name: positive_registrations -> row
+// params: since, until, reported_until, members: bool
 // Every registration inside [$since, $until] of a tube with a positive result reported from
 // $since up to $reported_until (a result comes after its swab): the day's cases and what the
 // signals, clusters and attack rates are made of. `district` is the residence (as above).
+// With $members (the clusters), also every registration inside the window of their persons:
+// what links the members of a cluster (a shared pooled tube, the same compound within days of
+// each other), read from the persons found, not looked up again by id in a second query.
+// One list per registration (in the order of engine/analysis/outbreak.py's POSITIVE_FIELDS
+// and WINDOW_FIELDS), in one row: the driver built a record per row at ~50 us each (a third
+// of the clusters' time at 20 k registrations). No label where the relationship type implies it
+// (engine/model.py): a label check was a read per row.
 MATCH (x:Result)
 USING INDEX x:Result(day)
 WHERE x.day >= $since AND x.day <= $reported_until AND x.result = 'positive'
-MATCH (x)-[:FOR_TUBE]->(t:Tube)
+MATCH (x)-[:FOR_TUBE]->(t)
 WITH DISTINCT t
-MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p:Person)
+MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(p)
 WHERE r.day >= $since AND r.day <= $until
-OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c)
+OPTIONAL MATCH (r)-[:IN_BOX]->(b)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-RETURN t.code AS tube_code, r.day AS day, r.pool_size AS pool_size, p.person_id AS person_id,
-       c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district,
-       b.code AS box_code, r.collector_id AS collector_id,
-       coalesce(CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END,
-                'unassigned') AS district
+WITH p, t.code AS tube_code, r.day AS day, r.pool_size AS pool_size,
+     p.person_id AS person_id, c.code AS compound_code,
+     CASE WHEN c.known THEN c.district_code END AS compound_district, b.code AS box_code,
+     r.collector_id AS collector_id,
+     coalesce(CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END,
+              'unassigned') AS district
 ORDER BY day, tube_code, person_id
-
-// name: window_registrations_of_persons -> rows
-// params: person_ids, since, until
-// Each person's registrations inside [$since, $until]: what links the members of a cluster
-// (a shared pooled tube, the same compound within days of each other).
-UNWIND $person_ids AS person_id
-MATCH (p:Person {person_id: person_id})
-USING INDEX SEEK p:Person(person_id)
-MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-WHERE r.day >= $since AND r.day <= $until
-OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-RETURN person_id, t.code AS tube_code, r.day AS day, r.pool_size > 1 AS pooled,
-       c.code AS compound_code, CASE WHEN c.known THEN c.district_code END AS compound_district
+WITH collect([tube_code, day, pool_size, person_id, compound_code, compound_district, box_code,
+              collector_id, district]) AS positive,
+     collect(DISTINCT p) AS persons
+CALL (persons) {
+  UNWIND CASE WHEN $members THEN persons ELSE [] END AS p
+  MATCH (p)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE r.day >= $since AND r.day <= $until
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c)
+  RETURN collect([p.person_id, t.code, r.day, r.pool_size > 1, c.code,
+                  CASE WHEN c.known THEN c.district_code END]) AS window
+}
+RETURN positive, window
 
 // name: lab_pools_of_day -> rows
 // params: day

@@ -81,6 +81,23 @@ FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPO
 REMOVE r.write_token
 RETURN count(*) AS linked
 
+// name: set_tube_pool_days -> nothing
+// params: codes
+// After link_registrations: each tube's `pool_day` (engine/model.py) made again from all its
+// registrations, the tubes write-locked in code order first (as by new_registration_facts,
+// which comes later in the same transaction), so that two transactions adding to one tube
+// each see the other's registrations or come first. The day when every registration of the
+// tube is pooled and on that day; unset otherwise (loaders/bulk_files.py does the same).
+UNWIND $codes AS code
+MATCH (t:Tube {code: code})
+WITH t
+ORDER BY t.code
+WITH collect(t) AS tubes
+CALL apoc.lock.nodes(tubes)
+UNWIND tubes AS t
+WITH t, [(t)<-[:INTO_TUBE]-(r:Registration) | CASE WHEN r.pool_size > 1 THEN r.day END] AS days
+SET t.pool_day = CASE WHEN days <> [] AND all(d IN days WHERE d = days[0]) THEN days[0] END
+
 // name: new_registration_facts -> rows
 // params: keys
 // What the loader needs of the registrations this transaction created, once they are linked

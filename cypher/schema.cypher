@@ -35,6 +35,23 @@ FOR (p:Person) REQUIRE p.person_id IS UNIQUE
 CREATE CONSTRAINT tube_code IF NOT EXISTS
 FOR (t:Tube) REQUIRE t.code IS UNIQUE
 
+// name: schema_tube_pool_day_backfill -> nothing
+// Tubes stored before they carried `pool_day` (engine/model.py; cypher/ingest.cypher,
+// set_tube_pool_days): set once, then marked done by the Meta node `tube_pool_day` (a bulk
+// import writes the mark, its tubes have the day).
+OPTIONAL MATCH (done:Meta {key: 'tube_pool_day'})
+WITH done
+WHERE done IS NULL
+MATCH (t:Tube)
+CALL (t) {
+  WITH t, [(t)<-[:INTO_TUBE]-(r:Registration) | CASE WHEN r.pool_size > 1 THEN r.day END] AS days
+  SET t.pool_day = CASE WHEN days <> [] AND all(d IN days WHERE d = days[0]) THEN days[0] END
+} IN TRANSACTIONS OF 10000 ROWS
+
+// name: schema_tube_pool_day_done -> nothing
+MERGE (done:Meta {key: 'tube_pool_day'})
+  ON CREATE SET done.value = 'set'
+
 // name: schema_box_key -> nothing
 CREATE CONSTRAINT box_code IF NOT EXISTS
 FOR (b:Box) REQUIRE b.code IS UNIQUE

@@ -138,7 +138,11 @@ NODES: dict[str, Node] = {
                 **_KEPT,
             },
         ),
-        Node("Tube", "code"),
+        # `pool_day`: the sampling day of a pooled tube whose registrations all say pooled
+        # (pool_size > 1) and agree on the day; unset otherwise (a single tube, a tube without
+        # registrations, or registrations that disagree: read them then). What the outbreak
+        # queries filter a tube on without reading its registrations (cypher/analysis.cypher).
+        Node("Tube", "code", {"pool_day": "string"}),
         Node("Box", "code"),
         Node(
             "Quarantine",

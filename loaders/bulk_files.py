@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -187,7 +188,7 @@ def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
         per({**person, "LABEL": "Person"}),
         status + "\n",
     )
-    slim = {**links, "person": {"person_id": person["person_id"]}}
+    slim = {**links, "person": {"person_id": person["person_id"]}, "pool_size": p["pool_size"]}
     return replace(row, props={}, links=slim), lines
 
 
@@ -310,6 +311,7 @@ def write_import_files(
     districts: dict[str, str | None] = {}  # known compounds
     compound_refs: dict[str, None] = {}
     members: dict[str, int] = {}  # tube -> registrations
+    pool_days: dict[str, str] = {}  # tube -> its `pool_day` (engine/model.py), "" for none
     boxes: dict[str, None] = {}
     persons: dict[bytes, None] = {}  # 12 bytes of each person id
     filled: dict[str, None] = {}  # box, compound and day, joined
@@ -348,6 +350,7 @@ def write_import_files(
                 per.write_line(person_line)
             tube = links["tube_code"]
             members[tube] = members.get(tube, 0) + 1
+            _pool_day(pool_days, tube, links["pool_size"], links["day"])
             rels["into_tube"].write_link(row.key, tube, "INTO_TUBE")
             rels["of_person"].write_link(row.key, person["person_id"], "OF_PERSON")
             if links["box_code"] is not None:
@@ -392,7 +395,11 @@ def write_import_files(
 
     for code in sorted(compound_refs.keys() - districts.keys()):
         comp.write({"code": code, "LABEL": "Compound"})
-    _single(out / "tubes.csv", members, "Tube")
+    tubes = _Csv(out / "tubes.csv", NODES["Tube"].import_header())
+    for code in sorted(members):
+        tubes.write({"code": code, "pool_day": pool_days.get(code) or None, "LABEL": "Tube"})
+    tubes.close()
+    del pool_days
     _single(out / "boxes.csv", boxes, "Box")
     q = _Csv(out / "quarantine.csv", QUARANTINE_HEADER)
     now = datetime.now(UTC)
@@ -400,6 +407,7 @@ def write_import_files(
         q.write({**item.as_props(), "at": now, "LABEL": "Quarantine"})
     meta = _Csv(out / "meta.csv", NODES["Meta"].import_header())
     meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
+    meta.write({"key": TUBE_POOL_DAY_MARK, "value": "set", "LABEL": "Meta"})
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
     _write_statuses(out, plan, districts, members, latest, was_positive, now)
@@ -524,6 +532,22 @@ def _write_statuses(
     sequences.write({"name": "events", "value": seq, "LABEL": "Sequence"})
     for f in (days, has_day, events, sequences):
         f.close()
+
+
+# The Meta key cypher/schema.cypher's tube backfill (schema_tube_pool_day_backfill) looks for:
+# an imported store's tubes carry `pool_day` already.
+TUBE_POOL_DAY_MARK = "tube_pool_day"
+
+
+def _pool_day(pool_days: dict[str, str], tube: str, pool_size: Any, day: str | None) -> None:
+    """A tube's `pool_day` as cypher/ingest.cypher's set_tube_pool_days makes it: the day
+    when every registration of the tube is pooled and on that day, else none ("")."""
+    this = sys.intern(day) if day is not None and pool_size is not None and pool_size > 1 else ""
+    before = pool_days.get(tube)
+    if before is None:
+        pool_days[tube] = this
+    elif before != this:
+        pool_days[tube] = ""
 
 
 def _single(path: Path, values: Iterable[str], label: str) -> None:

@@ -129,6 +129,7 @@ def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[Row]) ->
             for r, link in zip(rows, links, strict=True)
         ],
     )
+    gw.run_in(tx, "set_tube_pool_days", codes=sorted({link["tube_code"] for link in links}))
     if filled:
         gw.run_in(
             tx,

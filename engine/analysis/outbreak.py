@@ -119,7 +119,7 @@ class PositiveRegistration(TypedDict):
 
 
 class WindowRegistration(TypedDict):
-    """A row of `window_registrations_of_persons`."""
+    """A registration of a positive registration's person (`positive_registrations`)."""
 
     person_id: str
     tube_code: str
@@ -127,6 +127,26 @@ class WindowRegistration(TypedDict):
     pooled: bool
     compound_code: str | None
     compound_district: str | None
+
+
+# The order of the values of each registration `positive_registrations` answers (lists, not
+# records: see cypher/analysis.cypher), of the positive ones and of their persons' others.
+POSITIVE_FIELDS = (
+    "tube_code",
+    "day",
+    "pool_size",
+    "person_id",
+    "compound_code",
+    "compound_district",
+    "box_code",
+    "collector_id",
+    "district",
+)
+WINDOW_FIELDS = ("person_id", "tube_code", "day", "pooled", "compound_code", "compound_district")
+
+
+def _records(rows: list[list[Any]], fields: tuple[str, ...]) -> list[Any]:
+    return [dict(zip(fields, row, strict=True)) for row in rows]
 
 
 class _LabPools(TypedDict):
@@ -300,25 +320,31 @@ class Clustering:
 def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
     """Every person of a positive tube inside the window, grouped into connected clusters:
     two are linked when registrations of theirs inside the window shared a pooled tube or
-    were at the same compound within LINK_DAYS days of each other. The links are read in two
-    queries (the positive registrations, then the members' registrations); the components
-    are found here (union-find). Largest first, then by cluster id."""
+    were at the same compound within LINK_DAYS days of each other. The links are read in one
+    query (the positive registrations and their persons' registrations); the components are
+    found here (union-find). Largest first, then by cluster id."""
     since, until = check_window(since, until)
-    positive = _positive_registrations(gw, since, until, _shift(until, REPORT_LAG_DAYS))
-    members = sorted({r["person_id"] for r in positive})
-    registrations = gw.read(
-        "window_registrations_of_persons", person_ids=members, since=since, until=until
+    positive, registrations = _positive_registrations(
+        gw, since, until, _shift(until, REPORT_LAG_DAYS), members=True
     )
-    return group_clusters(since, until, positive, cast(list[WindowRegistration], registrations))
+    return group_clusters(since, until, positive, registrations)
 
 
 def _positive_registrations(
-    gw: Gateway, since: str, until: str, reported_until: str
-) -> list[PositiveRegistration]:
-    rows = gw.read(
-        "positive_registrations", since=since, until=until, reported_until=reported_until
-    )
-    return cast(list[PositiveRegistration], rows)
+    gw: Gateway, since: str, until: str, reported_until: str, *, members: bool = False
+) -> tuple[list[PositiveRegistration], list[WindowRegistration]]:
+    """The positive registrations of the window and, with `members`, every registration
+    inside it of their persons."""
+    row = gw.read(
+        "positive_registrations",
+        since=since,
+        until=until,
+        reported_until=reported_until,
+        members=members,
+    ).row()
+    positive: list[PositiveRegistration] = _records(row["positive"], POSITIVE_FIELDS)
+    window: list[WindowRegistration] = _records(row["window"], WINDOW_FIELDS)
+    return positive, window
 
 
 def group_clusters(
@@ -329,7 +355,7 @@ def group_clusters(
 ) -> Clustering:
     """The clusters of the window from its positive registrations (`positive_registrations`,
     in day and tube order) and their persons' registrations inside it
-    (`window_registrations_of_persons`); pure (the benchmark feeds it PostgreSQL's rows)."""
+    (`positive_registrations` with members); pure (the benchmark feeds it PostgreSQL's rows)."""
     shown: dict[str, tuple[str, str, str]] = {}
     positive_days: dict[str, set[str]] = defaultdict(set)
     for pos in positive:  # ordered by day, tube_code: the first is the earliest
@@ -659,7 +685,7 @@ def signals(gw: Gateway, day: str) -> SignalsJSON:
     persons of positive pools are expected positives, not evidence (`_unexplained`)."""
     day = parse_day(day)
     since = _shift(day, -(MAX_DAYS - 1))
-    rows = _unexplained(_positive_registrations(gw, since, day, _shift(day, REPORT_LAG_DAYS)))
+    rows = _unexplained(_positive_registrations(gw, since, day, _shift(day, REPORT_LAG_DAYS))[0])
     today = [r for r in rows if r["day"] == day]
     found = (
         _across_compounds("collector_across_compounds", today, "collector_id")
@@ -686,7 +712,7 @@ def attack_rate(gw: Gateway, since: str, until: str) -> AttackRateJSON:
     those with a positive within FOLLOW_DAYS days after their first day in it."""
     since, until = check_window(since, until)
     last = _shift(until, FOLLOW_DAYS)
-    rows = _positive_registrations(gw, since, last, _shift(last, REPORT_LAG_DAYS))
+    rows, _ = _positive_registrations(gw, since, last, _shift(last, REPORT_LAG_DAYS))
     positive_days: dict[str, set[str]] = defaultdict(set)
     cases: dict[str, str] = {}
     for r in rows:

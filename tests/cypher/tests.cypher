@@ -52,6 +52,20 @@ RETURN count(k) AS keys
 UNWIND range(1, $n) AS i
 CREATE (:Filler {i: i})
 
+// name: tube_pool_days -> rows
+// Each tube's `pool_day` (engine/model.py), by code.
+MATCH (t:Tube)
+RETURN t.code AS code, t.pool_day AS pool_day
+ORDER BY code
+
+// name: forget_tube_pool_days -> nothing
+// Tests only: a store as it was before tubes carried `pool_day` (the schema's backfill then).
+MATCH (t:Tube)
+REMOVE t.pool_day
+WITH count(*) AS tubes
+OPTIONAL MATCH (done:Meta {key: 'tube_pool_day'})
+DELETE done
+
 // name: datetime_texts -> rows
 // params: values
 // Datetimes as the database writes them as text (tests of engine/domain.py, iso).

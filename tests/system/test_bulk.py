@@ -57,6 +57,7 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
         "tasks": queue,
         "counts": counts,
         "statuses": statuses,
+        "pool_days": {r["code"]: r["pool_day"] for r in gw.read("tube_pool_days")},
     }
 
 
@@ -116,3 +117,8 @@ def test_bulk_import_equals_online_load(
     different = [c for c in online["traces"] if imported["traces"][c] != online["traces"][c]]
     assert different == []
     assert len(online["traces"]) > 150
+    # Each tube's pool_day (the outbreak queries' filter), the same both ways: set on the pooled
+    # tubes of one day, unset on single tubes and on those whose registrations disagree.
+    assert imported["pool_days"] == online["pool_days"]
+    days = list(online["pool_days"].values())
+    assert days.count(None) and len(days) - days.count(None) > 100
