@@ -11,10 +11,11 @@
 DROP CONSTRAINT registration_record_id IF EXISTS
 
 // name: schema_registration_key_backfill -> nothing
-// Registrations stored before keys were per sender count as sent by files (source file).
+// Registrations stored before keys were per sender count as sent by files (source file);
+// the sender is the key's first part, not kept apart (docs/footprint.md).
 MATCH (r:Registration)
 WHERE r.reg_key IS NULL
-SET r.reg_key = 'file/' + r.record_id, r.sender = 'file'
+SET r.reg_key = 'file/' + r.record_id
 
 // name: schema_registration_key -> nothing
 CREATE CONSTRAINT registration_key IF NOT EXISTS

@@ -272,7 +272,9 @@ def _dedupe(
                 "content; load compounds online to update them"
             )
         if status == "stored":
-            seen[seen_key] = (out.content_hash, out.raw) if conflicts is None else digest
+            seen[seen_key] = (
+                (out.content_hash, transform.first_version(out)) if conflicts is None else digest
+            )
         if q is not None:
             if conflicts is not None and q.existing is None:
                 conflicts.append((out.key, q))

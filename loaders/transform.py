@@ -556,6 +556,23 @@ def stored_version(answer: Mapping[str, Any]) -> str | None:
     )
 
 
+# The kinds whose records keep no `raw` line, and the fields a conflict shows of them instead
+# (as the merge queries' `stored` projects them: cypher/ingest.cypher).
+REBUILT_FIELDS = {"registrations": REGISTRATION_FIELDS, "results": RESULT_FIELDS}
+
+
+def first_version(row: Row) -> str:
+    """A conflict's `existing` when its first version is still in hand (earlier in the same
+    batch or import file): what `stored_version` will rebuild of it once stored, so that a
+    conflict reads the same whichever batch its first version came in; the line as sent for
+    the kinds that keep it."""
+    fields = REBUILT_FIELDS.get(row.kind)
+    if fields is None:
+        return row.raw
+    values = row.props | {"id_number": row.links.get("person", {}).get("id_number")}
+    return stored_version({"stored": {name: values.get(name) for name in fields}}) or row.raw
+
+
 def judge(
     row: Row,
     source: str,

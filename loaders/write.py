@@ -277,7 +277,7 @@ def _prepare(
             source,
             line,
             first.content_hash if first else None,
-            first.raw if first else None,
+            transform.first_version(first) if first else None,
         )
         if v.status in ("stored", "updated"):
             seen[result.key] = result

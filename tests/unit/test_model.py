@@ -111,3 +111,44 @@ def test_directory_entries_update_only_when_newer() -> None:
     assert transform.judge(new, "f", 3, old.content_hash, old.raw).status == "updated"
     kept = transform.judge(old, "f", 2, new.content_hash, new.raw, newer=False)
     assert kept.status == "duplicate" and kept.reason and kept.quarantined is None
+
+
+def test_a_conflict_shows_one_first_version_whatever_the_batch() -> None:
+    """Registrations and results keep no raw line: a conflict whose first version came in the
+    same batch shows it as `stored_version` rebuilds it from the database (numbers as numbers,
+    the phone normalised, the result lower-cased), not as the line was sent, so that the
+    quarantine reads the same whatever the batch size and after a bulk import."""
+    from datetime import datetime as native
+
+    from neo4j.time import DateTime
+
+    from loaders import write
+
+    sent = REG | {"phone": "+86 138-0000-0000"}
+    reg = transform.transform_registration(sent, "f", 2, tz="Asia/Shanghai", secret="s")
+    assert isinstance(reg, transform.Row)
+    stored = {n: reg.props.get(n) for n in transform.REGISTRATION_FIELDS if n != "id_number"}
+    at = native.fromisoformat(REG["collected_at"])
+    stored |= {"collected_at": DateTime.from_native(at), "id_number": REG["id_number"]}
+    from_db = transform.stored_version({"raw": None, "stored": stored})
+    assert from_db is not None and '"pool_size":10' in from_db and "13800000000" in from_db
+
+    def to_row(record: dict[str, object], source: str, line: int | None) -> transform.Row:
+        row = transform.transform_registration(
+            dict(record), source, line, tz="Asia/Shanghai", secret="s"
+        )
+        assert isinstance(row, transform.Row)
+        return row
+
+    batch = write._prepare([(2, sent), (3, sent | {"name": "y"})], "registrations", "f", to_row)
+    [q] = batch.quarantined
+    assert q.existing == from_db != reg.raw
+
+    res = transform.transform_result(
+        RES | {"result": "Positive", "ct_value": "31.50"}, "f", 2, tz="Asia/Shanghai"
+    )
+    assert isinstance(res, transform.Row)
+    assert transform.first_version(res) == transform.stored_version(
+        {"stored": {n: res.props.get(n) for n in transform.RESULT_FIELDS}}
+    )
+    assert '"ct_value":31.5' in transform.first_version(res)
