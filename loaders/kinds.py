@@ -62,7 +62,9 @@ class Consequences:
 @dataclass(frozen=True)
 class KindSpec:
     kind: RecordKind
-    merge_query: str  # returns `key`, `created`, `content_hash`, `raw` (and `newer`) per row
+    # returns `key`, `created`, `content_hash`, `raw` (and `stored` for the kinds that keep no
+    # raw line, `newer`) per row: transform.stored_version reads `raw` and `stored`
+    merge_query: str
     make_transform: Callable[[Settings, str, str], Transform]  # (settings, secret, sender)
     needs_secret: bool  # the person-id key (records naming a person)
     # What the merge query reads of a row, beyond `key` and `props`: a time sent as ISO text
