@@ -74,9 +74,10 @@ class Relationship:
         ]
 
 
-# Registrations and results keep no `raw` line (docs/footprint.md): a conflict rebuilds their
-# first version from their fields (loaders/transform.py, stored_version).
-_KEPT = {"content_hash": "string", "source": "string", "line": "long"}
+# Registrations and results keep their `raw` line only as the evidence of an invalid value
+# (docs/footprint.md): a conflict rebuilds their first version from their fields otherwise
+# (loaders/transform.py, evidence, stored_version).
+_KEPT = {"content_hash": "string", "raw": "string", "source": "string", "line": "long"}
 
 NODES: dict[str, Node] = {
     n.label: n

@@ -330,8 +330,10 @@ def transform_registration(
         "collector_id": v["collector_id"],
         "flags": sorted(set(flags)),
         "content_hash": digest,
-        # No `raw`: a registration's line is the largest thing it would keep (three records of
-        # the string store); a conflict shows the stored version rebuilt (`stored_version`).
+        # Its line only when a value could not be kept as sent (`invalid_*`): the evidence.
+        # Otherwise none: the line is the largest thing a registration would keep (three
+        # records of the string store); a conflict shows it rebuilt (`stored_version`).
+        "raw": evidence(raw, flags),
         "source": source,
         "line": line,
     }
@@ -388,6 +390,7 @@ def transform_result(
         "ct_value": ct_value,
         "flags": sorted(set(flags)),
         "content_hash": digest,
+        "raw": evidence(raw, flags),  # as for registrations
         "source": source,
         "line": line,
     }
@@ -561,13 +564,21 @@ def stored_version(answer: Mapping[str, Any]) -> str | None:
 REBUILT_FIELDS = {"registrations": REGISTRATION_FIELDS, "results": RESULT_FIELDS}
 
 
+def evidence(raw: str, flags: list[str]) -> str | None:
+    """The line a registration or result keeps: only when a value of it was invalid (an
+    unreadable or future time, a pool size that is no number, a value that is no text), since
+    its field then holds nothing or not what was sent; the line is the evidence (a few
+    records in a hundred)."""
+    return raw if any(f.startswith("invalid_") for f in flags) else None
+
+
 def first_version(row: Row) -> str:
     """A conflict's `existing` when its first version is still in hand (earlier in the same
     batch or import file): what `stored_version` will rebuild of it once stored, so that a
     conflict reads the same whichever batch its first version came in; the line as sent for
     the kinds that keep it."""
     fields = REBUILT_FIELDS.get(row.kind)
-    if fields is None:
+    if fields is None or row.props.get("raw") is not None:  # a kept line is shown as kept
         return row.raw
     values = row.props | {"id_number": row.links.get("person", {}).get("id_number")}
     return stored_version({"stored": {name: values.get(name) for name in fields}}) or row.raw

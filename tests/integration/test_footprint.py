@@ -119,3 +119,19 @@ def test_a_result_in_conflict_shows_its_stored_fields(gw: Gateway, settings: Set
         "reported_at": "2022-04-09T20:00:00+08:00",
         "lab_code": "L1",
     }
+
+
+def test_a_registration_with_an_invalid_value_keeps_its_line(
+    gw: Gateway, settings: Settings
+) -> None:
+    """The evidence of what was sent when a field cannot hold it: the line stays."""
+    bad = registration(record_id="R2", collected_at="yesterday morning", pool_size="many")
+    load_rows(gw, settings, [bad])
+    pid = domain.person_id(gw.secret(), domain.person_key("resident_id", bad["id_number"], ""))
+    reg = gw.read("stored_record_shapes", reg_key="file/R2", person_id=pid)[0]["registration"]
+    assert "collected_at" not in reg and "pool_size" not in reg
+    sent = json.loads(reg["raw"])
+    assert (sent["collected_at"], sent["pool_size"]) == ("yesterday morning", "many")
+    assert load_rows(gw, settings, [bad | {"name": "王五"}]).counts()["conflicts"] == 1
+    [q] = quarantined(gw)
+    assert q["existing"] == reg["raw"]
