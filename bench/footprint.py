@@ -18,7 +18,7 @@ import string
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,40 @@ PROBES: dict[str, tuple[str, Any]] = {
             "source": "results.csv",
             "line": i + 2,
         },
+    ),
+    # Since the footprint cut (issue 22): what the write path stores now.
+    "registration_now_props": (
+        "a stored registration now (no raw, no sender, 32-hex digest; 17 properties)",
+        lambda i: (
+            {
+                k: v
+                for k, v in PROBES["registration_props"][1](i).items()
+                if k not in ("raw", "sender")
+            }
+            | {"content_hash": _hex(i, 32)}
+        ),
+    ),
+    "person_day_now_props": (
+        "a person's day now (no key, no person_id; 4 properties)",
+        lambda i: {
+            k: v
+            for k, v in PROBES["person_day_props"][1](i).items()
+            if k not in ("key", "person_id")
+        },
+    ),
+    "event_now_props": (
+        "a status.changed event now (no event_id, occurred_at a datetime; 8 properties)",
+        lambda i: (
+            {k: v for k, v in PROBES["event_props"][1](i).items() if k != "event_id"}
+            | {"occurred_at": datetime(2026, 12, 6, 18, 45, 17, 194471, tzinfo=UTC)}
+        ),
+    ),
+    "result_now_props": (
+        "a stored result now (no raw, 32-hex digest; 10 properties)",
+        lambda i: (
+            {k: v for k, v in PROBES["result_props"][1](i).items() if k != "raw"}
+            | {"content_hash": _hex(i, 32)}
+        ),
     ),
 }
 # Indexes: (label, property) probed with N distinct values (day: one value for all).
