@@ -60,13 +60,15 @@ CREATE TABLE registration (
   collected_at_iso text,  -- as received, with its own UTC offset
   day text, compound_code text, box_code text, tube_code text NOT NULL, pool_size integer,
   method text, id_type text, name text, phone text, registered_address text,
-  collector_id text, flags text[], content_hash text,  -- no raw line, as in Neo4j
+  collector_id text, flags text[], content_hash text,
+  raw text,  -- as in Neo4j: the line only of a record flagged invalid_* (docs/footprint.md)
   person_id text NOT NULL
 );
 CREATE TABLE result (
   result_key text PRIMARY KEY, tube_code text NOT NULL, result text,
   reported_at timestamptz, reported_at_iso text, day text, lab_code text,
-  ct_value double precision, flags text[], content_hash text  -- no raw line, as in Neo4j
+  ct_value double precision, flags text[], content_hash text,
+  raw text  -- as for registrations
 );
 """
 INDEXES = """
@@ -160,6 +162,7 @@ REG_COLUMNS = (
     "collector_id",
     "flags",
     "content_hash",
+    "raw",
     "person_id",
 )
 RESULT_COLUMNS = (
@@ -173,6 +176,7 @@ RESULT_COLUMNS = (
     "ct_value",
     "flags",
     "content_hash",
+    "raw",
 )
 # The graph model's properties (engine/model.py), so that a new one fails the COPY loudly
 # instead of being left out; `known` is the graph's marker of a compound read from a file.
@@ -296,7 +300,8 @@ def reg_values(row: Row) -> tuple[Any, ...]:
         p["registered_address"],
         p["collector_id"],
         p["flags"],
-        p["content_hash"],  # no raw line, as in Neo4j (docs/footprint.md)
+        p["content_hash"],
+        p["raw"],  # as in Neo4j: set only on a record flagged invalid_*
         row.links["person"]["person_id"],
     )
 
@@ -313,7 +318,8 @@ def result_values(row: Row) -> tuple[Any, ...]:
         p["lab_code"],
         p["ct_value"],
         p["flags"],
-        p["content_hash"],  # no raw line, as in Neo4j
+        p["content_hash"],
+        p["raw"],
     )
 
 

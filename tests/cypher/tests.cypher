@@ -95,7 +95,7 @@ RETURN DISTINCT key
 
 // name: stored_record_shapes -> row
 // params: reg_key, person_id
-// What a registration, its person's days and the latest event keep (tests/integration/test_footprint.py).
+// What a registration, its person's days and the latest event keep (tests/integration/test_stored_shapes.py).
 MATCH (r:Registration {reg_key: $reg_key})
 OPTIONAL MATCH (p:Person {person_id: $person_id})-[:HAS_DAY]->(d:PersonDay)
 WITH r, collect(properties(d)) AS days

@@ -66,3 +66,10 @@ def test_mypy_is_strict_on_engine_and_loaders() -> None:
         m for o in config["tool"]["mypy"]["overrides"] if o.get("strict") for m in o["module"]
     }
     assert {"engine.*", "loaders.*"} <= strict
+
+
+def test_test_files_have_unique_names() -> None:
+    """The test folders are not packages: two test files of one name in two folders stop the
+    whole run at collection ("import file mismatch")."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
