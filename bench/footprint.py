@@ -271,37 +271,55 @@ PROBES: dict[str, tuple[str, Any]] = {
             "line": i + 2,
         },
     ),
-    # Since the footprint cut (issue 22): what the write path stores now.
+    # Since the footprint cuts (issue 22): what the write path stores now.
     "registration_now_props": (
-        "a stored registration now (no raw, no sender, 32-hex digest; 17 properties)",
+        "a stored registration now (no raw, sender, codes, id_type, source, line; a 32-hex "
+        "digest, method as a code; 11 properties)",
         lambda i: (
             {
                 k: v
                 for k, v in PROBES["registration_props"][1](i).items()
-                if k not in ("raw", "sender")
+                if k
+                not in (
+                    "raw",
+                    "sender",
+                    "compound_code",
+                    "box_code",
+                    "tube_code",
+                    "id_type",
+                    "source",
+                    "line",
+                )
             }
-            | {"content_hash": _hex(i, 32)}
+            | {"content_hash": _hex(i, 32), "method": "1"}
         ),
     ),
     "person_day_now_props": (
-        "a person's day now (no key, no person_id; 4 properties)",
-        lambda i: {
-            k: v
-            for k, v in PROBES["person_day_props"][1](i).items()
-            if k not in ("key", "person_id")
-        },
+        "a person's day now (no key, no person_id, since a local time in UTC; 4 properties)",
+        lambda i: (
+            {
+                k: v
+                for k, v in PROBES["person_day_props"][1](i).items()
+                if k not in ("key", "person_id")
+            }
+            | {"since": datetime(2022, 4, 9, 12, i % 60, 1, 123456)}
+        ),
     ),
     "event_now_props": (
-        "a status.changed event now (no event_id, occurred_at a datetime; 8 properties)",
+        "a status.changed event now (no event_id, no type, occurred_at a datetime; 7 properties)",
         lambda i: (
-            {k: v for k, v in PROBES["event_props"][1](i).items() if k != "event_id"}
+            {k: v for k, v in PROBES["event_props"][1](i).items() if k not in ("event_id", "type")}
             | {"occurred_at": datetime(2026, 12, 6, 18, 45, 17, 194471, tzinfo=UTC)}
         ),
     ),
     "result_now_props": (
-        "a stored result now (no raw, 32-hex digest; 10 properties)",
+        "a stored result now (no raw, source, line; 32-hex digest; 8 properties)",
         lambda i: (
-            {k: v for k, v in PROBES["result_props"][1](i).items() if k != "raw"}
+            {
+                k: v
+                for k, v in PROBES["result_props"][1](i).items()
+                if k not in ("raw", "source", "line")
+            }
             | {"content_hash": _hex(i, 32)}
         ),
     ),

@@ -8,9 +8,13 @@ MATCH (r:Registration {reg_key: key})
 USING INDEX SEEK r:Registration(reg_key)
 RETURN r.reg_key AS key, r.content_hash AS content_hash, r.raw AS raw,
        CASE WHEN r.raw IS NULL THEN
-         r {.record_id, .collected_at, .compound_code, .box_code, .tube_code, .pool_size, .method,
-           .id_type, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0], .name, .phone,
-           .registered_address, .collector_id} END AS stored
+         r {.record_id, .collected_at, .pool_size, .method, .name, .phone, .registered_address,
+           .collector_id,
+           tube_code: [(r)-[:INTO_TUBE]->(t) | t.code][0],
+           box_code: [(r)-[:IN_BOX]->(b) | b.code][0],
+           compound_code: [(r)-[:AT_COMPOUND]->(c) | c.code][0],
+           id_type: [(r)-[:OF_PERSON]->(p) | p.id_type][0],
+           id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]} END AS stored
 
 // name: merge_registrations -> rows
 // params: rows, token
@@ -26,9 +30,13 @@ RETURN row.key AS key, created, r.content_hash AS content_hash,
        CASE WHEN created THEN null ELSE r.raw END AS raw,
        CASE WHEN created OR r.raw IS NOT NULL
                  OR left(r.content_hash, 32) = left(row.props.content_hash, 32) THEN null
-            ELSE r {.record_id, .collected_at, .compound_code, .box_code, .tube_code, .pool_size, .method,
-                   .id_type, id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0], .name, .phone,
-                   .registered_address, .collector_id} END AS stored
+            ELSE r {.record_id, .collected_at, .pool_size, .method, .name, .phone,
+                    .registered_address, .collector_id,
+                    tube_code: [(r)-[:INTO_TUBE]->(t) | t.code][0],
+                    box_code: [(r)-[:IN_BOX]->(b) | b.code][0],
+                    compound_code: [(r)-[:AT_COMPOUND]->(c) | c.code][0],
+                    id_type: [(r)-[:OF_PERSON]->(p) | p.id_type][0],
+                    id_number: [(r)-[:OF_PERSON]->(p) | p.id_number][0]} END AS stored
 
 // The nodes a batch of new registrations links to, one label per statement and each key
 // once (lists made distinct by the loader): MERGE never reads what the same statement wrote
@@ -136,7 +144,7 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [flag IN [
          CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
          CASE WHEN r.pool_size > 1
-                   AND any(o IN same_day WHERE o.pool_size > 1 AND o.tube_code <> r.tube_code)
+                   AND any(o IN same_day WHERE o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t))
               THEN 'duplicate_registration' END
        ] WHERE flag IS NOT NULL] AS derived_flags,
        size(same_day) AS others_that_day,

@@ -46,8 +46,9 @@ WITH p, r, t, other
 WHERE other.day = r.day AND other.reg_key > $after AND NOT (other)-[:INTO_TUBE]->(t)
 MATCH (other)-[:OF_PERSON]->(q:Person)
 WHERE q <> p
+MATCH (other)-[:INTO_TUBE]->(ot:Tube)
 RETURN DISTINCT other.reg_key AS reg_key, other.record_id AS record_id,
-       other.tube_code AS tube_code, q.person_id AS person_id
+       ot.code AS tube_code, q.person_id AS person_id
 ORDER BY reg_key
 LIMIT $limit
 

@@ -207,7 +207,7 @@ OPTIONAL MATCH (k:Task {task_id: e.task_id})
 RETURN e.seq AS seq,
   coalesce(
     CASE
-      WHEN e.type = 'status.changed' THEN e.day < $cutoff
+      WHEN coalesce(e.type, 'status.changed') = 'status.changed' THEN e.day < $cutoff
       WHEN e.task_id IS NOT NULL THEN k IS NULL OR k.result_day < $cutoff
     END,
     datetime(e.occurred_at) < $window_start) AS old
@@ -251,7 +251,8 @@ RETURN size(events) AS n
 // A sampling day's tubes per compound: pooled or single (as a person's status counts them),
 // positive, and the outcomes of their tasks (`open` while open).
 MATCH (r:Registration {day: $day})-[:INTO_TUBE]->(t:Tube)
-WITH r.compound_code AS compound_code, t, count(r) AS registrations, max(r.pool_size) AS max_pool
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+WITH c.code AS compound_code, t, count(r) AS registrations, max(r.pool_size) AS max_pool
 CALL (t) {
   OPTIONAL MATCH (t)<-[:FOR_TUBE]-(k:Task)
   RETURN collect(CASE WHEN k IS NULL THEN null WHEN k.status = 'closed'
@@ -269,7 +270,8 @@ RETURN compound_code, sum(registrations) AS registrations, count(*) AS tubes,
 // params: day
 // A sampling day's persons per compound and their statuses of that day.
 MATCH (r:Registration {day: $day})-[:OF_PERSON]->(p:Person)
-WITH DISTINCT r.compound_code AS compound_code, p
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+WITH DISTINCT c.code AS compound_code, p
 OPTIONAL MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
 RETURN compound_code, count(p) AS persons,
        apoc.coll.frequenciesAsMap(collect(coalesce(d.status, 'none'))) AS statuses

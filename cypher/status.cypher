@@ -62,7 +62,10 @@ MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
 // Under the person's lock (status_lock_persons): one day per person and day without a key.
 MERGE (p)-[:HAS_DAY]->(pd:PersonDay {day: d.day})
-SET pd.status = d.status, pd.since = $now, pd.district_code = d.district_code
+// `since` a local time in UTC ($now is UTC): one property block less than a datetime with its
+// zone, and a person's day fits two property records instead of three (docs/footprint.md).
+SET pd.status = d.status, pd.since = localdatetime({datetime: $now}),
+    pd.district_code = d.district_code
 RETURN count(pd) AS n
 
 // name: create_person_days -> nothing
@@ -71,7 +74,8 @@ RETURN count(pd) AS n
 UNWIND $days AS d
 MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
-CREATE (p)-[:HAS_DAY]->(:PersonDay {day: d.day, status: d.status, since: $now,
+CREATE (p)-[:HAS_DAY]->(:PersonDay {day: d.day, status: d.status,
+                                    since: localdatetime({datetime: $now}),
                                     district_code: d.district_code})
 
 // name: append_events -> nothing
@@ -83,10 +87,13 @@ MERGE (s:Sequence {name: 'events'})
 SET s.value = s.value + size($events)
 WITH s.value - size($events) AS base
 UNWIND range(0, size($events) - 1) AS i
-// `occurred_at` kept as a datetime (an ISO text went to the string store) and no `event_id`
-// (it is 'evt_' + seq): the readers' projections give both back as text.
+// `occurred_at` kept as a datetime (an ISO text went to the string store), no `event_id`
+// (it is 'evt_' + seq) and no `type` on a status change (the most of them; a task event keeps
+// its type): the readers' projections give all three back (docs/footprint.md).
 CREATE (n:Event)
-SET n = $events[i], n.occurred_at = datetime($events[i].occurred_at), n.seq = base + i + 1
+SET n = CASE WHEN $events[i].type = 'status.changed' THEN apoc.map.removeKey($events[i], 'type')
+             ELSE $events[i] END,
+    n.occurred_at = datetime($events[i].occurred_at), n.seq = base + i + 1
 
 // name: person_day_status -> row?
 // params: person_id, day
@@ -98,7 +105,8 @@ MATCH (p)-[:HAS_DAY]->(d:PersonDay {day: $day})
 OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration {day: $day})
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-RETURN d {person_id: p.person_id, .day, .status, .since} AS status,
+RETURN d {person_id: p.person_id, .day, .status,
+          since: datetime({datetime: d.since, timezone: 'UTC'})} AS status,
        collect(DISTINCT CASE WHEN r IS NULL THEN NULL
                              WHEN c.known THEN c.district_code
                              WHEN rc.known THEN rc.district_code
@@ -108,7 +116,7 @@ RETURN d {person_id: p.person_id, .day, .status, .since} AS status,
 // params: after, limit
 // Identity is read from the person when the feed is read: the outbox stays small.
 MATCH (e:Event)
-WHERE e.seq > $after AND e.type = 'status.changed'
+WHERE e.seq > $after AND coalesce(e.type, 'status.changed') = 'status.changed'
 WITH e ORDER BY e.seq LIMIT $limit
 OPTIONAL MATCH (p:Person {person_id: e.person_id})
 CALL (p, e) {
@@ -117,6 +125,7 @@ CALL (p, e) {
   RETURN r.name AS name
 }
 RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at),
+          type: coalesce(e.type, 'status.changed'),
           id_type: p.id_type, id_number: p.id_number, name: name} AS event
 ORDER BY e.seq
 

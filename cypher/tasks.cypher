@@ -14,7 +14,7 @@ CALL (t) {
   WITH r, p, c, rc ORDER BY r.collected_at, r.record_id
   RETURN collect(CASE WHEN r IS NULL THEN NULL ELSE {
     person_id: p.person_id, record_id: r.record_id, pool_size: r.pool_size, day: r.day,
-    collected_at: r.collected_at, compound_code: r.compound_code,
+    collected_at: r.collected_at, compound_code: c.code,
     district_code: CASE WHEN c.known THEN c.district_code
                         WHEN rc.known THEN rc.district_code END
   } END) AS members

@@ -20,7 +20,7 @@ CALL (t) {
   WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
       record_id: r.record_id, collected_at: toString(r.collected_at), day: r.day,
       pool_size: r.pool_size, method: r.method, name: r.name, phone: r.phone,
-      flags: r.flags, box_code: r.box_code, compound_code: r.compound_code,
+      flags: r.flags, box_code: b.code, compound_code: c.code,
       person_id: p.person_id, id_type: p.id_type, id_number: p.id_number,
       registered_district_code: p.registered_district_code,
       compound: CASE WHEN c IS NULL OR c.known IS NULL THEN NULL
@@ -39,7 +39,7 @@ CALL (t) {
       duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND any(
         other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
         WHERE other <> r AND other.day = r.day AND other.pool_size > 1
-          AND other.tube_code <> r.tube_code),
+          AND NOT (other)-[:INTO_TUBE]->(t)),
       box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE size([
         (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = r.day | 1]) END
   } END) AS registrations

@@ -30,7 +30,8 @@ RETURN id
 // params: after, limit
 MATCH (e:Event)
 WHERE e.seq > $after
-RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at)} AS event
+RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at),
+          type: coalesce(e.type, 'status.changed')} AS event
 ORDER BY e.seq
 LIMIT $limit
 
@@ -45,6 +46,7 @@ CALL (p, e) {
   RETURN r.name AS name
 }
 RETURN e {.*, event_id: 'evt_' + toString(e.seq), occurred_at: toString(e.occurred_at),
+          type: coalesce(e.type, 'status.changed'),
           id_type: p.id_type, id_number: p.id_number, name: name} AS event
 
 // name: create_deliveries -> value?

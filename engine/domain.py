@@ -7,7 +7,7 @@ import hmac
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -23,10 +23,30 @@ PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 LANDLINE_RE = re.compile(r"^0\d{2,3}\d{7,8}$")
 ID_TYPES = tuple(t.value for t in IdType)
 METHODS = tuple(m.value for m in Method)
+# How a registration stores its `method`: a one-digit code takes one property block where the
+# name takes two, and a registration one property record less (docs/footprint.md). Fixed for
+# good: stored codes never change meaning. A method that is no known one is stored as sent
+# (flagged `invalid_method`, its line kept): read back as it is, never decoded.
+METHOD_CODES = {"nucleic_code": "1", "id_card": "2", "manual": "3"}
+_METHOD_NAMES = {code: name for name, code in METHOD_CODES.items()}
 RESULTS = tuple(r.value for r in ResultValue)
 # The city-level queue of tasks whose person has no known residence district.
 UNASSIGNED = "unassigned"
 DISTRICT_OR_UNASSIGNED = rf"\d{{6}}|{UNASSIGNED}"
+
+
+def method_stored(method: str | None) -> str | None:
+    """A registration's method as stored: its code, or the value as sent when it is no
+    known method."""
+    return None if method is None else METHOD_CODES.get(method, method)
+
+
+def method_read(stored: Any, flags: Iterable[str] | None = None) -> Any:
+    """A stored method as the contract names it: a code decoded, a name stored before codes
+    and a value flagged `invalid_method` as they are."""
+    if flags is not None and "invalid_method" in flags:
+        return stored
+    return _METHOD_NAMES.get(stored, stored) if isinstance(stored, str) else stored
 
 
 def is_pooled(pool_size: int | None) -> bool:

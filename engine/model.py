@@ -77,7 +77,10 @@ class Relationship:
 # Registrations and results keep their `raw` line only as the evidence of an invalid value
 # (docs/footprint.md): a conflict rebuilds their first version from their fields otherwise
 # (loaders/transform.py, evidence, stored_version).
-_KEPT = {"content_hash": "string", "raw": "string", "source": "string", "line": "long"}
+# A record's digest, and its line only when it is the evidence of an invalid value
+# (loaders/transform.py, evidence). Which file and line a record came from is not kept: the
+# quarantine and the load's audit entry say it (docs/footprint.md).
+_KEPT = {"content_hash": "string", "raw": "string"}
 
 NODES: dict[str, Node] = {
     n.label: n
@@ -99,6 +102,9 @@ NODES: dict[str, Node] = {
                 "known": "boolean",
             },
         ),
+        # A registration keeps no compound, box or tube code and no id_type: its
+        # relationships and its person say them. `method` is kept as a one-digit code
+        # (engine/domain.py, METHOD_CODES), a method that is no known one as it was sent.
         Node(
             "Registration",
             "reg_key",
@@ -106,12 +112,8 @@ NODES: dict[str, Node] = {
                 "record_id": "string",
                 "collected_at": "datetime",
                 "day": "string",
-                "compound_code": "string",
-                "box_code": "string",
-                "tube_code": "string",
                 "pool_size": "long",
                 "method": "string",
-                "id_type": "string",
                 "name": "string",
                 "phone": "string",
                 "registered_address": "string",
@@ -197,7 +199,7 @@ NODES: dict[str, Node] = {
             {
                 "day": "string",
                 "status": "string",
-                "since": "datetime",
+                "since": "localdatetime",  # in UTC: a block less than a datetime with a zone
                 "district_code": "string",
             },
             key_stored=False,

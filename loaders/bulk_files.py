@@ -471,6 +471,7 @@ def _write_statuses(
     events = _Csv(out / "events.csv", NODES["Event"].import_header())
     seq = 0
     changed_at = now.isoformat()
+    since = now.astimezone(UTC).replace(tzinfo=None)
     with ordered.open(encoding="utf-8") as fh:
         for person_id, lines in groupby(fh, key=lambda ln: ln.split(STATUS_SEP, 1)[0]):
             regs: list[status.StatusReg] = []
@@ -509,7 +510,7 @@ def _write_statuses(
                         "ID": key,
                         "day": ds.day,
                         "status": ds.status,
-                        "since": now,
+                        "since": since,  # a local time in UTC (engine/model.py)
                         "district_code": ds.district_code,
                         "LABEL": "PersonDay",
                     }
@@ -519,8 +520,7 @@ def _write_statuses(
                 events.write(
                     {
                         "ID": str(seq),
-                        "seq": seq,
-                        "type": "status.changed",
+                        "seq": seq,  # a status change keeps no `type` (cypher/status.cypher)
                         "occurred_at": changed_at,
                         "person_id": ds.person_id,
                         "day": ds.day,

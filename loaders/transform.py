@@ -318,12 +318,10 @@ def transform_registration(
         "record_id": record_id,
         "collected_at": collected_at,
         "day": day,
-        "compound_code": v["compound_code"],
-        "box_code": v["box_code"],
-        "tube_code": tube_code,
+        # The compound, box and tube codes and the id_type are not kept on the node: its
+        # relationships and its person say them (engine/model.py; `links` below).
         "pool_size": pool_size,
-        "method": v["method"],
-        "id_type": id_type,
+        "method": domain.method_stored(v["method"]),
         "name": v["name"],
         "phone": phone,
         "registered_address": v["registered_address"],
@@ -334,8 +332,6 @@ def transform_registration(
         # Otherwise none: the line is the largest thing a registration would keep (three
         # records of the string store); a conflict shows it rebuilt (`stored_version`).
         "raw": evidence(raw, flags),
-        "source": source,
-        "line": line,
     }
     return Row(
         "registrations",
@@ -391,8 +387,6 @@ def transform_result(
         "flags": sorted(set(flags)),
         "content_hash": digest,
         "raw": evidence(raw, flags),  # as for registrations
-        "source": source,
-        "line": line,
     }
     return Row("results", key, digest, raw, props, sorted(set(flags)), {"tube_code": tube_code})
 
@@ -550,10 +544,13 @@ def stored_version(answer: Mapping[str, Any]) -> str | None:
     stored: Mapping[str, Any] | None = answer.get("stored")
     if raw is not None or not stored:
         return raw
+    fields = dict(stored)
+    if "method" in fields:  # a flagged method keeps its line: a code here is a known one
+        fields["method"] = domain.method_read(fields["method"])
     return domain.canonical_json(
         {
             name: value if isinstance(value, str | int | float) else domain.iso(value)
-            for name, value in stored.items()
+            for name, value in fields.items()
             if value is not None
         }
     )
@@ -580,7 +577,14 @@ def first_version(row: Row) -> str:
     fields = REBUILT_FIELDS.get(row.kind)
     if fields is None or row.props.get("raw") is not None:  # a kept line is shown as kept
         return row.raw
-    values = row.props | {"id_number": row.links.get("person", {}).get("id_number")}
+    person = row.links.get("person", {})
+    # What the node does not keep, from where the stored version reads it (its person, its
+    # tube, box and compound: cypher/ingest.cypher).
+    values = (
+        row.props
+        | {k: row.links.get(k) for k in ("tube_code", "box_code", "compound_code")}
+        | {"id_type": person.get("id_type"), "id_number": person.get("id_number")}
+    )
     return stored_version({"stored": {name: values.get(name) for name in fields}}) or row.raw
 
 

@@ -90,7 +90,7 @@ MATCH (k:Task {kind: 'follow_up'})
 WHERE k.status IN ['pending', 'acknowledged', 'contacted']
 MATCH (k)-[:FOR_PERSON]->(p:Person)
 MATCH (k)-[:FOR_TUBE]->(:Tube)<-[:INTO_TUBE]-(r:Registration)-[:OF_PERSON]->(p)
-WITH k, p, min([r.day, r.compound_code, r.name, r.phone]) AS what
+WITH k, p, min([r.day, [(r)-[:AT_COMPOUND]->(c) | c.code][0], r.name, r.phone]) AS what
 RETURN k.task_id AS task_id, p.id_type AS id_type, p.id_number AS id_number,
        what[1] AS compound_code, what[2] AS name, what[3] AS phone
 ORDER BY task_id
@@ -98,9 +98,9 @@ ORDER BY task_id
 // name: campaign_tubes_of_day -> rows
 // params: day
 // The tubes swabbed on a sampling day (bench/campaign.py traces a sample of them).
-MATCH (r:Registration)
+MATCH (r:Registration)-[:INTO_TUBE]->(t:Tube)
 WHERE r.day = $day
-RETURN DISTINCT r.tube_code AS code
+RETURN DISTINCT t.code AS code
 
 // name: campaign_registrations -> value
 MATCH (r:Registration)

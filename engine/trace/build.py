@@ -156,7 +156,7 @@ def _person(reg: Registration) -> PersonJSON:
         "id_number": reg["id_number"],
         "name": reg["name"],
         "phone": reg["phone"],
-        "method": reg["method"],
+        "method": domain.method_read(reg["method"], reg["flags"]),
         "record_id": reg["record_id"],
         "collected_at": domain.iso(reg["collected_at"]),
         "box_code": reg["box_code"],

@@ -94,7 +94,7 @@ def test_full_width_and_15_digit_fields_are_normalised_before_any_rule() -> None
     row = transform.transform_registration(record, "f", 2, tz="Asia/Shanghai", secret="s")
     assert not isinstance(row, Quarantined)
     assert row.key == "file/R1" and row.props["record_id"] == "R1"  # (source, record_id)
-    assert row.props["tube_code"] == "T1" and row.props["compound_code"] == "C1"
+    assert row.links["tube_code"] == "T1" and row.links["compound_code"] == "C1"
     assert row.props["phone"] == "13812345670" and row.props["pool_size"] == 10
     assert row.links["person"]["id_number"] == R01_18
     assert row.links["person"]["registered_district_code"] == "310115"

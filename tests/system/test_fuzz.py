@@ -195,7 +195,7 @@ def test_implausible_and_edge_values_are_flags() -> None:
         secret="s",
     )
     assert not isinstance(row, Quarantined)
-    assert (row.props["name"], row.props["tube_code"]) == ("x", "T1")
+    assert (row.props["name"], row.links["tube_code"]) == ("x", "T1")
     assert {"invalid_name", "invalid_tube_code"} <= set(row.flags)
     assert "\\ud800" in row.raw and domain.content_hash({"x": "\ud800"})
 

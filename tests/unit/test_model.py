@@ -127,11 +127,20 @@ def test_a_conflict_shows_one_first_version_whatever_the_batch() -> None:
     sent = REG | {"phone": "+86 138-0000-0000"}
     reg = transform.transform_registration(sent, "f", 2, tz="Asia/Shanghai", secret="s")
     assert isinstance(reg, transform.Row)
-    stored = {n: reg.props.get(n) for n in transform.REGISTRATION_FIELDS if n != "id_number"}
+    # As the merge query's `stored` reads it: the node's fields (the method as its code), the
+    # codes from its relationships, the ID from its person (cypher/ingest.cypher).
+    stored = {n: reg.props.get(n) for n in transform.REGISTRATION_FIELDS if n in reg.props}
+    assert stored["method"] == "1"
+    stored |= {k: reg.links[k] for k in ("tube_code", "box_code", "compound_code")}
     at = native.fromisoformat(REG["collected_at"])
-    stored |= {"collected_at": DateTime.from_native(at), "id_number": REG["id_number"]}
+    stored |= {
+        "collected_at": DateTime.from_native(at),
+        "id_type": REG["id_type"],
+        "id_number": REG["id_number"],
+    }
     from_db = transform.stored_version({"raw": None, "stored": stored})
     assert from_db is not None and '"pool_size":10' in from_db and "13800000000" in from_db
+    assert '"method":"nucleic_code"' in from_db and '"box_code":"' in from_db
 
     def to_row(record: dict[str, object], source: str, line: int | None) -> transform.Row:
         row = transform.transform_registration(

@@ -59,7 +59,7 @@ def test_clean_registration_has_no_flags_and_maps_historic_district() -> None:
 def test_bad_fields_are_flagged_and_still_stored(over: dict[str, Any], flag: str) -> None:
     r = row(reg(**over))
     assert flag in r.flags
-    assert r.props["tube_code"] == "T1"
+    assert r.links["tube_code"] == "T1"
 
 
 def test_passport_numbers_are_not_checked_as_resident_ids() -> None:
@@ -140,3 +140,20 @@ def test_compound_rules() -> None:
         bad.flags
     )
     assert isinstance(transform_compound({"name": "x"}, "c.csv", 4), Quarantined)
+
+
+def test_method_is_stored_as_a_code_and_read_back_by_name() -> None:
+    """A known method is one digit on the node (a property block less); a method that is no
+    known one is kept as sent, flagged, and never read as a code (docs/footprint.md)."""
+    assert set(domain.METHOD_CODES) == set(domain.METHODS)
+    assert len(set(domain.METHOD_CODES.values())) == len(domain.METHODS)
+    for name in domain.METHODS:
+        r = row(reg(method=name))
+        assert r.props["method"] == domain.METHOD_CODES[name] != name
+        assert domain.method_read(r.props["method"], r.flags) == name
+    sent_code = row(reg(method="1"))  # someone sends a code: no method, kept as sent
+    assert "invalid_method" in sent_code.flags and sent_code.props["method"] == "1"
+    assert domain.method_read("1", sent_code.flags) == "1"
+    assert sent_code.props["raw"] is not None  # its line is the evidence
+    assert domain.method_read("nucleic_code", []) == "nucleic_code"  # stored before codes
+    assert row(reg(method=None)).props["method"] is None
