@@ -98,10 +98,10 @@ RETURN DISTINCT key
 // What a registration, its person's days and the latest event keep (tests/integration/test_stored_shapes.py).
 MATCH (r:Registration {reg_key: $reg_key})
 OPTIONAL MATCH (p:Person {person_id: $person_id})-[:HAS_DAY]->(d:PersonDay)
-WITH r, collect(properties(d)) AS days
+WITH r, collect(properties(d)) AS days, collect(valueType(d.since)) AS since_types
 OPTIONAL MATCH (e:Event)
-WITH r, days, e ORDER BY e.seq DESC LIMIT 1
-RETURN properties(r) AS registration, days, properties(e) AS event,
+WITH r, days, since_types, e ORDER BY e.seq DESC LIMIT 1
+RETURN properties(r) AS registration, days, since_types, properties(e) AS event,
        valueType(e.occurred_at) AS occurred_at_type
 
 // name: age_registration -> nothing

@@ -10,8 +10,11 @@ import threading
 from typing import Any
 
 from engine import domain
+from engine.access.keys import Principal
+from engine.feed.status import person_status
 from engine.settings import Settings
 from engine.store.gateway import Gateway
+from engine.trace.build import trace_many
 from loaders import transform, write
 from tests.helpers import quarantined, registration
 
@@ -30,9 +33,26 @@ def test_a_registration_keeps_no_line_and_a_short_digest(gw: Gateway, settings: 
     shape = gw.read("stored_record_shapes", reg_key="file/R1", person_id=pid)[0]
     reg = shape["registration"]
     assert not {"raw", "sender"} & set(reg) and len(reg["content_hash"]) == domain.DIGEST_HEX
+    # What its relationships and its person say is not kept again; the method is a code.
+    gone = {"compound_code", "box_code", "tube_code", "id_type", "source", "line"}
+    assert not gone & set(reg) and reg["method"] == domain.METHOD_CODES["nucleic_code"]
     [day] = shape["days"]  # its district is unset: compound C1 is not known
     assert {"day", "status", "since"} <= set(day) <= {"day", "status", "since", "district_code"}
-    assert "event_id" not in shape["event"] and shape["occurred_at_type"].startswith("ZONED")
+    assert shape["since_types"] == ["LOCAL DATETIME NOT NULL"]  # in UTC: a block less
+    assert not {"event_id", "type"} & set(shape["event"])  # a status change's type is implied
+    assert shape["occurred_at_type"].startswith("ZONED")
+    # Read back as before: the trace names the codes and the method, the status its time.
+    [trace] = trace_many(gw, ["T1"]).values()
+    [member] = trace["persons"]
+    assert (member["method"], member["box_code"], member["id_type"]) == (
+        "nucleic_code",
+        first["box_code"],
+        "resident_id",
+    )
+    assert trace["box"] == {"code": first["box_code"]}
+    assert trace["compound"] is not None and trace["compound"]["code"] == first["compound_code"]
+    since = person_status(gw, pid, day["day"], Principal("k1", "investigator"))["since"]
+    assert since is not None and since.endswith("+00:00")
 
     # The same again is a duplicate; new content a conflict showing the stored version.
     assert load_rows(gw, settings, [first]).counts()["duplicates"] == 1
