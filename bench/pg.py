@@ -283,18 +283,20 @@ def _iso(value: Any) -> str | None:
 
 
 def reg_values(row: Row) -> tuple[Any, ...]:
-    p = row.props
+    # The codes and id_type as the row's links say them: the Neo4j node keeps them as its
+    # relationships and its person (engine/model.py); here they are the columns' foreign keys.
+    p, links = row.props, row.links
     return (
         p["record_id"],
         p["collected_at"],
         _iso(p["collected_at"]),
         p["day"],
-        p["compound_code"],
-        p["box_code"],
-        p["tube_code"],
+        links["compound_code"],
+        links["box_code"],
+        links["tube_code"],
         p["pool_size"],
         p["method"],
-        p["id_type"],
+        links["person"]["id_type"],
         p["name"],
         p["phone"],
         p["registered_address"],
@@ -403,7 +405,7 @@ def online_load(
             )
             cur.executemany(
                 "INSERT INTO tube (code) VALUES (%s) ON CONFLICT DO NOTHING",
-                [(code,) for code in sorted({r.props["tube_code"] for r in rows.values()})],
+                [(code,) for code in sorted({r.links["tube_code"] for r in rows.values()})],
             )
             cur.executemany(
                 f"INSERT INTO registration ({cols}) VALUES ({marks}) "  # noqa: S608 - fixed columns

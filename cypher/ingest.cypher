@@ -1,6 +1,10 @@
 // Writes of the loaders. Rows come in batches; a row whose key is already stored is left alone
 // and reported back with the stored content hash, so the caller can tell duplicate from conflict.
 
+// The stored version a conflict shows (`stored`, in this query and in merge_registrations):
+// the node's fields and what its relationships and person say; loaders/transform.py's
+// first_version makes the same of a row still in hand.
+
 // name: existing_registrations -> rows
 // params: keys
 UNWIND $keys AS key

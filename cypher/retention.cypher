@@ -165,9 +165,14 @@ RETURN count(*) AS person_days
 // name: retention_delete_boxes -> value
 // params: box_codes, cutoff
 // A box with no registration left goes; a box that stays loses the days it was filled on that
-// are older than the window and have no registration of it left.
+// are older than the window and have no registration of it left. Looked at under the box's
+// lock, as a load links to it under that lock (cypher/ingest.cypher, merge_boxes): a load
+// that found it commits first, and its registration is seen here.
 UNWIND $box_codes AS code
 MATCH (b:Box {code: code})
+SET b._lock = true
+REMOVE b._lock
+WITH b
 CALL (b) {
   OPTIONAL MATCH (b)-[f:FILLED_AT]->(:Compound)
   WHERE f.day < $cutoff AND NOT EXISTS { (b)<-[:IN_BOX]-(r:Registration) WHERE r.day = f.day }

@@ -62,9 +62,10 @@ MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
 // Under the person's lock (status_lock_persons): one day per person and day without a key.
 MERGE (p)-[:HAS_DAY]->(pd:PersonDay {day: d.day})
-// `since` a local time in UTC ($now is UTC): one property block less than a datetime with its
-// zone, and a person's day fits two property records instead of three (docs/footprint.md).
-SET pd.status = d.status, pd.since = localdatetime({datetime: $now}),
+// `since` a local time in UTC: one property block less than a datetime with its zone, and a
+// person's day fits two property records instead of three (docs/footprint.md).
+SET pd.status = d.status,
+    pd.since = localdatetime({datetime: datetime({datetime: $now, timezone: 'UTC'})}),
     pd.district_code = d.district_code
 RETURN count(pd) AS n
 
@@ -75,7 +76,8 @@ UNWIND $days AS d
 MATCH (p:Person {person_id: d.person_id})
 USING INDEX SEEK p:Person(person_id)
 CREATE (p)-[:HAS_DAY]->(:PersonDay {day: d.day, status: d.status,
-                                    since: localdatetime({datetime: $now}),
+                                    since: localdatetime({datetime: datetime({datetime: $now,
+                                                                              timezone: 'UTC'})}),
                                     district_code: d.district_code})
 
 // name: append_events -> nothing

@@ -109,3 +109,18 @@ RETURN properties(r) AS registration, days, since_types, properties(e) AS event,
 // Tests only: a registration as stored before lines were dropped and digests cut to 32 digits.
 MATCH (r:Registration {reg_key: $reg_key})
 SET r.raw = $raw, r.content_hash = $content_hash
+
+// name: age_store_shapes -> nothing
+// params: reg_key, props, since
+// Tests only: a registration, its person's days and the status events as stored before the
+// second footprint cut: the codes, id_type, source and line on the node, the method by name,
+// a day's `since` with its zone (+08:00), every event with its `type`.
+MATCH (r:Registration {reg_key: $reg_key})-[:OF_PERSON]->(p:Person)
+SET r += $props
+WITH p
+MATCH (p)-[:HAS_DAY]->(d:PersonDay)
+SET d.since = $since
+WITH count(*) AS days
+MATCH (e:Event)
+WHERE e.type IS NULL
+SET e.type = 'status.changed'

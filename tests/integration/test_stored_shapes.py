@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from engine import domain
@@ -79,6 +80,37 @@ def test_a_registration_stored_before_keeps_its_line_and_long_digest(
     assert load_rows(gw, settings, [first | {"name": "王五"}]).counts()["conflicts"] == 1
     [q] = quarantined(gw)
     assert q["existing"] == row.raw
+
+
+def test_the_shapes_stored_before_the_second_cut_read_as_before(
+    gw: Gateway, settings: Settings
+) -> None:
+    """A store written before: codes, id_type, source and line on the registration, its
+    method by name, a day's `since` with its zone, events with their `type`. Every reader
+    answers as it does for the new shapes."""
+    first = registration(phone="138 1234 5678")
+    load_rows(gw, settings, [first])
+    old = {k: first[k] for k in ("compound_code", "box_code", "tube_code", "id_type")}
+    old |= {"source": "f", "line": 1, "method": "nucleic_code"}
+    since = datetime(2022, 4, 9, 20, 0, tzinfo=timezone(timedelta(hours=8)))
+    gw.write("age_store_shapes", reg_key="file/R1", props=old, since=since)
+    pid = domain.person_id(gw.secret(), domain.person_key("resident_id", first["id_number"], ""))
+
+    [trace] = trace_many(gw, ["T1"]).values()
+    [member] = trace["persons"]
+    assert (member["method"], member["box_code"], member["id_type"]) == (
+        "nucleic_code",
+        first["box_code"],
+        "resident_id",
+    )
+    status = person_status(gw, pid, "2022-04-09", Principal("k1", "investigator"))
+    assert status["since"] == "2022-04-09T12:00:00+00:00"  # the same moment, in UTC
+    [change] = gw.read("status_changes_page", after=0, limit=10)
+    assert change["event"]["type"] == "status.changed" and change["event"]["status"] == "pending"
+    # A conflict shows the first version as the new shapes show it.
+    assert load_rows(gw, settings, [first | {"name": "王五"}]).counts()["conflicts"] == 1
+    [q] = quarantined(gw)
+    assert json.loads(q["existing"]) == registration(phone="13812345678")
 
 
 def test_two_loads_of_one_person_day_make_one_day(gw: Gateway, settings: Settings) -> None:

@@ -260,10 +260,27 @@ def graph_state(gw: Gateway) -> dict[str, Any]:
         and n["props"].get("key") != "audit_head"  # the audit chain's head moves with the log
     )
     labels = {label for n in nodes for label in n["labels"]}
+    # Every relationship with its ends: a registration's codes are its relationships
+    # (engine/model.py), so an injection that dropped or moved one must show here.
+    rels = sorted(
+        json.dumps(
+            [
+                r["type"],
+                {k: norm(v) for k, v in r["props"].items()},
+                sorted(r["from_labels"]),
+                {k: norm(v) for k, v in r["from_props"].items()},
+                sorted(r["to_labels"]),
+                {k: norm(v) for k, v in r["to_props"].items()},
+            ],
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        for r in gw.read("dump_relationships")
+        if not {"Audit", "ApiKey"} & {*r["from_labels"], *r["to_labels"]}
+    )
     with gw.driver.session(database=gw.database) as s:
         users = [r["user"] for r in s.run("SHOW USERS YIELD user")]
-        rel_types = {r["t"] for r in s.run("MATCH ()-[r]->() RETURN DISTINCT type(r) AS t")}
-    return {"nodes": keep, "labels": labels, "users": users, "rels": rel_types}
+    return {"nodes": keep, "labels": labels, "users": users, "rels": rels}
 
 
 def test_cypher_injection_changes_nothing(

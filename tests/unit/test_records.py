@@ -157,3 +157,16 @@ def test_method_is_stored_as_a_code_and_read_back_by_name() -> None:
     assert sent_code.props["raw"] is not None  # its line is the evidence
     assert domain.method_read("nucleic_code", []) == "nucleic_code"  # stored before codes
     assert row(reg(method=None)).props["method"] is None
+
+
+def test_the_postgresql_peer_gets_every_column_of_a_registration() -> None:
+    """The benchmark's peer stores the codes and id_type as columns: from the row's links,
+    since the Neo4j node keeps them as relationships (bench/pg.py)."""
+    from bench import pg
+
+    r = row(reg())
+    values = pg.reg_values(r)
+    assert len(values) == len(pg.REG_COLUMNS)
+    named = dict(zip(pg.REG_COLUMNS, values, strict=True))
+    assert (named["compound_code"], named["box_code"], named["tube_code"]) == ("C1", "B1", "T1")
+    assert named["id_type"] == "resident_id" and named["method"] == "1"
