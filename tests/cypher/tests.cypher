@@ -111,7 +111,7 @@ MATCH (r:Registration {reg_key: $reg_key})
 SET r.raw = $raw, r.content_hash = $content_hash
 
 // name: age_store_shapes -> nothing
-// params: reg_key, props, since
+// params: reg_key, props: map, since: datetime
 // Tests only: a registration, its person's days and the status events as stored before the
 // second footprint cut: the codes, id_type, source and line on the node, the method by name,
 // a day's `since` with its zone (+08:00), every event with its `type`.
