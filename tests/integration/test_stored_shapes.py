@@ -27,6 +27,18 @@ def load_rows(
     return write.load_records(gw, "registrations", items, source, settings, keep_outcomes=True)
 
 
+def trace_reads_as_sent(gw: Gateway, sent: dict[str, Any]) -> Any:
+    """Tube T1's trace, its one member named with the method, box and id_type as sent."""
+    [trace] = trace_many(gw, ["T1"]).values()
+    [member] = trace["persons"]
+    assert (member["method"], member["box_code"], member["id_type"]) == (
+        "nucleic_code",
+        sent["box_code"],
+        "resident_id",
+    )
+    return trace
+
+
 def test_a_registration_keeps_no_line_and_a_short_digest(gw: Gateway, settings: Settings) -> None:
     first = registration(phone="138 1234 5678")
     assert load_rows(gw, settings, [first]).counts()["stored"] == 1
@@ -43,13 +55,7 @@ def test_a_registration_keeps_no_line_and_a_short_digest(gw: Gateway, settings: 
     assert not {"event_id", "type"} & set(shape["event"])  # a status change's type is implied
     assert shape["occurred_at_type"].startswith("ZONED")
     # Read back as before: the trace names the codes and the method, the status its time.
-    [trace] = trace_many(gw, ["T1"]).values()
-    [member] = trace["persons"]
-    assert (member["method"], member["box_code"], member["id_type"]) == (
-        "nucleic_code",
-        first["box_code"],
-        "resident_id",
-    )
+    trace = trace_reads_as_sent(gw, first)
     assert trace["box"] == {"code": first["box_code"]}
     assert trace["compound"] is not None and trace["compound"]["code"] == first["compound_code"]
     since = person_status(gw, pid, day["day"], Principal("k1", "investigator"))["since"]
@@ -96,13 +102,7 @@ def test_the_shapes_stored_before_the_second_cut_read_as_before(
     gw.write("age_store_shapes", reg_key="file/R1", props=old, since=since)
     pid = domain.person_id(gw.secret(), domain.person_key("resident_id", first["id_number"], ""))
 
-    [trace] = trace_many(gw, ["T1"]).values()
-    [member] = trace["persons"]
-    assert (member["method"], member["box_code"], member["id_type"]) == (
-        "nucleic_code",
-        first["box_code"],
-        "resident_id",
-    )
+    trace_reads_as_sent(gw, first)
     status = person_status(gw, pid, "2022-04-09", Principal("k1", "investigator"))
     assert status["since"] == "2022-04-09T12:00:00+00:00"  # the same moment, in UTC
     [change] = gw.read("status_changes_page", after=0, limit=10)
