@@ -6,17 +6,15 @@
 // params: subjects: list[map], days: int, depth: int, district, after_depth: int, after_person
 // For each subject {person_id, until} (until null: the person's latest sampling day), the
 // persons at co-pool distance 1..$depth inside the window [until - $days + 1, until], found
-// breadth-first: each level takes the pooled tubes of the ring before that no earlier level
-// used (each tube expanded once), then the persons in them that no earlier level holds. Two
-// registrations are co-pooled when both have pool_size > 1 and a day inside the window. Each
-// person carries the (day, tube) of the earliest registration that put them in their ring.
-// A tube is judged by its `pool_day` (engine/model.py: set when all its registrations are
-// pooled and of one day), its members then taken without reading their registrations; a tube
-// without one (single, or its registrations disagree) by each registration, as the rule says.
-// Each level's persons are found per distinct tube in a subquery of its own: grouping them
-// beside the level's list of tubes hashed that list once per row.
-// (r), (t), (q) go without labels: INTO_TUBE and OF_PERSON join only a Registration to a
-// Tube and a Person (engine/model.py), a label check was a read per row.
+// breadth-first by the procedure tubetrace.exposure (engine/server/procedures/tubetrace/
+// Exposure.java, built and installed by the managed server): each level takes the pooled
+// tubes of the ring before that no earlier level used (each tube expanded once), then the
+// persons in them that no earlier level holds. Two registrations are co-pooled when both have
+// pool_size > 1 and a day inside the window. Each person carries the (day, tube, registration
+// element id) of the earliest registration that put them in their ring. A tube is judged by
+// its `pool_day` (engine/model.py: set when all its registrations are pooled and of one day),
+// its members then taken without reading their registrations; a tube without one (single, or
+// its registrations disagree) by each registration, as the rule says.
 // Answers one row per known subject: the window, the districts the subject lives in inside it
 // (a district key's check) and the ring members ordered by (depth, person_id) after
 // ($after_depth, $after_person), only residents of $district when given, as parallel lists.
@@ -31,99 +29,13 @@ CALL (p) {
 }
 WITH p, coalesce(subject.until, latest) AS until
 WITH p, until, toString(date(until) - duration({days: $days - 1})) AS since
-WITH p, since, until, [] AS used, [] AS rings, [p] AS frontier, [p] AS seen
-// Ring 1: the person's pooled tubes, the others in them.
-CALL (frontier, used, seen, since, until) {
-  UNWIND frontier AS f
-  WITH f WHERE $depth >= 1
-  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
-  WHERE NOT t IN used
-    AND CASE WHEN t.pool_day IS NULL
-             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
-             ELSE t.pool_day >= since AND t.pool_day <= until END
-  WITH collect(DISTINCT t) AS tubes
-  CALL (tubes, seen, since, until) {
-    UNWIND tubes AS t
-    WITH t, t.pool_day AS day, t.code AS code
-    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
-    WHERE NOT q IN seen
-      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
-    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
-    RETURN collect({q: q, depth: 1, via: via}) AS ring
-  }
-  RETURN tubes AS tubes1, ring AS ring1
+// The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java):
+// the same levels in Cypher cost a row and a list check per step of the slotted runtime.
+CALL (p, since, until) {
+  CALL tubetrace.exposure(p, since, until, $depth)
+    YIELD depth, person, day, tube_code, registration
+  RETURN collect({q: person, depth: depth, via: [day, tube_code, registration]}) AS rings
 }
-WITH p, since, until, used + tubes1 AS used, rings + ring1 AS rings,
-     [x IN ring1 | x.q] AS frontier, seen + [x IN ring1 | x.q] AS seen
-// Ring 2: the same step from ring 1.
-CALL (frontier, used, seen, since, until) {
-  UNWIND frontier AS f
-  WITH f WHERE $depth >= 2
-  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
-  WHERE NOT t IN used
-    AND CASE WHEN t.pool_day IS NULL
-             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
-             ELSE t.pool_day >= since AND t.pool_day <= until END
-  WITH collect(DISTINCT t) AS tubes
-  CALL (tubes, seen, since, until) {
-    UNWIND tubes AS t
-    WITH t, t.pool_day AS day, t.code AS code
-    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
-    WHERE NOT q IN seen
-      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
-    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
-    RETURN collect({q: q, depth: 2, via: via}) AS ring
-  }
-  RETURN tubes AS tubes2, ring AS ring2
-}
-WITH p, since, until, used + tubes2 AS used, rings + ring2 AS rings,
-     [x IN ring2 | x.q] AS frontier, seen + [x IN ring2 | x.q] AS seen
-// Ring 3: the same step from ring 2.
-CALL (frontier, used, seen, since, until) {
-  UNWIND frontier AS f
-  WITH f WHERE $depth >= 3
-  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
-  WHERE NOT t IN used
-    AND CASE WHEN t.pool_day IS NULL
-             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
-             ELSE t.pool_day >= since AND t.pool_day <= until END
-  WITH collect(DISTINCT t) AS tubes
-  CALL (tubes, seen, since, until) {
-    UNWIND tubes AS t
-    WITH t, t.pool_day AS day, t.code AS code
-    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
-    WHERE NOT q IN seen
-      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
-    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
-    RETURN collect({q: q, depth: 3, via: via}) AS ring
-  }
-  RETURN tubes AS tubes3, ring AS ring3
-}
-WITH p, since, until, used + tubes3 AS used, rings + ring3 AS rings,
-     [x IN ring3 | x.q] AS frontier, seen + [x IN ring3 | x.q] AS seen
-// Ring 4: the same step from ring 3.
-CALL (frontier, used, seen, since, until) {
-  UNWIND frontier AS f
-  WITH f WHERE $depth >= 4
-  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
-  WHERE NOT t IN used
-    AND CASE WHEN t.pool_day IS NULL
-             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
-             ELSE t.pool_day >= since AND t.pool_day <= until END
-  WITH collect(DISTINCT t) AS tubes
-  CALL (tubes, seen, since, until) {
-    UNWIND tubes AS t
-    WITH t, t.pool_day AS day, t.code AS code
-    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
-    WHERE NOT q IN seen
-      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
-    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
-    RETURN collect({q: q, depth: 4, via: via}) AS ring
-  }
-  RETURN tubes AS tubes4, ring AS ring4
-}
-WITH p, since, until, used + tubes4 AS used, rings + ring4 AS rings,
-     [x IN ring4 | x.q] AS frontier, seen + [x IN ring4 | x.q] AS seen
 // The residence rule of cypher/directory.cypher: the own compound when known, else the
 // fallback; `unassigned` when neither is.
 CALL (p, since, until) {

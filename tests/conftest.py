@@ -71,9 +71,16 @@ def neo4j_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         } | {"TUBETRACE_HOME": str(home)}
         return
     if _docker_answers():
+        from testcontainers.core.image import DockerImage
         from testcontainers.neo4j import Neo4jContainer
 
-        with Neo4jContainer("neo4j:5.26-community") as container:
+        from engine.server.managed import PROCEDURES_SRC
+
+        # The Compose file's Neo4j: the official image with tubetrace's procedures.
+        with (
+            DockerImage(path=PROCEDURES_SRC, tag="tubetrace-neo4j:test") as image,
+            Neo4jContainer(str(image)) as container,
+        ):
             yield {
                 "NEO4J_URI": container.get_connection_url(),
                 "NEO4J_USER": "neo4j",

@@ -31,6 +31,10 @@ from engine.settings import Settings
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 PLUGIN_JARS = ("apoc-core-", "apoc-common-")
+# tubetrace's own procedures (procedures/tubetrace/*.java: the exposure rings), compiled once
+# against the server's jars and cached by the hash of their sources and of that classpath.
+PROCEDURES_SRC = Path(__file__).parent / "procedures"
+PROCEDURES_JAR = "tubetrace-procedures-"
 BROWSER_ASSETS = Path(__file__).parent / "browser"
 BOLT_KEEP_ALIVE_S = 1  # the server sends a chunk at least this often on a busy connection
 BOLT_KEEP_ALIVE_PROBES = 3  # silent for keep-alive x probes seconds: the driver gives up
@@ -109,6 +113,52 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.split(")")[-1].split()[0] != "Z"
+
+
+def procedures_jar(jars: list[str]) -> Path:
+    """tubetrace's procedures as a plugin jar: compiled by `javac` against the server's own
+    jars the first time, then taken from the cache (two starts at once each build their own
+    folder and rename it into place: the first one stays, the other is dropped)."""
+    sources = sorted(PROCEDURES_SRC.rglob("*.java"))
+    digest = hashlib.sha256(os.pathsep.join(Path(j).name for j in jars).encode())
+    for source in sources:
+        digest.update(source.relative_to(PROCEDURES_SRC).as_posix().encode() + source.read_bytes())
+    key = digest.hexdigest()[:16]
+    root = Path(platformdirs.user_cache_dir("tubetrace")) / "procedures" / key
+    jar = root / f"{PROCEDURES_JAR}{key}.jar"
+    if jar.is_file():
+        return jar
+    javac = shutil.which("javac")
+    if javac is None:
+        raise ServerError(
+            "javac is not installed; it is needed once to build tubetrace's procedures for "
+            "Neo4j (apt-get install openjdk-17-jdk-headless)."
+        )
+    tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    classes = tmp / "classes"
+    proc = subprocess.run(
+        [javac, "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes)]
+        + ["-cp", os.pathsep.join(jars), *map(str, sources)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ServerError(f"javac could not build tubetrace's procedures:\n{proc.stderr[-1500:]}")
+    with zipfile.ZipFile(tmp / jar.name, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        for item in sorted(classes.rglob("*.class")):
+            zf.write(item, item.relative_to(classes).as_posix())
+    shutil.rmtree(classes)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # another start renamed its own (same) build first
+        tmp.rename(root)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not jar.is_file():
+        raise ServerError(f"tubetrace's procedures were built but {jar} is missing")
+    return jar
 
 
 def pom_path() -> Path:
@@ -310,6 +360,12 @@ class ManagedServer:
             name = Path(jar).name
             if name.startswith(PLUGIN_JARS) and not (self.plugins_dir / name).exists():
                 shutil.copy2(jar, self.plugins_dir / name)
+        own = procedures_jar(jars)
+        for old in self.plugins_dir.glob(f"{PROCEDURES_JAR}*.jar"):
+            if old.name != own.name:
+                old.unlink()
+        if not (self.plugins_dir / own.name).exists():
+            shutil.copy2(own, self.plugins_dir / own.name)
         self._write_conf()
         classpath = self.browser_root(jars)[1]
         self._make_private()

@@ -68,6 +68,12 @@ def _translate(exc: Exception, what: str) -> Exception:
         )
     if isinstance(exc, nx.AuthError):
         return DatabaseUnavailable(f"The database refused tubetrace's credentials ({what}).")
+    if getattr(exc, "code", None) == "Neo.ClientError.Procedure.ProcedureNotFound":
+        return DatabaseError(
+            f"The database lacks tubetrace's procedures ({what}): the managed server installs "
+            "them; another server needs the jar of engine/server/procedures in its plugins "
+            "(docs/operations.md)."
+        )
     return DatabaseError(f"The database failed on {what}: {type(exc).__name__}.")
 
 

@@ -124,3 +124,8 @@ WITH count(*) AS days
 MATCH (e:Event)
 WHERE e.type IS NULL
 SET e.type = 'status.changed'
+
+// name: call_missing_procedure -> rows
+// A server without tubetrace's procedures, as the gateway sees it: a procedure it lacks.
+CALL tubetrace.no_such_procedure() YIELD value
+RETURN value

@@ -1,0 +1,85 @@
+"""tubetrace's own Neo4j procedures (engine/server/procedures): built once by the managed
+server with javac, cached, installed in its plugins, and a clear error where they are missing.
+What the exposure procedure answers is tested with the rule (test_tube_pool_day.py) and against
+networkx (tests/system/test_analysis.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.errors import DatabaseError, ServerError
+from engine.server import managed
+from engine.settings import Settings
+from engine.store.gateway import Gateway
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("NEO4J_URI")), reason="the managed server builds the procedures"
+)
+
+
+def _sources(tmp_path: Path, edit: str) -> Path:
+    """A copy of the procedures' sources with `edit` appended to one (a new cache key)."""
+    root = tmp_path / "procedures"
+    shutil.copytree(managed.PROCEDURES_SRC, root)
+    java = next(root.rglob("Exposure.java"))
+    java.write_text(java.read_text() + edit)
+    return root
+
+
+def test_the_managed_server_installs_its_procedures_once(settings: Settings, gw: Gateway) -> None:
+    server = managed.ManagedServer(settings)
+    jars = server.classpath()
+    jar = managed.procedures_jar(jars)
+    built = jar.stat().st_mtime_ns
+    assert managed.procedures_jar(jars) == jar and jar.stat().st_mtime_ns == built  # cached
+    installed = sorted(p.name for p in server.plugins_dir.glob("tubetrace-procedures-*.jar"))
+    assert installed == [jar.name]
+    # A stale build of older sources leaves the plugins at the next start (_prepare).
+    stale = server.plugins_dir / "tubetrace-procedures-0000000000000000.jar"
+    stale.write_bytes(jar.read_bytes())
+    server._prepare()
+    assert sorted(p.name for p in server.plugins_dir.glob("tubetrace-procedures-*.jar")) == [
+        jar.name
+    ]
+    # The running server has it: the exposure of a person who is not there is empty.
+    assert (
+        gw.read(
+            "exposure_rings",
+            subjects=[{"person_id": "P-none", "until": None}],
+            days=14,
+            depth=4,
+            district=None,
+            after_depth=0,
+            after_person="",
+        )
+        == []
+    )
+
+
+def test_without_javac_the_error_names_the_package(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jars = managed.ManagedServer(settings).classpath()
+    monkeypatch.setattr(managed, "PROCEDURES_SRC", _sources(tmp_path, "// no javac\n"))
+    monkeypatch.setattr(managed.shutil, "which", lambda name: None)
+    with pytest.raises(ServerError, match="openjdk-17-jdk-headless"):
+        managed.procedures_jar(jars)
+
+
+def test_a_source_that_does_not_compile_says_why(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jars = managed.ManagedServer(settings).classpath()
+    monkeypatch.setattr(managed, "PROCEDURES_SRC", _sources(tmp_path, "class Broken {\n"))
+    with pytest.raises(ServerError, match="javac could not build") as caught:
+        managed.procedures_jar(jars)
+    assert "Exposure.java" in str(caught.value)
+
+
+def test_a_server_without_them_gets_a_clear_error(gw: Gateway) -> None:
+    with pytest.raises(DatabaseError, match="lacks tubetrace's procedures"):
+        gw.read("call_missing_procedure")
