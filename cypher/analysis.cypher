@@ -29,13 +29,6 @@ CALL (p) {
 }
 WITH p, coalesce(subject.until, latest) AS until
 WITH p, until, toString(date(until) - duration({days: $days - 1})) AS since
-// The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java):
-// the same levels in Cypher cost a row and a list check per step of the slotted runtime.
-CALL (p, since, until) {
-  CALL tubetrace.exposure(p, since, until, $depth)
-    YIELD depth, person, day, tube_code, registration
-  RETURN collect({q: person, depth: depth, via: [day, tube_code, registration]}) AS rings
-}
 // The residence rule of cypher/directory.cypher: the own compound when known, else the
 // fallback; `unassigned` when neither is.
 CALL (p, since, until) {
@@ -47,27 +40,30 @@ CALL (p, since, until) {
                                         WHEN rc.known THEN rc.district_code END,
                                    'unassigned')) AS districts
 }
-CALL (rings) {
-  UNWIND rings AS m
-  WITH m, m.q.person_id AS person_id
+// The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java):
+// the same levels in Cypher cost a row and a list check per step of the slotted runtime.
+CALL (p, since, until) {
+  CALL tubetrace.exposure(p, since, until, $depth)
+    YIELD depth, person, day, tube_code, registration
+  WITH depth, person.person_id AS person_id, day, tube_code, registration
   // The district check only when one is asked for (a SelectOrSemiApply: the subquery is not
   // run when $district is null).
-  WHERE (m.depth > $after_depth OR (m.depth = $after_depth AND person_id > $after_person))
+  WHERE (depth > $after_depth OR (depth = $after_depth AND person_id > $after_person))
     AND ($district IS NULL OR EXISTS {
       MATCH (r:Registration)
-      WHERE elementId(r) = m.via[2]
+      WHERE elementId(r) = registration
       OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
       OPTIONAL MATCH (rc:Compound {code: r.residence_code})
       WITH c, rc
       WHERE coalesce(CASE WHEN c.known THEN c.district_code
                           WHEN rc.known THEN rc.district_code END, 'unassigned') = $district
     })
-  WITH m, person_id
-  ORDER BY m.depth, person_id
+  WITH depth, person_id, day, tube_code
+  ORDER BY depth, person_id
   // Four lists of plain values, not a list of maps: the driver builds a map in Python at
   // ~30 us an item (a quarter of a 1,000-person ring 4's time at 100 k registrations).
-  RETURN collect(m.depth) AS depths, collect(person_id) AS person_ids, collect(m.via[0]) AS days,
-         collect(m.via[1]) AS tube_codes
+  RETURN collect(depth) AS depths, collect(person_id) AS person_ids, collect(day) AS days,
+         collect(tube_code) AS tube_codes
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 

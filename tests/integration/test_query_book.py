@@ -133,7 +133,8 @@ def explain_problems(gw: Gateway, queries: list[Query]) -> list[str]:
 
 
 def test_every_query_of_the_book_plans_against_the_schema(gw: Gateway) -> None:
-    queries = TEST_BOOK.all()
+    # call_missing_procedure fails on purpose (test_procedures.py: a server without them).
+    queries = [q for q in TEST_BOOK.all() if q.name != "call_missing_procedure"]
     assert len(queries) > 150
     assert explain_problems(gw, queries) == []
 

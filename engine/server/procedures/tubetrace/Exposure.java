@@ -3,7 +3,7 @@ package tubetrace;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -33,6 +33,7 @@ import org.neo4j.procedure.Procedure;
  * <p>Graph: (Registration)-[:OF_PERSON]->(Person), (Registration)-[:INTO_TUBE]->(Tube).
  * Read only; it holds nothing beyond the sets of one call.
  */
+@SuppressWarnings("removal") // Node.getId(), deprecated in 5 and still there: see exposure()
 public class Exposure {
     private static final RelationshipType OF_PERSON = RelationshipType.withName("OF_PERSON");
     private static final RelationshipType INTO_TUBE = RelationshipType.withName("INTO_TUBE");
@@ -45,12 +46,12 @@ public class Exposure {
         public String tube_code;
         public String registration;
 
-        Member(long depth, Node person, String[] via) {
+        Member(long depth, Node person, String day, String tubeCode, String registration) {
             this.depth = depth;
             this.person = person;
-            this.day = via[0];
-            this.tube_code = via[1];
-            this.registration = via[2];
+            this.day = day;
+            this.tube_code = tubeCode;
+            this.registration = registration;
         }
     }
 
@@ -68,20 +69,21 @@ public class Exposure {
         if (person == null || since == null || until == null) {
             return out.stream();
         }
-        Set<String> usedTubes = new HashSet<>();
-        Set<String> seen = new HashSet<>();
-        seen.add(person.getElementId());
+        // Node ids, not element ids: a long set, no string built per node. Each id is read
+        // inside this one transaction, so a deleted node's id cannot be taken again meanwhile.
+        Set<Long> usedTubes = new HashSet<>();
+        Set<Long> seen = new HashSet<>();
+        seen.add(person.getId());
         List<Node> frontier = List.of(person);
         for (long level = 1; level <= depth && !frontier.isEmpty(); level++) {
             // The level's tubes: pooled, inside the window, not expanded before.
-            Map<String, Node> tubes = new HashMap<>();
-            Set<String> order = new LinkedHashSet<>();
+            Map<Long, Node> tubes = new LinkedHashMap<>();
             for (Node f : frontier) {
                 for (Relationship of : f.getRelationships(Direction.INCOMING, OF_PERSON)) {
                     Node r = of.getStartNode();
                     for (Relationship into : r.getRelationships(Direction.OUTGOING, INTO_TUBE)) {
                         Node t = into.getEndNode();
-                        String tid = t.getElementId();
+                        long tid = t.getId();
                         if (usedTubes.contains(tid) || tubes.containsKey(tid)) {
                             continue;
                         }
@@ -92,52 +94,74 @@ public class Exposure {
                                         : within(poolDay, since, until);
                         if (inside) {
                             tubes.put(tid, t);
-                            order.add(tid);
                         }
                     }
                 }
             }
-            usedTubes.addAll(order);
+            usedTubes.addAll(tubes.keySet());
             // Their persons not seen before, each with its least (day, tube, registration).
-            Map<String, String[]> via = new HashMap<>();
-            Map<String, Node> found = new HashMap<>();
-            for (String tid : order) {
-                Node t = tubes.get(tid);
+            Map<Long, Via> found = new HashMap<>();
+            for (Node t : tubes.values()) {
                 String poolDay = text(t.getProperty("pool_day", null));
                 String code = text(t.getProperty("code", null));
                 for (Relationship into : t.getRelationships(Direction.INCOMING, INTO_TUBE)) {
                     Node r = into.getStartNode();
-                    if (poolDay == null && !pooledInside(r, since, until)) {
-                        continue;
+                    String day = poolDay;
+                    if (day == null) {
+                        if (!pooledInside(r, since, until)) {
+                            continue;
+                        }
+                        day = text(r.getProperty("day", null));
                     }
                     for (Relationship of : r.getRelationships(Direction.OUTGOING, OF_PERSON)) {
                         Node q = of.getEndNode();
-                        String qid = q.getElementId();
+                        long qid = q.getId();
                         if (seen.contains(qid)) {
                             continue;
                         }
-                        String[] candidate = {
-                            poolDay != null ? poolDay : text(r.getProperty("day", null)),
-                            code,
-                            r.getElementId()
-                        };
-                        String[] best = via.get(qid);
-                        if (best == null || less(candidate, best)) {
-                            via.put(qid, candidate);
-                            found.put(qid, q);
+                        Via best = found.get(qid);
+                        if (best == null || best.after(day, code, r)) {
+                            found.put(qid, new Via(q, day, code, r));
                         }
                     }
                 }
             }
             List<Node> next = new ArrayList<>(found.size());
-            for (Map.Entry<String, Node> e : found.entrySet()) {
-                out.add(new Member(level, e.getValue(), via.get(e.getKey())));
-                next.add(e.getValue());
+            for (Via v : found.values()) {
+                out.add(new Member(level, v.person, v.day, v.code, v.registration.getElementId()));
+                next.add(v.person);
             }
             seen.addAll(found.keySet());
             frontier = next;
         }
         return out.stream();
+    }
+
+    /** The link that put a person in their ring: ordered as Cypher orders the list
+     * [day, tube code, elementId(registration)]; the element id is built only on a tie. */
+    private static final class Via {
+        final Node person;
+        final String day;
+        final String code;
+        final Node registration;
+
+        Via(Node person, String day, String code, Node registration) {
+            this.person = person;
+            this.day = day;
+            this.code = code;
+            this.registration = registration;
+        }
+
+        boolean after(String otherDay, String otherCode, Node otherRegistration) {
+            int c = compare(day, otherDay);
+            if (c == 0) {
+                c = compare(code, otherCode);
+            }
+            if (c == 0) {
+                c = compare(registration.getElementId(), otherRegistration.getElementId());
+            }
+            return c > 0;
+        }
     }
 
     private static String text(Object value) {
@@ -155,17 +179,7 @@ public class Exposure {
                 && within(text(r.getProperty("day", null)), since, until);
     }
 
-    /** Cypher's order of lists of text: element by element, a null after any text. */
-    private static boolean less(String[] a, String[] b) {
-        for (int i = 0; i < a.length; i++) {
-            int c = compare(a[i], b[i]);
-            if (c != 0) {
-                return c < 0;
-            }
-        }
-        return false;
-    }
-
+    /** Cypher's order of text: a null after any text. */
     private static int compare(String a, String b) {
         if (a == null) {
             return b == null ? 0 : 1;
