@@ -80,8 +80,8 @@ RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, da
 // of the clusters' time at 20 k registrations). No label where the relationship type implies it
 // (engine/model.py): a label check was a read per row.
 MATCH (x:Result)
-USING INDEX x:Result(day)
-WHERE x.day >= $since AND x.day <= $reported_until AND x.result = 'positive'
+USING INDEX x:Result(result, day)
+WHERE x.result = 'positive' AND x.day >= $since AND x.day <= $reported_until
 MATCH (x)-[:FOR_TUBE]->(t)
 WITH DISTINCT t
 MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(p)

@@ -4,9 +4,8 @@
 // params: day, district_code
 // Every (residence district, positive tube) pair of the day, in sort_key order (pages of it:
 // engine/analysis/reports.py, positives_page).
-MATCH (x:Result {day: $day})
-USING INDEX SEEK x:Result(day)
-WHERE x.result = 'positive'
+MATCH (x:Result {result: 'positive', day: $day})
+USING INDEX SEEK x:Result(result, day)
 MATCH (x)-[:FOR_TUBE]->(t:Tube)
 WITH DISTINCT t
 CALL (t) {

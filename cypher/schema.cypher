@@ -72,6 +72,12 @@ FOR (x:Result) REQUIRE x.result_key IS UNIQUE
 // name: schema_result_day -> nothing
 CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
 
+// name: schema_result_outcome_day -> nothing
+// The positive results of some days without reading the others (the clusters, signals and
+// attack rates of a window, a day's positives, the console's latest positive day): a seek on
+// (result, day), where result_day read every result of the window and then its `result`.
+CREATE INDEX result_outcome_day IF NOT EXISTS FOR (x:Result) ON (x.result, x.day)
+
 // name: schema_quarantine_key -> nothing
 CREATE CONSTRAINT quarantine_key IF NOT EXISTS
 FOR (q:Quarantine) REQUIRE q.qkey IS UNIQUE
