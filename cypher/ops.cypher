@@ -2,6 +2,13 @@
 // ConsoleSession and Lease nodes are the running service's state, not data: the admin dumps
 // (count_by_label, dump_nodes) leave them out.
 
+// name: tubetrace_procedures -> value
+// params:
+// The procedures of tubetrace's own this server has (engine/server/procedures; /readyz).
+SHOW PROCEDURES YIELD name
+WHERE name STARTS WITH 'tubetrace.'
+RETURN collect(name) AS names
+
 // name: indexes_not_online -> rows
 // params:
 SHOW INDEXES YIELD name, state

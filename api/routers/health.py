@@ -1,8 +1,9 @@
 """Probes. `/livez`: the process answers (a Kubernetes liveness probe: restart it when not).
 `/healthz`: the process answers and Neo4j answers (503 with Retry-After when not; the contract's
 and the image's health check). `/readyz`: ready for traffic (a readiness probe): the database
-answers, the schema is applied (no index still filling) and the audit journals of stopped API
-processes are replayed; 503 with Retry-After and the failing checks otherwise."""
+answers, the schema is applied (no index still filling), the audit journals of stopped API
+processes are replayed and the server has tubetrace's procedures (engine/server/procedures);
+503 with Retry-After and the failing checks otherwise."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from api.deps import GatewayDep
 from api.errors import RETRY_AFTER_S, error_answer
 from engine.errors import DatabaseUnavailable
 from engine.ops import backup
+from engine.server.managed import PROCEDURES
 from engine.store.gateway import Gateway
 
 router = APIRouter(tags=["ops"])
@@ -35,12 +37,16 @@ async def livez() -> models.Live:
 
 def readiness(gw: Gateway, journals_replayed: bool) -> dict[str, str]:
     checks = {"database": "down", "schema": "unknown", "journals": "unknown"}
+    checks["procedures"] = "unknown"
     try:
         gw.read("ping")
         checks["database"] = "up"
         filling = gw.read("indexes_not_online") if gw.schema_applied else None
+        present = set(gw.read("tubetrace_procedures").value())
     except DatabaseUnavailable:
         return checks
+    missing = [name for name in PROCEDURES if name not in present]
+    checks["procedures"] = "installed" if not missing else f"missing {', '.join(missing)}"
     if filling is None:
         checks["schema"] = "pending"
     else:
@@ -49,7 +55,7 @@ def readiness(gw: Gateway, journals_replayed: bool) -> dict[str, str]:
     return checks
 
 
-READY = {"database": "up", "schema": "applied", "journals": "replayed"}
+READY = {"database": "up", "schema": "applied", "journals": "replayed", "procedures": "installed"}
 
 
 @router.get("/readyz", response_model=models.Ready)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import random
 import secrets
@@ -28,6 +29,8 @@ import platformdirs
 from engine.errors import ServerError
 from engine.settings import Settings
 
+log = logging.getLogger("tubetrace.server")
+
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 PLUGIN_JARS = ("apoc-core-", "apoc-common-")
@@ -35,6 +38,7 @@ PLUGIN_JARS = ("apoc-core-", "apoc-common-")
 # against the server's jars and cached by the hash of their sources and of that classpath.
 PROCEDURES_SRC = Path(__file__).parent / "procedures"
 PROCEDURES_JAR = "tubetrace-procedures-"
+PROCEDURES = ("tubetrace.exposure",)  # what /readyz checks the server has
 BROWSER_ASSETS = Path(__file__).parent / "browser"
 BOLT_KEEP_ALIVE_S = 1  # the server sends a chunk at least this often on a busy connection
 BOLT_KEEP_ALIVE_PROBES = 3  # silent for keep-alive x probes seconds: the driver gives up
@@ -360,16 +364,28 @@ class ManagedServer:
             name = Path(jar).name
             if name.startswith(PLUGIN_JARS) and not (self.plugins_dir / name).exists():
                 shutil.copy2(jar, self.plugins_dir / name)
-        own = procedures_jar(jars)
-        for old in self.plugins_dir.glob(f"{PROCEDURES_JAR}*.jar"):
-            if old.name != own.name:
-                old.unlink()
-        if not (self.plugins_dir / own.name).exists():
-            shutil.copy2(own, self.plugins_dir / own.name)
         self._write_conf()
         classpath = self.browser_root(jars)[1]
         self._make_private()
         return classpath
+
+    def _install_procedures(self, jars: list[str]) -> None:
+        """tubetrace's procedures into plugins/ (only the current build: an older one goes).
+        A build that fails is logged and the server starts without them: exposure then
+        answers an error and /readyz says `procedures missing`, every other feature works
+        (and a restore or bulk import, which restart the server, never leaves it down)."""
+        try:
+            own: Path | None = procedures_jar(jars)
+        except ServerError as exc:
+            log.error("starting Neo4j without tubetrace's procedures: %s", exc)
+            own = None
+        for old in self.plugins_dir.glob(f"{PROCEDURES_JAR}*.jar"):
+            if own is None or old.name != own.name:
+                old.unlink(missing_ok=True)
+        if own is not None and not (self.plugins_dir / own.name).exists():
+            tmp = self.plugins_dir / f".{own.name}.tmp{os.getpid()}"
+            shutil.copy2(own, tmp)
+            os.replace(tmp, self.plugins_dir / own.name)  # never a half-copied jar by its name
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -422,6 +438,7 @@ class ManagedServer:
             return self.status()
         java = self._java()
         jars = self._prepare()
+        self._install_procedures(self.classpath())
         st = self._state()
         for port in (st["bolt_port"], st["http_port"]):
             # A JVM that was just killed can hold its sockets for a moment after its main

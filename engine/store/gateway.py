@@ -68,11 +68,14 @@ def _translate(exc: Exception, what: str) -> Exception:
         )
     if isinstance(exc, nx.AuthError):
         return DatabaseUnavailable(f"The database refused tubetrace's credentials ({what}).")
-    if getattr(exc, "code", None) == "Neo.ClientError.Procedure.ProcedureNotFound":
+    if getattr(exc, "code", None) == "Neo.ClientError.Procedure.ProcedureNotFound" and (
+        "tubetrace." in str(getattr(exc, "message", ""))
+    ):
         return DatabaseError(
-            f"The database lacks tubetrace's procedures ({what}): the managed server installs "
-            "them; another server needs the jar of engine/server/procedures in its plugins "
-            "(docs/operations.md)."
+            f"The database lacks tubetrace's procedures ({what}). The managed server installs "
+            "them when it starts: restart it (tubetrace neo4j stop, then start) and read its "
+            "log if they are still missing; another server needs the jar of "
+            "engine/server/procedures in its plugins (docs/operations.md)."
         )
     return DatabaseError(f"The database failed on {what}: {type(exc).__name__}.")
 

@@ -129,3 +129,145 @@ SET e.type = 'status.changed'
 // A server without tubetrace's procedures, as the gateway sees it: a procedure it lacks.
 CALL tubetrace.no_such_procedure() YIELD value
 RETURN value
+
+// name: exposure_rings_cypher -> rows
+// params: subjects: list[map], days: int, depth: int, district, after_depth: int, after_person
+// exposure_rings as it was before tubetrace.exposure (stop 28, commit 51f86c2): the four
+// levels written out in Cypher. test_exposure_procedure.py checks the procedure answers
+// exactly this on a generated city (the via's element-id ties and district filter too).
+UNWIND $subjects AS subject
+MATCH (p:Person {person_id: subject.person_id})
+USING INDEX SEEK p:Person(person_id)
+CALL (p) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
+  RETURN max(r.day) AS latest
+}
+WITH p, coalesce(subject.until, latest) AS until
+WITH p, until, toString(date(until) - duration({days: $days - 1})) AS since
+WITH p, since, until, [] AS used, [] AS rings, [p] AS frontier, [p] AS seen
+// Ring 1: the person's pooled tubes, the others in them.
+CALL (frontier, used, seen, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 1
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
+  WITH collect(DISTINCT t) AS tubes
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 1, via: via}) AS ring
+  }
+  RETURN tubes AS tubes1, ring AS ring1
+}
+WITH p, since, until, used + tubes1 AS used, rings + ring1 AS rings,
+     [x IN ring1 | x.q] AS frontier, seen + [x IN ring1 | x.q] AS seen
+// Ring 2: the same step from ring 1.
+CALL (frontier, used, seen, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 2
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
+  WITH collect(DISTINCT t) AS tubes
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 2, via: via}) AS ring
+  }
+  RETURN tubes AS tubes2, ring AS ring2
+}
+WITH p, since, until, used + tubes2 AS used, rings + ring2 AS rings,
+     [x IN ring2 | x.q] AS frontier, seen + [x IN ring2 | x.q] AS seen
+// Ring 3: the same step from ring 2.
+CALL (frontier, used, seen, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 3
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
+  WITH collect(DISTINCT t) AS tubes
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 3, via: via}) AS ring
+  }
+  RETURN tubes AS tubes3, ring AS ring3
+}
+WITH p, since, until, used + tubes3 AS used, rings + ring3 AS rings,
+     [x IN ring3 | x.q] AS frontier, seen + [x IN ring3 | x.q] AS seen
+// Ring 4: the same step from ring 3.
+CALL (frontier, used, seen, since, until) {
+  UNWIND frontier AS f
+  WITH f WHERE $depth >= 4
+  MATCH (f)<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+  WHERE NOT t IN used
+    AND CASE WHEN t.pool_day IS NULL
+             THEN r.day >= since AND r.day <= until AND r.pool_size > 1
+             ELSE t.pool_day >= since AND t.pool_day <= until END
+  WITH collect(DISTINCT t) AS tubes
+  CALL (tubes, seen, since, until) {
+    UNWIND tubes AS t
+    WITH t, t.pool_day AS day, t.code AS code
+    MATCH (t)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(q)
+    WHERE NOT q IN seen
+      AND (day IS NOT NULL OR (r.day >= since AND r.day <= until AND r.pool_size > 1))
+    WITH q, min([coalesce(day, r.day), code, elementId(r)]) AS via
+    RETURN collect({q: q, depth: 4, via: via}) AS ring
+  }
+  RETURN tubes AS tubes4, ring AS ring4
+}
+WITH p, since, until, used + tubes4 AS used, rings + ring4 AS rings,
+     [x IN ring4 | x.q] AS frontier, seen + [x IN ring4 | x.q] AS seen
+// The residence rule of cypher/directory.cypher: the own compound when known, else the
+// fallback; `unassigned` when neither is.
+CALL (p, since, until) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
+  WHERE r.day >= since AND r.day <= until
+  OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+  OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+  RETURN collect(DISTINCT coalesce(CASE WHEN c.known THEN c.district_code
+                                        WHEN rc.known THEN rc.district_code END,
+                                   'unassigned')) AS districts
+}
+CALL (rings) {
+  UNWIND rings AS m
+  WITH m, m.q.person_id AS person_id
+  // The district check only when one is asked for (a SelectOrSemiApply: the subquery is not
+  // run when $district is null).
+  WHERE (m.depth > $after_depth OR (m.depth = $after_depth AND person_id > $after_person))
+    AND ($district IS NULL OR EXISTS {
+      MATCH (r:Registration)
+      WHERE elementId(r) = m.via[2]
+      OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+      OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+      WITH c, rc
+      WHERE coalesce(CASE WHEN c.known THEN c.district_code
+                          WHEN rc.known THEN rc.district_code END, 'unassigned') = $district
+    })
+  WITH m, person_id
+  ORDER BY m.depth, person_id
+  // Four lists of plain values, not a list of maps: the driver builds a map in Python at
+  // ~30 us an item (a quarter of a 1,000-person ring 4's time at 100 k registrations).
+  RETURN collect(m.depth) AS depths, collect(person_id) AS person_ids, collect(m.via[0]) AS days,
+         collect(m.via[1]) AS tube_codes
+}
+RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes

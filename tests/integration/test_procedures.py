@@ -5,7 +5,6 @@ networkx (tests/system/test_analysis.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,9 +15,13 @@ from engine.server import managed
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("NEO4J_URI")), reason="the managed server builds the procedures"
-)
+
+@pytest.fixture(autouse=True)
+def _managed_only(neo4j_env: dict[str, str]) -> None:
+    """The managed server builds the procedures; a test server of NEO4J_URI or of Docker
+    (tests/conftest.py) has them from elsewhere."""
+    if "NEO4J_URI" in neo4j_env:
+        pytest.skip("the managed server builds the procedures")
 
 
 def _sources(tmp_path: Path, edit: str) -> Path:
@@ -38,10 +41,10 @@ def test_the_managed_server_installs_its_procedures_once(settings: Settings, gw:
     assert managed.procedures_jar(jars) == jar and jar.stat().st_mtime_ns == built  # cached
     installed = sorted(p.name for p in server.plugins_dir.glob("tubetrace-procedures-*.jar"))
     assert installed == [jar.name]
-    # A stale build of older sources leaves the plugins at the next start (_prepare).
+    # A stale build of older sources leaves the plugins at the next start.
     stale = server.plugins_dir / "tubetrace-procedures-0000000000000000.jar"
     stale.write_bytes(jar.read_bytes())
-    server._prepare()
+    server._install_procedures(jars)
     assert sorted(p.name for p in server.plugins_dir.glob("tubetrace-procedures-*.jar")) == [
         jar.name
     ]
@@ -83,3 +86,19 @@ def test_a_source_that_does_not_compile_says_why(
 def test_a_server_without_them_gets_a_clear_error(gw: Gateway) -> None:
     with pytest.raises(DatabaseError, match="lacks tubetrace's procedures"):
         gw.read("call_missing_procedure")
+    assert gw.read("tubetrace_procedures").value() == list(managed.PROCEDURES)  # /readyz's check
+
+
+def test_a_failed_build_starts_the_server_without_them(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore or bulk import restarts the server: a build that fails must not keep it down."""
+    server = managed.ManagedServer(settings)
+    jars = server.classpath()
+    monkeypatch.setattr(managed, "PROCEDURES_SRC", _sources(tmp_path, "class Broken {\n"))
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "tubetrace-procedures-0000000000000000.jar").write_bytes(b"stale")
+    monkeypatch.setattr(server, "plugins_dir", plugins)
+    server._install_procedures(jars)  # logs, raises nothing
+    assert list(plugins.iterdir()) == []

@@ -545,7 +545,12 @@ def test_the_api_starts_while_the_database_is_down(
         assert wait_for(client, 200, 60, "/readyz") is not None
         assert client.get("/readyz").json() == {
             "status": "ready",
-            "checks": {"database": "up", "schema": "applied", "journals": "replayed"},
+            "checks": {
+                "database": "up",
+                "schema": "applied",
+                "journals": "replayed",
+                "procedures": "installed",
+            },
         }
         assert (
             gw.read("count_audit", action="readyz_probe", key_id="probe-left-behind")[0]["n"] == 1

@@ -87,11 +87,12 @@ public class Exposure {
                         if (usedTubes.contains(tid) || tubes.containsKey(tid)) {
                             continue;
                         }
-                        String poolDay = text(t.getProperty("pool_day", null));
+                        Object poolDay = t.getProperty("pool_day", null);
+                        // A pool_day that is not text compares with no day (as in Cypher).
                         boolean inside =
                                 poolDay == null
                                         ? pooledInside(r, since, until)
-                                        : within(poolDay, since, until);
+                                        : within(text(poolDay), since, until);
                         if (inside) {
                             tubes.put(tid, t);
                         }
@@ -175,7 +176,7 @@ public class Exposure {
     private static boolean pooledInside(Node r, String since, String until) {
         Object size = r.getProperty("pool_size", null);
         return size instanceof Number n
-                && n.longValue() > 1
+                && n.doubleValue() > 1
                 && within(text(r.getProperty("day", null)), since, until);
     }
 
