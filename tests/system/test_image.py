@@ -60,6 +60,13 @@ def test_dockerfile_runs_as_a_user_with_its_home_on_a_volume() -> None:
     assert "/healthz" in dict(steps)["HEALTHCHECK"]
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "tubetrace-home:/data" in compose and "/readyz" in compose
+    # Compose's Neo4j has tubetrace's procedures: its image is built from their Dockerfile.
+    assert "build: engine/server/procedures" in compose
+    neo4j_steps = instructions(ROOT / "engine" / "server" / "procedures" / "Dockerfile")
+    assert ("COPY", "tubetrace /src/tubetrace") in neo4j_steps
+    assert any(
+        w == "COPY" and r.endswith("/plugins/tubetrace-procedures.jar") for w, r in neo4j_steps
+    )
 
 
 @pytest.mark.slow
@@ -118,6 +125,8 @@ def test_image_steps_install_and_serve(
         check=True,
     ).stdout
     assert str(ROOT) not in where and site in where, where
+    # The managed server of an installed tubetrace builds its procedures from the package.
+    assert Path(site, "engine", "server", "procedures", "tubetrace", "Exposure.java").is_file()
     helped = subprocess.run(
         [str(venv / "bin" / "tubetrace"), "--help"],
         cwd=tmp_path,
