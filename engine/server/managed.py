@@ -119,18 +119,37 @@ def _pid_alive(pid: int) -> bool:
     return stat.split(")")[-1].split()[0] != "Z"
 
 
+def procedures_key(jars: list[str]) -> str:
+    """The build's key: a hash of the sources and of the server's jar names (their versions)."""
+    digest = hashlib.sha256(os.pathsep.join(Path(j).name for j in jars).encode())
+    for source in sorted(PROCEDURES_SRC.rglob("*.java")):
+        digest.update(source.relative_to(PROCEDURES_SRC).as_posix().encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def procedures_jar_name(jars: list[str]) -> str:
+    return f"{PROCEDURES_JAR}{procedures_key(jars)}.jar"
+
+
+def valid_jar(path: Path) -> bool:
+    """A whole jar with the procedures' classes (not an empty or cut-short file: Neo4j refuses
+    to start with a plugin it cannot read)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip() is None and "tubetrace/Exposure.class" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def procedures_jar(jars: list[str]) -> Path:
     """tubetrace's procedures as a plugin jar: compiled by `javac` against the server's own
     jars the first time, then taken from the cache (two starts at once each build their own
-    folder and rename it into place: the first one stays, the other is dropped)."""
-    sources = sorted(PROCEDURES_SRC.rglob("*.java"))
-    digest = hashlib.sha256(os.pathsep.join(Path(j).name for j in jars).encode())
-    for source in sources:
-        digest.update(source.relative_to(PROCEDURES_SRC).as_posix().encode() + source.read_bytes())
-    key = digest.hexdigest()[:16]
+    folder and rename it into place: the first one stays, the other is dropped; a cached jar
+    that is not whole is built again)."""
+    key = procedures_key(jars)
     root = Path(platformdirs.user_cache_dir("tubetrace")) / "procedures" / key
     jar = root / f"{PROCEDURES_JAR}{key}.jar"
-    if jar.is_file():
+    if valid_jar(jar):
         return jar
     javac = shutil.which("javac")
     if javac is None:
@@ -141,27 +160,35 @@ def procedures_jar(jars: list[str]) -> Path:
     tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     classes = tmp / "classes"
-    proc = subprocess.run(
-        [javac, "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes)]
-        + ["-cp", os.pathsep.join(jars), *map(str, sources)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise ServerError(f"cannot write tubetrace's procedures into {tmp.parent}: {exc}") from exc
+    try:
+        proc = subprocess.run(
+            [javac, "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes)]
+            + ["-cp", os.pathsep.join(jars), *map(str, sorted(PROCEDURES_SRC.rglob("*.java")))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ServerError(
+                f"javac could not build tubetrace's procedures:\n{proc.stderr[-1500:]}"
+            )
+        with zipfile.ZipFile(tmp / jar.name, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for item in sorted(classes.rglob("*.class")):
+                zf.write(item, item.relative_to(classes).as_posix())
+        shutil.rmtree(classes)
+        if root.exists() and not valid_jar(jar):
+            shutil.rmtree(root, ignore_errors=True)  # a broken build of this key: replace it
+        with contextlib.suppress(OSError):  # another start renamed its own (same) build first
+            tmp.rename(root)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ServerError(f"javac could not build tubetrace's procedures:\n{proc.stderr[-1500:]}")
-    with zipfile.ZipFile(tmp / jar.name, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
-        for item in sorted(classes.rglob("*.class")):
-            zf.write(item, item.relative_to(classes).as_posix())
-    shutil.rmtree(classes)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # another start renamed its own (same) build first
-        tmp.rename(root)
-    shutil.rmtree(tmp, ignore_errors=True)
-    if not jar.is_file():
-        raise ServerError(f"tubetrace's procedures were built but {jar} is missing")
+    if not valid_jar(jar):
+        raise ServerError(f"tubetrace's procedures were built but {jar} is not a whole jar")
     return jar
 
 
@@ -370,22 +397,36 @@ class ManagedServer:
         return classpath
 
     def _install_procedures(self, jars: list[str]) -> None:
-        """tubetrace's procedures into plugins/ (only the current build: an older one goes).
-        A build that fails is logged and the server starts without them: exposure then
-        answers an error and /readyz says `procedures missing`, every other feature works
-        (and a restore or bulk import, which restart the server, never leaves it down)."""
+        """tubetrace's procedures into plugins/: this build only, whole (a jar Neo4j cannot
+        read stops it from starting). A build that fails is logged, also in
+        logs/procedures.log, and the server starts without them (or with a whole jar of this
+        same build already in plugins/): exposure then answers an error and /readyz names
+        them missing; every other feature works, and a restore or bulk import, which restart
+        the server, never leave it down."""
+        name = procedures_jar_name(jars)
+        installed = self.plugins_dir / name
         try:
             own: Path | None = procedures_jar(jars)
-        except ServerError as exc:
-            log.error("starting Neo4j without tubetrace's procedures: %s", exc)
+        except (ServerError, OSError) as exc:
             own = None
+            log.error("starting Neo4j without a new build of tubetrace's procedures: %s", exc)
+            with contextlib.suppress(OSError):
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+                with (self.logs_dir / "procedures.log").open("a", encoding="utf-8") as fh:
+                    fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} build failed: {exc}\n")
         for old in self.plugins_dir.glob(f"{PROCEDURES_JAR}*.jar"):
-            if own is None or old.name != own.name:
+            if old.name != name or not valid_jar(old):
                 old.unlink(missing_ok=True)
-        if own is not None and not (self.plugins_dir / own.name).exists():
-            tmp = self.plugins_dir / f".{own.name}.tmp{os.getpid()}"
+        if own is None:
+            return
+        if installed.exists() and installed.read_bytes() == own.read_bytes():
+            return
+        try:
+            tmp = self.plugins_dir / f".{name}.tmp{os.getpid()}"
             shutil.copy2(own, tmp)
-            os.replace(tmp, self.plugins_dir / own.name)  # never a half-copied jar by its name
+            os.replace(tmp, installed)  # never a half-copied jar by its name
+        except OSError as exc:
+            log.error("could not install tubetrace's procedures into %s: %s", installed, exc)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -73,8 +73,8 @@ def _translate(exc: Exception, what: str) -> Exception:
     ):
         return DatabaseError(
             f"The database lacks tubetrace's procedures ({what}). The managed server installs "
-            "them when it starts: restart it (tubetrace neo4j stop, then start) and read its "
-            "log if they are still missing; another server needs the jar of "
+            "them when it starts: restart it (tubetrace neo4j stop, then start); why a build "
+            "failed is in its logs/procedures.log. Another server needs the jar of "
             "engine/server/procedures in its plugins (docs/operations.md)."
         )
     return DatabaseError(f"The database failed on {what}: {type(exc).__name__}.")

@@ -92,13 +92,44 @@ def test_a_server_without_them_gets_a_clear_error(gw: Gateway) -> None:
 def test_a_failed_build_starts_the_server_without_them(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A restore or bulk import restarts the server: a build that fails must not keep it down."""
+    """A restore or bulk import restarts the server: a build that fails must not keep it down,
+    nor leave a jar Neo4j cannot read; a whole jar of the same build stays."""
     server = managed.ManagedServer(settings)
     jars = server.classpath()
+    good = managed.procedures_jar(jars)  # the real build
     monkeypatch.setattr(managed, "PROCEDURES_SRC", _sources(tmp_path, "class Broken {\n"))
-    plugins = tmp_path / "plugins"
+    plugins, logs = tmp_path / "plugins", tmp_path / "logs"
     plugins.mkdir()
-    (plugins / "tubetrace-procedures-0000000000000000.jar").write_bytes(b"stale")
     monkeypatch.setattr(server, "plugins_dir", plugins)
+    monkeypatch.setattr(server, "logs_dir", logs)
+    (plugins / "tubetrace-procedures-0000000000000000.jar").write_bytes(good.read_bytes())
+    current = plugins / managed.procedures_jar_name(jars)
+    current.write_bytes(b"")  # cut short: Neo4j would refuse to start with it
     server._install_procedures(jars)  # logs, raises nothing
     assert list(plugins.iterdir()) == []
+    assert "javac could not build" in (logs / "procedures.log").read_text()
+    # A whole jar of this very build is kept when the build fails (no javac, a cache wiped).
+    current.write_bytes(good.read_bytes())
+    server._install_procedures(jars)
+    assert [p.name for p in plugins.iterdir()] == [current.name]
+
+
+def test_a_jar_that_is_not_whole_is_built_and_copied_again(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = managed.ManagedServer(settings)
+    jars = server.classpath()
+    monkeypatch.setattr(managed, "PROCEDURES_SRC", _sources(tmp_path, "// rebuilt\n"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cached = (
+        tmp_path / "cache" / "tubetrace" / "procedures" / managed.procedures_key(jars)
+    ) / managed.procedures_jar_name(jars)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")  # an empty file where the build was
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    monkeypatch.setattr(server, "plugins_dir", plugins)
+    (plugins / cached.name).write_bytes(b"PK")  # and a broken copy in the plugins
+    server._install_procedures(jars)
+    assert managed.procedures_jar(jars) == cached and managed.valid_jar(cached)
+    assert (plugins / cached.name).read_bytes() == cached.read_bytes()
