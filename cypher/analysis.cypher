@@ -44,8 +44,7 @@ CALL (p, since, until) {
 // the same levels in Cypher cost a row and a list check per step of the slotted runtime.
 CALL (p, since, until) {
   CALL tubetrace.exposure(p, since, until, $depth)
-    YIELD depth, person, day, tube_code, registration
-  WITH depth, person.person_id AS person_id, day, tube_code, registration
+    YIELD depth, person_id, day, tube_code, registration
   // The district check only when one is asked for (a SelectOrSemiApply: the subquery is not
   // run when $district is null).
   WHERE (depth > $after_depth OR (depth = $after_depth AND person_id > $after_person))

@@ -58,13 +58,21 @@ public class Exposure {
     public static class Member {
         public long depth;
         public Node person;
+        public String person_id;
         public String day;
         public String tube_code;
         public String registration;
 
-        Member(long depth, Node person, String day, String tubeCode, String registration) {
+        Member(
+                long depth,
+                Node person,
+                String personId,
+                String day,
+                String tubeCode,
+                String registration) {
             this.depth = depth;
             this.person = person;
+            this.person_id = personId;
             this.day = day;
             this.tube_code = tubeCode;
             this.registration = registration;
@@ -165,7 +173,8 @@ public class Exposure {
                 List<Long> next = new ArrayList<>(found.size());
                 for (Map.Entry<Long, Via> e : found.entrySet()) {
                     Via v = e.getValue();
-                    out.add(new Member(level, nodeOf(tx, e.getKey()), v.day, v.code,
+                    out.add(new Member(level, nodeOf(tx, e.getKey()),
+                            text(walk.property(e.getKey(), walk.personId)), v.day, v.code,
                             nodeOf(tx, v.registration).getElementId()));
                     next.add(e.getKey());
                 }
@@ -173,6 +182,10 @@ public class Exposure {
                 frontier = next;
             }
         }
+        // In page order (depth, person_id): the caller's ORDER BY then finds it sorted.
+        out.sort((a, b) -> a.depth != b.depth
+                ? Long.compare(a.depth, b.depth)
+                : compare(a.person_id, b.person_id));
         return out.stream();
     }
 
@@ -196,6 +209,7 @@ public class Exposure {
         final int poolSize;
         final int poolDay;
         final int code;
+        final int personId;
         final String since;
         final String until;
 
@@ -212,6 +226,7 @@ public class Exposure {
             this.poolSize = tokens.propertyKey("pool_size");
             this.poolDay = tokens.propertyKey("pool_day");
             this.code = tokens.propertyKey("code");
+            this.personId = tokens.propertyKey("person_id");
             this.since = since;
             this.until = until;
         }
