@@ -3,8 +3,8 @@
 // name: latest_positive_day -> value?
 // params:
 MATCH (x:Result)
-USING INDEX x:Result(result, day)
-WHERE x.result = 'positive' AND x.day IS NOT NULL
+USING INDEX x:Result(day)
+WHERE x.day IS NOT NULL AND x.result = 'positive'
 RETURN x.day AS day
 ORDER BY x.day DESC
 LIMIT 1

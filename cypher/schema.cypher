@@ -74,8 +74,9 @@ CREATE INDEX result_day IF NOT EXISTS FOR (x:Result) ON (x.day)
 
 // name: schema_result_outcome_day -> nothing
 // The positive results of some days without reading the others (the clusters, signals and
-// attack rates of a window, a day's positives, the console's latest positive day): a seek on
-// (result, day), where result_day read every result of the window and then its `result`.
+// attack rates of a window, a day's positives): a seek on (result, day), where result_day
+// read every result of the window and then its `result`. (The console's latest positive day
+// keeps result_day: read in day order from the end, it stops at the first positive.)
 CREATE INDEX result_outcome_day IF NOT EXISTS FOR (x:Result) ON (x.result, x.day)
 
 // name: schema_quarantine_key -> nothing
