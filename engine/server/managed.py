@@ -141,12 +141,12 @@ def valid_jar(path: Path) -> bool:
         return False
 
 
-def procedures_jar(jars: list[str]) -> Path:
+def procedures_jar(jars: list[str], key: str | None = None) -> Path:
     """tubetrace's procedures as a plugin jar: compiled by `javac` against the server's own
     jars the first time, then taken from the cache (two starts at once each build their own
     folder and rename it into place: the first one stays, the other is dropped; a cached jar
-    that is not whole is built again)."""
-    key = procedures_key(jars)
+    that is not whole is built again). `key`: procedures_key(jars), when the caller has it."""
+    key = key or procedures_key(jars)
     root = Path(platformdirs.user_cache_dir("tubetrace")) / "procedures" / key
     jar = root / f"{PROCEDURES_JAR}{key}.jar"
     if valid_jar(jar):
@@ -403,10 +403,11 @@ class ManagedServer:
         same build already in plugins/): exposure then answers an error and /readyz names
         them missing; every other feature works, and a restore or bulk import, which restart
         the server, never leave it down."""
-        name = procedures_jar_name(jars)
+        key = procedures_key(jars)  # reads and hashes every source: once a start
+        name = f"{PROCEDURES_JAR}{key}.jar"
         installed = self.plugins_dir / name
         try:
-            own: Path | None = procedures_jar(jars)
+            own: Path | None = procedures_jar(jars, key)
         except (ServerError, OSError) as exc:
             own = None
             log.error("starting Neo4j without a new build of tubetrace's procedures: %s", exc)
