@@ -56,6 +56,10 @@ TRACES = 200  # traces per latency figure
 # checkpoints per day nearer a real day's (freed index pages are reused only after one), and
 # each day is measured after one (Community has no db.checkpoint()): the files hold every page.
 CHECKPOINT_S = 5
+# A run stops after the day it is loading when this file appears in its work folder (the
+# server stopped cleanly), and `--resume` goes on from the next day: a 21-day run takes longer
+# than one sitting on a 2-core machine.
+STOP_FILE = "STOP"
 _CHECKPOINT = re.compile(r"\[neo4j/\w+\] Checkpoint triggered by .* checkpoint (started|completed)")
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 
@@ -84,6 +88,9 @@ class Day:
     store_files: dict[str, int] = field(default_factory=dict)
     index_files: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
+    # The first day of a `--resume`: loaded into a server just started (a cold JVM and page
+    # cache), as after a restart in production.
+    after_restart: bool = False
 
 
 def dir_bytes(folder: Path) -> int:
@@ -188,29 +195,58 @@ def measure(gw: Gateway, day: str, rng: random.Random) -> dict[str, Any]:
     }
 
 
+def resumed(days: int, per_day: int, keep_days: int, work: Path) -> list[Day]:
+    """The days of an interrupted run (`--resume`): its campaign.json, when it is the run of
+    the same figures whose store is in `work`."""
+    doc = json.loads((OUT / "campaign.json").read_text())
+    same = (doc["days_planned"], doc["per_day"], doc["keep_days"]) == (days, per_day, keep_days)
+    if not same or not (work / "home").is_dir() or not doc["days"]:
+        raise SystemExit(
+            f"nothing to resume: {OUT / 'campaign.json'} is not a run of --days {days} "
+            f"--per-day {per_day} --keep-days {keep_days} with its store in {work}"
+        )
+    return [Day(**d) for d in doc["days"]]
+
+
 def run(
-    days: int, per_day: int, keep_days: int, work: Path, settings: Settings, console: Console
+    days: int,
+    per_day: int,
+    keep_days: int,
+    work: Path,
+    settings: Settings,
+    console: Console,
+    resume: bool = False,
 ) -> list[Day]:
+    """The campaign's days; with `resume`, the days after those an earlier run saved (it
+    stopped after a whole day: see STOP_FILE)."""
     home, city = work / "home", work / "city"
-    shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(city, ignore_errors=True)
     s = settings.model_copy(update={"home": home})
-    generate_city(
-        city, seed=2022, registrations=per_day, days=1, positive_rate=0.01, mix_pools=True
-    )
-    rng = random.Random(22)
-    out: list[Day] = []
+    out: list[Day] = resumed(days, per_day, keep_days, work) if resume else []
+    rng = random.Random(22 + len(out))
     server = ManagedServer(s)
-    server.conf_dir.mkdir(parents=True, exist_ok=True)
-    (server.conf_dir / "extra.conf").write_text(f"db.checkpoint.interval.time={CHECKPOINT_S}s\n")
-    t = time.perf_counter()
-    bulk_load(s, "all", city, Console(file=io.StringIO()))
+    if not out:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(city, ignore_errors=True)
+        generate_city(
+            city, seed=2022, registrations=per_day, days=1, positive_rate=0.01, mix_pools=True
+        )
+        server.conf_dir.mkdir(parents=True, exist_ok=True)
+        conf = f"db.checkpoint.interval.time={CHECKPOINT_S}s\n"
+        (server.conf_dir / "extra.conf").write_text(conf)
+        t = time.perf_counter()  # day 1's time runs from the bulk import
+        bulk_load(s, "all", city, Console(file=io.StringIO()))
+    stop = work / STOP_FILE
+    stop.unlink(missing_ok=True)
     gw = connect(s)
+    first = len(out) + 1
     try:
-        for n in range(1, days + 1):
+        for n in range(first, days + 1):
+            if stop.exists():
+                console.print(f"{stop} found: stopped before day {n}; go on with --resume")
+                break
             today = START + timedelta(days=n - 1)
             loaded, rows_s, retested = per_day, None, 0
-            if n > 1:  # day 1's time runs from the bulk import
+            if n > 1:
                 t = time.perf_counter()
                 regs = shifted(
                     read_file(city / "registrations.csv", "registrations"),
@@ -257,6 +293,7 @@ def run(
                 store_files=parts["store"],
                 index_files=parts["indexes"],
                 labels=dict(sorted(gw.read("campaign_label_counts").value().items())),
+                after_restart=resume and n == first,
                 **figures,
             )
             out.append(day)
@@ -431,12 +468,17 @@ def main(argv: list[str] | None = None) -> list[Day]:
     parser.add_argument("--keep-days", type=int, default=14)
     parser.add_argument("--work", type=Path, default=OUT / "campaign-work")
     parser.add_argument("--plot", type=Path, default=DOCS / "campaign.png")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"go on with a run stopped by a {STOP_FILE} file in its work folder",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     if settings.neo4j_uri:
         raise SystemExit("the benchmark runs its own managed server; unset NEO4J_URI")
     console = Console(width=180)
-    out = run(args.days, args.per_day, args.keep_days, args.work, settings, console)
+    out = run(args.days, args.per_day, args.keep_days, args.work, settings, console, args.resume)
     print_table(out, args.keep_days, console)
     print_growers(out, args.keep_days, console)
     plot(out, args.keep_days, args.plot)
