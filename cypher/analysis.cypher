@@ -66,6 +66,35 @@ CALL (p, since, until) {
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 
+// name: clusters_of_window -> value
+// params: since, until, reported_until, link_days
+// The clusters of the window (engine/analysis/outbreak.py, find_clusters): the tubes with a
+// positive result reported from $since up to $reported_until, grouped in the server by
+// tubetrace.clusters (engine/server/procedures: the rule of outbreak.group_clusters, which
+// the tests run on positive_registrations' rows to compare). One list per cluster, the
+// procedure's fields in its order, in one row.
+MATCH (x:Result)
+USING INDEX x:Result(result, day)
+WHERE x.result = 'positive' AND x.day >= $since AND x.day <= $reported_until
+MATCH (x)-[:FOR_TUBE]->(t)
+WITH collect(DISTINCT t) AS tubes
+CALL tubetrace.clusters(tubes, $since, $until, $link_days)
+  YIELD members, member_days, member_tubes, member_districts, compounds, districts, days,
+        pool_links, compound_links
+RETURN collect([members, member_days, member_tubes, member_districts, compounds, districts,
+                days, pool_links, compound_links]) AS clusters
+
+// name: window_registrations -> value
+// params: person_ids, since, until
+// The registrations inside [$since, $until] of some persons (a cluster's members, for its
+// graph), each a list in the order of outbreak.WINDOW_FIELDS (as positive_registrations').
+UNWIND $person_ids AS person_id
+MATCH (p:Person {person_id: person_id})<-[:OF_PERSON]-(r)-[:INTO_TUBE]->(t)
+WHERE r.day >= $since AND r.day <= $until
+OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c)
+RETURN collect([p.person_id, t.code, r.day, r.pool_size > 1, c.code,
+                CASE WHEN c.known THEN c.district_code END]) AS window
+
 // name: positive_registrations -> row
 // params: since, until, reported_until, members: bool
 // Every registration inside [$since, $until] of a tube with a positive result reported from

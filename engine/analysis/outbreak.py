@@ -314,20 +314,43 @@ class Clustering:
     # Each member's shown registration: (day, tube_code, residence district) of the earliest
     # registration in a positive tube inside the window.
     shown: dict[str, tuple[str, str, str]]
-    registrations: dict[str, list[WindowRegistration]]  # each member's, inside the window
 
 
 def find_clusters(gw: Gateway, since: str, until: str) -> Clustering:
     """Every person of a positive tube inside the window, grouped into connected clusters:
     two are linked when registrations of theirs inside the window shared a pooled tube or
-    were at the same compound within LINK_DAYS days of each other. The links are read in one
-    query (the positive registrations and their persons' registrations); the components are
-    found here (union-find). Largest first, then by cluster id."""
+    were at the same compound within LINK_DAYS days of each other. Grouped in the server, by
+    the procedure tubetrace.clusters (`clusters_of_window`), the rule of `group_clusters`
+    (which the tests run on the rows of `positive_registrations` to compare). Largest first,
+    then by cluster id."""
     since, until = check_window(since, until)
-    positive, registrations = _positive_registrations(
-        gw, since, until, _shift(until, REPORT_LAG_DAYS), members=True
-    )
-    return group_clusters(since, until, positive, registrations)
+    rows = gw.read(
+        "clusters_of_window",
+        since=since,
+        until=until,
+        reported_until=_shift(until, REPORT_LAG_DAYS),
+        link_days=LINK_DAYS,
+    ).value()
+    shown: dict[str, tuple[str, str, str]] = {}
+    found: list[_Cluster] = []
+    for row in rows:  # the procedure's fields, in its order
+        (members, member_days, member_tubes, member_districts,
+         compounds, districts, days, pool_links, compound_links) = row  # fmt: skip
+        shown |= zip(members, zip(member_days, member_tubes, member_districts, strict=True),
+                     strict=True)  # fmt: skip
+        found.append(
+            _Cluster(
+                members,
+                cluster_id(members),
+                set(compounds),
+                set(districts),
+                set(days),
+                set(pool_links),
+                set(compound_links),
+            )
+        )
+    found.sort(key=lambda c: (-len(c.members), c.cluster_id))
+    return Clustering(since, until, found, shown)
 
 
 def _positive_registrations(
@@ -405,7 +428,7 @@ def group_clusters(
     for code, segment in linked_compounds:
         by_root[sets.find(next(iter(segment)))].compound_links.add(code)
     clusters = sorted(by_root.values(), key=lambda c: (-len(c.members), c.cluster_id))
-    return Clustering(since, until, clusters, shown, dict(regs))
+    return Clustering(since, until, clusters, shown)
 
 
 def _cluster_cursor(cursor: str) -> tuple[int, str] | None:
@@ -507,6 +530,15 @@ def cluster(
         raise NotFound(f"No cluster '{wanted[:40]}' between {found.since} and {found.until}.")
     persons = _member_persons(gw, found, visible)
     shown = set(visible)
+    window: list[WindowRegistration] = _records(
+        gw.read(
+            "window_registrations", person_ids=visible, since=found.since, until=found.until
+        ).value(),
+        WINDOW_FIELDS,
+    )
+    regs: dict[str, list[WindowRegistration]] = defaultdict(list)
+    for r in window:
+        regs[r["person_id"]].append(r)
     registrations: list[ClusterRegistrationJSON] = [
         {
             "person_id": p,
@@ -518,7 +550,7 @@ def cluster(
         }
         for p in c.members
         if p in shown
-        for r in sorted(found.registrations.get(p, []), key=lambda r: (r["day"], r["tube_code"]))
+        for r in sorted(regs.get(p, []), key=lambda r: (r["day"], r["tube_code"]))
     ]
     answer = _cluster_json(c, sorted(persons.values(), key=_by_day))
     return {

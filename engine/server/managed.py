@@ -38,7 +38,7 @@ PLUGIN_JARS = ("apoc-core-", "apoc-common-")
 # against the server's jars and cached by the hash of their sources and of that classpath.
 PROCEDURES_SRC = Path(__file__).parent / "procedures"
 PROCEDURES_JAR = "tubetrace-procedures-"
-PROCEDURES = ("tubetrace.exposure",)  # what /readyz checks the server has
+PROCEDURES = ("tubetrace.clusters", "tubetrace.exposure")  # what /readyz checks the server has
 BROWSER_ASSETS = Path(__file__).parent / "browser"
 BOLT_KEEP_ALIVE_S = 1  # the server sends a chunk at least this often on a busy connection
 BOLT_KEEP_ALIVE_PROBES = 3  # silent for keep-alive x probes seconds: the driver gives up
@@ -136,7 +136,11 @@ def valid_jar(path: Path) -> bool:
     to start with a plugin it cannot read)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return zf.testzip() is None and "tubetrace/Exposure.class" in zf.namelist()
+            names = set(zf.namelist())
+            return zf.testzip() is None and all(
+                f"{src.relative_to(PROCEDURES_SRC).with_suffix('.class').as_posix()}" in names
+                for src in PROCEDURES_SRC.rglob("*.java")
+            )
     except (OSError, zipfile.BadZipFile):
         return False
 

@@ -1,8 +1,13 @@
-"""tubetrace.exposure (engine/server/procedures) answers what the exposure query answered when
-its four levels were written out in Cypher (tests/cypher `exposure_rings_cypher`): every row,
-the via's registration included (which decides the district filter), on a generated city with
-pooled, single and mixed tubes over 3 days, at every depth, with and without a district and a
-page's start. The rule itself is checked against networkx in tests/system/test_analysis.py."""
+"""tubetrace's procedures (engine/server/procedures) answer what they replace, on a generated
+city with pooled, single and mixed tubes over 3 days:
+- tubetrace.exposure what the exposure query answered when its four levels were written out
+  in Cypher (tests/cypher `exposure_rings_cypher`): every row, the via's registration included
+  (which decides the district filter), at every depth, with and without a district and a
+  page's start;
+- tubetrace.clusters what engine.analysis.outbreak.group_clusters makes of the rows of
+  `positive_registrations` (the rule in Python, which the benchmark also runs on PostgreSQL's
+  rows): every cluster, its members and how each is shown, compounds, districts, days, links.
+The rules themselves are checked against networkx in tests/system/test_analysis.py."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from engine.analysis import outbreak
 from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import trace_tube
@@ -87,3 +93,81 @@ def test_the_procedure_answers_what_the_cypher_levels_answered(
             assert (
                 ours == before and len(ours[0]["person_ids"]) == len(row["person_ids"]) - middle - 1
             )
+
+
+def _clustering(found: outbreak.Clustering) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.cluster_id,
+            c.members,
+            [found.shown[p] for p in c.members],
+            sorted(c.compounds),
+            sorted(c.districts),
+            sorted(c.days),
+            sorted(c.pool_links),
+            sorted(c.compound_links),
+        )
+        for c in found.clusters
+    ]
+
+
+def test_the_clusters_procedure_answers_what_group_clusters_makes(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    generate_city(tmp_path, seed=12, registrations=3000, days=6, positive_rate=0.08, mix_pools=True)
+    # Every other compound sampled on the first and last day only, half its people on each:
+    # 5 days apart, more than LINK_DAYS, so those are two segments there, not one.
+    regs = tmp_path / "registrations.csv"
+    with regs.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames or [], list(reader)
+    days = sorted({r["collected_at"][:10] for r in rows if (r["collected_at"] or "")[:4] == "2022"})
+    assert len(days) == 6
+
+    def kept(r: dict[str, str]) -> bool:
+        if (r["compound_code"] or "")[-1:] not in "02468":
+            return True
+        day, half = (r["collected_at"] or "")[:10], sum(map(ord, r["id_number"] or "")) % 2
+        return (day == days[0] and half == 0) or (day == days[-1] and half == 1)
+
+    with regs.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        writer.writerows(r for r in rows if kept(r))
+    for kind in ("compounds", "registrations", "results"):
+        load(gw, settings, kind, tmp_path / f"{kind}.csv")
+    windows = [(d, d) for d in days] + [
+        (days[0], days[-1]),
+        (days[1], days[2]),
+        ("2022-04-16", "2022-04-20"),
+    ]
+    linked = 0
+    for since, until in windows:
+        ours = outbreak.find_clusters(gw, since, until)
+        positive, window = outbreak._positive_registrations(
+            gw, since, until, outbreak._shift(until, outbreak.REPORT_LAG_DAYS), members=True
+        )
+        reference = outbreak.group_clusters(since, until, positive, window)
+        assert _clustering(ours) == _clustering(reference), (since, until)
+        linked += sum(bool(c.pool_links) and bool(c.compound_links) for c in ours.clusters)
+    assert linked > 3  # clusters joined both ways, not only lone persons
+    # A cluster's graph: its members' registrations inside the window, as the rows said.
+    since, until = days[0], days[-1]
+    biggest = outbreak.find_clusters(gw, since, until).clusters[0]
+    detail = outbreak.cluster(gw, since, until, biggest.cluster_id)
+    _, window = outbreak._positive_registrations(
+        gw, since, until, outbreak._shift(until, outbreak.REPORT_LAG_DAYS), members=True
+    )
+    mine = sorted(
+        (r["person_id"], r["day"], r["tube_code"], r["pooled"], r["compound_code"])
+        for r in window
+        if r["person_id"] in biggest.members
+    )
+    assert len(mine) > len(biggest.members) > 5
+    assert (
+        sorted(
+            (r["person_id"], r["day"], r["tube_code"], r["pooled"], r["compound_code"])
+            for r in detail["registrations"]
+        )
+        == mine
+    )

@@ -12,26 +12,17 @@ import java.util.stream.Stream;
 import org.neo4j.graphdb.Direction;
 import org.neo4j.graphdb.Node;
 import org.neo4j.graphdb.Transaction;
-import org.neo4j.internal.kernel.api.CursorFactory;
-import org.neo4j.internal.kernel.api.NodeCursor;
-import org.neo4j.internal.kernel.api.PropertyCursor;
-import org.neo4j.internal.kernel.api.Read;
-import org.neo4j.internal.kernel.api.RelationshipTraversalCursor;
 import org.neo4j.internal.kernel.api.TokenRead;
-import org.neo4j.io.pagecache.context.CursorContext;
 import org.neo4j.kernel.api.KernelTransaction;
 import org.neo4j.kernel.impl.coreapi.InternalTransaction;
-import org.neo4j.memory.MemoryTracker;
 import org.neo4j.procedure.Context;
 import org.neo4j.procedure.Description;
 import org.neo4j.procedure.Mode;
 import org.neo4j.procedure.Name;
 import org.neo4j.procedure.Procedure;
-import org.neo4j.storageengine.api.PropertySelection;
 import org.neo4j.storageengine.api.RelationshipSelection;
 import org.neo4j.token.api.TokenConstants;
 import org.neo4j.values.storable.NumberValue;
-import org.neo4j.values.storable.TextValue;
 import org.neo4j.values.storable.Value;
 
 /**
@@ -49,7 +40,8 @@ import org.neo4j.values.storable.Value;
  * <p>Graph: (Registration)-[:OF_PERSON]->(Person), (Registration)-[:INTO_TUBE]->(Tube).
  * Read only; it holds nothing beyond the sets of one call. It reads through the kernel's
  * cursors (one of each kind, reused for every node), where the public Node API allocated
- * a cursor per call and an entity per node reached: half the time of the same walk.
+ * a cursor per call and an entity per node reached: half the time of the same walk
+ * (Cursors).
  */
 public class Exposure {
     @Context public Transaction tx;
@@ -199,12 +191,9 @@ public class Exposure {
         return tx.getNodeById(id);
     }
 
-    /** The kernel cursors of one call, and the property keys it reads. */
+    /** The cursors of one call, the property keys it reads and the window. */
     private static final class Walk implements AutoCloseable {
-        final Read read;
-        final NodeCursor node;
-        final RelationshipTraversalCursor rels;
-        final PropertyCursor props;
+        final Cursors graph;
         final int day;
         final int poolSize;
         final int poolDay;
@@ -214,52 +203,22 @@ public class Exposure {
         final String until;
 
         Walk(KernelTransaction ktx, String since, String until) {
-            CursorFactory cursors = ktx.cursors();
-            CursorContext context = ktx.cursorContext();
-            MemoryTracker memory = ktx.memoryTracker();
-            TokenRead tokens = ktx.tokenRead();
-            this.read = ktx.dataRead();
-            this.node = cursors.allocateNodeCursor(context, memory);
-            this.rels = cursors.allocateRelationshipTraversalCursor(context, memory);
-            this.props = cursors.allocatePropertyCursor(context, memory);
-            this.day = tokens.propertyKey("day");
-            this.poolSize = tokens.propertyKey("pool_size");
-            this.poolDay = tokens.propertyKey("pool_day");
-            this.code = tokens.propertyKey("code");
-            this.personId = tokens.propertyKey("person_id");
+            this.graph = new Cursors(ktx);
+            this.day = graph.key("day");
+            this.poolSize = graph.key("pool_size");
+            this.poolDay = graph.key("pool_day");
+            this.code = graph.key("code");
+            this.personId = graph.key("person_id");
             this.since = since;
             this.until = until;
         }
 
-        /** The nodes at the other end of a node's relationships of one type and direction. */
         long[] neighbours(long nodeId, RelationshipSelection selection) {
-            read.singleNode(nodeId, node);
-            if (!node.next()) {
-                return new long[0];
-            }
-            node.relationships(rels, selection);
-            long[] found = new long[4];
-            int n = 0;
-            while (rels.next()) {
-                if (n == found.length) {
-                    found = java.util.Arrays.copyOf(found, n * 2);
-                }
-                found[n++] = rels.otherNodeReference();
-            }
-            return n == found.length ? found : java.util.Arrays.copyOf(found, n);
+            return graph.neighbours(nodeId, selection);
         }
 
-        /** A node's property, or null when it has none (or the key was never used). */
         Value property(long nodeId, int key) {
-            if (key == TokenConstants.NO_TOKEN) {
-                return null;
-            }
-            read.singleNode(nodeId, node);
-            if (!node.next()) {
-                return null;
-            }
-            node.properties(props, PropertySelection.selection(key));
-            return props.next() ? props.propertyValue() : null;
+            return graph.property(nodeId, key);
         }
 
         boolean within(String value) {
@@ -276,14 +235,12 @@ public class Exposure {
 
         @Override
         public void close() {
-            node.close();
-            rels.close();
-            props.close();
+            graph.close();
         }
     }
 
     private static String text(Value value) {
-        return value instanceof TextValue t ? t.stringValue() : null;
+        return Cursors.text(value);
     }
 
     /** The link that put a person in their ring: ordered as Cypher orders the list
@@ -313,11 +270,7 @@ public class Exposure {
         }
     }
 
-    /** Cypher's order of text: a null after any text. */
     private static int compare(String a, String b) {
-        if (a == null) {
-            return b == null ? 0 : 1;
-        }
-        return b == null ? -1 : a.compareTo(b);
+        return Cursors.compare(a, b);
     }
 }

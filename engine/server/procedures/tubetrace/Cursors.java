@@ -1,0 +1,104 @@
+package tubetrace;
+
+import java.util.Arrays;
+
+import org.neo4j.internal.kernel.api.CursorFactory;
+import org.neo4j.internal.kernel.api.NodeCursor;
+import org.neo4j.internal.kernel.api.PropertyCursor;
+import org.neo4j.internal.kernel.api.Read;
+import org.neo4j.internal.kernel.api.RelationshipTraversalCursor;
+import org.neo4j.internal.kernel.api.TokenRead;
+import org.neo4j.io.pagecache.context.CursorContext;
+import org.neo4j.kernel.api.KernelTransaction;
+import org.neo4j.memory.MemoryTracker;
+import org.neo4j.storageengine.api.PropertySelection;
+import org.neo4j.storageengine.api.RelationshipSelection;
+import org.neo4j.token.api.TokenConstants;
+import org.neo4j.values.storable.TextValue;
+import org.neo4j.values.storable.Value;
+
+/**
+ * The kernel cursors of one procedure call: one of each kind, reused for every node read.
+ * The public Node API allocates a cursor per call and an entity per node reached: twice the
+ * time of the same walk (docs/analysis.md, "Exposure in the server").
+ */
+final class Cursors implements AutoCloseable {
+    final KernelTransaction ktx;
+    final TokenRead tokens;
+    private final Read read;
+    private final NodeCursor node;
+    private final RelationshipTraversalCursor rels;
+    private final PropertyCursor props;
+
+    Cursors(KernelTransaction ktx) {
+        CursorFactory cursors = ktx.cursors();
+        CursorContext context = ktx.cursorContext();
+        MemoryTracker memory = ktx.memoryTracker();
+        this.ktx = ktx;
+        this.tokens = ktx.tokenRead();
+        this.read = ktx.dataRead();
+        this.node = cursors.allocateNodeCursor(context, memory);
+        this.rels = cursors.allocateRelationshipTraversalCursor(context, memory);
+        this.props = cursors.allocatePropertyCursor(context, memory);
+    }
+
+    /** A property key's token (NO_TOKEN when no node ever had it). */
+    int key(String name) {
+        return tokens.propertyKey(name);
+    }
+
+    /** The nodes at the other end of a node's relationships of one type and direction. */
+    long[] neighbours(long nodeId, RelationshipSelection selection) {
+        read.singleNode(nodeId, node);
+        if (!node.next()) {
+            return new long[0];
+        }
+        node.relationships(rels, selection);
+        long[] found = new long[4];
+        int n = 0;
+        while (rels.next()) {
+            if (n == found.length) {
+                found = Arrays.copyOf(found, n * 2);
+            }
+            found[n++] = rels.otherNodeReference();
+        }
+        return n == found.length ? found : Arrays.copyOf(found, n);
+    }
+
+    /** A node's property, or null when it has none (or the key was never used). */
+    Value property(long nodeId, int key) {
+        if (key == TokenConstants.NO_TOKEN) {
+            return null;
+        }
+        read.singleNode(nodeId, node);
+        if (!node.next()) {
+            return null;
+        }
+        node.properties(props, PropertySelection.selection(key));
+        return props.next() ? props.propertyValue() : null;
+    }
+
+    /** A text property, or null (none, or not text). */
+    String text(long nodeId, int key) {
+        return text(property(nodeId, key));
+    }
+
+    static String text(Value value) {
+        return value instanceof TextValue t ? t.stringValue() : null;
+    }
+
+    /** Cypher's order of text: a null after any text. */
+    static int compare(String a, String b) {
+        if (a == null) {
+            return b == null ? 0 : 1;
+        }
+        return b == null ? -1 : a.compareTo(b);
+    }
+
+    @Override
+    public void close() {
+        node.close();
+        rels.close();
+        props.close();
+    }
+}
