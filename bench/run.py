@@ -406,9 +406,9 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     """Exposure at depth 2, 3 and 4 (the 14 days up to each of `cases` confirmed cases' day)
     and the clusters of the 14 days up to `last_day`, in both engines, interleaved; the
     answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
-    positive_registrations with its persons' registrations, one query, grouped by
-    engine.analysis.outbreak.group_clusters). PostgreSQL: bench/pg.py's statements on their covering
-    indexes, jit off, generic plans; its rows grouped by the same code."""
+    clusters_of_window, grouped in the server by tubetrace.clusters). PostgreSQL: bench/pg.py's
+    statements on their covering indexes, jit off, generic plans; its rows grouped by
+    engine.analysis.outbreak.group_clusters (the rule the procedure is tested against)."""
     pg.prepare_analysis(pconn)
     rows = gw.read("confirmed_cases", limit=cases)
     out: dict[str, Any] = {"exposure_cases": len(rows)}
