@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -145,30 +146,47 @@ def valid_jar(path: Path) -> bool:
         return False
 
 
+def cached_folder(root: Path, whole: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """A folder of the user cache made once: `build` fills a temporary sibling, renamed into
+    place. Two starts at once each build their own and rename it: the first stays, the other
+    is dropped. A folder that is not `whole` (a build cut short) is built again."""
+    if whole(root):
+        return root
+    tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise ServerError(f"cannot write into the cache folder {tmp.parent}: {exc}") from exc
+    try:
+        build(tmp)
+        if root.exists() and not whole(root):
+            shutil.rmtree(root, ignore_errors=True)  # a broken build: replace it
+        with contextlib.suppress(OSError):  # another start renamed its own (same) build first
+            tmp.rename(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
 def procedures_jar(jars: list[str], key: str | None = None) -> Path:
     """tubetrace's procedures as a plugin jar: compiled by `javac` against the server's own
-    jars the first time, then taken from the cache (two starts at once each build their own
-    folder and rename it into place: the first one stays, the other is dropped; a cached jar
-    that is not whole is built again). `key`: procedures_key(jars), when the caller has it."""
+    jars the first time, then taken from the cache (`cached_folder`). `key`:
+    procedures_key(jars), when the caller has it."""
     key = key or procedures_key(jars)
     root = Path(platformdirs.user_cache_dir("tubetrace")) / "procedures" / key
-    jar = root / f"{PROCEDURES_JAR}{key}.jar"
-    if valid_jar(jar):
-        return jar
+    name = f"{PROCEDURES_JAR}{key}.jar"
+    if valid_jar(root / name):
+        return root / name
     javac = shutil.which("javac")
     if javac is None:
         raise ServerError(
             "javac is not installed; it is needed once to build tubetrace's procedures for "
             "Neo4j (apt-get install openjdk-17-jdk-headless)."
         )
-    tmp = root.with_name(f"{root.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    classes = tmp / "classes"
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise ServerError(f"cannot write tubetrace's procedures into {tmp.parent}: {exc}") from exc
-    try:
+
+    def build(tmp: Path) -> None:
+        classes = tmp / "classes"
         proc = subprocess.run(
             [javac, "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes)]
             + ["-cp", os.pathsep.join(jars), *map(str, sorted(PROCEDURES_SRC.rglob("*.java")))],
@@ -180,17 +198,13 @@ def procedures_jar(jars: list[str], key: str | None = None) -> Path:
             raise ServerError(
                 f"javac could not build tubetrace's procedures:\n{proc.stderr[-1500:]}"
             )
-        with zipfile.ZipFile(tmp / jar.name, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(tmp / name, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
             for item in sorted(classes.rglob("*.class")):
                 zf.write(item, item.relative_to(classes).as_posix())
         shutil.rmtree(classes)
-        if root.exists() and not valid_jar(jar):
-            shutil.rmtree(root, ignore_errors=True)  # a broken build of this key: replace it
-        with contextlib.suppress(OSError):  # another start renamed its own (same) build first
-            tmp.rename(root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    jar = cached_folder(root, lambda folder: valid_jar(folder / name), build) / name
     if not valid_jar(jar):
         raise ServerError(f"tubetrace's procedures were built but {jar} is not a whole jar")
     return jar
@@ -267,16 +281,16 @@ class ManagedServer:
         for asset in assets:
             digest.update(asset.name.encode() + asset.read_bytes())
         root = Path(platformdirs.user_cache_dir("tubetrace")) / "browser" / digest.hexdigest()[:16]
-        if not (root / "browser" / "tubetrace" / "guide.html").exists():
-            tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        def build(tmp: Path) -> None:
             with zipfile.ZipFile(browser_jar) as zf:
                 zf.extractall(tmp, [n for n in zf.namelist() if n.startswith("browser/")])
             (tmp / "browser" / "tubetrace").mkdir(parents=True, exist_ok=True)
             for asset in assets:
                 shutil.copy2(asset, tmp / "browser" / "tubetrace" / asset.name)
-            shutil.rmtree(root, ignore_errors=True)
-            tmp.rename(root)
+
+        guide = Path("browser", "tubetrace", "guide.html")
+        cached_folder(root, lambda folder: (folder / guide).exists(), build)
         return root, [str(root)] + [j for j in jars if j != browser_jar]
 
     def _java(self) -> str:
