@@ -16,12 +16,26 @@ UNWIND persons AS p
 RETURN p.person_id AS person_id
 
 // name: status_inputs -> rows
-// params: person_ids
+// params: person_ids, tube_codes
+// With $tube_codes (what changed: engine/feed/status.py, refresh), only the days whose status
+// that can change: from the earliest day of a registration in those tubes or in a tube with
+// a positive or invalid result on. A day before it has only negative and pending tubes, whose
+// statuses read no later sample (status.tube_status), so it keeps its status; reading the
+// whole history made a day's results cost more with every day the store keeps. $tube_codes
+// null: every day.
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
 USING INDEX SEEK p:Person(person_id)
 CALL (p) {
+  OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE $tube_codes IS NOT NULL
+    AND (t.code IN $tube_codes
+         OR EXISTS { (t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'invalid'] })
+  RETURN min(r.day) AS from
+}
+CALL (p, from) {
   MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
+  WHERE $tube_codes IS NULL OR r.day >= from
   CALL (t) {
     OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
     WHERE x.result IN ['positive', 'negative', 'invalid']

@@ -147,7 +147,9 @@ def refresh(
 ) -> list[NewEvent]:
     """Recompute the statuses of every person swabbed into these tubes, store the changed ones
     and return their `status.changed` events (to be appended to the outbox by the caller).
-    Events carry the person id only; identity is read with the feed."""
+    Only the days these tubes can change are derived (`status_inputs` with the tubes): what
+    a day of results costs does not grow with the days the store keeps. Events carry the
+    person id only; identity is read with the feed."""
     codes = sorted(set(tube_codes))
     if not codes:
         return []
@@ -156,7 +158,7 @@ def refresh(
     for start in range(0, len(person_ids), CHUNK):
         days: list[_PersonDay] = []
         chunk = person_ids[start : start + CHUNK]
-        for row in gw.run_in(tx, "status_inputs", person_ids=chunk):
+        for row in gw.run_in(tx, "status_inputs", person_ids=chunk, tube_codes=codes):
             stored = {d["day"]: d["status"] for d in row["stored"]}
             for ds in derive(row["person_id"], row["regs"]):
                 previous = stored.get(ds.day)
@@ -254,7 +256,8 @@ def person_status(gw: Gateway, person_id: str, date: str, who: Principal) -> Per
     if not reaches(who, found["districts"]):
         raise NotFound(missing)
     d = found["status"]
-    [inputs] = gw.read("status_inputs", person_ids=[person_id])  # one row per person
+    # one row per person, every day
+    [inputs] = gw.read("status_inputs", person_ids=[person_id], tube_codes=None)
     day = next((x for x in derive(person_id, inputs["regs"]) if x.day == date), None)
     return {
         "person_id": d["person_id"],

@@ -324,7 +324,7 @@ def derived_person_days(gw: Gateway) -> list[tuple[str, str]]:
     """Every person-day as `status.derive` gives it from the whole graph."""
     pids = sorted({key.split("|")[0] for key, _ in person_days(gw)})
     out = []
-    for row in gw.read("status_inputs", person_ids=pids):
+    for row in gw.read("status_inputs", person_ids=pids, tube_codes=None):
         days = status.derive(row["person_id"], row["regs"])
         out += [(f"{d.person_id}|{d.day}", d.status) for d in days]
     return sorted(out)
