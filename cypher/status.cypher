@@ -17,25 +17,32 @@ RETURN p.person_id AS person_id
 
 // name: status_inputs -> rows
 // params: person_ids, tube_codes
-// With $tube_codes (what changed: engine/feed/status.py, refresh), only the days whose status
-// that can change: from the earliest day of a registration in those tubes or in a tube with
-// a positive or invalid result on. A day before it has only negative and pending tubes, whose
-// statuses read no later sample (status.tube_status), so it keeps its status; reading the
-// whole history made a day's results cost more with every day the store keeps. $tube_codes
-// null: every day.
+// With $tube_codes (what changed: engine/feed/status.py, refresh), only what the statuses of
+// the days those tubes can change are made of, and `from`, the first of those days: the
+// earliest day of a registration in one of the tubes or in a tube whose status is told from
+// later samples (status.tube_status: invalid, or pooled and ever positive). A day before it
+// has only tubes whose status reads nothing later, so it keeps its status. Read: every
+// registration of the days from `from` on, and every one swabbed after the earliest tube that
+// reads later samples (a day and the swab's time agree unless the time zone changed between
+// loads; the caller stores the days from `from` on only). Reading the whole history made a
+// day's results cost more with every day the store keeps. $tube_codes null: every day.
 UNWIND $person_ids AS pid
 MATCH (p:Person {person_id: pid})
 USING INDEX SEEK p:Person(person_id)
 CALL (p) {
   OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
   WHERE $tube_codes IS NOT NULL
-    AND (t.code IN $tube_codes
-         OR EXISTS { (t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'invalid'] })
-  RETURN min(r.day) AS from
+  WITH r, t, (r.pool_size IS NULL OR r.pool_size = 1) AND COUNT { (t)<-[:INTO_TUBE]-() } <= 1
+             AS single
+  WITH r, t.code IN $tube_codes AS touched,
+       EXISTS { (t)<-[:FOR_TUBE]-(x:Result)
+                WHERE x.result = 'invalid' OR (x.result = 'positive' AND NOT single) } AS later
+  WHERE touched OR later
+  RETURN min(r.day) AS from, min(CASE WHEN later THEN r.collected_at END) AS from_at
 }
-CALL (p, from) {
+CALL (p, from, from_at) {
   MATCH (p)<-[:OF_PERSON]-(r:Registration)-[:INTO_TUBE]->(t:Tube)
-  WHERE $tube_codes IS NULL OR r.day >= from
+  WHERE $tube_codes IS NULL OR r.day >= from OR r.collected_at >= from_at
   CALL (t) {
     OPTIONAL MATCH (t)<-[:FOR_TUBE]-(x:Result)
     WHERE x.result IN ['positive', 'negative', 'invalid']
@@ -67,7 +74,8 @@ CALL (p) {
   OPTIONAL MATCH (p)-[:HAS_DAY]->(d:PersonDay)
   RETURN collect(d {.day, .status}) AS stored
 }
-RETURN p.person_id AS person_id, p.id_type AS id_type, p.id_number AS id_number, regs, stored
+RETURN p.person_id AS person_id, p.id_type AS id_type, p.id_number AS id_number, regs, stored,
+       from
 
 // name: upsert_person_days -> value
 // params: days, now

@@ -161,6 +161,8 @@ def refresh(
         for row in gw.run_in(tx, "status_inputs", person_ids=chunk, tube_codes=codes):
             stored = {d["day"]: d["status"] for d in row["stored"]}
             for ds in derive(row["person_id"], row["regs"]):
+                if row["from"] is not None and ds.day < row["from"]:
+                    continue  # a day read in part (see status_inputs): it keeps its status
                 previous = stored.get(ds.day)
                 if previous != ds.status:
                     _change(days, events, ds, previous, now)
@@ -209,8 +211,8 @@ def after_new_registrations(
     `new_registration_facts` (which locked their tubes and persons). A registration whose tube
     has no result yet changes only its own day, and only by adding a pending tube: a new day
     is pending, a day at least as urgent as pending stays. Everything else (a tube with a result,
-    a negative or released day, two registrations of one person-day) is derived from the
-    person's whole history by `refresh`. Returns the `status.changed` events."""
+    a negative or released day, two registrations of one person-day) is derived again by
+    `refresh`, from the days it can change on. Returns the `status.changed` events."""
     days: list[_PersonDay] = []
     events: list[NewEvent] = []
     whole: set[str] = set()

@@ -21,7 +21,16 @@ from engine.trace.build import all_tube_codes, trace_tube
 from loaders import write
 from loaders.generate import generate_city
 from loaders.read import read_file
-from tests.helpers import D1, D2, IDS, load, load_compounds, status_scenario
+from tests.helpers import (
+    D1,
+    D2,
+    IDS,
+    RETEST_HEADER,
+    load,
+    load_compounds,
+    reg,
+    status_scenario,
+)
 
 INVESTIGATOR = Principal("inv", "investigator")
 PUDONG = Principal("pd", "district", "310115")
@@ -328,3 +337,30 @@ def derived_person_days(gw: Gateway) -> list[tuple[str, str]]:
         days = status.derive(row["person_id"], row["regs"])
         out += [(f"{d.person_id}|{d.day}", d.status) for d in days]
     return sorted(out)
+
+
+def test_a_time_zone_changed_between_loads_leaves_no_status_behind(
+    gw: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """A's pool P9 is swabbed at 01:00 in Shanghai (day 04-10); the single retest S9, three
+    hours later, is loaded after the installation's time zone became UTC, so its day says
+    04-09. Its negative comes first, then the pool's positive: the refresh of P9 derives day
+    04-10 from its own day on, and must still see the later retest (status_inputs reads what
+    was swabbed after a tube that reads later samples, whatever its day)."""
+    load_compounds(gw, settings)
+    pool = tmp_path / "pool.csv"
+    pool.write_text(RETEST_HEADER + reg("A9", f"{D2}T01:00:00+08:00", "C1", "P9", 10, "A"))
+    load(gw, settings, "registrations", pool)
+    utc = settings.model_copy(update={"timezone": "UTC"})
+    retest = tmp_path / "retest.csv"
+    retest.write_text(RETEST_HEADER + reg("A10", f"{D1}T20:00:00+00:00", "C1", "S9", 1, "A"))
+    load(gw, utc, "registrations", retest)
+    for tube, result in (("S9", "negative"), ("P9", "positive")):
+        results = tmp_path / f"{tube}.csv"
+        results.write_text(
+            f"tube_code,result,reported_at,lab_code\n{tube},{result},{D2}T20:00:00+08:00,L1\n"
+        )
+        load(gw, settings, "results", results)
+    stored = dict(person_days(gw))
+    assert [s for k, s in stored.items() if k.endswith(D2)] == ["released"]
+    assert person_days(gw) == derived_person_days(gw)
