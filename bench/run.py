@@ -451,7 +451,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
         t = time.perf_counter()
         baseline = pg.clusters(pconn, since, last_day, reported_until)
         pg_s.append(time.perf_counter() - t)
-        if _cluster_answer(found) != _cluster_answer(baseline):
+        if cluster_answer(found) != cluster_answer(baseline):
             raise AssertionError(f"clusters of {since} .. {last_day} differ")
     out["clusters_s"] = sorted(neo_s)[1]
     out["clusters_pg_s"] = sorted(pg_s)[1]
@@ -460,7 +460,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     return out
 
 
-def _cluster_answer(found: outbreak.Clustering) -> list[tuple[Any, ...]]:
+def cluster_answer(found: outbreak.Clustering) -> list[tuple[Any, ...]]:
     return [
         (
             c.cluster_id,

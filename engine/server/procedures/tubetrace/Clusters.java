@@ -23,7 +23,6 @@ import org.neo4j.procedure.Procedure;
 import org.neo4j.storageengine.api.RelationshipSelection;
 import org.neo4j.token.api.TokenConstants;
 import org.neo4j.values.storable.BooleanValue;
-import org.neo4j.values.storable.NumberValue;
 import org.neo4j.values.storable.Value;
 
 /**
@@ -138,7 +137,7 @@ public class Clusters {
         }
 
         boolean within(String value) {
-            return value != null && value.compareTo(since) >= 0 && value.compareTo(until) <= 0;
+            return Cursors.within(value, since, until);
         }
 
         /** The registration's compound node, or -1. */
@@ -246,8 +245,7 @@ public class Clusters {
                     if (tube.length == 0) {
                         continue;
                     }
-                    Value size = g.property(r, poolSize);
-                    boolean pooled = size instanceof NumberValue v && v.doubleValue() > 1;
+                    boolean pooled = Cursors.pooled(g.property(r, poolSize));
                     long c = compoundOf(r);
                     String compoundCode = c >= 0 ? g.text(c, code) : null;
                     for (long t : tube) {

@@ -14,6 +14,7 @@ import org.neo4j.memory.MemoryTracker;
 import org.neo4j.storageengine.api.PropertySelection;
 import org.neo4j.storageengine.api.RelationshipSelection;
 import org.neo4j.token.api.TokenConstants;
+import org.neo4j.values.storable.NumberValue;
 import org.neo4j.values.storable.TextValue;
 import org.neo4j.values.storable.Value;
 
@@ -85,6 +86,16 @@ final class Cursors implements AutoCloseable {
 
     static String text(Value value) {
         return value instanceof TextValue t ? t.stringValue() : null;
+    }
+
+    /** A day (text, YYYY-MM-DD) inside [since, until]; a null or a day that is not text is not. */
+    static boolean within(String day, String since, String until) {
+        return day != null && day.compareTo(since) >= 0 && day.compareTo(until) <= 0;
+    }
+
+    /** `pool_size > 1` as Cypher tells it: a number above 1 (null or text: no). */
+    static boolean pooled(Value poolSize) {
+        return poolSize instanceof NumberValue n && n.doubleValue() > 1;
     }
 
     /** Cypher's order of text: a null after any text. */

@@ -22,7 +22,6 @@ import org.neo4j.procedure.Name;
 import org.neo4j.procedure.Procedure;
 import org.neo4j.storageengine.api.RelationshipSelection;
 import org.neo4j.token.api.TokenConstants;
-import org.neo4j.values.storable.NumberValue;
 import org.neo4j.values.storable.Value;
 
 /**
@@ -222,14 +221,12 @@ public class Exposure {
         }
 
         boolean within(String value) {
-            return value != null && value.compareTo(since) >= 0 && value.compareTo(until) <= 0;
+            return Cursors.within(value, since, until);
         }
 
         /** A registration with pool_size > 1 and a day inside the window. */
         boolean pooledInside(long registration) {
-            Value size = property(registration, poolSize);
-            return size instanceof NumberValue n
-                    && n.doubleValue() > 1
+            return Cursors.pooled(property(registration, poolSize))
                     && within(text(property(registration, day)));
         }
 
