@@ -67,7 +67,7 @@ CALL (p, since, until) {
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 
 // name: clusters_of_window -> value
-// params: since, until, reported_until, link_days
+// params: since, until, reported_until, link_days: int
 // The clusters of the window (engine/analysis/outbreak.py, find_clusters): the tubes with a
 // positive result reported from $since up to $reported_until, grouped in the server by
 // tubetrace.clusters (engine/server/procedures: the rule of outbreak.group_clusters, which
