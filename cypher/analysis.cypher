@@ -40,29 +40,31 @@ CALL (p, since, until) {
                                         WHEN rc.known THEN rc.district_code END,
                                    'unassigned')) AS districts
 }
-// The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java):
-// the same levels in Cypher cost a row and a list check per step of the slotted runtime.
+// The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java),
+// in page order from after ($after_depth, $after_person) on, as one row of parallel lists:
+// a Cypher row per member cost a sort, a filter and a collect per member of the slotted runtime.
 CALL (p, since, until) {
-  CALL tubetrace.exposure(p, since, until, $depth)
-    YIELD depth, person_id, day, tube_code, registration
-  // The district check only when one is asked for (a SelectOrSemiApply: the subquery is not
-  // run when $district is null).
-  WHERE (depth > $after_depth OR (depth = $after_depth AND person_id > $after_person))
-    AND ($district IS NULL OR EXISTS {
-      MATCH (r:Registration)
-      WHERE elementId(r) = registration
-      OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
-      OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-      WITH c, rc
-      WHERE coalesce(CASE WHEN c.known THEN c.district_code
-                          WHEN rc.known THEN rc.district_code END, 'unassigned') = $district
-    })
-  WITH depth, person_id, day, tube_code
-  ORDER BY depth, person_id
+  CALL tubetrace.exposure(p, since, until, $depth, $after_depth, $after_person)
+    YIELD depths, person_ids, days, tube_codes, registrations
+  // Only when a district is asked for: the positions of the members living in it, by the
+  // registration that put them in their ring (the residence rule, as above).
+  WITH depths, person_ids, days, tube_codes,
+       CASE WHEN $district IS NOT NULL THEN
+         [i IN range(0, size(depths) - 1) WHERE EXISTS {
+            MATCH (r:Registration)
+            WHERE elementId(r) = registrations[i]
+            OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
+            OPTIONAL MATCH (rc:Compound {code: r.residence_code})
+            WITH c, rc
+            WHERE coalesce(CASE WHEN c.known THEN c.district_code
+                                WHEN rc.known THEN rc.district_code END, 'unassigned') = $district
+         }] END AS kept
   // Four lists of plain values, not a list of maps: the driver builds a map in Python at
   // ~30 us an item (a quarter of a 1,000-person ring 4's time at 100 k registrations).
-  RETURN collect(depth) AS depths, collect(person_id) AS person_ids, collect(day) AS days,
-         collect(tube_code) AS tube_codes
+  RETURN CASE WHEN kept IS NULL THEN depths ELSE [i IN kept | depths[i]] END AS depths,
+         CASE WHEN kept IS NULL THEN person_ids ELSE [i IN kept | person_ids[i]] END AS person_ids,
+         CASE WHEN kept IS NULL THEN days ELSE [i IN kept | days[i]] END AS days,
+         CASE WHEN kept IS NULL THEN tube_codes ELSE [i IN kept | tube_codes[i]] END AS tube_codes
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
 

@@ -66,6 +66,57 @@ final class Cursors implements AutoCloseable {
         return n == found.length ? found : Arrays.copyOf(found, n);
     }
 
+    /** The node at the other end of a node's first relationship of one type and direction,
+     * or -1: for a relationship a node has one of (a registration's tube and person). */
+    long neighbour(long nodeId, RelationshipSelection selection) {
+        read.singleNode(nodeId, node);
+        if (!node.next()) {
+            return -1;
+        }
+        node.relationships(rels, selection);
+        return rels.next() ? rels.otherNodeReference() : -1;
+    }
+
+    /** Property keys read together (`properties`): their tokens and the selection of those
+     * that exist. */
+    static final class Keys {
+        final int[] tokens;
+        final PropertySelection selection;
+
+        Keys(int[] tokens) {
+            this.tokens = tokens;
+            int[] known = Arrays.stream(tokens).filter(k -> k != TokenConstants.NO_TOKEN).toArray();
+            this.selection = known.length == 0 ? null : PropertySelection.selection(known);
+        }
+    }
+
+    /** The tokens of some property keys, to read together. */
+    Keys keys(String... names) {
+        return new Keys(Arrays.stream(names).mapToInt(this::key).toArray());
+    }
+
+    /** Some properties of a node in one pass over its property records: `into[i]` the value
+     * of the i-th key, null when it has none. */
+    void properties(long nodeId, Keys keys, Value[] into) {
+        Arrays.fill(into, null);
+        if (keys.selection == null) {
+            return;
+        }
+        read.singleNode(nodeId, node);
+        if (!node.next()) {
+            return;
+        }
+        node.properties(props, keys.selection);
+        while (props.next()) {
+            int k = props.propertyKey();
+            for (int i = 0; i < keys.tokens.length; i++) {
+                if (keys.tokens[i] == k) {
+                    into[i] = props.propertyValue();
+                }
+            }
+        }
+    }
+
     /** A node's property, or null when it has none (or the key was never used). */
     Value property(long nodeId, int key) {
         if (key == TokenConstants.NO_TOKEN) {

@@ -1,14 +1,12 @@
 package tubetrace;
 
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Set;
 import java.util.stream.Stream;
 
+import org.eclipse.collections.api.tuple.primitive.LongObjectPair;
+import org.eclipse.collections.impl.map.mutable.primitive.LongObjectHashMap;
+import org.eclipse.collections.impl.set.mutable.primitive.LongHashSet;
 import org.neo4j.graphdb.Direction;
 import org.neo4j.graphdb.Node;
 import org.neo4j.graphdb.Transaction;
@@ -22,6 +20,7 @@ import org.neo4j.procedure.Name;
 import org.neo4j.procedure.Procedure;
 import org.neo4j.storageengine.api.RelationshipSelection;
 import org.neo4j.token.api.TokenConstants;
+import org.neo4j.values.ElementIdMapper;
 import org.neo4j.values.storable.Value;
 
 /**
@@ -36,61 +35,75 @@ import org.neo4j.values.storable.Value;
  * and its members taken without reading their registrations' day. Each person carries the
  * earliest (day, tube code, registration element id) that put them in their ring.
  *
- * <p>Graph: (Registration)-[:OF_PERSON]->(Person), (Registration)-[:INTO_TUBE]->(Tube).
- * Read only; it holds nothing beyond the sets of one call. It reads through the kernel's
- * cursors (one of each kind, reused for every node), where the public Node API allocated
- * a cursor per call and an entity per node reached: half the time of the same walk
- * (Cursors).
+ * <p>It answers one row of parallel lists in page order (depth, person_id), from after
+ * (afterDepth, afterPerson) on: the caller's page needs no Cypher row, sort or collect per
+ * member (two thirds of the query's time at depth 3 before, docs/analysis.md).
+ *
+ * <p>Graph: (Registration)-[:OF_PERSON]->(Person), (Registration)-[:INTO_TUBE]->(Tube); a
+ * registration has one of each (loaders create both with it, nothing moves them), so the
+ * walk stops at the first. Read only; it holds nothing beyond the sets of one call. It reads
+ * through the kernel's cursors (one of each kind, reused for every node), where the public
+ * Node API allocated a cursor per call and an entity per node reached: half the time of the
+ * same walk (Cursors); node ids in primitive sets (no Long boxed per node).
  */
 public class Exposure {
     @Context public Transaction tx;
 
     /** One ring member: its depth, the person and the (day, tube, registration) of its link. */
-    public static class Member {
-        public long depth;
-        public Node person;
-        public String person_id;
-        public String day;
-        public String tube_code;
-        public String registration;
+    private record Member(long depth, String personId, String day, String tubeCode,
+            String registration) {}
 
-        Member(
-                long depth,
-                Node person,
-                String personId,
-                String day,
-                String tubeCode,
-                String registration) {
-            this.depth = depth;
-            this.person = person;
-            this.person_id = personId;
-            this.day = day;
-            this.tube_code = tubeCode;
-            this.registration = registration;
-        }
+    /** The rings as parallel lists, one entry a member, in page order. */
+    public static class Rings {
+        public List<Long> depths = new ArrayList<>();
+        public List<String> person_ids = new ArrayList<>();
+        public List<String> days = new ArrayList<>();
+        public List<String> tube_codes = new ArrayList<>();
+        public List<String> registrations = new ArrayList<>();
     }
 
     @Procedure(name = "tubetrace.exposure", mode = Mode.READ)
     @Description(
-            "tubetrace.exposure(person, since, until, depth): the persons at co-pool distance"
-                    + " 1..depth from person inside [since, until] (days as YYYY-MM-DD), each with"
-                    + " the earliest (day, tube_code, registration) that put them in their ring.")
-    public Stream<Member> exposure(
+            "tubetrace.exposure(person, since, until, depth, afterDepth = 0, afterPerson = ''):"
+                    + " the persons at co-pool distance 1..depth from person inside [since, until]"
+                    + " (days as YYYY-MM-DD) after (afterDepth, afterPerson), in that order, each"
+                    + " with the earliest (day, tube_code, registration) that put them in their"
+                    + " ring; one row of parallel lists.")
+    public Stream<Rings> exposure(
             @Name("person") Node person,
             @Name("since") String since,
             @Name("until") String until,
-            @Name("depth") long depth) {
+            @Name("depth") long depth,
+            @Name(value = "afterDepth", defaultValue = "0") long afterDepth,
+            @Name(value = "afterPerson", defaultValue = "") String afterPerson) {
+        Rings out = new Rings();
+        for (Member m : rings(person, since, until, depth)) {
+            if (m.depth() < afterDepth
+                    || (m.depth() == afterDepth && compare(m.personId(), afterPerson) <= 0)) {
+                continue;
+            }
+            out.depths.add(m.depth());
+            out.person_ids.add(m.personId());
+            out.days.add(m.day());
+            out.tube_codes.add(m.tubeCode());
+            out.registrations.add(m.registration());
+        }
+        return Stream.of(out);
+    }
+
+    private List<Member> rings(Node person, String since, String until, long depth) {
         List<Member> out = new ArrayList<>();
         if (person == null || since == null || until == null) {
-            return out.stream();
+            return out;
         }
         KernelTransaction ktx = ((InternalTransaction) tx).kernelTransaction();
         TokenRead tokens = ktx.tokenRead();
         int ofPerson = tokens.relationshipType("OF_PERSON");
         int intoTube = tokens.relationshipType("INTO_TUBE");
         if (ofPerson == TokenConstants.NO_TOKEN || intoTube == TokenConstants.NO_TOKEN) {
-            return out.stream();
+            return out;
         }
+        ElementIdMapper ids = ((InternalTransaction) tx).elementIdMapper();
         try (Walk walk = new Walk(ktx, since, until)) {
             RelationshipSelection personRegistrations =
                     RelationshipSelection.selection(ofPerson, Direction.INCOMING);
@@ -100,84 +113,71 @@ public class Exposure {
                     RelationshipSelection.selection(intoTube, Direction.INCOMING);
             RelationshipSelection registrationPerson =
                     RelationshipSelection.selection(ofPerson, Direction.OUTGOING);
-            // Node ids: a long set, no string built per node. Each id is read inside this one
-            // transaction, so a deleted node's id cannot be taken again meanwhile.
-            Set<Long> usedTubes = new HashSet<>();
-            Set<Long> seen = new HashSet<>();
+            // Node ids in primitive sets and maps: no Long boxed per node. Each id is read
+            // inside this one transaction, so a deleted node's id cannot be taken again meanwhile.
+            LongHashSet usedTubes = new LongHashSet();
+            LongHashSet seen = new LongHashSet();
             seen.add(idOf(person));
-            List<Long> frontier = List.of(idOf(person));
-            for (long level = 1; level <= depth && !frontier.isEmpty(); level++) {
+            long[] frontier = {idOf(person)};
+            for (long level = 1; level <= depth && frontier.length > 0; level++) {
                 // The level's tubes: pooled, inside the window, not expanded before; with
-                // each its (pool_day, code).
-                Map<Long, String[]> tubes = new LinkedHashMap<>();
+                // each its (pool_day, code). A registration has one tube and one person.
+                LongObjectHashMap<String[]> tubes = new LongObjectHashMap<>();
                 for (long f : frontier) {
                     for (long r : walk.neighbours(f, personRegistrations)) {
-                        Boolean pooledInside = null; // read once, only where needed
-                        for (long t : walk.neighbours(r, registrationTube)) {
-                            if (usedTubes.contains(t) || tubes.containsKey(t)) {
-                                continue;
-                            }
-                            Value poolDay = walk.property(t, walk.poolDay);
-                            boolean inside;
-                            if (poolDay == null) {
-                                if (pooledInside == null) {
-                                    pooledInside = walk.pooledInside(r);
-                                }
-                                inside = pooledInside;
-                            } else {
+                        long t = walk.neighbour(r, registrationTube);
+                        if (t < 0 || usedTubes.contains(t) || tubes.containsKey(t)) {
+                            continue;
+                        }
+                        Value[] tube = walk.tube(t);
+                        boolean inside = tube[0] == null
+                                ? walk.pooledInside(r) != null
                                 // A pool_day that is not text compares with no day (as in Cypher).
-                                inside = walk.within(text(poolDay));
-                            }
-                            if (inside) {
-                                tubes.put(t, new String[] {
-                                    text(poolDay), text(walk.property(t, walk.code))
-                                });
-                            }
+                                : walk.within(text(tube[0]));
+                        if (inside) {
+                            tubes.put(t, new String[] {text(tube[0]), text(tube[1])});
                         }
                     }
                 }
-                usedTubes.addAll(tubes.keySet());
+                tubes.forEachKey(usedTubes::add);
                 // Their persons not seen before, each with its least (day, tube, registration).
-                Map<Long, Via> found = new HashMap<>();
-                for (Map.Entry<Long, String[]> tube : tubes.entrySet()) {
-                    String poolDay = tube.getValue()[0];
-                    String code = tube.getValue()[1];
-                    for (long r : walk.neighbours(tube.getKey(), tubeRegistrations)) {
+                LongObjectHashMap<Via> found = new LongObjectHashMap<>();
+                for (LongObjectPair<String[]> tube : tubes.keyValuesView()) {
+                    String poolDay = tube.getTwo()[0];
+                    String code = tube.getTwo()[1];
+                    for (long r : walk.neighbours(tube.getOne(), tubeRegistrations)) {
                         String day = poolDay;
                         if (day == null) {
-                            if (!walk.pooledInside(r)) {
+                            day = walk.pooledInside(r);
+                            if (day == null) {
                                 continue;
                             }
-                            day = text(walk.property(r, walk.day));
                         }
-                        for (long q : walk.neighbours(r, registrationPerson)) {
-                            if (seen.contains(q)) {
-                                continue;
-                            }
-                            Via best = found.get(q);
-                            if (best == null || best.after(day, code, r, tx)) {
-                                found.put(q, new Via(day, code, r));
-                            }
+                        long q = walk.neighbour(r, registrationPerson);
+                        if (q < 0 || seen.contains(q)) {
+                            continue;
+                        }
+                        Via best = found.get(q);
+                        if (best == null || best.after(day, code, r, ids)) {
+                            found.put(q, new Via(day, code, r));
                         }
                     }
                 }
-                List<Long> next = new ArrayList<>(found.size());
-                for (Map.Entry<Long, Via> e : found.entrySet()) {
-                    Via v = e.getValue();
-                    out.add(new Member(level, nodeOf(tx, e.getKey()),
-                            text(walk.property(e.getKey(), walk.personId)), v.day, v.code,
-                            nodeOf(tx, v.registration).getElementId()));
-                    next.add(e.getKey());
+                long[] next = found.keySet().toArray();
+                for (long q : next) {
+                    Via v = found.get(q);
+                    out.add(new Member(level, walk.personId(q), v.day, v.code,
+                            ids.nodeElementId(v.registration)));
+                    seen.add(q);
                 }
-                seen.addAll(found.keySet());
                 frontier = next;
             }
         }
-        // In page order (depth, person_id): the caller's ORDER BY then finds it sorted.
-        out.sort((a, b) -> a.depth != b.depth
-                ? Long.compare(a.depth, b.depth)
-                : compare(a.person_id, b.person_id));
-        return out.stream();
+        // In page order (depth, person_id).
+        out.sort((a, b) -> a.depth() != b.depth()
+                ? Long.compare(a.depth(), b.depth())
+                : compare(a.personId(), b.personId()));
+        return out;
     }
 
     @SuppressWarnings("removal") // Node.getId(): deprecated in 5, still there; see above
@@ -185,29 +185,22 @@ public class Exposure {
         return node.getId();
     }
 
-    @SuppressWarnings("removal")
-    private static Node nodeOf(Transaction tx, long id) {
-        return tx.getNodeById(id);
-    }
-
     /** The cursors of one call, the property keys it reads and the window. */
     private static final class Walk implements AutoCloseable {
         final Cursors graph;
-        final int day;
-        final int poolSize;
-        final int poolDay;
-        final int code;
         final int personId;
         final String since;
         final String until;
+        private final Cursors.Keys tubeKeys;
+        private final Cursors.Keys registrationKeys;
+        private final Value[] tubeValues = new Value[2];
+        private final Value[] registrationValues = new Value[2];
 
         Walk(KernelTransaction ktx, String since, String until) {
             this.graph = new Cursors(ktx);
-            this.day = graph.key("day");
-            this.poolSize = graph.key("pool_size");
-            this.poolDay = graph.key("pool_day");
-            this.code = graph.key("code");
             this.personId = graph.key("person_id");
+            this.tubeKeys = graph.keys("pool_day", "code");
+            this.registrationKeys = graph.keys("pool_size", "day");
             this.since = since;
             this.until = until;
         }
@@ -216,18 +209,30 @@ public class Exposure {
             return graph.neighbours(nodeId, selection);
         }
 
-        Value property(long nodeId, int key) {
-            return graph.property(nodeId, key);
+        long neighbour(long nodeId, RelationshipSelection selection) {
+            return graph.neighbour(nodeId, selection);
+        }
+
+        /** A tube's (pool_day, code), read in one pass; the array is reused by the next call. */
+        Value[] tube(long tube) {
+            graph.properties(tube, tubeKeys, tubeValues);
+            return tubeValues;
+        }
+
+        String personId(long person) {
+            return text(graph.property(person, personId));
         }
 
         boolean within(String value) {
             return Cursors.within(value, since, until);
         }
 
-        /** A registration with pool_size > 1 and a day inside the window. */
-        boolean pooledInside(long registration) {
-            return Cursors.pooled(property(registration, poolSize))
-                    && within(text(property(registration, day)));
+        /** The day of a registration with pool_size > 1 and a day inside the window; null for
+         * any other registration. */
+        String pooledInside(long registration) {
+            graph.properties(registration, registrationKeys, registrationValues);
+            String day = text(registrationValues[1]);
+            return Cursors.pooled(registrationValues[0]) && within(day) ? day : null;
         }
 
         @Override
@@ -253,15 +258,14 @@ public class Exposure {
             this.registration = registration;
         }
 
-        boolean after(String otherDay, String otherCode, long otherRegistration, Transaction tx) {
+        boolean after(
+                String otherDay, String otherCode, long otherRegistration, ElementIdMapper ids) {
             int c = compare(day, otherDay);
             if (c == 0) {
                 c = compare(code, otherCode);
             }
             if (c == 0 && registration != otherRegistration) {
-                c = compare(
-                        nodeOf(tx, registration).getElementId(),
-                        nodeOf(tx, otherRegistration).getElementId());
+                c = compare(ids.nodeElementId(registration), ids.nodeElementId(otherRegistration));
             }
             return c > 0;
         }
