@@ -596,6 +596,19 @@ def exposure(
     return [tuple(row) for row in conn.execute(EXPOSURE, args).fetchall()]
 
 
+def exposure_many(
+    conn: psycopg.Connection[Any], subjects: list[tuple[str, str, str]], depth: int
+) -> dict[str, list[tuple[int, str, str, str]]]:
+    """`exposure` of many (person_id, since, until) at once: the statements pipelined (libpq's
+    pipeline mode: sent together, one round trip), as a caller with many subjects would."""
+    with conn.pipeline():
+        cursors = [
+            (pid, conn.execute(EXPOSURE, {"pid": pid, "since": a, "until": b, "depth": depth}))
+            for pid, a, b in subjects
+        ]
+    return {pid: [tuple(row) for row in cur.fetchall()] for pid, cur in cursors}
+
+
 def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     names = [d.name for d in cur.description or []]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

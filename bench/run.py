@@ -408,11 +408,21 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     answers must be equal. Neo4j: cypher/analysis.cypher as the API runs it (exposure_rings;
     clusters_of_window, grouped in the server by tubetrace.clusters). PostgreSQL: bench/pg.py's
     statements on their covering indexes, jit off, generic plans; its rows grouped by
-    engine.analysis.outbreak.group_clusters (the rule the procedure is tested against)."""
+    engine.analysis.outbreak.group_clusters (the rule the procedure is tested against).
+    Exposure also with every case at once, per subject (`exposure_batch_ms`, as the attack
+    rate asks: `ring_members`' queries of many subjects; PostgreSQL's statements pipelined):
+    the engines' work without a round trip per subject."""
     pg.prepare_analysis(pconn)
     rows = gw.read("confirmed_cases", limit=cases)
     out: dict[str, Any] = {"exposure_cases": len(rows)}
-    for key in ("exposure_p50_ms", "exposure_p99_ms", "exposure_pg_p50_ms", "exposure_pg_p99_ms"):
+    for key in (
+        "exposure_p50_ms",
+        "exposure_p99_ms",
+        "exposure_pg_p50_ms",
+        "exposure_pg_p99_ms",
+        "exposure_batch_ms",
+        "exposure_pg_batch_ms",
+    ):
         out[key] = {}
     out["exposure_mean_persons"] = {}
     for depth in (2, 3, 4):
@@ -440,6 +450,9 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
         out["exposure_pg_p50_ms"][d] = pct(pg_ms, 0.5) if pg_ms else float("nan")
         out["exposure_pg_p99_ms"][d] = pct(pg_ms, 0.99) if pg_ms else float("nan")
         out["exposure_mean_persons"][d] = sum(sizes) / len(sizes) if sizes else 0.0
+        out["exposure_batch_ms"][d], out["exposure_pg_batch_ms"][d] = _exposure_batch(
+            gw, pconn, rows, depth
+        )
     since = (date.fromisoformat(last_day) - timedelta(days=13)).isoformat()
     reported_until = (date.fromisoformat(last_day) + timedelta(days=7)).isoformat()
     neo_s: list[float] = []
@@ -458,6 +471,38 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     out["clusters"] = len(found.clusters)
     out["cluster_members"] = sum(len(c.members) for c in found.clusters)
     return out
+
+
+def _exposure_batch(
+    gw: Gateway, pconn: Any, cases: list[dict[str, Any]], depth: int, passes: int = 3
+) -> tuple[float, float]:
+    """ms per subject of exposure with every case at once in each engine, interleaved, the
+    median of `passes`; the answers must be those of one subject at a time."""
+    subjects = []
+    for case in cases:
+        until = case["collected_at"].to_native().date()
+        subjects.append(
+            (case["person_id"], (until - timedelta(days=13)).isoformat(), until.isoformat())
+        )
+    if not subjects:
+        return float("nan"), float("nan")
+    asks: list[outbreak.Subject] = [
+        {"person_id": pid, "until": until} for pid, _, until in subjects
+    ]
+    neo_ms: list[float] = []
+    pg_ms: list[float] = []
+    for _ in range(passes):
+        t = time.perf_counter()
+        found = outbreak.ring_members(gw, asks, depth=depth, days=14)
+        neo_ms.append((time.perf_counter() - t) * 1000 / len(subjects))
+        t = time.perf_counter()
+        theirs = pg.exposure_many(pconn, subjects, depth)
+        pg_ms.append((time.perf_counter() - t) * 1000 / len(subjects))
+        for pid, _, _ in subjects:
+            ours = [(i["depth"], i["person_id"], i["day"], i["tube_code"]) for i in found[pid]]
+            if ours != theirs[pid]:
+                raise AssertionError(f"exposure of many differs for {pid} at depth {depth}")
+    return pct(neo_ms, 0.5), pct(pg_ms, 0.5)
 
 
 def cluster_answer(found: outbreak.Clustering) -> list[tuple[Any, ...]]:
@@ -580,6 +625,12 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
                 f"{r['exposure_p50_ms'][d]:.1f}/{r['exposure_pg_p50_ms'][d]:.1f}" for d in "234"
             )
             + f" (~{r['exposure_mean_persons']['4']:.0f} people at depth 4)"
+        ),
+    ),
+    (
+        "  exposure, all cases at once, ms a subject",
+        lambda r: " | ".join(
+            f"{r['exposure_batch_ms'][d]:.1f}/{r['exposure_pg_batch_ms'][d]:.1f}" for d in "234"
         ),
     ),
     (

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import pg
+from bench.run import analysis_times
 from engine.analysis import reports
 from engine.settings import Settings
 from engine.store.gateway import Gateway
@@ -75,6 +76,21 @@ def test_pg_answers_equal_neo4j(
             sizes.append((len(a[0]), len(a[1])))
         assert any(r2 > 0 for _, r2 in sizes), sizes
         print(f"PG = Neo4j on {len(codes)} traces and {len(cases)} rings (ring sizes {sizes[:5]})")
+        # The bench's exposure (depth 2-4, one subject at a time and all at once) and clusters:
+        # it raises when an answer of PostgreSQL's differs from Neo4j's.
+        analysis = analysis_times(gw, conn, "2022-04-10")
+        assert analysis["exposure_cases"] == min(len(cases), 30)
+        assert analysis["exposure_mean_persons"]["4"] > analysis["exposure_mean_persons"]["2"] > 0
+        assert (
+            set(analysis["exposure_batch_ms"])
+            == set(analysis["exposure_pg_batch_ms"])
+            == {
+                "2",
+                "3",
+                "4",
+            }
+        )
+        assert analysis["clusters"] > 0
         # The online load (the same transforms, INSERT ... ON CONFLICT) stores the same traces.
         pg.create_schema(conn)
         pg.load_other(conn, city, settings, secret)
