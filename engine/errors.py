@@ -40,6 +40,10 @@ class InputError(TubetraceError):
     """An input file or request cannot be read at all."""
 
 
+class TooLarge(InputError):
+    """A question whose answer needs more of the database's memory than one query may take."""
+
+
 class TransitionError(TubetraceError):
     """A task status change that the lifecycle does not allow."""
 

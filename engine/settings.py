@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", alias="TUBETRACE_TIMEZONE")
     heap_size: str = Field(default="2g", alias="TUBETRACE_NEO4J_HEAP")
     pagecache_size: str = Field(default="2g", alias="TUBETRACE_NEO4J_PAGECACHE")
+    # The most one transaction may hold on the server's heap (db.memory.transaction.max); unset:
+    # half the heap. A question past it (an exposure of a whole city) is refused, not the heap
+    # filled for everyone (docs/operations.md).
+    tx_memory: str | None = Field(default=None, alias="TUBETRACE_NEO4J_TX_MEMORY")
     start_timeout_s: float = Field(default=180.0, alias="TUBETRACE_NEO4J_START_TIMEOUT")
     batch_size: int = Field(default=5000, alias="TUBETRACE_BATCH_SIZE")
     rate_per_second: float = Field(default=50.0, alias="TUBETRACE_RATE_PER_SECOND")

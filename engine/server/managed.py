@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -126,6 +127,18 @@ def procedures_key(jars: list[str]) -> str:
     for source in sorted(PROCEDURES_SRC.rglob("*.java")):
         digest.update(source.relative_to(PROCEDURES_SRC).as_posix().encode() + source.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def half(size: str) -> str:
+    """Half of a memory size as Neo4j writes them ("2g", "512m", "1.5G"), in MiB."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", size)
+    if m is None:
+        raise ServerError(f"'{size}' is not a memory size (as 2g or 512m)")
+    mib = (
+        float(m.group(1))
+        * {"": 2**-20, "k": 2**-10, "m": 1, "g": 2**10, "t": 2**20}[m.group(2).lower()]
+    )
+    return f"{max(1, int(mib / 2))}m"
 
 
 def procedures_jar_name(jars: list[str]) -> str:
@@ -344,6 +357,10 @@ class ManagedServer:
             f"server.memory.heap.initial_size={self.settings.heap_size}",
             f"server.memory.heap.max_size={self.settings.heap_size}",
             f"server.memory.pagecache.size={self.settings.pagecache_size}",
+            # One transaction (a query, with what tubetrace's procedures hold) may take this
+            # much of the heap; past it Neo4j refuses it: an exposure of a whole city must not
+            # fill the heap that every other request shares.
+            f"db.memory.transaction.max={self.settings.tx_memory or half(self.settings.heap_size)}",
             f"server.directories.data={self.data_dir}",
             f"server.directories.logs={self.logs_dir}",
             f"server.directories.plugins={self.plugins_dir}",

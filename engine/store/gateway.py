@@ -36,7 +36,7 @@ from neo4j import (
 )
 from neo4j import exceptions as nx
 
-from engine.errors import DatabaseError, DatabaseUnavailable
+from engine.errors import DatabaseError, DatabaseUnavailable, TooLarge
 from engine.settings import Settings
 from engine.store.querybook import Query, QueryBook, Rows, book
 
@@ -60,6 +60,12 @@ _OUTAGE: tuple[type[Exception], ...] = (
 )
 
 
+def _out_of_memory(exc: Exception) -> bool:
+    """Neo4j's refusal of a transaction past its memory limit or the server's pool (a
+    transient error to the driver, but sending the same question again needs the same)."""
+    return str(getattr(exc, "code", "")).endswith("OutOfMemoryError")
+
+
 def _translate(exc: Exception, what: str) -> Exception:
     """The engine error for a driver error (raise the result `from exc`)."""
     if isinstance(exc, _OUTAGE):
@@ -68,6 +74,12 @@ def _translate(exc: Exception, what: str) -> Exception:
         )
     if isinstance(exc, nx.AuthError):
         return DatabaseUnavailable(f"The database refused tubetrace's credentials ({what}).")
+    if _out_of_memory(exc):
+        return TooLarge(
+            f"The database refused {what}: its answer needs more memory than one query may "
+            "take (db.memory.transaction.max, TUBETRACE_NEO4J_TX_MEMORY). Ask a smaller "
+            "question: fewer days, a lower depth, a shorter window."
+        )
     if getattr(exc, "code", None) == "Neo.ClientError.Procedure.ProcedureNotFound" and (
         "tubetrace." in str(getattr(exc, "message", ""))
     ):
@@ -221,7 +233,7 @@ class Gateway:
                 if time.monotonic() - start + delay > OUTAGE_BUDGET_S:
                     raise _translate(exc, what) from exc
             except nx.TransientError as exc:
-                if time.monotonic() - start + delay > TRANSIENT_BUDGET_S:
+                if _out_of_memory(exc) or time.monotonic() - start + delay > TRANSIENT_BUDGET_S:
                     raise _translate(exc, what) from exc
             except (nx.Neo4jError, nx.DriverError) as exc:
                 raise _translate(exc, what) from exc

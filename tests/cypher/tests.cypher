@@ -271,3 +271,34 @@ CALL (rings) {
          collect(m.via[1]) AS tube_codes
 }
 RETURN p.person_id AS person_id, since, until, districts, depths, person_ids, days, tube_codes
+
+// name: plant_big_pool -> value
+// params: code, day, size: int
+// A pooled tube of $size persons with a positive result (tests/system/test_memory.py): far
+// larger than any real pool, as much as a whole city's rings or clusters would hold.
+CREATE (t:Tube {code: $code, pool_day: $day})
+WITH t
+UNWIND range(1, $size) AS i
+CREATE (p:Person {person_id: $code + '_p' + toString(i)})
+CREATE (r:Registration {reg_key: $code + '/' + toString(i), day: $day, pool_size: $size})
+CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
+WITH t, count(*) AS n
+CREATE (:Result {result_key: $code + '/result', result: 'positive', day: $day})-[:FOR_TUBE]->(t)
+RETURN n
+
+// name: exposure_count -> value
+// params: person_id, since, until, depth: int
+// The procedure alone, its members counted: Cypher holds nothing of them, so a transaction's
+// memory limit sees only what the procedure counts of its own (tests/system/test_memory.py).
+MATCH (p:Person {person_id: $person_id})
+CALL tubetrace.exposure(p, $since, $until, $depth) YIELD depths
+RETURN size(depths) AS n
+
+// name: clusters_count -> value
+// params: since, until
+// The clusters procedure alone over every positive tube, its clusters counted: Cypher holds
+// only the tubes (tests/system/test_memory.py).
+MATCH (x:Result {result: 'positive'})-[:FOR_TUBE]->(t)
+WITH collect(DISTINCT t) AS tubes
+CALL tubetrace.clusters(tubes, $since, $until, 3) YIELD members
+RETURN count(*) AS n

@@ -47,6 +47,11 @@ import org.neo4j.values.storable.Value;
 public class Clusters {
     @Context public Transaction tx;
 
+    // What the grouping holds, in bytes, counted against the transaction's memory limits
+    // (Cursors.track); estimates of the JVM's objects, on the high side.
+    static final long MEMBER_BYTES = 768; // its number, id, shown registration, sets, lists
+    static final long REGISTRATION_BYTES = 128; // a pool's and a compound's entry, its day
+
     /** One cluster; the member lists are aligned (member i shown as day i, tube i...). */
     public static class Cluster {
         public List<String> members;
@@ -188,6 +193,7 @@ public class Clusters {
         int member(long person) {
             Integer n = index.get(person);
             if (n == null) {
+                g.track(MEMBER_BYTES);
                 n = ids.size();
                 index.put(person, n);
                 ids.add(g.text(person, personId));
@@ -245,6 +251,7 @@ public class Clusters {
                     if (tube.length == 0) {
                         continue;
                     }
+                    g.track(REGISTRATION_BYTES);
                     boolean pooled = Cursors.pooled(g.property(r, poolSize));
                     long c = compoundOf(r);
                     String compoundCode = c >= 0 ? g.text(c, code) : null;

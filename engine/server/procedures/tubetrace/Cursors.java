@@ -22,6 +22,11 @@ import org.neo4j.values.storable.Value;
  * The kernel cursors of one procedure call: one of each kind, reused for every node read.
  * The public Node API allocates a cursor per call and an entity per node reached: twice the
  * time of the same walk (docs/analysis.md, "Exposure in the server").
+ *
+ * <p>What the call holds on the heap is counted with the transaction's memory tracker
+ * (`track`): a call that would pass `db.memory.transaction.max` or the server's pool for all
+ * transactions fails with Neo4j's memory error, instead of filling the heap of a server others
+ * use. Released when the call ends (`close`).
  */
 final class Cursors implements AutoCloseable {
     final KernelTransaction ktx;
@@ -30,6 +35,8 @@ final class Cursors implements AutoCloseable {
     private final NodeCursor node;
     private final RelationshipTraversalCursor rels;
     private final PropertyCursor props;
+    private final MemoryTracker memory;
+    private long tracked;
 
     Cursors(KernelTransaction ktx) {
         CursorFactory cursors = ktx.cursors();
@@ -41,6 +48,14 @@ final class Cursors implements AutoCloseable {
         this.node = cursors.allocateNodeCursor(context, memory);
         this.rels = cursors.allocateRelationshipTraversalCursor(context, memory);
         this.props = cursors.allocatePropertyCursor(context, memory);
+        this.memory = memory;
+    }
+
+    /** `bytes` more held by this call, counted against the transaction's memory limits
+     * (MemoryLimitExceededException past them). */
+    void track(long bytes) {
+        memory.allocateHeap(bytes);
+        tracked += bytes;
     }
 
     /** A property key's token (NO_TOKEN when no node ever had it). */
@@ -159,6 +174,8 @@ final class Cursors implements AutoCloseable {
 
     @Override
     public void close() {
+        memory.releaseHeap(tracked);
+        tracked = 0;
         node.close();
         rels.close();
         props.close();

@@ -49,6 +49,12 @@ import org.neo4j.values.storable.Value;
 public class Exposure {
     @Context public Transaction tx;
 
+    // What the walk holds, in bytes, counted against the transaction's memory limits
+    // (Cursors.track); estimates of the JVM's objects, on the high side.
+    static final long TUBE_BYTES = 96; // a set and a map entry, {pool_day, code}
+    static final long PERSON_BYTES = 80; // a set and a map entry, its link (Via)
+    static final long MEMBER_BYTES = 320; // a Member, its four strings, five list entries
+
     /** One ring member: its depth, the person and the (day, tube, registration) of its link. */
     private record Member(long depth, String personId, String day, String tubeCode,
             String registration) {}
@@ -135,6 +141,7 @@ public class Exposure {
                                 // A pool_day that is not text compares with no day (as in Cypher).
                                 : walk.within(text(tube[0]));
                         if (inside) {
+                            walk.graph.track(TUBE_BYTES);
                             tubes.put(t, new String[] {text(tube[0]), text(tube[1])});
                         }
                     }
@@ -158,6 +165,9 @@ public class Exposure {
                             continue;
                         }
                         Via best = found.get(q);
+                        if (best == null) {
+                            walk.graph.track(PERSON_BYTES);
+                        }
                         if (best == null || best.after(day, code, r, ids)) {
                             found.put(q, new Via(day, code, r));
                         }
@@ -166,6 +176,7 @@ public class Exposure {
                 long[] next = found.keySet().toArray();
                 for (long q : next) {
                     Via v = found.get(q);
+                    walk.graph.track(MEMBER_BYTES);
                     out.add(new Member(level, walk.personId(q), v.day, v.code,
                             ids.nodeElementId(v.registration)));
                     seen.add(q);
