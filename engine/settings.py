@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("tubetrace"))
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*")
+_MIB = {"": 2**-20, "k": 2**-10, "m": 1, "g": 2**10, "t": 2**20}
+
+
+def mebibytes(size: str) -> float | None:
+    """A memory size as the JVM and Neo4j write them ("2g", "512m", "1024k", "2G"), in MiB;
+    None when it is not one."""
+    m = _SIZE.fullmatch(size)
+    return None if m is None else float(m.group(1)) * _MIB[m.group(2).lower()]
 
 
 class Settings(BaseSettings):
@@ -83,6 +95,21 @@ class Settings(BaseSettings):
     # The health-code feed's `name`: null unless asked for (the code is keyed by the ID number).
     status_feed_names: bool = Field(default=False, alias="TUBETRACE_STATUS_FEED_NAMES")
     webhook_poll_s: float = Field(default=0.5, gt=0, alias="TUBETRACE_WEBHOOK_POLL")
+
+    @field_validator("tx_memory")
+    @classmethod
+    def _a_transaction_limit(cls, value: str | None) -> str | None:
+        """0 (no limit but the server's pool) or at least 1 MiB, which Neo4j requires: a
+        value it refuses would stop the server from starting."""
+        if value is None or value.strip() == "0":
+            return value
+        mib = mebibytes(value)
+        if mib is None or mib < 1:
+            raise ValueError(
+                "TUBETRACE_NEO4J_TX_MEMORY is 0 (no limit) or a size of at least 1m, as 512m "
+                f"or 4g, not '{value}'"
+            )
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import re
 import secrets
 import shutil
 import signal
@@ -29,7 +28,7 @@ from pathlib import Path
 import platformdirs
 
 from engine.errors import ServerError
-from engine.settings import Settings
+from engine.settings import Settings, mebibytes
 
 log = logging.getLogger("tubetrace.server")
 
@@ -130,14 +129,10 @@ def procedures_key(jars: list[str]) -> str:
 
 
 def half(size: str) -> str:
-    """Half of a memory size as Neo4j writes them ("2g", "512m", "1.5G"), in MiB."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", size)
-    if m is None:
+    """Half of a memory size as the JVM writes them ("2g", "512m", "2048M"), in MiB."""
+    mib = mebibytes(size)
+    if mib is None:
         raise ServerError(f"'{size}' is not a memory size (as 2g or 512m)")
-    mib = (
-        float(m.group(1))
-        * {"": 2**-20, "k": 2**-10, "m": 1, "g": 2**10, "t": 2**20}[m.group(2).lower()]
-    )
     return f"{max(1, int(mib / 2))}m"
 
 

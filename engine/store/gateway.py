@@ -4,8 +4,9 @@ in managed transactions; both retried.
 This is the error boundary towards the database: no driver exception leaves this module.
 A database that does not answer becomes `DatabaseUnavailable` within `OUTAGE_BUDGET_S`
 (the driver's own retry loop, up to a minute with its defaults, is turned off: the gateway
-retries transient errors itself and gives up on an outage quickly); any other driver error
-becomes `DatabaseError`. The driver object survives an outage and reconnects by itself.
+retries transient errors itself and gives up on an outage quickly); a transaction past the
+server's memory limits becomes `TooLarge` (not sent again); any other driver error becomes
+`DatabaseError`. The driver object survives an outage and reconnects by itself.
 
 A frozen server (a stopped process, a long pause) is an outage too: the managed server promises
 a Bolt chunk every second on a busy connection and hints the driver to drop a connection silent
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import secrets
 import threading
 import time
@@ -60,10 +62,27 @@ _OUTAGE: tuple[type[Exception], ...] = (
 )
 
 
+# Neo4j's refusals of a transaction past db.memory.transaction.max or the server's pool for all
+# transactions. A transient error to the driver, but the same question needs the same memory
+# again. (Not `General.OutOfMemoryError`: the JVM's heap itself, a server fault.)
+_MEMORY_LIMITS = (
+    "Neo.ClientError.General.TransactionOutOfMemoryError",
+    "Neo.TransientError.General.MemoryPoolOutOfMemoryError",
+)
+
+
 def _out_of_memory(exc: Exception) -> bool:
-    """Neo4j's refusal of a transaction past its memory limit or the server's pool (a
-    transient error to the driver, but sending the same question again needs the same)."""
-    return str(getattr(exc, "code", "")).endswith("OutOfMemoryError")
+    return getattr(exc, "code", None) in _MEMORY_LIMITS
+
+
+def _procedures_of_another_build(exc: Exception) -> bool:
+    """A call that does not fit the signature of a tubetrace procedure the server has: a build
+    older or newer than this tubetrace's (a server not restarted since an upgrade)."""
+    message = str(getattr(exc, "message", ""))
+    return str(getattr(exc, "code", "")).startswith("Neo.ClientError.Statement") and bool(
+        re.search(r"\btubetrace\.\w+ has signature|procedure output", message)
+        and "tubetrace." in message
+    )
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -76,9 +95,16 @@ def _translate(exc: Exception, what: str) -> Exception:
         return DatabaseUnavailable(f"The database refused tubetrace's credentials ({what}).")
     if _out_of_memory(exc):
         return TooLarge(
-            f"The database refused {what}: its answer needs more memory than one query may "
+            f"The database refused {what}: it needs more memory than one transaction may "
             "take (db.memory.transaction.max, TUBETRACE_NEO4J_TX_MEMORY). Ask a smaller "
-            "question: fewer days, a lower depth, a shorter window."
+            "question (fewer days, a lower depth, a shorter window) or send smaller batches."
+        )
+    if _procedures_of_another_build(exc):
+        return DatabaseError(
+            f"The database has another build of tubetrace's procedures than this tubetrace "
+            f"({what}): restart it (tubetrace neo4j stop, then start) so that the managed "
+            "server installs this one; another server needs the jar of "
+            "engine/server/procedures built from this version (docs/operations.md)."
         )
     if getattr(exc, "code", None) == "Neo.ClientError.Procedure.ProcedureNotFound" and (
         "tubetrace." in str(getattr(exc, "message", ""))

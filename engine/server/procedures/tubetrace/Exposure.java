@@ -82,32 +82,22 @@ public class Exposure {
             @Name("depth") long depth,
             @Name(value = "afterDepth", defaultValue = "0") long afterDepth,
             @Name(value = "afterPerson", defaultValue = "") String afterPerson) {
-        Rings out = new Rings();
-        for (Member m : rings(person, since, until, depth)) {
-            if (m.depth() < afterDepth
-                    || (m.depth() == afterDepth && compare(m.personId(), afterPerson) <= 0)) {
-                continue;
-            }
-            out.depths.add(m.depth());
-            out.person_ids.add(m.personId());
-            out.days.add(m.day());
-            out.tube_codes.add(m.tubeCode());
-            out.registrations.add(m.registration());
-        }
-        return Stream.of(out);
+        return Stream.of(rings(person, since, until, depth, afterDepth, afterPerson));
     }
 
-    private List<Member> rings(Node person, String since, String until, long depth) {
+    private Rings rings(Node person, String since, String until, long depth, long afterDepth,
+            String afterPerson) {
+        Rings page = new Rings();
         List<Member> out = new ArrayList<>();
         if (person == null || since == null || until == null) {
-            return out;
+            return page;
         }
         KernelTransaction ktx = ((InternalTransaction) tx).kernelTransaction();
         TokenRead tokens = ktx.tokenRead();
         int ofPerson = tokens.relationshipType("OF_PERSON");
         int intoTube = tokens.relationshipType("INTO_TUBE");
         if (ofPerson == TokenConstants.NO_TOKEN || intoTube == TokenConstants.NO_TOKEN) {
-            return out;
+            return page;
         }
         ElementIdMapper ids = ((InternalTransaction) tx).elementIdMapper();
         try (Walk walk = new Walk(ktx, since, until)) {
@@ -183,12 +173,25 @@ public class Exposure {
                 }
                 frontier = next;
             }
+            // In page order (depth, person_id), from after the cursor on (as Cypher's
+            // `depth > $after_depth OR (depth = $after_depth AND person_id > $after_person)`),
+            // built while what the walk holds is still counted.
+            out.sort((a, b) -> a.depth() != b.depth()
+                    ? Long.compare(a.depth(), b.depth())
+                    : compare(a.personId(), b.personId()));
+            for (Member m : out) {
+                if (m.depth() < afterDepth || (m.depth() == afterDepth
+                        && (m.personId() == null || compare(m.personId(), afterPerson) <= 0))) {
+                    continue;
+                }
+                page.depths.add(m.depth());
+                page.person_ids.add(m.personId());
+                page.days.add(m.day());
+                page.tube_codes.add(m.tubeCode());
+                page.registrations.add(m.registration());
+            }
         }
-        // In page order (depth, person_id).
-        out.sort((a, b) -> a.depth() != b.depth()
-                ? Long.compare(a.depth(), b.depth())
-                : compare(a.personId(), b.personId()));
-        return out;
+        return page;
     }
 
     @SuppressWarnings("removal") // Node.getId(): deprecated in 5, still there; see above
