@@ -425,20 +425,25 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
     ):
         out[key] = {}
     out["exposure_mean_persons"] = {}
+    # Each case's (person_id, since, until): the 14 days up to its collection day.
+    subjects = [
+        (c["person_id"], (day - timedelta(days=13)).isoformat(), day.isoformat())
+        for c in rows
+        for day in [c["collected_at"].to_native().date()]
+    ]
     for depth in (2, 3, 4):
         for _ in range(2):  # the first pass plans and warms
             neo_ms: list[float] = []
             pg_ms: list[float] = []
             sizes: list[int] = []
-            for case in rows:
-                until = case["collected_at"].to_native().date()
-                pid, since = case["person_id"], (until - timedelta(days=13)).isoformat()
-                subject = [{"person_id": pid, "until": until.isoformat()}]
+            for pid, since, until in subjects:
                 t = time.perf_counter()
-                items = outbreak.ring_members(gw, subject, depth=depth, days=14).get(pid, [])
+                items = outbreak.ring_members(
+                    gw, [{"person_id": pid, "until": until}], depth=depth, days=14
+                ).get(pid, [])
                 neo_ms.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
-                theirs = pg.exposure(pconn, pid, since, until.isoformat(), depth)
+                theirs = pg.exposure(pconn, pid, since, until, depth)
                 pg_ms.append((time.perf_counter() - t) * 1000)
                 ours = [(i["depth"], i["person_id"], i["day"], i["tube_code"]) for i in items]
                 if ours != theirs:
@@ -451,7 +456,7 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
         out["exposure_pg_p99_ms"][d] = pct(pg_ms, 0.99) if pg_ms else float("nan")
         out["exposure_mean_persons"][d] = sum(sizes) / len(sizes) if sizes else 0.0
         out["exposure_batch_ms"][d], out["exposure_pg_batch_ms"][d] = _exposure_batch(
-            gw, pconn, rows, depth
+            gw, pconn, subjects, depth
         )
     since = (date.fromisoformat(last_day) - timedelta(days=13)).isoformat()
     reported_until = (date.fromisoformat(last_day) + timedelta(days=7)).isoformat()
@@ -474,16 +479,10 @@ def analysis_times(gw: Gateway, pconn: Any, last_day: str, cases: int = 30) -> d
 
 
 def _exposure_batch(
-    gw: Gateway, pconn: Any, cases: list[dict[str, Any]], depth: int, passes: int = 3
+    gw: Gateway, pconn: Any, subjects: list[tuple[str, str, str]], depth: int, passes: int = 3
 ) -> tuple[float, float]:
-    """ms per subject of exposure with every case at once in each engine, interleaved, the
-    median of `passes`; the answers must be those of one subject at a time."""
-    subjects = []
-    for case in cases:
-        until = case["collected_at"].to_native().date()
-        subjects.append(
-            (case["person_id"], (until - timedelta(days=13)).isoformat(), until.isoformat())
-        )
+    """ms per subject of exposure of every (person_id, since, until) at once in each engine,
+    interleaved, the median of `passes`; the answers must be those of one subject at a time."""
     if not subjects:
         return float("nan"), float("nan")
     asks: list[outbreak.Subject] = [

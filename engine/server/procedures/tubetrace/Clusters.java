@@ -150,8 +150,7 @@ public class Clusters {
             if (registrationCompound == null) {
                 return -1;
             }
-            long[] found = g.neighbours(registration, registrationCompound);
-            return found.length == 0 ? -1 : found[0];
+            return g.neighbour(registration, registrationCompound);
         }
 
         boolean isKnown(long compound) {
