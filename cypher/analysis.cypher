@@ -16,15 +16,18 @@
 // its members then taken without reading their registrations; a tube without one (single, or
 // its registrations disagree) by each registration, as the rule says.
 // Answers one row per known subject: the window, the districts the subject lives in inside it
-// (a district key's check) and the ring members ordered by (depth, person_id) after
+// (a district key's check: read only when $district is given, else empty) and the ring members ordered by (depth, person_id) after
 // ($after_depth, $after_person), only residents of $district when given, as parallel lists.
 // The caller cuts the page: a LIMIT here would be planned as a Top that reserves room for
 // as many rows as the limit says (no limit runs out of memory).
 UNWIND $subjects AS subject
 MATCH (p:Person {person_id: subject.person_id})
 USING INDEX SEEK p:Person(person_id)
-CALL (p) {
+// The person's registrations are read for what the call needs only: its latest day when no
+// `until` is given, its districts when a district asks (0.15 ms of a 1.2 ms call otherwise).
+CALL (p, subject) {
   OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
+  WHERE subject.until IS NULL
   RETURN max(r.day) AS latest
 }
 WITH p, coalesce(subject.until, latest) AS until
@@ -33,12 +36,13 @@ WITH p, until, toString(date(until) - duration({days: $days - 1})) AS since
 // fallback; `unassigned` when neither is.
 CALL (p, since, until) {
   OPTIONAL MATCH (p)<-[:OF_PERSON]-(r:Registration)
-  WHERE r.day >= since AND r.day <= until
+  WHERE $district IS NOT NULL AND r.day >= since AND r.day <= until
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
   OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-  RETURN collect(DISTINCT coalesce(CASE WHEN c.known THEN c.district_code
-                                        WHEN rc.known THEN rc.district_code END,
-                                   'unassigned')) AS districts
+  RETURN collect(DISTINCT CASE WHEN r IS NOT NULL THEN
+                   coalesce(CASE WHEN c.known THEN c.district_code
+                                 WHEN rc.known THEN rc.district_code END, 'unassigned')
+                 END) AS districts
 }
 // The rings, breadth-first in the server (engine/server/procedures/tubetrace/Exposure.java),
 // in page order from after ($after_depth, $after_person) on, as one row of parallel lists:
