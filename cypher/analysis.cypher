@@ -16,8 +16,9 @@
 // its members then taken without reading their registrations; a tube without one (single, or
 // its registrations disagree) by each registration, as the rule says.
 // Answers one row per known subject: the window, the districts the subject lives in inside it
-// (a district key's check: read only when $district is given, else empty) and the ring members ordered by (depth, person_id) after
-// ($after_depth, $after_person), only residents of $district when given, as parallel lists.
+// (a district key's check: read only when $district is given, else empty) and the ring
+// members ordered by (depth, person_id) after ($after_depth, $after_person), only residents
+// of $district when given, as parallel lists.
 // The caller cuts the page: a LIMIT here would be planned as a Top that reserves room for
 // as many rows as the limit says (no limit runs out of memory).
 UNWIND $subjects AS subject
