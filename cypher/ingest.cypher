@@ -90,6 +90,11 @@ OPTIONAL MATCH (c:Compound {code: row.compound_code})
 CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
 FOREACH (box IN CASE WHEN b IS NULL THEN [] ELSE [b] END | CREATE (r)-[:IN_BOX]->(box))
 FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPOUND]->(cpd))
+// A person with a registration at no compound, or at one without master data yet, is
+// `unplaced` (for good): only such a person's registrations can need a residence fallback
+// (cypher/directory.cypher, registrations_near_registrations).
+FOREACH (x IN CASE WHEN c IS NULL OR c.known IS NULL THEN [p] ELSE [] END |
+  SET x.unplaced = true)
 REMOVE r.write_token
 RETURN count(*) AS linked
 
@@ -139,20 +144,26 @@ USING INDEX SEEK r:Registration(reg_key)
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-// Filtered after the expansion: a `day` predicate inside the pattern lets the planner start
-// from the day index (every registration of the day) instead of from the person.
+// The person's registrations and days of that day, in one walk over the person's
+// relationships (its window: a day a day until retention, docs/campaign.md).
 WITH key, r, p, t, c, rc,
-     [other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
-      WHERE other <> r AND other.day = r.day] AS same_day
+     [(p)-[:OF_PERSON|HAS_DAY]-(x) WHERE x.day = r.day AND x <> r | x] AS that_day
+WITH key, r, p, t, c, rc, [x IN that_day WHERE x:Registration] AS same_day,
+     [x IN that_day WHERE x:PersonDay | x.status] AS stored
+// A duplicate registration (one person swabbed into two pooled tubes on one day) is marked on
+// both, under the person's lock: the trace reads the mark (cypher/trace.cypher) instead of the
+// person's other registrations. Registrations stored before get it from the schema's backfill.
+WITH key, r, p, t, c, rc, same_day, stored,
+     [o IN same_day WHERE r.pool_size > 1 AND o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t)]
+       AS twins
+FOREACH (x IN CASE WHEN twins = [] THEN [] ELSE twins + r END | SET x.duplicate = true)
 RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [flag IN [
          CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
-         CASE WHEN r.pool_size > 1
-                   AND any(o IN same_day WHERE o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t))
-              THEN 'duplicate_registration' END
+         CASE WHEN twins <> [] THEN 'duplicate_registration' END
        ] WHERE flag IS NOT NULL] AS derived_flags,
        size(same_day) AS others_that_day,
-       [(p)-[:HAS_DAY]->(d:PersonDay) WHERE d.day = r.day | d.status] AS stored,
+       stored,
        [(t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'negative', 'invalid']
         | x.result] AS results,
        // The residence rule of cypher/directory.cypher: own compound, else the fallback.

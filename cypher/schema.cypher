@@ -54,6 +54,44 @@ CALL (t) {
 MERGE (done:Meta {key: 'tube_pool_day'})
   ON CREATE SET done.value = 'set'
 
+// name: schema_registration_duplicate_backfill -> nothing
+// Registrations stored before the duplicate mark (cypher/ingest.cypher, new_registration_facts):
+// marked once, then marked done by the Meta node `registration_duplicate` (a bulk import
+// marks its own and writes the mark, loaders/bulk_files.py).
+OPTIONAL MATCH (done:Meta {key: 'registration_duplicate'})
+WITH done
+WHERE done IS NULL
+MATCH (r:Registration)
+WHERE r.pool_size > 1 AND r.day IS NOT NULL
+CALL (r) {
+  MATCH (t:Tube)<-[:INTO_TUBE]-(r)-[:OF_PERSON]->(:Person)<-[:OF_PERSON]-(o:Registration)
+  WHERE o <> r AND o.day = r.day AND o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t)
+  WITH r LIMIT 1
+  SET r.duplicate = true
+} IN TRANSACTIONS OF 10000 ROWS
+
+// name: schema_registration_duplicate_done -> nothing
+MERGE (done:Meta {key: 'registration_duplicate'})
+  ON CREATE SET done.value = 'set'
+
+// name: schema_person_unplaced_backfill -> nothing
+// Persons stored before the `unplaced` mark (cypher/ingest.cypher, link_registrations): the
+// persons of registrations at no known compound, once, then marked done by the Meta node
+// `person_unplaced` (a bulk import marks its own and writes the mark, loaders/bulk_files.py).
+OPTIONAL MATCH (done:Meta {key: 'person_unplaced'})
+WITH done
+WHERE done IS NULL
+MATCH (r:Registration)
+WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
+CALL (r) {
+  MATCH (r)-[:OF_PERSON]->(p:Person)
+  SET p.unplaced = true
+} IN TRANSACTIONS OF 10000 ROWS
+
+// name: schema_person_unplaced_done -> nothing
+MERGE (done:Meta {key: 'person_unplaced'})
+  ON CREATE SET done.value = 'set'
+
 // name: schema_box_key -> nothing
 CREATE CONSTRAINT box_code IF NOT EXISTS
 FOR (b:Box) REQUIRE b.code IS UNIQUE

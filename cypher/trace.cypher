@@ -1,6 +1,7 @@
 // The traceback: tube -> registrations -> person, box, compound (the residence), and results.
-// One row per tube; flags that depend on other data (duplicate registrations, boxes filled at
-// several compounds, unknown compounds) are computed here, from the data as it is now.
+// One row per tube; flags that depend on other data (boxes filled at several compounds,
+// unknown compounds) are computed here, from the data as it is now; a duplicate registration
+// is marked on both registrations when the second is linked (cypher/ingest.cypher).
 
 // name: trace_tubes -> rows
 // params: tube_codes
@@ -8,13 +9,22 @@ MATCH (t:Tube)
 USING INDEX SEEK t:Tube(code)
 WHERE t.code IN $tube_codes
 CALL (t) {
+  // How many compounds each box of the tube was filled at on the day of its registrations:
+  // once per box and day, not once per registration (a box gains a day a day, docs/campaign.md).
+  WITH t, COLLECT {
+    MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:IN_BOX]->(b:Box)
+    WITH DISTINCT b, r.day AS day
+    WHERE day IS NOT NULL
+    RETURN {box: elementId(b), day: day,
+            compounds: COUNT { (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = day }}
+  } AS box_days
   OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)
   OPTIONAL MATCH (r)-[:OF_PERSON]->(p:Person)
   OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
   OPTIONAL MATCH (r)-[:IN_BOX]->(b:Box)
   // The residence fallback (cypher/directory.cypher) when the own compound is unknown.
   OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-  WITH r, p, c, b, rc
+  WITH r, p, c, b, rc, box_days
   ORDER BY r.collected_at, r.record_id
   // Times as text (engine/domain.py, iso): the driver builds each datetime in Python.
   WITH collect(CASE WHEN r IS NULL THEN NULL ELSE {
@@ -34,14 +44,12 @@ CALL (t) {
                   e {.phone, .phone_owner, .source, .updated_at,
                      future: 'future_updated_at' IN coalesce(e.flags, [])
                              OR e.updated_at > datetime() + duration('PT10M')}],
-      // Filtered after expanding from the person: a `day` predicate inside the pattern
-      // lets the planner start from the day index, i.e. every registration of the day.
-      duplicate: r.pool_size > 1 AND r.day IS NOT NULL AND any(
-        other IN [(p)<-[:OF_PERSON]-(o:Registration) | o]
-        WHERE other <> r AND other.day = r.day AND other.pool_size > 1
-          AND NOT (other)-[:INTO_TUBE]->(t)),
-      box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE size([
-        (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = r.day | 1]) END
+      // Kept on both registrations when the second is linked (new_registration_facts,
+      // cypher/ingest.cypher): reading the person's other registrations here cost a trace
+      // more with every day the store keeps.
+      duplicate: coalesce(r.duplicate, false),
+      box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE
+        [x IN box_days WHERE x.box = elementId(b) AND x.day = r.day | x.compounds][0] END
   } END) AS registrations
   RETURN registrations
 }

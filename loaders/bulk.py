@@ -93,6 +93,7 @@ def bulk_load(
     with closing(connect(settings)) as gw:
         timings["schema_s"] = time.perf_counter() - t2
         bulk_files.store_conflicts(gw, plan.conflicts)
+        bulk_files.mark_duplicates(gw, plan.duplicates)
         t3 = time.perf_counter()
         dispatched = bulk_files.dispatch_all(gw)
         timings["dispatch_s"] = time.perf_counter() - t3

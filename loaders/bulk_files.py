@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from neo4j import ManagedTransaction
 
+from engine import domain
 from engine.errors import InputError
 from engine.feed import outbox, status
 from engine.loop import tasks
@@ -133,11 +134,14 @@ class Plan:
     import (a round of 26 M registrations cannot keep every first version in memory);
     `status_tubes` are the tubes whose persons' statuses are derived online after the import
     (persons with a registration at an unknown compound: their residence comes from the
-    database's fallback rule)."""
+    database's fallback rule); `duplicates` the registrations marked duplicate after it."""
 
     summaries: dict[str, Summary] = field(default_factory=dict)
     conflicts: list[tuple[str, Quarantined]] = field(default_factory=list)
     status_tubes: set[str] = field(default_factory=set)
+    # Keys of duplicate registrations (one person in two pooled tubes on one day), marked after
+    # the import (cypher/ingest.cypher, new_registration_facts, marks them online).
+    duplicates: list[str] = field(default_factory=list)
 
 
 # The transform of the kind being read, set before the worker processes fork.
@@ -410,9 +414,11 @@ def write_import_files(
     meta = _Csv(out / "meta.csv", NODES["Meta"].import_header())
     meta.write({"key": "person_id_secret", "value": secret, "LABEL": "Meta"})
     meta.write({"key": TUBE_POOL_DAY_MARK, "value": "set", "LABEL": "Meta"})
+    meta.write({"key": DUPLICATE_MARK, "value": "set", "LABEL": "Meta"})
+    meta.write({"key": UNPLACED_MARK, "value": "set", "LABEL": "Meta"})
     for f in (comp, reg, per, res, q, meta, *rels.values()):
         f.close()
-    _write_statuses(out, plan, districts, members, latest, was_positive, now)
+    _write_statuses(out, plan, districts, members, latest, was_positive, now, sender)
     return plan
 
 
@@ -440,11 +446,13 @@ def _write_statuses(
     latest: dict[str, tuple[Any, ...]],
     was_positive: set[str],
     now: datetime,
+    sender: str,
 ) -> None:
     """Every person's status per day (engine.feed.status.derive, as the online loader) and its
     `status.changed` event, from the registrations sorted by person. A person with a
     registration at a compound without master data is left to the online refresh after the
-    import, which applies the residence fallback."""
+    import, which applies the residence fallback. The person's duplicate registrations go to
+    `plan.duplicates` on the way."""
     path = out / "status_inputs.txt"
     ordered = out / "status_inputs.sorted.txt"
     subprocess.run(
@@ -500,6 +508,9 @@ def _write_statuses(
                         "district_code": districts.get(compound),
                     }
                 )
+            plan.duplicates += (
+                domain.registration_key(sender, str(r["record_id"])) for r in _duplicates(regs)
+            )
             if late:
                 plan.status_tubes.update(str(r["tube_code"]) for r in regs)
                 continue
@@ -535,6 +546,32 @@ def _write_statuses(
     for f in (days, has_day, events, sequences):
         f.close()
 
+
+def _duplicates(regs: list[status.StatusReg]) -> list[status.StatusReg]:
+    """A person's pooled registrations of a day that has pooled ones in two tubes or more, as
+    cypher/ingest.cypher's new_registration_facts marks them."""
+    tubes: dict[Any, set[Any]] = {}
+    for r in regs:
+        if r["day"] is not None and (r["pool_size"] or 0) > 1:
+            tubes.setdefault(r["day"], set()).add(r["tube_code"])
+    return [
+        r
+        for r in regs
+        if r["day"] is not None and (r["pool_size"] or 0) > 1 and len(tubes[r["day"]]) > 1
+    ]
+
+
+def mark_duplicates(gw: Gateway, keys: list[str], page: int = 10_000) -> None:
+    """The duplicate registrations the import files found, marked as the online load marks them."""
+    for start in range(0, len(keys), page):
+        gw.write("mark_duplicate_registrations", keys=keys[start : start + page])
+
+
+# The Meta key cypher/schema.cypher's duplicate backfill (schema_registration_duplicate_backfill)
+# looks for: the bulk import marks its duplicates itself (mark_duplicates).
+DUPLICATE_MARK = "registration_duplicate"
+# And its `unplaced` backfill (schema_person_unplaced_backfill): dispatch_all marks them.
+UNPLACED_MARK = "person_unplaced"
 
 # The Meta key cypher/schema.cypher's tube backfill (schema_tube_pool_day_backfill) looks for:
 # an imported store's tubes carry `pool_day` already.
@@ -594,14 +631,15 @@ def store_conflicts(gw: Gateway, conflicts: list[tuple[str, Quarantined]]) -> No
 
 
 def dispatch_all(gw: Gateway, page: int = 1000) -> int:
-    """Residence fallbacks, then tasks for every positive and invalid result, as the online
-    loader does. A negative result only acts on a retest task, and the retests of the new
-    tasks are dispatched with them (`tasks.dispatch`: `link_earlier_retests`)."""
+    """`unplaced` persons and residence fallbacks, then tasks for every positive and invalid
+    result, as the online loader does. A negative result only acts on a retest task, and the
+    retests of the new tasks are dispatched with them (`tasks.dispatch`: `link_earlier_retests`)."""
     unknown = [r["reg_key"] for r in gw.read("registrations_without_known_compound")]
     for start in range(0, len(unknown), page):
         ids = unknown[start : start + page]
 
         def refresh(tx: ManagedTransaction, c: list[str] = ids) -> None:
+            gw.run_in(tx, "mark_unplaced_persons", reg_keys=c)
             gw.run_in(tx, "refresh_residences", reg_keys=c)
 
         gw.write_tx(refresh)

@@ -302,3 +302,39 @@ MATCH (x:Result {result: 'positive'})-[:FOR_TUBE]->(t)
 WITH collect(DISTINCT t) AS tubes
 CALL tubetrace.clusters(tubes, $since, $until, 3) YIELD members
 RETURN count(*) AS n
+
+// name: registration_marks -> rows
+// The marks the loaders keep (cypher/ingest.cypher): duplicate registrations, unplaced persons.
+CALL () {
+  OPTIONAL MATCH (r:Registration)
+  WHERE r.duplicate
+  RETURN collect(r.reg_key) AS duplicates
+}
+CALL () {
+  OPTIONAL MATCH (p:Person)
+  WHERE p.unplaced
+  RETURN collect(p.person_id) AS unplaced
+}
+RETURN duplicates, unplaced
+
+// name: forget_registration_marks -> nothing
+// Tests only: a store as it was before the marks (the schema's backfills then).
+CALL () {
+  MATCH (r:Registration)
+  REMOVE r.duplicate
+}
+CALL () {
+  MATCH (p:Person)
+  REMOVE p.unplaced
+}
+CALL () {
+  MATCH (done:Meta)
+  WHERE done.key IN ['registration_duplicate', 'person_unplaced']
+  DELETE done
+}
+
+// name: registration_marks_done -> nothing
+// Tests only: the backfills' Meta nodes, as a store that had them done.
+UNWIND ['registration_duplicate', 'person_unplaced'] AS key
+MERGE (done:Meta {key: key})
+  ON CREATE SET done.value = 'set'

@@ -1,0 +1,111 @@
+"""What the loaders mark so that a trace and a load read no person's whole window
+(docs/campaign.md): a duplicate registration (one person in two pooled tubes on one day) on
+both registrations, whichever came first, and an `unplaced` person (a registration at no
+known compound: only such a person's registrations can need a residence fallback). A store
+from before gets both from the schema's backfills, and its traces do not change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.settings import Settings
+from engine.store.gateway import Gateway
+from engine.trace.build import trace_many
+from loaders import write
+from tests.helpers import registration
+
+D1, D2 = "2022-04-09", "2022-04-10"
+
+
+def _reg(
+    record_id: str, tube: str, pool: int, day: str, person: str, **over: Any
+) -> dict[str, Any]:
+    return (
+        registration(
+            record_id=record_id,
+            tube_code=tube,
+            pool_size=pool,
+            collected_at=f"{day}T08:15:00+08:00",
+            id_type="passport",
+            id_number=f"E{person}0001",
+        )
+        | over
+    )
+
+
+def _load(gw: Gateway, settings: Settings, kind: str, rows: list[dict[str, Any]]) -> None:
+    items = [(i + 1, r) for i, r in enumerate(rows)]
+    summary = write.load_records(gw, kind, items, "test", settings)
+    assert summary.stored == len(rows)
+
+
+def _marks(gw: Gateway) -> tuple[list[str], list[str]]:
+    row = gw.read("registration_marks")[0]
+    return sorted(row["duplicates"]), sorted(row["unplaced"])
+
+
+def _flags(gw: Gateway, *tubes: str) -> dict[str, list[str]]:
+    """record_id -> its flags in the traces of the tubes."""
+    return {
+        p["record_id"]: p["flags"]
+        for t in trace_many(gw, list(tubes)).values()
+        for p in t["persons"]
+    }
+
+
+def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
+    _load(
+        gw,
+        settings,
+        "compounds",
+        [{"compound_code": "C1", "name": "一村", "address": "路1号", "district_code": "310115"}],
+    )
+    # A's first pooled tube of D1, and B at a compound without master data.
+    _load(
+        gw,
+        settings,
+        "registrations",
+        [
+            _reg("A1", "T1", 10, D1, "A"),
+            _reg("B1", "T1", 10, D1, "B", compound_code="CX"),
+        ],
+    )
+    assert _marks(gw) == ([], [_pid(gw, "T1", "B1")])
+    # Later, in its own transaction: A in a second pooled tube the same day (both are marked),
+    # A pooled again on D2 (not a duplicate), C in a single tube and a pooled one on D1 (not
+    # one either: a single tube is a retest), B at C1 on D2 (its D1 residence falls back).
+    _load(
+        gw,
+        settings,
+        "registrations",
+        [
+            _reg("A2", "T2", 10, D1, "A"),
+            _reg("A3", "T3", 10, D2, "A"),
+            _reg("C1", "T2", 10, D1, "C"),
+            _reg("C2", "T4", 1, D1, "C"),
+            _reg("B2", "T3", 10, D2, "B"),
+        ],
+    )
+    flags = _flags(gw, "T1", "T2", "T3", "T4")
+    dup = "duplicate_registration"
+    assert {r for r, f in flags.items() if dup in f} == {"A1", "A2"}
+    assert _marks(gw) == (["file/A1", "file/A2"], [_pid(gw, "T1", "B1")])
+    before = trace_many(gw, ["T1", "T2", "T3", "T4"])
+    b1 = next(p for p in before["T1"]["persons"] if p["record_id"] == "B1")
+    assert (b1["residence"]["compound_code"], b1["residence"]["source"]) == ("C1", "registration")
+    # A store from before the marks: the backfills set the same, the traces do not change.
+    gw.write("forget_registration_marks")
+    assert _marks(gw) == ([], [])
+    gw.apply_schema()
+    assert _marks(gw) == (["file/A1", "file/A2"], [_pid(gw, "T1", "B1")])
+    assert trace_many(gw, ["T1", "T2", "T3", "T4"]) == before
+    # Done once: a mark removed afterwards stays removed (the Meta nodes say it was done).
+    gw.write("forget_registration_marks")
+    gw.write("registration_marks_done")
+    gw.apply_schema()
+    assert _marks(gw) == ([], [])
+
+
+def _pid(gw: Gateway, tube: str, record_id: str) -> str:
+    persons = trace_many(gw, [tube])[tube]["persons"]
+    return next(p["person_id"] for p in persons if p["record_id"] == record_id)
