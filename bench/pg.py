@@ -81,7 +81,8 @@ ANALYZE;
 """
 
 # The trace of a set of tubes, one statement. Derived flags as in cypher/trace.cypher:
-# `duplicate` (the same person in another pooled tube the same day) and the number of
+# `duplicate` (the same person in another pooled tube the same day: computed here, a mark
+# set by the loader in Neo4j, cypher/ingest.cypher) and the number of
 # compounds the registration's box was filled at that day; an unknown compound has no row.
 # The residence fallback (no directory here): the person's latest other registration at a
 # known compound, as in cypher/directory.cypher.

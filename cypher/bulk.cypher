@@ -18,18 +18,3 @@ MATCH (r:Registration)
 WHERE NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
 RETURN r.reg_key AS reg_key
 ORDER BY reg_key
-
-// name: mark_duplicate_registrations -> nothing
-// params: keys
-// After a bulk import: its duplicate registrations (loaders/bulk_files.py, mark_duplicates).
-UNWIND $keys AS key
-MATCH (r:Registration {reg_key: key})
-SET r.duplicate = true
-
-// name: mark_unplaced_persons -> nothing
-// params: reg_keys
-// After a bulk import: the persons of its registrations at no known compound
-// (registrations_without_known_compound), as link_registrations marks them online.
-UNWIND $reg_keys AS key
-MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
-SET p.unplaced = true

@@ -50,12 +50,13 @@ RETURN DISTINCT r.reg_key AS reg_key
 // name: registrations_near_registrations -> rows
 // params: reg_keys
 // The registrations of the same persons whose own compound is unknown: a new registration at a
-// known compound may give them a residence. Only an `unplaced` person has any
-// (link_registrations, cypher/ingest.cypher): the others' windows are not read.
+// known compound may give them a residence. Only an `unplaced` person has any, or the person
+// of a new registration at an unknown compound (marked later in the same transaction:
+// cypher/ingest.cypher, new_registration_facts): the others' windows are not read.
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
-WHERE p.unplaced
+WHERE p.unplaced OR NOT EXISTS { (r)-[:AT_COMPOUND]->(c:Compound) WHERE c.known }
 MATCH (p)<-[:OF_PERSON]-(o:Registration)
 WHERE NOT EXISTS { (o)-[:AT_COMPOUND]->(oc:Compound) WHERE oc.known }
 RETURN DISTINCT o.reg_key AS reg_key

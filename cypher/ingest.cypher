@@ -90,11 +90,6 @@ OPTIONAL MATCH (c:Compound {code: row.compound_code})
 CREATE (r)-[:INTO_TUBE]->(t), (r)-[:OF_PERSON]->(p)
 FOREACH (box IN CASE WHEN b IS NULL THEN [] ELSE [b] END | CREATE (r)-[:IN_BOX]->(box))
 FOREACH (cpd IN CASE WHEN c IS NULL THEN [] ELSE [c] END | CREATE (r)-[:AT_COMPOUND]->(cpd))
-// A person with a registration at no compound, or at one without master data yet, is
-// `unplaced` (for good): only such a person's registrations can need a residence fallback
-// (cypher/directory.cypher, registrations_near_registrations).
-FOREACH (x IN CASE WHEN c IS NULL OR c.known IS NULL THEN [p] ELSE [] END |
-  SET x.unplaced = true)
 REMOVE r.write_token
 RETURN count(*) AS linked
 
@@ -150,18 +145,23 @@ WITH key, r, p, t, c, rc,
      [(p)-[:OF_PERSON|HAS_DAY]-(x) WHERE x.day = r.day AND x <> r | x] AS that_day
 WITH key, r, p, t, c, rc, [x IN that_day WHERE x:Registration] AS same_day,
      [x IN that_day WHERE x:PersonDay | x.status] AS stored
-// A duplicate registration (one person swabbed into two pooled tubes on one day) is marked on
-// both, under the person's lock: the trace reads the mark (cypher/trace.cypher) instead of the
-// person's other registrations. Registrations stored before get it from the schema's backfill.
+// A duplicate registration (one person swabbed into two pooled tubes on one day): the loader
+// marks it and its twins (mark_duplicate_registrations, under the person's lock taken above),
+// so that the trace reads the mark (cypher/trace.cypher) instead of the person's other
+// registrations. Registrations stored before get it from the schema's backfill.
 WITH key, r, p, t, c, rc, same_day, stored,
      [o IN same_day WHERE r.pool_size > 1 AND o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t)]
        AS twins
-FOREACH (x IN CASE WHEN twins = [] THEN [] ELSE twins + r END | SET x.duplicate = true)
 RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [flag IN [
          CASE WHEN c IS NOT NULL AND c.known IS NULL THEN 'unknown_compound' END,
          CASE WHEN twins <> [] THEN 'duplicate_registration' END
        ] WHERE flag IS NOT NULL] AS derived_flags,
+       // The registrations to mark duplicate (mark_duplicate_registrations), and whether the
+       // person is to be marked `unplaced` (mark_unplaced_persons).
+       [x IN CASE WHEN twins = [] THEN [] ELSE twins + r END WHERE x.duplicate IS NULL
+        | x.reg_key] AS duplicates,
+       (c IS NULL OR c.known IS NULL) AND p.unplaced IS NULL AS unplaced,
        size(same_day) AS others_that_day,
        stored,
        [(t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'negative', 'invalid']
@@ -169,6 +169,25 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        // The residence rule of cypher/directory.cypher: own compound, else the fallback.
        CASE WHEN c.known THEN c.district_code WHEN rc.known THEN rc.district_code END
          AS district_code
+
+// name: mark_duplicate_registrations -> nothing
+// params: keys
+// Duplicate registrations (one person swabbed into two pooled tubes on one day): the pairs
+// new_registration_facts found, or the bulk import's (loaders/bulk_files.py, mark_duplicates).
+UNWIND $keys AS key
+MATCH (r:Registration {reg_key: key})
+SET r.duplicate = true
+
+// name: mark_unplaced_persons -> nothing
+// params: reg_keys
+// A person with a registration at no compound, or at one without master data yet, is
+// `unplaced` for good: only such a person's registrations can need a residence fallback
+// (cypher/directory.cypher, registrations_near_registrations, which looks at a new
+// registration itself before this mark is set). The persons new_registration_facts found,
+// or the bulk import's (registrations_without_known_compound).
+UNWIND $reg_keys AS key
+MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
+SET p.unplaced = true
 
 // name: lock_tubes -> value
 // params: codes

@@ -75,7 +75,7 @@ MERGE (done:Meta {key: 'registration_duplicate'})
   ON CREATE SET done.value = 'set'
 
 // name: schema_person_unplaced_backfill -> nothing
-// Persons stored before the `unplaced` mark (cypher/ingest.cypher, link_registrations): the
+// Persons stored before the `unplaced` mark (cypher/ingest.cypher, new_registration_facts): the
 // persons of registrations at no known compound, once, then marked done by the Meta node
 // `person_unplaced` (a bulk import marks its own and writes the mark, loaders/bulk_files.py).
 OPTIONAL MATCH (done:Meta {key: 'person_unplaced'})

@@ -1,7 +1,8 @@
 // The traceback: tube -> registrations -> person, box, compound (the residence), and results.
 // One row per tube; flags that depend on other data (boxes filled at several compounds,
 // unknown compounds) are computed here, from the data as it is now; a duplicate registration
-// is marked on both registrations when the second is linked (cypher/ingest.cypher).
+// is marked on both registrations when the second is linked (cypher/ingest.cypher), and the
+// mark stays when retention deletes one twin's tube and keeps the other's (docs/retention.md).
 
 // name: trace_tubes -> rows
 // params: tube_codes

@@ -93,8 +93,8 @@ def bulk_load(
     with closing(connect(settings)) as gw:
         timings["schema_s"] = time.perf_counter() - t2
         bulk_files.store_conflicts(gw, plan.conflicts)
-        bulk_files.mark_duplicates(gw, plan.duplicates)
         t3 = time.perf_counter()
+        bulk_files.mark_duplicates(gw, plan.duplicates)
         dispatched = bulk_files.dispatch_all(gw)
         timings["dispatch_s"] = time.perf_counter() - t3
         t4 = time.perf_counter()

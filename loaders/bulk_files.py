@@ -550,15 +550,11 @@ def _write_statuses(
 def _duplicates(regs: list[status.StatusReg]) -> list[status.StatusReg]:
     """A person's pooled registrations of a day that has pooled ones in two tubes or more, as
     cypher/ingest.cypher's new_registration_facts marks them."""
+    pooled = [r for r in regs if r["day"] is not None and domain.is_pooled(r["pool_size"])]
     tubes: dict[Any, set[Any]] = {}
-    for r in regs:
-        if r["day"] is not None and (r["pool_size"] or 0) > 1:
-            tubes.setdefault(r["day"], set()).add(r["tube_code"])
-    return [
-        r
-        for r in regs
-        if r["day"] is not None and (r["pool_size"] or 0) > 1 and len(tubes[r["day"]]) > 1
-    ]
+    for r in pooled:
+        tubes.setdefault(r["day"], set()).add(r["tube_code"])
+    return [r for r in pooled if len(tubes[r["day"]]) > 1]
 
 
 def mark_duplicates(gw: Gateway, keys: list[str], page: int = 10_000) -> None:
@@ -568,7 +564,10 @@ def mark_duplicates(gw: Gateway, keys: list[str], page: int = 10_000) -> None:
 
 
 # The Meta key cypher/schema.cypher's duplicate backfill (schema_registration_duplicate_backfill)
-# looks for: the bulk import marks its duplicates itself (mark_duplicates).
+# looks for: the bulk import marks its duplicates itself (mark_duplicates). Written with the
+# import files, so that the first connection does not walk every registration: an import
+# stopped before its steps after the import (the marks, the dispatch) is not resumed, it is
+# run again on an empty database (`--bulk` refuses one that holds data).
 DUPLICATE_MARK = "registration_duplicate"
 # And its `unplaced` backfill (schema_person_unplaced_backfill): dispatch_all marks them.
 UNPLACED_MARK = "person_unplaced"

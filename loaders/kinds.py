@@ -143,6 +143,14 @@ def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[Row]) ->
     # registration, perhaps of another person.
     moved = reroute.after_registrations(gw, tx, keys)
     facts = {f["key"]: f for f in gw.run_in(tx, "new_registration_facts", keys=keys)}
+    # The marks that spare a trace and a later load the person's whole window (docs/footprint.md):
+    # set apart, new_registration_facts stays a read without Eager.
+    duplicates = sorted({k for f in facts.values() for k in f["duplicates"]})
+    if duplicates:
+        gw.run_in(tx, "mark_duplicate_registrations", keys=duplicates)
+    unplaced = sorted(k for k, f in facts.items() if f["unplaced"])
+    if unplaced:
+        gw.run_in(tx, "mark_unplaced_persons", reg_keys=unplaced)
     return Linked(facts, moved)
 
 

@@ -44,15 +44,6 @@ def _marks(gw: Gateway) -> tuple[list[str], list[str]]:
     return sorted(row["duplicates"]), sorted(row["unplaced"])
 
 
-def _flags(gw: Gateway, *tubes: str) -> dict[str, list[str]]:
-    """record_id -> its flags in the traces of the tubes."""
-    return {
-        p["record_id"]: p["flags"]
-        for t in trace_many(gw, list(tubes)).values()
-        for p in t["persons"]
-    }
-
-
 def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
     _load(
         gw,
@@ -60,7 +51,8 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
         "compounds",
         [{"compound_code": "C1", "name": "一村", "address": "路1号", "district_code": "310115"}],
     )
-    # A's first pooled tube of D1, and B at a compound without master data.
+    # A's first pooled tube of D1; B at a compound without master data, E at none (box B1
+    # then holds C1 and CX on D1).
     _load(
         gw,
         settings,
@@ -68,12 +60,16 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
         [
             _reg("A1", "T1", 10, D1, "A"),
             _reg("B1", "T1", 10, D1, "B", compound_code="CX"),
+            _reg("E1", "T3", 10, D2, "E", compound_code=""),
         ],
     )
-    assert _marks(gw) == ([], [_pid(gw, "T1", "B1")])
+    b, e = _pid(gw, "T1", "B1"), _pid(gw, "T3", "E1")
+    assert _marks(gw) == ([], sorted([b, e]))
     # Later, in its own transaction: A in a second pooled tube the same day (both are marked),
-    # A pooled again on D2 (not a duplicate), C in a single tube and a pooled one on D1 (not
-    # one either: a single tube is a retest), B at C1 on D2 (its D1 residence falls back).
+    # A pooled again on D2 and on a day that cannot be read (neither is a duplicate); C in a
+    # single tube and a pooled one on D1 (not one either: a single tube is a retest); D twice
+    # in one pooled tube; F in two pooled tubes in this one batch; B at C1 on D2 (its D1
+    # residence falls back to C1).
     _load(
         gw,
         settings,
@@ -81,24 +77,37 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
         [
             _reg("A2", "T2", 10, D1, "A"),
             _reg("A3", "T3", 10, D2, "A"),
+            _reg("A4", "T5", 10, D1, "A", collected_at="yesterday"),
             _reg("C1", "T2", 10, D1, "C"),
             _reg("C2", "T4", 1, D1, "C"),
+            _reg("D1", "T2", 10, D1, "D"),
+            _reg("D2", "T2", 10, D1, "D"),
+            _reg("F1", "T1", 10, D1, "F"),
+            _reg("F2", "T2", 10, D1, "F"),
             _reg("B2", "T3", 10, D2, "B"),
         ],
     )
-    flags = _flags(gw, "T1", "T2", "T3", "T4")
+    tubes = ["T1", "T2", "T3", "T4", "T5"]
+    before = trace_many(gw, tubes)
+    flags = {p["record_id"]: p["flags"] for t in before.values() for p in t["persons"]}
     dup = "duplicate_registration"
-    assert {r for r, f in flags.items() if dup in f} == {"A1", "A2"}
-    assert _marks(gw) == (["file/A1", "file/A2"], [_pid(gw, "T1", "B1")])
-    before = trace_many(gw, ["T1", "T2", "T3", "T4"])
+    assert {r for r, f in flags.items() if dup in f} == {"A1", "A2", "F1", "F2"}
+    assert "invalid_collected_at" in flags["A4"]
+    marked = sorted(f"file/{r}" for r in ("A1", "A2", "F1", "F2"))
+    assert _marks(gw) == (marked, sorted([b, e]))
     b1 = next(p for p in before["T1"]["persons"] if p["record_id"] == "B1")
     assert (b1["residence"]["compound_code"], b1["residence"]["source"]) == ("C1", "registration")
-    # A store from before the marks: the backfills set the same, the traces do not change.
+    # A box's compounds of the day, counted once per box and day of the tube.
+    boxed = {code for code, t in before.items() if "box_multiple_compounds" in t["flags"]}
+    assert boxed == {"T1", "T2", "T4"}
+    # The trace reads the mark: without it, no duplicate.
     gw.write("forget_registration_marks")
     assert _marks(gw) == ([], [])
+    assert not any(dup in p["flags"] for t in trace_many(gw, tubes).values() for p in t["persons"])
+    # A store from before the marks: the backfills set the same, the traces do not change.
     gw.apply_schema()
-    assert _marks(gw) == (["file/A1", "file/A2"], [_pid(gw, "T1", "B1")])
-    assert trace_many(gw, ["T1", "T2", "T3", "T4"]) == before
+    assert _marks(gw) == (marked, sorted([b, e]))
+    assert trace_many(gw, tubes) == before
     # Done once: a mark removed afterwards stays removed (the Meta nodes say it was done).
     gw.write("forget_registration_marks")
     gw.write("registration_marks_done")
