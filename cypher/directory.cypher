@@ -52,7 +52,7 @@ RETURN DISTINCT r.reg_key AS reg_key
 // The registrations of the same persons whose own compound is unknown: a new registration at a
 // known compound may give them a residence. Only an `unplaced` person has any, or the person
 // of a new registration at an unknown compound (marked later in the same transaction:
-// cypher/ingest.cypher, new_registration_facts): the others' windows are not read.
+// cypher/ingest.cypher, mark_unplaced_persons): the others' windows are not read.
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)

@@ -55,8 +55,8 @@ MERGE (done:Meta {key: 'tube_pool_day'})
   ON CREATE SET done.value = 'set'
 
 // name: schema_registration_duplicate_backfill -> nothing
-// Registrations stored before the duplicate mark (cypher/ingest.cypher, new_registration_facts):
-// marked once, then marked done by the Meta node `registration_duplicate` (a bulk import
+// Registrations stored before the duplicate mark (cypher/ingest.cypher,
+// mark_duplicate_registrations): marked once, then marked done by the Meta node `registration_duplicate` (a bulk import
 // marks its own and writes the mark, loaders/bulk_files.py).
 OPTIONAL MATCH (done:Meta {key: 'registration_duplicate'})
 WITH done
@@ -75,7 +75,7 @@ MERGE (done:Meta {key: 'registration_duplicate'})
   ON CREATE SET done.value = 'set'
 
 // name: schema_person_unplaced_backfill -> nothing
-// Persons stored before the `unplaced` mark (cypher/ingest.cypher, new_registration_facts): the
+// Persons stored before the `unplaced` mark (cypher/ingest.cypher, mark_unplaced_persons): the
 // persons of registrations at no known compound, once, then marked done by the Meta node
 // `person_unplaced` (a bulk import marks its own and writes the mark, loaders/bulk_files.py).
 OPTIONAL MATCH (done:Meta {key: 'person_unplaced'})

@@ -45,7 +45,7 @@ CALL (t) {
                   e {.phone, .phone_owner, .source, .updated_at,
                      future: 'future_updated_at' IN coalesce(e.flags, [])
                              OR e.updated_at > datetime() + duration('PT10M')}],
-      // Kept on both registrations when the second is linked (new_registration_facts,
+      // Kept on both registrations when the second is linked (mark_duplicate_registrations,
       // cypher/ingest.cypher): reading the person's other registrations here cost a trace
       // more with every day the store keeps.
       duplicate: coalesce(r.duplicate, false),

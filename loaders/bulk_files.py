@@ -140,7 +140,7 @@ class Plan:
     conflicts: list[tuple[str, Quarantined]] = field(default_factory=list)
     status_tubes: set[str] = field(default_factory=set)
     # Keys of duplicate registrations (one person in two pooled tubes on one day), marked after
-    # the import (cypher/ingest.cypher, new_registration_facts, marks them online).
+    # the import (online, new_registration_facts finds them, mark_duplicate_registrations marks).
     duplicates: list[str] = field(default_factory=list)
 
 
@@ -549,7 +549,7 @@ def _write_statuses(
 
 def _duplicates(regs: list[status.StatusReg]) -> list[status.StatusReg]:
     """A person's pooled registrations of a day that has pooled ones in two tubes or more, as
-    cypher/ingest.cypher's new_registration_facts marks them."""
+    cypher/ingest.cypher's new_registration_facts finds them online."""
     pooled = [r for r in regs if r["day"] is not None and domain.is_pooled(r["pool_size"])]
     tubes: dict[Any, set[Any]] = {}
     for r in pooled:
