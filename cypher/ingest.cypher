@@ -129,27 +129,41 @@ CALL apoc.lock.nodes(tubes)
 UNWIND $keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 USING INDEX SEEK r:Registration(reg_key)
-WITH DISTINCT p
+WITH p, collect(r) AS news
 ORDER BY p.person_id
-WITH collect(p) AS persons
-CALL apoc.lock.nodes(persons)
-UNWIND $keys AS key
-MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
-USING INDEX SEEK r:Registration(reg_key)
+WITH collect({person: p, news: news}) AS groups
+CALL apoc.lock.nodes([g IN groups | g.person])
+UNWIND groups AS g
+WITH g.person AS p, g.news AS news
+UNWIND news AS r
 MATCH (r)-[:INTO_TUBE]->(t:Tube)
 OPTIONAL MATCH (r)-[:AT_COMPOUND]->(c:Compound)
 OPTIONAL MATCH (rc:Compound {code: r.residence_code})
-// The person's registrations and days of that day, in one walk over the person's
-// relationships (its window: a day a day until retention, docs/campaign.md).
-WITH key, r, p, t, c, rc,
-     [(p)-[:OF_PERSON|HAS_DAY]-(x) WHERE x.day = r.day AND x <> r | x] AS that_day
-WITH key, r, p, t, c, rc, [x IN that_day WHERE x:Registration] AS same_day,
+// The person's registrations and days of that day. `last_day` (mark_person_last_days), read
+// under the person's lock, is at least the day of every registration and day the person has
+// (the days of a campaign come in order): a registration of a later day has no others that
+// day but this batch's, and the person's window is not read. Otherwise one walk over the
+// person's relationships (its window: a day a day until retention, docs/campaign.md) gives
+// them, and the latest day of all for `last_day` (a person stored without it, or by a bulk
+// import, gets it so).
+WITH r, p, t, c, rc, news, p.last_day AS last_day
+WITH r, p, t, c, rc, news, last_day,
+     CASE WHEN r.day > last_day THEN null
+          ELSE [(p)-[:OF_PERSON|HAS_DAY]-(x) WHERE x <> r | x] END AS window
+WITH r, p, t, c, rc, last_day,
+     CASE WHEN window IS NULL THEN [x IN news WHERE x <> r AND x.day = r.day]
+          ELSE [x IN window WHERE x.day = r.day] END AS that_day,
+     // '' before every day: a registration without a day moves nothing.
+     reduce(m = coalesce(last_day, ''), d IN [x IN coalesce(window, news) | x.day] + r.day |
+            CASE WHEN d > m THEN d ELSE m END) AS latest
+WITH r.reg_key AS key, r, p, t, c, rc, last_day, CASE WHEN latest <> '' THEN latest END AS latest,
+     [x IN that_day WHERE x:Registration] AS same_day,
      [x IN that_day WHERE x:PersonDay | x.status] AS stored
 // A duplicate registration (one person swabbed into two pooled tubes on one day): the loader
 // marks it and its twins (mark_duplicate_registrations, under the person's lock taken above),
 // so that the trace reads the mark (cypher/trace.cypher) instead of the person's other
 // registrations. Registrations stored before get it from the schema's backfill.
-WITH key, r, p, t, c, rc, same_day, stored,
+WITH key, r, p, t, c, rc, same_day, stored, last_day, latest,
      [o IN same_day WHERE r.pool_size > 1 AND o.pool_size > 1 AND NOT (o)-[:INTO_TUBE]->(t)]
        AS twins
 RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
@@ -162,6 +176,9 @@ RETURN key, p.person_id AS person_id, r.day AS day, t.code AS tube_code,
        [x IN CASE WHEN twins = [] THEN [] ELSE twins + r END WHERE x.duplicate IS NULL
         | x.reg_key] AS duplicates,
        (c IS NULL OR c.known IS NULL) AND p.unplaced IS NULL AS unplaced,
+       // The person's new `last_day` when it moves (mark_person_last_days).
+       CASE WHEN latest IS NOT NULL AND (last_day IS NULL OR latest > last_day) THEN latest END
+         AS last_day,
        size(same_day) AS others_that_day,
        stored,
        [(t)<-[:FOR_TUBE]-(x:Result) WHERE x.result IN ['positive', 'negative', 'invalid']
@@ -188,6 +205,17 @@ SET r.duplicate = true
 UNWIND $reg_keys AS key
 MATCH (r:Registration {reg_key: key})-[:OF_PERSON]->(p:Person)
 SET p.unplaced = true
+
+// name: mark_person_last_days -> nothing
+// params: days
+// Each person's `last_day` (new_registration_facts), under the person's lock: never earlier
+// than the day of any of the person's registrations and days, so never set but from a walk
+// over them all or above a value that was such a bound. Retention deletes below it only.
+UNWIND $days AS d
+MATCH (p:Person {person_id: d.person_id})
+USING INDEX SEEK p:Person(person_id)
+SET p.last_day = CASE WHEN p.last_day IS NULL OR d.day > p.last_day THEN d.day
+                      ELSE p.last_day END
 
 // name: lock_tubes -> value
 // params: codes

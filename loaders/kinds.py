@@ -152,6 +152,14 @@ def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[Row]) ->
     unplaced = sorted(k for k, f in facts.items() if f["unplaced"])
     if unplaced:
         gw.run_in(tx, "mark_unplaced_persons", reg_keys=unplaced)
+    last: dict[str, str] = {}
+    for f in facts.values():
+        day = f["last_day"]
+        if day is not None and day > last.get(f["person_id"], ""):
+            last[f["person_id"]] = day
+    if last:
+        days = [{"person_id": p, "day": d} for p, d in sorted(last.items())]
+        gw.run_in(tx, "mark_person_last_days", days=days)
     return Linked(facts, moved)
 
 

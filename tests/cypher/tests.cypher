@@ -338,3 +338,15 @@ CALL () {
 UNWIND ['registration_duplicate', 'person_unplaced'] AS key
 MERGE (done:Meta {key: key})
   ON CREATE SET done.value = 'set'
+
+// name: person_last_days -> rows
+// Each person's `last_day` (cypher/ingest.cypher, mark_person_last_days), when set.
+MATCH (p:Person)
+WHERE p.last_day IS NOT NULL
+RETURN p.person_id AS person_id, p.last_day AS last_day
+ORDER BY person_id
+
+// name: forget_last_days -> nothing
+// Tests only: persons as a bulk import or an older store leaves them, without `last_day`.
+MATCH (p:Person)
+REMOVE p.last_day

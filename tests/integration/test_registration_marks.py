@@ -118,3 +118,46 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
 def _pid(gw: Gateway, tube: str, record_id: str) -> str:
     persons = trace_many(gw, [tube])[tube]["persons"]
     return next(p["person_id"] for p in persons if p["record_id"] == record_id)
+
+
+def test_last_day_spares_the_window_and_stays_a_bound(gw: Gateway, settings: Settings) -> None:
+    """A registration of a day later than every day its person has reads no window (the
+    batch's own registrations are the only others that day); any other day walks it."""
+    d0, d3 = "2022-04-08", "2022-04-11"
+
+    def last_days() -> dict[str, str]:
+        return {r["person_id"]: r["last_day"] for r in gw.read("person_last_days")}
+
+    def duplicates() -> list[str]:
+        return _marks(gw)[0]
+
+    _load(gw, settings, "registrations", [_reg("X2", "T1", 10, D2, "X")])
+    x = _pid(gw, "T1", "X2")
+    assert last_days() == {x: D2}
+    # An earlier day, later: the window is walked, the bound stays.
+    _load(gw, settings, "registrations", [_reg("X1", "T2", 10, D1, "X")])
+    assert last_days() == {x: D2} and duplicates() == []
+    # Another pooled tube of the bound's day: walked, X2 found.
+    _load(gw, settings, "registrations", [_reg("X3", "T3", 10, D2, "X")])
+    assert duplicates() == ["file/X2", "file/X3"]
+    # A person without the bound (a bulk import, an older store): the first load walks the
+    # window and sets the latest day of all, not its own.
+    gw.write("forget_last_days")
+    _load(gw, settings, "registrations", [_reg("X0", "T4", 10, d0, "X")])
+    assert last_days() == {x: D2}
+    # A later day: no walk; two pooled tubes of it in one batch are still found.
+    _load(
+        gw,
+        settings,
+        "registrations",
+        [_reg("X4", "T5", 10, d3, "X"), _reg("X5", "T6", 10, d3, "X")],
+    )
+    assert last_days() == {x: d3}
+    assert duplicates() == ["file/X2", "file/X3", "file/X4", "file/X5"]
+    flags = {
+        p["record_id"]: p["flags"]
+        for t in trace_many(gw, ["T1", "T2", "T3", "T4", "T5", "T6"]).values()
+        for p in t["persons"]
+    }
+    dup = "duplicate_registration"
+    assert {r for r, f in flags.items() if dup in f} == {"X2", "X3", "X4", "X5"}
