@@ -185,7 +185,11 @@ COMPOUND_COLUMNS = (
     NODES["Compound"].key,
     *(p for p in NODES["Compound"].properties if p != "known"),
 )
-PERSON_COLUMNS = (NODES["Person"].key, *NODES["Person"].properties)
+# `last_day` is Neo4j's bound for its loader (cypher/ingest.cypher); PostgreSQL indexes the day.
+PERSON_COLUMNS = (
+    NODES["Person"].key,
+    *(p for p in NODES["Person"].properties if p != "last_day"),
+)
 
 
 def _free_port() -> int:

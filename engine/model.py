@@ -122,10 +122,17 @@ NODES: dict[str, Node] = {
                 **_KEPT,
             },
         ),
+        # `last_day`: at least the day of each of the person's registrations and days, a bound
+        # new_registration_facts reads instead of the person's window (docs/footprint.md).
         Node(
             "Person",
             "person_id",
-            {"id_type": "string", "id_number": "string", "registered_district_code": "string"},
+            {
+                "id_type": "string",
+                "id_number": "string",
+                "registered_district_code": "string",
+                "last_day": "string",
+            },
         ),
         Node(
             "Result",

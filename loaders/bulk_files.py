@@ -147,9 +147,10 @@ class Plan:
 # The transform of the kind being read, set before the worker processes fork.
 _WORK: tuple[Callable[[dict[str, Any], str, int | None], Row | Quarantined], str, str] | None = None
 CHUNK = 2000
-# A registration's import-file lines, made by the worker that transformed it: its node, its
-# person's node, its status input (the main process writes them only if the row is stored).
-Lines = tuple[str, str, str]
+# A registration's import-file lines, made by the worker that transformed it: its node and its
+# status input with its person's properties (the main process writes them only if the row is
+# stored).
+Lines = tuple[str, str]
 Transformed = tuple[int | None, "Row | Quarantined", "Lines | None"]
 
 
@@ -169,9 +170,11 @@ class _Line:
         return text
 
 
-def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
+def _registration_lines(row: Row, reg: _Line) -> tuple[Row, Lines]:
     """The lines of a registration, and the row without what only they needed (its
-    properties and its person's), so that less goes back to the main process."""
+    properties and its person's), so that less goes back to the main process. Its person's
+    properties go with its status input: the person's node is written from all its
+    registrations (`_write_statuses`: its `last_day`)."""
     p, links = row.props, row.links
     person = links["person"]
     status = STATUS_SEP.join(
@@ -185,13 +188,12 @@ def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
             p["pool_size"],
             p["name"],
             links["compound_code"],
+            person["id_type"],
+            person["id_number"],
+            person["registered_district_code"],
         )
     )
-    lines = (
-        reg({**p, "LABEL": "Registration"}),
-        per({**person, "LABEL": "Person"}),
-        status + "\n",
-    )
+    lines = (reg({**p, "LABEL": "Registration"}), status + "\n")
     slim = {**links, "person": {"person_id": person["person_id"]}, "pool_size": p["pool_size"]}
     return replace(row, props={}, links=slim), lines
 
@@ -199,7 +201,7 @@ def _registration_lines(row: Row, reg: _Line, per: _Line) -> tuple[Row, Lines]:
 def _transform_chunk(chunk: list[Item]) -> list[Transformed]:
     assert _WORK is not None
     fn, kind, source = _WORK
-    reg, per = _Line(REG_HEADER), _Line(PERSON_HEADER)
+    reg = _Line(REG_HEADER)
     out: list[Transformed] = []
     for line, item in chunk:
         if isinstance(item, Quarantined):
@@ -207,7 +209,7 @@ def _transform_chunk(chunk: list[Item]) -> list[Transformed]:
             continue
         row = transform_guarded(fn, kind, item, source, line)
         if kind == "registrations" and isinstance(row, Row):
-            out.append((line, *_registration_lines(row, reg, per)))
+            out.append((line, *_registration_lines(row, reg)))
         else:
             out.append((line, row, None))
     return out
@@ -319,7 +321,6 @@ def write_import_files(
     members: dict[str, int] = {}  # tube -> registrations
     pool_days: dict[str, str] = {}  # tube -> its `pool_day` (engine/model.py), "" for none
     boxes: dict[str, None] = {}
-    persons: dict[bytes, None] = {}  # 12 bytes of each person id
     filled: dict[str, None] = {}  # box, compound and day, joined
 
     comp = _Csv(out / "compounds.csv", COMPOUND_HEADER)
@@ -333,7 +334,6 @@ def write_import_files(
         plan.summaries["compounds"] = summary
 
     reg = _Csv(out / "registrations.csv", REG_HEADER)
-    per = _Csv(out / "persons.csv", PERSON_HEADER)
     rel_headers = {t.lower(): r.import_header() for t, r in RELATIONSHIPS.items()}
     rels = {name: _Csv(out / f"rel_{name}.csv", header) for name, header in rel_headers.items()}
     # What each person's status needs, one line per registration, sorted by person later.
@@ -346,14 +346,10 @@ def write_import_files(
             "registrations", source, items, to_row, {}, quarantine, summary, plan.conflicts
         ):
             assert lines is not None
-            reg_line, person_line, status_line = lines
+            reg_line, status_line = lines
             reg.write_line(reg_line)
             links = row.links
             person = links["person"]
-            pid = bytes.fromhex(person["person_id"][2:])
-            if pid not in persons:
-                persons[pid] = None
-                per.write_line(person_line)
             tube = links["tube_code"]
             members[tube] = members.get(tube, 0) + 1
             _pool_day(pool_days, tube, links["pool_size"], links["day"])
@@ -376,7 +372,6 @@ def write_import_files(
             status_in.write(status_line)
         plan.summaries["registrations"] = summary
     status_in.close()
-    del persons
 
     res = _Csv(out / "results.csv", RESULT_HEADER)
     latest: dict[str, tuple[Any, ...]] = {}  # tube -> its last valid result, as the queries
@@ -416,7 +411,7 @@ def write_import_files(
     meta.write({"key": TUBE_POOL_DAY_MARK, "value": "set", "LABEL": "Meta"})
     meta.write({"key": DUPLICATE_MARK, "value": "set", "LABEL": "Meta"})
     meta.write({"key": UNPLACED_MARK, "value": "set", "LABEL": "Meta"})
-    for f in (comp, reg, per, res, q, meta, *rels.values()):
+    for f in (comp, reg, res, q, meta, *rels.values()):
         f.close()
     _write_statuses(out, plan, districts, members, latest, was_positive, now, sender)
     return plan
@@ -451,13 +446,16 @@ def _write_statuses(
     """Every person's status per day (engine.feed.status.derive, as the online loader) and its
     `status.changed` event, from the registrations sorted by person. A person with a
     registration at a compound without master data is left to the online refresh after the
-    import, which applies the residence fallback. The person's duplicate registrations go to
-    `plan.duplicates` on the way."""
+    import, which applies the residence fallback. Each person's node is written here, with the
+    properties of its first registration in the files (a stable sort) and its `last_day` (the
+    latest day of its registrations: cypher/ingest.cypher, new_registration_facts, then reads
+    no window for a later day); its duplicate registrations go to `plan.duplicates`."""
     path = out / "status_inputs.txt"
     ordered = out / "status_inputs.sorted.txt"
     subprocess.run(
         [
             "sort",
+            "-s",  # stable: a person's lines in the files' order
             "-t",
             STATUS_SEP,
             "-k1,1",
@@ -474,6 +472,7 @@ def _write_statuses(
         env={**os.environ, "LC_ALL": "C"},
     )
     path.unlink()
+    per = _Csv(out / "persons.csv", PERSON_HEADER)
     days = _Csv(out / "person_days.csv", NODES["PersonDay"].import_header())
     has_day = _Csv(out / "rel_has_day.csv", RELATIONSHIPS["HAS_DAY"].import_header())
     events = _Csv(out / "events.csv", NODES["Event"].import_header())
@@ -484,10 +483,19 @@ def _write_statuses(
         for person_id, lines in groupby(fh, key=lambda ln: ln.split(STATUS_SEP, 1)[0]):
             regs: list[status.StatusReg] = []
             late = False
+            person: dict[str, Any] | None = None
             for ln in lines:
-                _, record_id, at, tube, day, pool, name, compound = ln.rstrip("\n").split(
-                    STATUS_SEP
-                )
+                fields = ln.rstrip("\n").split(STATUS_SEP)
+                _, record_id, at, tube, day, pool, name, compound = fields[:8]
+                if person is None:
+                    id_type, id_number, district = fields[8:]
+                    person = {
+                        "person_id": person_id,
+                        "id_type": id_type or None,
+                        "id_number": id_number or None,
+                        "registered_district_code": district or None,
+                        "LABEL": "Person",
+                    }
                 if not compound or compound not in districts:
                     late = True
                 result = latest.get(tube)
@@ -508,6 +516,10 @@ def _write_statuses(
                         "district_code": districts.get(compound),
                     }
                 )
+            assert person is not None
+            per.write(
+                {**person, "last_day": max((r["day"] for r in regs if r["day"]), default=None)}
+            )
             plan.duplicates += (
                 domain.registration_key(sender, str(r["record_id"])) for r in _duplicates(regs)
             )
@@ -543,7 +555,7 @@ def _write_statuses(
     ordered.unlink()
     sequences = _Csv(out / "sequences.csv", NODES["Sequence"].import_header())
     sequences.write({"name": "events", "value": seq, "LABEL": "Sequence"})
-    for f in (days, has_day, events, sequences):
+    for f in (per, days, has_day, events, sequences):
         f.close()
 
 

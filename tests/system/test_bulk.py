@@ -58,6 +58,9 @@ def snapshot(gw: Gateway) -> dict[str, Any]:
         "counts": counts,
         "statuses": statuses,
         "pool_days": {r["code"]: r["pool_day"] for r in gw.read("tube_pool_days")},
+        # The marks that spare reads a person's window (docs/footprint.md).
+        "marks": {k: sorted(v) for k, v in gw.read("registration_marks")[0].items()},
+        "last_days": {r["person_id"]: r["last_day"] for r in gw.read("person_last_days")},
     }
 
 
@@ -122,3 +125,8 @@ def test_bulk_import_equals_online_load(
     assert imported["pool_days"] == online["pool_days"]
     days = list(online["pool_days"].values())
     assert days.count(None) and len(days) - days.count(None) > 100
+    # The marks (docs/footprint.md), the same both ways, and found in the generated city: its
+    # planted duplicate registrations, persons at unknown compounds, every person's last day.
+    assert imported["marks"] == online["marks"]
+    assert online["marks"]["duplicates"] and online["marks"]["unplaced"]
+    assert imported["last_days"] == online["last_days"] and len(online["last_days"]) > 1000
