@@ -56,8 +56,9 @@ MERGE (done:Meta {key: 'tube_pool_day'})
 
 // name: schema_registration_duplicate_backfill -> nothing
 // Registrations stored before the duplicate mark (cypher/ingest.cypher,
-// mark_duplicate_registrations): marked once, then marked done by the Meta node `registration_duplicate` (a bulk import
-// marks its own and writes the mark, loaders/bulk_files.py).
+// mark_duplicate_registrations): marked once, then marked done by the Meta node
+// `registration_duplicate` (a bulk import marks its own and writes the mark,
+// loaders/bulk_files.py).
 OPTIONAL MATCH (done:Meta {key: 'registration_duplicate'})
 WITH done
 WHERE done IS NULL

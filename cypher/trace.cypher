@@ -16,7 +16,7 @@ CALL (t) {
     MATCH (t)<-[:INTO_TUBE]-(r:Registration)-[:IN_BOX]->(b:Box)
     WITH DISTINCT b, r.day AS day
     WHERE day IS NOT NULL
-    RETURN {box: elementId(b), day: day,
+    RETURN {box: b, day: day,
             compounds: COUNT { (b)-[f:FILLED_AT]->(:Compound) WHERE f.day = day }}
   } AS box_days
   OPTIONAL MATCH (t)<-[:INTO_TUBE]-(r:Registration)
@@ -50,7 +50,7 @@ CALL (t) {
       // more with every day the store keeps.
       duplicate: coalesce(r.duplicate, false),
       box_compounds_that_day: CASE WHEN b IS NULL OR r.day IS NULL THEN 0 ELSE
-        [x IN box_days WHERE x.box = elementId(b) AND x.day = r.day | x.compounds][0] END
+        [x IN box_days WHERE x.box = b AND x.day = r.day | x.compounds][0] END
   } END) AS registrations
   RETURN registrations
 }

@@ -98,7 +98,7 @@ def _link_registrations(gw: Gateway, tx: ManagedTransaction, rows: list[Row]) ->
     """Link new registrations to their tube, person, box and compound: the nodes first, each
     key once (a new person takes the first row's properties), then the relationships; re-route
     the person's open tasks, read the new registrations' facts and set the marks they call
-    for (`duplicate`, `unplaced`: docs/footprint.md)."""
+    for (`duplicate`, `unplaced`, `last_day`: docs/footprint.md)."""
     links = [r.links for r in rows]
     persons: dict[str, dict[str, Any]] = {}
     for link in links:

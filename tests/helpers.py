@@ -56,6 +56,24 @@ def registration(**over: Any) -> dict[str, Any]:
     } | over
 
 
+def day_registration(
+    record_id: str, tube: str, pool: int, day: str, person: str, **over: Any
+) -> dict[str, Any]:
+    """A registration of `day` (08:15 local) into `tube`, of the person whose passport number
+    is made from the letter `person`."""
+    return (
+        registration(
+            record_id=record_id,
+            tube_code=tube,
+            pool_size=pool,
+            collected_at=f"{day}T08:15:00+08:00",
+            id_type="passport",
+            id_number=f"E{person}0001",
+        )
+        | over
+    )
+
+
 def directory_entry(**over: Any) -> dict[str, Any]:
     """A population directory entry (a census entry naming nothing but the person)."""
     return {

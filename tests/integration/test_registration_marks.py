@@ -12,25 +12,9 @@ from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import trace_many
 from loaders import write
-from tests.helpers import registration
+from tests.helpers import day_registration
 
 D1, D2 = "2022-04-09", "2022-04-10"
-
-
-def _reg(
-    record_id: str, tube: str, pool: int, day: str, person: str, **over: Any
-) -> dict[str, Any]:
-    return (
-        registration(
-            record_id=record_id,
-            tube_code=tube,
-            pool_size=pool,
-            collected_at=f"{day}T08:15:00+08:00",
-            id_type="passport",
-            id_number=f"E{person}0001",
-        )
-        | over
-    )
 
 
 def _load(gw: Gateway, settings: Settings, kind: str, rows: list[dict[str, Any]]) -> None:
@@ -58,9 +42,9 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
         settings,
         "registrations",
         [
-            _reg("A1", "T1", 10, D1, "A"),
-            _reg("B1", "T1", 10, D1, "B", compound_code="CX"),
-            _reg("E1", "T3", 10, D2, "E", compound_code=""),
+            day_registration("A1", "T1", 10, D1, "A"),
+            day_registration("B1", "T1", 10, D1, "B", compound_code="CX"),
+            day_registration("E1", "T3", 10, D2, "E", compound_code=""),
         ],
     )
     b, e = _pid(gw, "T1", "B1"), _pid(gw, "T3", "E1")
@@ -75,16 +59,16 @@ def test_marks_online_and_backfilled(gw: Gateway, settings: Settings) -> None:
         settings,
         "registrations",
         [
-            _reg("A2", "T2", 10, D1, "A"),
-            _reg("A3", "T3", 10, D2, "A"),
-            _reg("A4", "T5", 10, D1, "A", collected_at="yesterday"),
-            _reg("C1", "T2", 10, D1, "C"),
-            _reg("C2", "T4", 1, D1, "C"),
-            _reg("D1", "T2", 10, D1, "D"),
-            _reg("D2", "T2", 10, D1, "D"),
-            _reg("F1", "T1", 10, D1, "F"),
-            _reg("F2", "T2", 10, D1, "F"),
-            _reg("B2", "T3", 10, D2, "B"),
+            day_registration("A2", "T2", 10, D1, "A"),
+            day_registration("A3", "T3", 10, D2, "A"),
+            day_registration("A4", "T5", 10, D1, "A", collected_at="yesterday"),
+            day_registration("C1", "T2", 10, D1, "C"),
+            day_registration("C2", "T4", 1, D1, "C"),
+            day_registration("D1", "T2", 10, D1, "D"),
+            day_registration("D2", "T2", 10, D1, "D"),
+            day_registration("F1", "T1", 10, D1, "F"),
+            day_registration("F2", "T2", 10, D1, "F"),
+            day_registration("B2", "T3", 10, D2, "B"),
         ],
     )
     tubes = ["T1", "T2", "T3", "T4", "T5"]
@@ -131,26 +115,26 @@ def test_last_day_spares_the_window_and_stays_a_bound(gw: Gateway, settings: Set
     def duplicates() -> list[str]:
         return _marks(gw)[0]
 
-    _load(gw, settings, "registrations", [_reg("X2", "T1", 10, D2, "X")])
+    _load(gw, settings, "registrations", [day_registration("X2", "T1", 10, D2, "X")])
     x = _pid(gw, "T1", "X2")
     assert last_days() == {x: D2}
     # An earlier day, later: the window is walked, the bound stays.
-    _load(gw, settings, "registrations", [_reg("X1", "T2", 10, D1, "X")])
+    _load(gw, settings, "registrations", [day_registration("X1", "T2", 10, D1, "X")])
     assert last_days() == {x: D2} and duplicates() == []
     # Another pooled tube of the bound's day: walked, X2 found.
-    _load(gw, settings, "registrations", [_reg("X3", "T3", 10, D2, "X")])
+    _load(gw, settings, "registrations", [day_registration("X3", "T3", 10, D2, "X")])
     assert duplicates() == ["file/X2", "file/X3"]
     # A person without the bound (a bulk import, an older store): the first load walks the
     # window and sets the latest day of all, not its own.
     gw.write("forget_last_days")
-    _load(gw, settings, "registrations", [_reg("X0", "T4", 10, d0, "X")])
+    _load(gw, settings, "registrations", [day_registration("X0", "T4", 10, d0, "X")])
     assert last_days() == {x: D2}
     # A later day: no walk; two pooled tubes of it in one batch are still found.
     _load(
         gw,
         settings,
         "registrations",
-        [_reg("X4", "T5", 10, d3, "X"), _reg("X5", "T6", 10, d3, "X")],
+        [day_registration("X4", "T5", 10, d3, "X"), day_registration("X5", "T6", 10, d3, "X")],
     )
     assert last_days() == {x: d3}
     assert duplicates() == ["file/X2", "file/X3", "file/X4", "file/X5"]

@@ -13,20 +13,9 @@ from engine.settings import Settings
 from engine.store.gateway import Gateway
 from engine.trace.build import trace_tube
 from loaders import write
-from tests.helpers import registration
+from tests.helpers import day_registration
 
 D1, D2 = "2022-04-09", "2022-04-10"
-
-
-def _reg(record_id: str, tube: str, pool: int, day: str, person: str) -> dict[str, Any]:
-    return registration(
-        record_id=record_id,
-        tube_code=tube,
-        pool_size=pool,
-        collected_at=f"{day}T08:15:00+08:00",
-        id_type="passport",
-        id_number=f"E{person}0001",
-    )
 
 
 def _load(gw: Gateway, settings: Settings, rows: list[dict[str, Any]]) -> None:
@@ -57,18 +46,22 @@ def test_pool_day_online_disagreement_and_backfill(gw: Gateway, settings: Settin
         gw,
         settings,
         [
-            _reg("R1", "T1", 10, D1, "A"),
-            _reg("R2", "T1", 10, D1, "B"),
-            _reg("R3", "T2", 10, D1, "C"),
-            _reg("R4", "T2", 10, D2, "D"),  # the days disagree
-            _reg("R5", "T3", 10, D1, "E"),
-            _reg("R6", "T3", 1, D1, "F"),  # the pool sizes disagree
-            _reg("R7", "T4", 1, D1, "G"),  # a single tube
+            day_registration("R1", "T1", 10, D1, "A"),
+            day_registration("R2", "T1", 10, D1, "B"),
+            day_registration("R3", "T2", 10, D1, "C"),
+            day_registration("R4", "T2", 10, D2, "D"),  # the days disagree
+            day_registration("R5", "T3", 10, D1, "E"),
+            day_registration("R6", "T3", 1, D1, "F"),  # the pool sizes disagree
+            day_registration("R7", "T4", 1, D1, "G"),  # a single tube
         ],
     )
     assert _pool_days(gw) == {"T1": D1, "T2": None, "T3": None, "T4": None}
     # A later load (its own transaction) into a tube of one day: no longer one day.
-    _load(gw, settings, [_reg("R8", "T1", 10, D2, "H"), _reg("R9", "T5", 10, D2, "A")])
+    _load(
+        gw,
+        settings,
+        [day_registration("R8", "T1", 10, D2, "H"), day_registration("R9", "T5", 10, D2, "A")],
+    )
     expected = {"T1": None, "T2": None, "T3": None, "T4": None, "T5": D2}
     assert _pool_days(gw) == expected
     # A store from before: the backfill sets them once, then leaves them alone.
